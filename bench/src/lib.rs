@@ -1,0 +1,116 @@
+//! Shared pieces of the benchmark programs: a bounded closed-loop load driver and the result
+//! files under `bench/results/`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// One measured load: operations per second and latency percentiles.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub operations: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Runs `concurrency` workers, each calling `operation(worker, i)` in a loop, until `duration`
+/// has passed or `max_operations` have been made in all. Bounded in time and count.
+pub async fn drive<F, Fut>(
+    concurrency: usize,
+    duration: Duration,
+    max_operations: u64,
+    operation: F,
+) -> Measurement
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let operation = Arc::new(operation);
+    let per_worker = max_operations.div_ceil(concurrency as u64);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let operation = operation.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                for i in 0..per_worker {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let begun = Instant::now();
+                    match operation(worker, i).await {
+                        Ok(()) => latencies.push(begun.elapsed()),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (mut l, e) = worker.await.expect("a benchmark worker panicked");
+        latencies.append(&mut l);
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort();
+    Measurement {
+        operations: latencies.len() as u64,
+        errors,
+        seconds,
+        per_second: latencies.len() as f64 / seconds,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1_000.0
+}
+
+/// Writes `bench/results/<name>` (pretty JSON) and returns its path.
+pub fn write_results(name: &str, value: &impl Serialize) -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value)? + "\n")?;
+    Ok(path)
+}
+
+/// A short description of the machine the figures come from.
+pub fn machine() -> serde_json::Value {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_default();
+    serde_json::json!({ "cpus": cpus, "cpu": model })
+}
+
+/// `BENCH_SECONDS` (default `default`): how long each scenario runs.
+pub fn scenario_duration(default: u64) -> Duration {
+    let seconds = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    Duration::from_secs(seconds)
+}

@@ -1,0 +1,174 @@
+//! What names and orders roles.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::text::{check_free_text, check_length};
+use super::{text_value, ValidationError};
+
+text_value!(
+    /// A role's id: 1..128 characters of `[a-zA-Z0-9_]`. Case is kept; uniqueness is
+    /// case-insensitive (the `role-id` claim).
+    RoleId
+);
+
+impl RoleId {
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        Self::parse_field("id", value, 1, 128)
+    }
+
+    /// Parses the `role` a user is given, which the contract bounds tighter (3..32).
+    pub fn parse_user_role(value: &str) -> Result<Self, ValidationError> {
+        Self::parse_field("role", value, 3, 32)
+    }
+
+    fn parse_field(
+        field: &'static str,
+        value: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<Self, ValidationError> {
+        check_length(field, value, min, max)?;
+        if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ValidationError::new(
+                field,
+                "must contain only letters, digits and underscores",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// A role id known to be valid (the system roles' ids).
+    fn known(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+
+    /// `super_admin`, rank 1, scope `*`.
+    pub fn super_admin() -> Self {
+        Self::known("super_admin")
+    }
+
+    /// `admin`, rank 2.
+    pub fn admin() -> Self {
+        Self::known("admin")
+    }
+
+    /// `user`, rank 100: the default role of new users and of users whose role is deleted.
+    pub fn user() -> Self {
+        Self::known("user")
+    }
+
+    /// `internal_client`, rank 2, scope `client:all`.
+    pub fn internal_client() -> Self {
+        Self::known("internal_client")
+    }
+
+    /// `external_client`, rank 100.
+    pub fn external_client() -> Self {
+        Self::known("external_client")
+    }
+}
+
+/// A role's power: 1 is the most powerful. Never 0 (the contract gives an unknown role rank 0
+/// when comparing, which is why a known role cannot have it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ranking(u32);
+
+impl Ranking {
+    pub fn new(value: i64) -> Result<Self, ValidationError> {
+        u32::try_from(value)
+            .ok()
+            .filter(|v| *v >= 1)
+            .map(Self)
+            .ok_or_else(|| ValidationError::new("ranking", "must be an integer of at least 1"))
+    }
+
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Ranking {
+    type Error = ValidationError;
+
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl fmt::Display for Ranking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+text_value!(
+    /// A role's display name: 1..128 characters.
+    RoleDisplayName
+);
+
+impl RoleDisplayName {
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        check_length("displayName", value, 1, 128)?;
+        check_free_text("displayName", value)?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+text_value!(
+    /// A role's description: 1..512 characters.
+    RoleDescription
+);
+
+impl RoleDescription {
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        check_length("description", value, 1, 512)?;
+        check_free_text("description", value)?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_ids_are_word_characters() {
+        assert_eq!(
+            RoleId::parse("Moderator_2").unwrap().as_str(),
+            "Moderator_2"
+        );
+        assert!(RoleId::parse("a").is_ok());
+        assert!(RoleId::parse(&"r".repeat(128)).is_ok());
+        assert!(RoleId::parse(&"r".repeat(129)).is_err());
+        assert!(RoleId::parse("").is_err());
+        assert!(RoleId::parse("mod-role").is_err());
+        assert!(RoleId::parse("mod role").is_err());
+    }
+
+    #[test]
+    fn a_users_role_is_3_to_32_characters() {
+        assert!(RoleId::parse_user_role("user").is_ok());
+        assert_eq!(RoleId::parse_user_role("ab").unwrap_err().field, "role");
+        assert!(RoleId::parse_user_role(&"r".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn rankings_start_at_1() {
+        assert_eq!(Ranking::new(1).map(Ranking::get), Ok(1));
+        assert!(Ranking::new(0).is_err());
+        assert!(Ranking::new(-5).is_err());
+        assert!(Ranking::new(i64::from(u32::MAX) + 1).is_err());
+    }
+
+    #[test]
+    fn role_display_names_and_descriptions_have_bounds() {
+        assert!(RoleDisplayName::parse("M").is_ok());
+        assert!(RoleDisplayName::parse("").is_err());
+        assert!(RoleDisplayName::parse(&"n".repeat(129)).is_err());
+        assert!(RoleDescription::parse("Moderates the forum").is_ok());
+        assert!(RoleDescription::parse(&"d".repeat(513)).is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! `userledger`: the one binary. `serve` runs the service; `migrate` brings the PostgreSQL
+//! event store's schema up to date and exits.
+//!
+//! Configuration (environment):
+//! - `USERLEDGER_LISTEN`: address to serve on (default `127.0.0.1:8080`);
+//! - `DATABASE_URL`: PostgreSQL (the event store unless `EVENTSTORE_URL` is set);
+//! - `EVENTSTORE_URL`: EventStoreDB (`esdb://...`), the production event store;
+//! - `USERLEDGER_DATABASE_POOL`: PostgreSQL connections (default 32);
+//! - `RUST_LOG`: log filter (default `info`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use events::store::eventstoredb::EventStoreDbStore;
+use events::store::postgres::PostgresEventStore;
+use events::store::EventStore;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
+    match command.as_str() {
+        "serve" => serve().await,
+        "migrate" => {
+            connect_postgres().await?;
+            tracing::info!("the PostgreSQL event store is up to date");
+            Ok(())
+        }
+        "help" | "--help" | "-h" => {
+            println!("usage: userledger [serve|migrate]");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}; usage: userledger [serve|migrate]"),
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let listen: SocketAddr = std::env::var("USERLEDGER_LISTEN")
+        .unwrap_or_else(|_| "127.0.0.1:8080".into())
+        .parse()
+        .context("USERLEDGER_LISTEN must be an address such as 127.0.0.1:8080")?;
+    let store: Arc<dyn EventStore> = match std::env::var("EVENTSTORE_URL") {
+        Ok(url) => {
+            tracing::info!("event store: EventStoreDB");
+            Arc::new(
+                EventStoreDbStore::connect(&url)
+                    .await
+                    .context("EVENTSTORE_URL")?,
+            )
+        }
+        Err(_) => {
+            tracing::info!("event store: PostgreSQL");
+            Arc::new(connect_postgres().await?)
+        }
+    };
+    let app = command_service::Application::build(listen, store).await?;
+    tracing::info!(address = %app.local_addr()?, "userledger is serving");
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn connect_postgres() -> anyhow::Result<PostgresEventStore> {
+    let url = std::env::var("DATABASE_URL")
+        .context("DATABASE_URL must name the PostgreSQL database (postgres://...)")?;
+    let pool = match std::env::var("USERLEDGER_DATABASE_POOL") {
+        Ok(size) => size
+            .parse()
+            .context("USERLEDGER_DATABASE_POOL must be a number of connections")?,
+        Err(_) => 32,
+    };
+    PostgresEventStore::connect(&url, pool)
+        .await
+        .context("connecting to DATABASE_URL")
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

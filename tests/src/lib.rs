@@ -1,0 +1,28 @@
+//! Test support: throwaway PostgreSQL databases (and, later, brokers) for black-box tests and
+//! benchmarks.
+//!
+//! # Layout
+//! - [`postgres`]: a database per test, in the cluster named by `DATABASE_URL`, or else in a
+//!   throwaway cluster that this process starts with `initdb` and `pg_ctl` and that is removed
+//!   when the process ends.
+//!
+//! `TEST_LOG=1` shows the logs of the code under test.
+
+pub mod postgres;
+
+pub use postgres::{PostgresCluster, TestDatabase};
+
+/// Sends the logs of the code under test to the test output when `TEST_LOG` is set.
+pub fn init_test_log() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+pub mod event_store_contract;

@@ -35,8 +35,8 @@ mod testing;
 use std::collections::BTreeSet;
 use std::fmt;
 
-use metadata::{CommandContext, EventFamily};
-use store::UniqueClaim;
+use metadata::{CommandContext, DecodeError, EventFamily};
+use store::{ExpectedRevision, RecordedEvent, UniqueClaim};
 use values::{Credits, InviteCode};
 
 /// Why a command was refused by the rules of its aggregate. Authorization and input validation
@@ -131,6 +131,34 @@ pub trait Aggregate {
                 Self::evolve(state, event)
             })
     }
+}
+
+/// An aggregate's state as read from its stream, and the revision to append at.
+#[derive(Debug, Clone)]
+pub struct Loaded<A: Aggregate> {
+    pub state: A::State,
+    /// The revision of the last event read; `None` for an empty stream.
+    pub revision: Option<u64>,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// What an append decided on this state must expect the stream to be at.
+    pub fn expected_revision(&self) -> ExpectedRevision {
+        ExpectedRevision::from_current(self.revision)
+    }
+}
+
+/// Decodes a stream's events (in order) and folds them into the aggregate's state. An event
+/// that cannot be read stops the load: deciding on a partial history could break a rule.
+pub fn load<A: Aggregate>(recorded: &[RecordedEvent]) -> Result<Loaded<A>, DecodeError> {
+    let mut state = A::State::default();
+    let mut revision = None;
+    for event in recorded {
+        let decoded = metadata::decode::<A::Event>(event)?;
+        state = A::evolve(state, &decoded.event);
+        revision = Some(event.revision);
+    }
+    Ok(Loaded { state, revision })
 }
 
 /// The uniqueness values an append must claim and release: exactly what the aggregate holds

@@ -1,10 +1,8 @@
 -- The PostgreSQL event store: one global log of every stream's events, and the uniqueness
 -- claims that appends make atomically with their events.
 
-CREATE SEQUENCE event_log_position AS bigint;
-
 CREATE TABLE events (
-    -- Global position, taken at insert (see append_to_stream for why it is still gap-free).
+    -- Global position: derived from the writing transaction's id (see append_to_stream).
     position     bigint      PRIMARY KEY,
     stream_id    text        NOT NULL,
     revision     bigint      NOT NULL CHECK (revision >= 0),
@@ -28,17 +26,18 @@ CREATE TABLE unique_claims (
 );
 
 -- Appends events to one stream at an expected revision, with uniqueness claims and releases,
--- in one transaction. It must be the first write of its transaction.
+-- in the caller's transaction (a statement of its own: autocommit).
 --
--- Gap-free reading: positions come from a sequence at insert time, so a transaction can commit
--- after another that took a higher position. Readers therefore only expose events whose
--- transaction id is below the oldest running transaction (pg_snapshot_xmin). That is only
--- correct if position order equals transaction-id order among appenders, so the transaction
--- id and the positions are taken together under a short advisory lock, released at once (not
--- held until commit: commits stay concurrent).
+-- Gap-free reading: a transaction may commit after another that wrote later, so readers expose
+-- only events whose transaction id is below the oldest running transaction
+-- (pg_snapshot_xmin). That is correct only if position order equals transaction-id order, so
+-- the position *is* derived from the transaction id: (xid << 16) + the event's index within
+-- its transaction. Every event a reader may still have to wait for then lies above every event
+-- it has been shown, with no lock and no sequence shared by writers.
 --
 -- Errors: UL001 wrong expected revision (DETAIL = actual revision or 'none'),
---         UL002 claim taken (DETAIL = kind, HINT = value).
+--         UL002 claim taken (DETAIL = kind, HINT = value),
+--         UL003 more than 65,536 events in one transaction.
 CREATE FUNCTION append_to_stream(
     p_stream          text,
     p_expected_kind   text,     -- 'any' | 'no_stream' | 'exact'
@@ -55,10 +54,10 @@ CREATE FUNCTION append_to_stream(
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    sequencer CONSTANT bigint := 7731023417;
     v_count     int := coalesce(cardinality(p_event_ids), 0);
     v_tx        xid8;
-    v_positions bigint[];
+    v_written   int;
+    v_base      bigint;
     v_current   bigint;
     v_inserted  int;
     v_owner     text;
@@ -66,21 +65,15 @@ BEGIN
     IF v_count = 0 THEN
         RAISE EXCEPTION 'an append needs at least one event' USING ERRCODE = '22023';
     END IF;
-    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
-        RAISE EXCEPTION 'append_to_stream must be the first write of its transaction'
-            USING ERRCODE = '25000';
+    v_tx := pg_current_xact_id();
+    -- Events this transaction already appended (a transaction may append several times).
+    v_written := coalesce(nullif(current_setting('userledger.events_in_transaction', true), ''), '0')::int;
+    IF v_written + v_count > 65536 THEN
+        RAISE EXCEPTION 'at most 65,536 events can be appended in one transaction'
+            USING ERRCODE = 'UL003';
     END IF;
-
-    PERFORM pg_advisory_lock(sequencer);
-    BEGIN
-        v_tx := pg_current_xact_id();
-        SELECT array_agg(p ORDER BY p) INTO v_positions
-          FROM (SELECT nextval('event_log_position') AS p FROM generate_series(1, v_count)) AS taken;
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
-        PERFORM pg_advisory_unlock(sequencer);
-        RAISE;
-    END;
-    PERFORM pg_advisory_unlock(sequencer);
+    PERFORM set_config('userledger.events_in_transaction', (v_written + v_count)::text, true);
+    v_base := (v_tx::text::bigint << 16) + v_written;
 
     SELECT max(e.revision) INTO v_current FROM events e WHERE e.stream_id = p_stream;
     IF (p_expected_kind = 'no_stream' AND v_current IS NOT NULL)
@@ -110,7 +103,7 @@ BEGIN
     END LOOP;
 
     INSERT INTO events (position, stream_id, revision, tx, event_id, event_type, data, metadata)
-    SELECT v_positions[i], p_stream, coalesce(v_current, -1) + i, v_tx,
+    SELECT v_base + i - 1, p_stream, coalesce(v_current, -1) + i, v_tx,
            p_event_ids[i], p_types[i], p_data[i], p_metadata[i]
       FROM generate_series(1, v_count) AS i
     ON CONFLICT ON CONSTRAINT events_stream_revision_key DO NOTHING;
@@ -122,6 +115,6 @@ BEGIN
             USING ERRCODE = 'UL001', DETAIL = coalesce(v_current::text, 'none');
     END IF;
 
-    RETURN QUERY SELECT coalesce(v_current, -1) + v_count, v_positions[1], v_positions[v_count];
+    RETURN QUERY SELECT coalesce(v_current, -1) + v_count, v_base, v_base + v_count - 1;
 END;
 $$;

@@ -10,6 +10,7 @@ use events::store::postgres::PostgresEventStore;
 use events::store::{AppendRequest, EventStore, ExpectedRevision, Position};
 use futures::StreamExt;
 use rand::Rng;
+use serde_json::json;
 use test_support::event_store_contract::{event, read_namespace, Namespace};
 use test_support::TestDatabase;
 
@@ -34,7 +35,7 @@ async fn a_late_commit_holds_back_readers_until_it_lands() {
         &AppendRequest::new(
             ns.stream("slow"),
             ExpectedRevision::NoStream,
-            vec![event("Slow", serde_json::json!({}))],
+            vec![event("Slow", json!({}))],
         ),
     )
     .await
@@ -44,7 +45,7 @@ async fn a_late_commit_holds_back_readers_until_it_lands() {
         .append(AppendRequest::new(
             ns.stream("quick"),
             ExpectedRevision::NoStream,
-            vec![event("Quick", serde_json::json!({}))],
+            vec![event("Quick", json!({}))],
         ))
         .await
         .unwrap();
@@ -70,7 +71,7 @@ async fn a_rolled_back_append_is_never_seen() {
         &AppendRequest::new(
             ns.stream("doomed"),
             ExpectedRevision::NoStream,
-            vec![event("Doomed", serde_json::json!({}))],
+            vec![event("Doomed", json!({}))],
         ),
     )
     .await
@@ -79,7 +80,7 @@ async fn a_rolled_back_append_is_never_seen() {
         .append(AppendRequest::new(
             ns.stream("kept"),
             ExpectedRevision::NoStream,
-            vec![event("Kept", serde_json::json!({}))],
+            vec![event("Kept", json!({}))],
         ))
         .await
         .unwrap();
@@ -94,31 +95,49 @@ async fn a_rolled_back_append_is_never_seen() {
         .is_empty());
 }
 
-/// An append must be the first write of its transaction, or position order could disagree with
-/// transaction order; the store refuses otherwise.
+/// Positions follow transaction ids, so several appends in one transaction still get distinct
+/// positions, in the order they were made, and commit together.
 #[tokio::test]
-async fn an_append_after_another_write_is_refused() {
+async fn appends_sharing_a_transaction_get_ordered_positions() {
     let (store, _db) = store().await;
     let ns = Namespace::new();
     let mut transaction = store.pool().begin().await.unwrap();
-    sqlx::query("CREATE TEMP TABLE scratch (x int)")
-        .execute(&mut *transaction)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO scratch VALUES (1)")
-        .execute(&mut *transaction)
-        .await
-        .unwrap();
-    let refused = PostgresEventStore::append_within(
-        &mut transaction,
-        &AppendRequest::new(
-            ns.stream("late"),
-            ExpectedRevision::NoStream,
-            vec![event("Late", serde_json::json!({}))],
-        ),
-    )
-    .await;
-    assert!(refused.is_err(), "{refused:?}");
+    let mut results = Vec::new();
+    for name in ["a", "b", "a"] {
+        let request = AppendRequest::new(
+            ns.stream(name),
+            ExpectedRevision::Any,
+            vec![event("One", json!({})), event("Two", json!({}))],
+        );
+        results.push(
+            PostgresEventStore::append_within(&mut transaction, &request)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(read_namespace_now(&store, &ns).await.is_empty());
+    transaction.commit().await.unwrap();
+
+    let log = read_namespace(&store, &ns, 6).await;
+    let positions: Vec<Position> = log.iter().map(|e| e.position).collect();
+    let expected: Vec<Position> = results
+        .iter()
+        .flat_map(|r| [r.first_position, r.position])
+        .collect();
+    assert_eq!(positions, expected);
+    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        results[2].revision, 3,
+        "the second append to a saw the first"
+    );
+}
+
+async fn read_namespace_now(store: &PostgresEventStore, ns: &Namespace) -> Vec<Position> {
+    let log = store.read_all(None, 1_000).await.unwrap();
+    log.iter()
+        .filter(|e| ns.owns(e))
+        .map(|e| e.position)
+        .collect()
 }
 
 const WRITERS: usize = 8;
@@ -171,10 +190,7 @@ async fn a_subscriber_sees_every_event_once_in_order_despite_out_of_order_commit
                         &AppendRequest::new(
                             stream,
                             ExpectedRevision::Any,
-                            vec![event(
-                                "Written",
-                                serde_json::json!({ "writer": writer, "i": i }),
-                            )],
+                            vec![event("Written", json!({ "writer": writer, "i": i }))],
                         ),
                     )
                     .await

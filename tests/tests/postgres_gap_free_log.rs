@@ -30,16 +30,17 @@ async fn a_late_commit_holds_back_readers_until_it_lands() {
     let ns = Namespace::new();
 
     let mut slow = store.pool().begin().await.unwrap();
-    let late = PostgresEventStore::append_within(
-        &mut slow,
-        &AppendRequest::new(
-            ns.stream("slow"),
-            ExpectedRevision::NoStream,
-            vec![event("Slow", json!({}))],
-        ),
-    )
-    .await
-    .unwrap();
+    let late = store
+        .append_within(
+            &mut slow,
+            &AppendRequest::new(
+                ns.stream("slow"),
+                ExpectedRevision::NoStream,
+                vec![event("Slow", json!({}))],
+            ),
+        )
+        .await
+        .unwrap();
 
     let quick = store
         .append(AppendRequest::new(
@@ -66,16 +67,17 @@ async fn a_rolled_back_append_is_never_seen() {
     let (store, _db) = store().await;
     let ns = Namespace::new();
     let mut doomed = store.pool().begin().await.unwrap();
-    PostgresEventStore::append_within(
-        &mut doomed,
-        &AppendRequest::new(
-            ns.stream("doomed"),
-            ExpectedRevision::NoStream,
-            vec![event("Doomed", json!({}))],
-        ),
-    )
-    .await
-    .unwrap();
+    store
+        .append_within(
+            &mut doomed,
+            &AppendRequest::new(
+                ns.stream("doomed"),
+                ExpectedRevision::NoStream,
+                vec![event("Doomed", json!({}))],
+            ),
+        )
+        .await
+        .unwrap();
     let kept = store
         .append(AppendRequest::new(
             ns.stream("kept"),
@@ -110,7 +112,8 @@ async fn appends_sharing_a_transaction_get_ordered_positions() {
             vec![event("One", json!({})), event("Two", json!({}))],
         );
         results.push(
-            PostgresEventStore::append_within(&mut transaction, &request)
+            store
+                .append_within(&mut transaction, &request)
                 .await
                 .unwrap(),
         );
@@ -185,16 +188,17 @@ async fn a_subscriber_sees_every_event_once_in_order_despite_out_of_order_commit
                 for i in 0..EVENTS / WRITERS {
                     let stream = ns.stream(&format!("w{writer}-{}", i % 50));
                     let mut transaction = store.pool().begin().await.unwrap();
-                    let result = PostgresEventStore::append_within(
-                        &mut transaction,
-                        &AppendRequest::new(
-                            stream,
-                            ExpectedRevision::Any,
-                            vec![event("Written", json!({ "writer": writer, "i": i }))],
-                        ),
-                    )
-                    .await
-                    .unwrap();
+                    let result = store
+                        .append_within(
+                            &mut transaction,
+                            &AppendRequest::new(
+                                stream,
+                                ExpectedRevision::Any,
+                                vec![event("Written", json!({ "writer": writer, "i": i }))],
+                            ),
+                        )
+                        .await
+                        .unwrap();
                     let delay = rand::rng().random_range(0..3_000);
                     tokio::time::sleep(Duration::from_micros(delay)).await;
                     transaction.commit().await.unwrap();

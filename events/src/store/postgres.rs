@@ -1,9 +1,14 @@
 //! The PostgreSQL event store.
 //!
-//! Appends are one call of the `append_to_stream` function (see the migration), so an append
-//! costs one round trip and one commit. Readers of the global log see only events whose
-//! transaction is older than the oldest running one, which, with positions taken in
-//! transaction-id order, means a reader never passes a position that may still commit.
+//! An append without uniqueness claims is one INSERT statement: one round trip, one commit. An
+//! append with claims (creates, renames, deletes) is a short transaction: releases, claims,
+//! events.
+//!
+//! Gap-free reading: a transaction may commit after another that wrote later. Readers expose
+//! only events whose transaction id is below the oldest running transaction
+//! (`pg_snapshot_xmin`), and an event's position is derived from its transaction id
+//! (`(xid << 16) + its index in the transaction`), so every event a reader may still have to
+//! wait for lies above every event it has been shown. No lock or sequence is shared by writers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use sqlx::postgres::{PgDatabaseError, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -21,10 +26,6 @@ use super::{
     RecordedEvent, StoreError, UniqueClaim,
 };
 
-/// Raised by `append_to_stream` (see the migration).
-const WRONG_EXPECTED_REVISION: &str = "UL001";
-const CLAIM_TAKEN: &str = "UL002";
-
 /// How many events a subscription reads per query while it catches up.
 const SUBSCRIPTION_BATCH: usize = 1_000;
 /// How often an idle subscription looks for events written by other processes. Appends made
@@ -32,6 +33,33 @@ const SUBSCRIPTION_BATCH: usize = 1_000;
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// An append with `ExpectedRevision::Any` that races another writer retries this many times.
 const ANY_REVISION_ATTEMPTS: usize = 10;
+/// Events one transaction may append: the low 16 bits of a position.
+const EVENTS_PER_TRANSACTION: usize = 1 << 16;
+
+/// The unique constraint that makes the loser of a race for a revision fail.
+const STREAM_REVISION_KEY: &str = "events_stream_revision_key";
+
+/// Appends to a stream that must not exist: the unique `(stream_id, revision)` is the check.
+/// `$2` is the number of events this transaction appended before.
+const INSERT_NEW_STREAM: &str = "\
+    INSERT INTO events (position, stream_id, revision, tx, event_id, event_type, data, metadata) \
+    SELECT (pg_current_xact_id()::text::bigint << 16) + $2 + e.i - 1, $1, e.i - 1, \
+           pg_current_xact_id(), e.id, e.t, e.d, e.m \
+      FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) \
+           WITH ORDINALITY AS e(id, t, d, m, i) \
+    RETURNING position, revision";
+
+/// Appends after the stream's last revision when it equals `$7` (any revision when `$7` is
+/// null). No row comes back when it does not; a concurrent append of the same revision fails
+/// on the unique `(stream_id, revision)`.
+const INSERT_AT_REVISION: &str = "\
+    INSERT INTO events (position, stream_id, revision, tx, event_id, event_type, data, metadata) \
+    SELECT (pg_current_xact_id()::text::bigint << 16) + $2 + e.i - 1, $1, current.revision + e.i, \
+           pg_current_xact_id(), e.id, e.t, e.d, e.m \
+      FROM (SELECT coalesce(max(revision), -1) AS revision FROM events WHERE stream_id = $1) current, \
+           unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY AS e(id, t, d, m, i) \
+     WHERE $7::bigint IS NULL OR current.revision = $7 \
+    RETURNING position, revision";
 
 #[derive(Clone)]
 pub struct PostgresEventStore {
@@ -78,51 +106,127 @@ impl PostgresEventStore {
         &self.pool
     }
 
-    /// Appends inside a transaction of the caller's, which must not have written anything yet
-    /// (the store function refuses otherwise). The events become visible to readers when that
-    /// transaction commits.
+    /// Appends inside a transaction of the caller's; the events become visible when it
+    /// commits. A transaction may append several times.
     pub async fn append_within(
-        transaction: &mut sqlx::PgConnection,
+        &self,
+        transaction: &mut PgConnection,
         request: &AppendRequest,
     ) -> Result<AppendResult, StoreError> {
-        call_append(transaction, request).await
+        let appended_before: i32 = sqlx::query_scalar(
+            "SELECT coalesce(nullif(current_setting('userledger.events_in_transaction', true), ''), '0')::int",
+        )
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(StoreError::backend)?;
+        let result = self
+            .append_in(&mut *transaction, request, appended_before as usize)
+            .await?;
+        sqlx::query("SELECT set_config('userledger.events_in_transaction', $1, true)")
+            .bind((appended_before as usize + request.events.len()).to_string())
+            .execute(&mut *transaction)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(result)
+    }
+
+    /// One append in its own transaction.
+    async fn append_once(&self, request: &AppendRequest) -> Result<AppendResult, StoreError> {
+        if request.claims.is_empty() && request.releases.is_empty() {
+            let mut connection = self.pool.acquire().await.map_err(StoreError::backend)?;
+            return self.append_in(&mut connection, request, 0).await;
+        }
+        let mut transaction = self.pool.begin().await.map_err(StoreError::backend)?;
+        let result = self.append_in(&mut transaction, request, 0).await?;
+        transaction.commit().await.map_err(StoreError::backend)?;
+        Ok(result)
+    }
+
+    /// Releases, claims and events, on `connection` (inside a transaction when there are
+    /// claims or releases). `appended_before` events were appended earlier in the same
+    /// transaction.
+    async fn append_in(
+        &self,
+        connection: &mut PgConnection,
+        request: &AppendRequest,
+        appended_before: usize,
+    ) -> Result<AppendResult, StoreError> {
+        let events = &request.events;
+        if appended_before + events.len() > EVENTS_PER_TRANSACTION {
+            return Err(StoreError::InvalidAppend(format!(
+                "at most {EVENTS_PER_TRANSACTION} events can be appended in one transaction"
+            )));
+        }
+        release(connection, request).await?;
+        claim(connection, request).await?;
+
+        let (statement, expected) = match request.expected {
+            ExpectedRevision::NoStream => (INSERT_NEW_STREAM, None),
+            ExpectedRevision::Any => (INSERT_AT_REVISION, None),
+            ExpectedRevision::Exact(revision) => (INSERT_AT_REVISION, Some(to_i64(revision)?)),
+        };
+        let rows: Result<Vec<(i64, i64)>, sqlx::Error> = sqlx::query_as(statement)
+            .bind(&request.stream)
+            .bind(appended_before as i64)
+            .bind(events.iter().map(|e| e.event_id).collect::<Vec<Uuid>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.event_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
+            .bind(expected)
+            .fetch_all(&mut *connection)
+            .await;
+        let rows = match rows {
+            Ok(rows) if rows.len() == events.len() => rows,
+            Ok(_) => return Err(self.wrong_revision(request).await),
+            Err(error) if is_violation_of(&error, STREAM_REVISION_KEY) => {
+                return Err(self.wrong_revision(request).await)
+            }
+            Err(error) => return Err(StoreError::backend(error)),
+        };
+        let (first, _) = rows[0];
+        let (last, revision) = rows[rows.len() - 1];
+        Ok(AppendResult {
+            revision: revision as u64,
+            first_position: Position::at(first as u64),
+            position: Position::at(last as u64),
+        })
+    }
+
+    /// The error of an append whose expected revision did not hold, with the stream's revision
+    /// as it is now (read outside the failed transaction).
+    async fn wrong_revision(&self, request: &AppendRequest) -> StoreError {
+        let actual: Result<Option<i64>, _> =
+            sqlx::query_scalar("SELECT max(revision) FROM events WHERE stream_id = $1")
+                .bind(&request.stream)
+                .fetch_one(&self.pool)
+                .await;
+        match actual {
+            Ok(actual) => StoreError::WrongExpectedRevision {
+                stream: request.stream.clone(),
+                expected: request.expected,
+                actual: actual.map(|r| r as u64),
+            },
+            Err(error) => StoreError::backend(error),
+        }
     }
 }
 
-async fn call_append<'e, E: sqlx::PgExecutor<'e>>(
-    executor: E,
-    request: &AppendRequest,
-) -> Result<AppendResult, StoreError> {
-    let (expected_kind, expected) = match request.expected {
-        ExpectedRevision::Any => ("any", None),
-        ExpectedRevision::NoStream => ("no_stream", None),
-        ExpectedRevision::Exact(revision) => ("exact", Some(to_i64(revision)?)),
-    };
-    let events = &request.events;
-    // Claims in one order everywhere, so two appends claiming the same values cannot
-    // deadlock.
-    let mut claims: Vec<&UniqueClaim> = request.claims.iter().collect();
-    claims.sort();
-    claims.dedup();
-
-    let row: (i64, i64, i64) = sqlx::query_as(
-        "SELECT revision, first_position, last_position \
-               FROM append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+/// Gives up the values this stream holds among `request.releases`; a value held by another
+/// stream is left alone.
+async fn release(connection: &mut PgConnection, request: &AppendRequest) -> Result<(), StoreError> {
+    if request.releases.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM unique_claims c USING unnest($2::text[], $3::text[]) AS r(kind, value) \
+          WHERE c.kind = r.kind AND c.value = r.value AND c.stream_id = $1",
     )
     .bind(&request.stream)
-    .bind(expected_kind)
-    .bind(expected)
-    .bind(events.iter().map(|e| e.event_id).collect::<Vec<Uuid>>())
-    .bind(
-        events
-            .iter()
-            .map(|e| e.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
-    .bind(claims.iter().map(|c| c.kind()).collect::<Vec<_>>())
-    .bind(claims.iter().map(|c| c.value()).collect::<Vec<_>>())
     .bind(
         request
             .releases
@@ -137,16 +241,43 @@ async fn call_append<'e, E: sqlx::PgExecutor<'e>>(
             .map(|c| c.value())
             .collect::<Vec<_>>(),
     )
-    .fetch_one(executor)
+    .execute(connection)
     .await
-    .map_err(|error| append_error(request, error))?;
+    .map_err(StoreError::backend)?;
+    Ok(())
+}
 
-    let (revision, first, last) = row;
-    Ok(AppendResult {
-        revision: revision as u64,
-        first_position: Position::at(first as u64),
-        position: Position::at(last as u64),
-    })
+/// Claims every value of `request.claims` for the stream, or fails with the first one that
+/// another stream holds. Claims go in one sorted order everywhere, so two appends claiming the
+/// same values wait for each other instead of deadlocking. A claim of a value in flight in
+/// another transaction waits for that transaction to end.
+async fn claim(connection: &mut PgConnection, request: &AppendRequest) -> Result<(), StoreError> {
+    let mut claims: Vec<&UniqueClaim> = request.claims.iter().collect();
+    claims.sort();
+    claims.dedup();
+    for claim in claims {
+        let holder: Option<String> = sqlx::query_scalar(
+            "WITH claimed AS ( \
+                INSERT INTO unique_claims (kind, value, stream_id) VALUES ($1, $2, $3) \
+                ON CONFLICT (kind, value) DO NOTHING RETURNING stream_id) \
+             SELECT stream_id FROM claimed \
+             UNION ALL \
+             SELECT stream_id FROM unique_claims WHERE kind = $1 AND value = $2 \
+             LIMIT 1",
+        )
+        .bind(claim.kind())
+        .bind(claim.value())
+        .bind(&request.stream)
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(StoreError::backend)?;
+        if holder.as_deref() != Some(request.stream.as_str()) {
+            return Err(StoreError::ClaimTaken {
+                claim: claim.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -164,7 +295,7 @@ impl EventStore for PostgresEventStore {
         };
         let mut attempt = 1;
         loop {
-            match call_append(&self.pool, &request).await {
+            match self.append_once(&request).await {
                 Err(StoreError::WrongExpectedRevision { .. }) if attempt < attempts => {
                     attempt += 1;
                 }
@@ -300,28 +431,13 @@ impl From<EventRow> for RecordedEvent {
     }
 }
 
-/// The one place where the store function's errors become domain errors.
-fn append_error(request: &AppendRequest, error: sqlx::Error) -> StoreError {
-    let Some(db) = error
+/// Whether `error` is a violation of the named constraint: the one place where a constraint
+/// becomes a domain error.
+fn is_violation_of(error: &sqlx::Error, constraint: &str) -> bool {
+    error
         .as_database_error()
-        .and_then(|e| e.try_downcast_ref::<PgDatabaseError>())
-    else {
-        return StoreError::backend(error);
-    };
-    match db.code() {
-        WRONG_EXPECTED_REVISION => StoreError::WrongExpectedRevision {
-            stream: request.stream.clone(),
-            expected: request.expected,
-            actual: db.detail().and_then(|d| d.parse().ok()),
-        },
-        CLAIM_TAKEN => StoreError::ClaimTaken {
-            claim: UniqueClaim::new(
-                db.detail().unwrap_or_default(),
-                db.hint().unwrap_or_default(),
-            ),
-        },
-        _ => StoreError::backend(error),
-    }
+        .and_then(|e| e.constraint())
+        .is_some_and(|name| name == constraint)
 }
 
 fn to_i64(value: u64) -> Result<i64, StoreError> {

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`Application`]: builds the HTTP server on an event store and runs it until stopped.
-//! - [`health`]: liveness.
+//! - [`health`] answers `GET /health` (liveness).
 //!
 //! The write routes of the contract land here next (see the open issues).
 

@@ -60,7 +60,27 @@ async fn serve() -> anyhow::Result<()> {
             Arc::new(connect_postgres().await?)
         }
     };
-    let app = command_service::Application::build(listen, store).await?;
+    let mut settings = command_service::Settings::new(token_secret()?);
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let (Some(username), Some(email), Some(password)) = (
+        var("USERLEDGER_BOOTSTRAP_ADMIN_USERNAME"),
+        var("USERLEDGER_BOOTSTRAP_ADMIN_EMAIL"),
+        var("USERLEDGER_BOOTSTRAP_ADMIN_PASSWORD"),
+    ) {
+        settings.bootstrap_admin = Some(command_service::settings::BootstrapAdmin {
+            username,
+            email,
+            password,
+        });
+    }
+    if let (Some(client_id), Some(secret)) = (
+        var("USERLEDGER_BOOTSTRAP_CLIENT_ID"),
+        var("USERLEDGER_BOOTSTRAP_CLIENT_SECRET"),
+    ) {
+        settings.bootstrap_client =
+            Some(command_service::settings::BootstrapClient { client_id, secret });
+    }
+    let app = command_service::Application::build(listen, store, settings).await?;
     tracing::info!(address = %app.local_addr()?, "userledger is serving");
     app.run_until_stopped(shutdown_signal()).await
 }
@@ -100,4 +120,17 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// `USERLEDGER_TOKEN_SECRET` signs tokens; without it a random key is drawn, so tokens do not
+/// survive a restart (fine for a local run, said in the log).
+fn token_secret() -> anyhow::Result<Vec<u8>> {
+    match std::env::var("USERLEDGER_TOKEN_SECRET") {
+        Ok(secret) if secret.len() >= 32 => Ok(secret.into_bytes()),
+        Ok(_) => bail!("USERLEDGER_TOKEN_SECRET must be at least 32 characters"),
+        Err(_) => {
+            tracing::warn!("USERLEDGER_TOKEN_SECRET is not set: signing tokens with a random key");
+            Ok(uuid::Uuid::new_v4().as_bytes().repeat(2))
+        }
+    }
 }

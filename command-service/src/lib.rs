@@ -1,25 +1,82 @@
-//! The write side of userledger: HTTP routes that load a stream, decide and append.
+//! The write side of userledger: every write route of Liquid's admin and client APIs
+//! (`contract/API.md`), the token endpoint, and first-start bootstrapping.
 //!
 //! # Layout
 //! - [`Application`]: builds the HTTP server on an event store and runs it until stopped.
+//! - [`envelope`]: the contract's success and error envelopes; [`extract`]: JSON bodies.
+//! - [`auth`]: tokens, the [`auth::Caller`] extractor, the `shared`/`session` scope checks,
+//!   revocation.
+//! - [`pipeline`]: load, decide, append at the expected revision, retry on conflict.
+//! - [`hashing`]: argon2id on a bounded pool.
+//! - [`users`], [`roles`], [`clients`], [`oauth`]: the routes, one file per command where a
+//!   family grows.
+//! - [`bootstrap`]: system roles, the first super_admin and internal client.
 //! - [`health`] answers `GET /health` (liveness).
-//!
-//! The write routes of the contract land here next (see the open issues).
 
+pub mod auth;
+pub mod bootstrap;
+pub mod envelope;
+pub mod extract;
+pub mod hashing;
 pub mod health;
+pub mod pipeline;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, OriginalUri};
+use axum::http::Method;
 use axum::Router;
 use events::store::EventStore;
+use serde_json::json;
 use tokio::net::TcpListener;
+
+pub use settings::Settings;
+
+use auth::access::AccessCache;
+use auth::TokenKeys;
+use envelope::ApiError;
+use hashing::Hasher;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
+    pub settings: Arc<Settings>,
+    pub tokens: Arc<TokenKeys>,
+    pub access: Arc<AccessCache>,
+    pub hasher: Hasher,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn EventStore>, settings: Settings) -> Self {
+        Self {
+            tokens: Arc::new(TokenKeys::new(&settings.token_secret)),
+            access: Arc::new(AccessCache::new(
+                store.clone(),
+                settings.revocation_check_ttl,
+            )),
+            hasher: Hasher::new(settings.hashing_workers, settings.hashing_queue),
+            settings: Arc::new(settings),
+            store,
+        }
+    }
+}
+
+/// Every route of the write side, with the body limit and the contract's 404.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.body_limit;
+    Router::new()
+        .merge(health::router())
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn unknown_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::NotFound(json!({ "method": method.as_str(), "path": uri.path() }))
 }
 
 /// The HTTP server, bound and ready to run.
@@ -29,15 +86,24 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `listen` (port 0 picks a free port, as tests do).
-    pub async fn build(listen: SocketAddr, store: Arc<dyn EventStore>) -> anyhow::Result<Self> {
+    /// Bootstraps (system roles, configured first accounts) and binds `listen` (port 0 picks a
+    /// free port, as tests do).
+    pub async fn build(
+        listen: SocketAddr,
+        store: Arc<dyn EventStore>,
+        settings: Settings,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        let router = Router::new()
-            .merge(health::router())
-            .with_state(AppState { store });
-        Ok(Self { listener, router })
+        let state = AppState::new(store, settings);
+        bootstrap::bootstrap(&state)
+            .await
+            .context("first-start bootstrap")?;
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -276,7 +276,7 @@ pub fn outranks(actor: Option<Ranking>, target: Option<Ranking>, can_edit_peer_d
 pub fn system_roles() -> Vec<CreateRole> {
     let table: [(RoleId, &str, i64, &[&str]); 5] = [
         (RoleId::super_admin(), "Super Admin", 1, &["*"]),
-        (RoleId::admin(), "Admin", 2, &[]),
+        (RoleId::admin(), "Admin", 2, &["admin:all"]),
         (RoleId::user(), "User", 100, &[]),
         (
             RoleId::internal_client(),

@@ -248,6 +248,9 @@ pub async fn claims_follow_their_append(store: &dyn EventStore) {
         )
         .await;
     assert!(won.is_ok(), "a refused append left its claim: {won:?}");
+    assert_eq!(store.claim_holder(&name).await.unwrap(), Some(b.clone()));
+    let shouted = UniqueClaim::new("username", name.value().to_uppercase());
+    assert_eq!(store.claim_holder(&shouted).await.unwrap(), Some(b.clone()));
 
     let taken = store
         .append(
@@ -276,6 +279,7 @@ pub async fn claims_follow_their_append(store: &dyn EventStore) {
         )
         .await
         .unwrap();
+    assert_eq!(store.claim_holder(&name).await.unwrap(), None);
     store
         .append(
             AppendRequest::new(&a, ExpectedRevision::Exact(0), vec![counted(1)])
@@ -283,6 +287,7 @@ pub async fn claims_follow_their_append(store: &dyn EventStore) {
         )
         .await
         .expect("a released value can be claimed");
+    assert_eq!(store.claim_holder(&name).await.unwrap(), Some(a.clone()));
 
     // Releasing a value held by another stream changes nothing.
     store

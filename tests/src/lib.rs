@@ -8,8 +8,10 @@
 //!
 //! `TEST_LOG=1` shows the logs of the code under test.
 
+pub mod app;
 pub mod postgres;
 
+pub use app::{spawn_app, TestApp};
 pub use postgres::{PostgresCluster, TestDatabase};
 
 /// Sends the logs of the code under test to the test output when `TEST_LOG` is set.

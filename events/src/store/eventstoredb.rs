@@ -576,6 +576,21 @@ impl EventStore for EventStoreDbStore {
     /// and then live ones. The server-side filter drops event types starting with `$`; the rest
     /// (system streams, reservation streams, events at or before `after`) is dropped here.
     /// After an error the stream yields it and then subscribes again from the last event it saw.
+    /// The holder per the reservation stream. A stale reservation (its owner never wrote the
+    /// reserved-for event) holds nothing.
+    async fn claim_holder(&self, claim: &UniqueClaim) -> Result<Option<String>, StoreError> {
+        match self.reservation_state(&reservation_stream(claim)).await? {
+            Some((_, ReservationState::Reserved(holder))) => {
+                if self.is_stale(&holder).await? {
+                    Ok(None)
+                } else {
+                    Ok(Some(holder.data.stream))
+                }
+            }
+            Some((_, ReservationState::Released)) | None => Ok(None),
+        }
+    }
+
     fn subscribe_all(&self, after: Option<Position>) -> EventStream {
         let state = Following {
             client: self.client.clone(),

@@ -233,6 +233,10 @@ pub trait EventStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The stream that holds a unique value, if any: how a login finds a user by username or
+    /// email without a read model.
+    async fn claim_holder(&self, claim: &UniqueClaim) -> Result<Option<String>, StoreError>;
+
     /// Every event after `after`, in position order: the stored ones first, then live ones as
     /// they commit. The stream ends only on an error.
     fn subscribe_all(&self, after: Option<Position>) -> EventStream;

@@ -333,6 +333,15 @@ impl EventStore for PostgresEventStore {
         read_all(&self.pool, after, limit).await
     }
 
+    async fn claim_holder(&self, claim: &UniqueClaim) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT stream_id FROM unique_claims WHERE kind = $1 AND value = $2")
+            .bind(claim.kind())
+            .bind(claim.value())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::backend)
+    }
+
     fn subscribe_all(&self, after: Option<Position>) -> EventStream {
         let state = Subscription {
             pool: self.pool.clone(),

@@ -1,0 +1,117 @@
+//! Revocation: a token stops working once its user is banned or deleted, or its client is
+//! deleted. Tokens are stateless, so every request asks the event store, through a cache of a
+//! few seconds (`Settings::revocation_check_ttl`); that bounds how long a revoked token lives.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use events::application::Application;
+use events::store::EventStore;
+use events::user::User;
+use events::values::{ApplicationId, UserId};
+use events::{load, Aggregate};
+
+use super::caller::TokenKind;
+use super::tokens::TokenClaims;
+use crate::envelope::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    /// A banned user: 403 Banned.
+    Banned,
+    /// Deleted or never existed: the token is revoked.
+    Gone,
+}
+
+pub struct AccessCache {
+    store: Arc<dyn EventStore>,
+    ttl: Duration,
+    entries: Mutex<HashMap<(TokenKind, String, String), (Instant, AccountStatus)>>,
+}
+
+/// Beyond this many cached answers the cache is emptied: stale answers are cheap to recompute.
+const MAX_ENTRIES: usize = 100_000;
+
+impl AccessCache {
+    pub fn new(store: Arc<dyn EventStore>, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the token's account (and the client that issued it) may still act.
+    pub async fn status(&self, claims: &TokenClaims) -> Result<AccountStatus, ApiError> {
+        let key = (claims.kind, claims.sub.clone(), claims.client.clone());
+        if let Some((at, status)) = self.lock().get(&key) {
+            if at.elapsed() < self.ttl {
+                return Ok(*status);
+            }
+        }
+        let status = self.look_up(claims).await?;
+        let mut entries = self.lock();
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), status));
+        Ok(status)
+    }
+
+    /// Forgets what is cached about an account, so that its next request is checked afresh
+    /// (called by the writes that ban or delete).
+    pub fn forget(&self, subject: &str) {
+        self.lock()
+            .retain(|(_, sub, client), _| sub != subject && client != subject);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(TokenKind, String, String), (Instant, AccountStatus)>>
+    {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn look_up(&self, claims: &TokenClaims) -> Result<AccountStatus, ApiError> {
+        if !self.client_is_active(&claims.client).await? {
+            return Ok(AccountStatus::Gone);
+        }
+        match claims.kind {
+            TokenKind::Client => Ok(AccountStatus::Active),
+            TokenKind::Delegated => {
+                let Ok(id) = UserId::parse(&claims.sub) else {
+                    return Ok(AccountStatus::Gone);
+                };
+                let recorded = self
+                    .store
+                    .read_stream(&<User as Aggregate>::stream_name(&id), 0)
+                    .await?;
+                let user = load::<User>(&recorded).map_err(ApiError::internal)?.state;
+                Ok(match user {
+                    Some(user) if user.deleted => AccountStatus::Gone,
+                    Some(user) if user.banned => AccountStatus::Banned,
+                    Some(_) => AccountStatus::Active,
+                    None => AccountStatus::Gone,
+                })
+            }
+        }
+    }
+
+    async fn client_is_active(&self, client: &str) -> Result<bool, ApiError> {
+        let Ok(id) = ApplicationId::parse(client) else {
+            return Ok(false);
+        };
+        let recorded = self
+            .store
+            .read_stream(&<Application as Aggregate>::stream_name(&id), 0)
+            .await?;
+        let application = load::<Application>(&recorded)
+            .map_err(ApiError::internal)?
+            .state;
+        Ok(application.is_some_and(|a| !a.deleted))
+    }
+}

@@ -1,0 +1,304 @@
+//! The verified caller of a request, and the contract's two scope checks (API.md §2).
+
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use events::metadata::Actor;
+use events::scopes;
+use events::values::{ApplicationId, RoleId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::access::AccountStatus;
+use super::tokens::{TokenClaims, TokenError, TokenUse};
+use crate::envelope::ApiError;
+use crate::AppState;
+
+/// A user's token (delegated) or an application's own token (client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Delegated,
+    Client,
+}
+
+/// Which side of the API a route belongs to: `admin` routes take delegated tokens, `client`
+/// routes take client tokens. It is also the `E` of the `shared E:x` check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    Admin,
+    Client,
+}
+
+impl Edge {
+    /// The edge of a request path; `None` outside the token-protected prefixes.
+    pub fn of_path(path: &str) -> Option<Edge> {
+        const ADMIN: [&str; 4] = [
+            "/user/admin-api/",
+            "/client/admin-api/",
+            "/roles/admin-api/",
+            "/roles/list",
+        ];
+        const CLIENT: [&str; 2] = ["/user/client-api/", "/roles/client-api/"];
+        if ADMIN.iter().any(|prefix| path.starts_with(prefix)) {
+            Some(Edge::Admin)
+        } else if CLIENT.iter().any(|prefix| path.starts_with(prefix)) {
+            Some(Edge::Client)
+        } else {
+            None
+        }
+    }
+
+    pub fn token_kind(self) -> TokenKind {
+        match self {
+            Edge::Admin => TokenKind::Delegated,
+            Edge::Client => TokenKind::Client,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edge::Admin => "admin",
+            Edge::Client => "client",
+        }
+    }
+}
+
+/// The caller of a request, verified: a valid, unexpired access token of the kind the route
+/// takes, whose user and client may still act.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub edge: Edge,
+    pub claims: TokenClaims,
+}
+
+impl Caller {
+    pub fn kind(&self) -> TokenKind {
+        self.claims.kind
+    }
+
+    pub fn role(&self) -> &str {
+        &self.claims.role
+    }
+
+    pub fn is_super_admin(&self) -> bool {
+        self.claims.kind == TokenKind::Delegated
+            && self.claims.role == RoleId::super_admin().as_str()
+    }
+
+    /// The actor recorded in the events this caller causes.
+    pub fn actor(&self) -> Actor {
+        match self.claims.kind {
+            TokenKind::Delegated => match UserId::parse(&self.claims.sub) {
+                Ok(id) => Actor::user(id),
+                Err(_) => Actor::system(),
+            },
+            TokenKind::Client => match ApplicationId::parse(&self.claims.sub) {
+                Ok(id) => Actor::client(id),
+                Err(_) => Actor::system(),
+            },
+        }
+    }
+
+    /// Whether the token's own scope grants `scope` (e.g. for `access`, which may only hand
+    /// out scopes the caller holds).
+    pub fn holds(&self, scope: &str) -> bool {
+        self.is_super_admin() || scopes::set_grants(&self.claims.scope, scope)
+    }
+
+    /// The `shared E:x` check: the token grants `client:x`; or it grants `admin:x` and so does
+    /// the issuing client's scope; or the caller is a super_admin.
+    pub fn shared(&self, x: &str) -> bool {
+        let client = format!("client:{x}");
+        let admin = format!("admin:{x}");
+        scopes::set_grants(&self.claims.scope, &client)
+            || (scopes::set_grants(&self.claims.scope, &admin)
+                && scopes::set_grants(&self.claims.client_scope, &admin))
+            || self.is_super_admin()
+    }
+
+    /// The `session s` check: the token's scope and the issuing client's scope both grant `s`.
+    pub fn session(&self, s: &str) -> bool {
+        scopes::set_grants(&self.claims.scope, s)
+            && scopes::set_grants(&self.claims.client_scope, s)
+    }
+
+    /// [`Self::shared`] with `x` given after the edge (`profile:ban:write`), or 401
+    /// InsufficientPrivileges naming the scope.
+    pub fn require_shared(&self, x: &str) -> Result<(), ApiError> {
+        if self.shared(x) {
+            Ok(())
+        } else {
+            Err(insufficient(&format!("{}:{x}", self.edge.as_str())))
+        }
+    }
+
+    pub fn require_session(&self, s: &str) -> Result<(), ApiError> {
+        if self.session(s) {
+            Ok(())
+        } else {
+            Err(insufficient(s))
+        }
+    }
+}
+
+pub fn insufficient(scope: &str) -> ApiError {
+    ApiError::InsufficientPrivileges(json!({ "requiredScope": scope }))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.path().to_owned(), |uri| uri.path().to_owned());
+        let edge =
+            Edge::of_path(&path).ok_or(ApiError::Unauthorized("no token is accepted here"))?;
+        let claims = bearer_claims(parts, state)?;
+        if claims.token_use != TokenUse::Access {
+            return Err(ApiError::Unauthorized(
+                "a refresh token is not an access token",
+            ));
+        }
+        if claims.kind != edge.token_kind() {
+            return Err(ApiError::Unauthorized(match edge {
+                Edge::Admin => "this route takes a user's (delegated) token",
+                Edge::Client => "this route takes a client token",
+            }));
+        }
+        match state.access.status(&claims).await? {
+            AccountStatus::Active => Ok(Caller { edge, claims }),
+            AccountStatus::Banned => Err(ApiError::Banned),
+            AccountStatus::Gone => Err(ApiError::Unauthorized("the token has been revoked")),
+        }
+    }
+}
+
+/// The verified claims of the request's bearer token.
+pub fn bearer_claims(parts: &Parts, state: &AppState) -> Result<TokenClaims, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("no bearer token"))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or(ApiError::Unauthorized("malformed bearer token"))?;
+    state.tokens.verify(token).map_err(|error| match error {
+        TokenError::Expired => ApiError::Unauthorized("the token has expired"),
+        TokenError::Invalid => ApiError::Unauthorized("the token is not valid"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::tokens::TokenUse;
+    use uuid::Uuid;
+
+    fn caller(kind: TokenKind, role: &str, scope: &[&str], client_scope: &[&str]) -> Caller {
+        Caller {
+            edge: match kind {
+                TokenKind::Delegated => Edge::Admin,
+                TokenKind::Client => Edge::Client,
+            },
+            claims: TokenClaims {
+                sub: Uuid::now_v7().to_string(),
+                kind,
+                token_use: TokenUse::Access,
+                role: role.into(),
+                scope: scope.iter().map(|s| s.to_string()).collect(),
+                client: Uuid::now_v7().to_string(),
+                client_scope: client_scope.iter().map(|s| s.to_string()).collect(),
+                iat: 0,
+                exp: 0,
+                jti: Uuid::nil(),
+            },
+        }
+    }
+
+    #[test]
+    fn shared_passes_on_client_scope_or_admin_scope_held_by_both() {
+        let client = caller(
+            TokenKind::Client,
+            "internal_client",
+            &["client:all"],
+            &["client:all"],
+        );
+        assert!(client.shared("profile:ban:write"));
+
+        let admin = caller(
+            TokenKind::Delegated,
+            "admin",
+            &["admin:profile:all"],
+            &["admin:all"],
+        );
+        assert!(admin.shared("profile:ban:write"));
+        let admin_via_weak_client = caller(
+            TokenKind::Delegated,
+            "admin",
+            &["admin:profile:all"],
+            &["delegated:all"],
+        );
+        assert!(!admin_via_weak_client.shared("profile:ban:write"));
+
+        let super_admin = caller(TokenKind::Delegated, "super_admin", &[], &[]);
+        assert!(super_admin.shared("profile:ban:write"));
+        let user = caller(TokenKind::Delegated, "user", &["delegated:all"], &["*"]);
+        assert!(!user.shared("profile:ban:write"));
+    }
+
+    #[test]
+    fn session_needs_both_scopes_and_has_no_super_admin_bypass() {
+        let both = caller(
+            TokenKind::Delegated,
+            "admin",
+            &["admin:profile:all"],
+            &["admin:all"],
+        );
+        assert!(both.session("admin:profile:verifications:write"));
+        let token_only = caller(
+            TokenKind::Delegated,
+            "admin",
+            &["admin:all"],
+            &["delegated:all"],
+        );
+        assert!(!token_only.session("admin:profile:verifications:write"));
+        let super_admin = caller(TokenKind::Delegated, "super_admin", &[], &[]);
+        assert!(!super_admin.session("admin:profile:verifications:write"));
+    }
+
+    #[test]
+    fn sensitivity_levels_are_siblings() {
+        let extreme = caller(
+            TokenKind::Client,
+            "internal_client",
+            &["client:profile:sensitive:extreme:write"],
+            &["client:all"],
+        );
+        assert!(extreme.shared("profile:sensitive:extreme:write"));
+        assert!(!extreme.shared("profile:sensitive:high:write"));
+    }
+
+    #[test]
+    fn paths_decide_the_token_kind() {
+        assert_eq!(Edge::of_path("/user/admin-api/ban"), Some(Edge::Admin));
+        assert_eq!(Edge::of_path("/client/admin-api/create"), Some(Edge::Admin));
+        assert_eq!(Edge::of_path("/roles/list"), Some(Edge::Admin));
+        assert_eq!(Edge::of_path("/user/client-api/ban"), Some(Edge::Client));
+        assert_eq!(
+            Edge::of_path("/roles/client-api/create"),
+            Some(Edge::Client)
+        );
+        assert_eq!(Edge::of_path("/oauth/token"), None);
+    }
+}

@@ -1,0 +1,169 @@
+//! Password and client-secret hashing: argon2id with OWASP's parameters (m = 19 MiB, t = 2,
+//! p = 1), on a bounded pool of blocking threads. When every worker is busy and the queue is
+//! full, callers get [`ApiError::Busy`] (503 with Retry-After) at once instead of piling up.
+
+use std::sync::Arc;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use events::values::SecretHash;
+use tokio::sync::Semaphore;
+
+use crate::envelope::ApiError;
+
+/// OWASP's argon2id recommendation (m = 19 MiB, t = 2, p = 1).
+pub const MEMORY_KIB: u32 = 19 * 1024;
+pub const ITERATIONS: u32 = 2;
+pub const PARALLELISM: u32 = 1;
+
+/// Stored hashes asking for more than this are refused, not computed: a forged or corrupted
+/// hash must not be able to take the machine's memory or time.
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+const MAX_ITERATIONS: u32 = 16;
+const MAX_PARALLELISM: u32 = 8;
+
+#[derive(Clone)]
+pub struct Hasher {
+    /// Admission: workers plus queue. A request that cannot get one is refused at once.
+    admitted: Arc<Semaphore>,
+    /// Running computations.
+    workers: Arc<Semaphore>,
+}
+
+impl Hasher {
+    pub fn new(workers: usize, queue: usize) -> Self {
+        Self {
+            admitted: Arc::new(Semaphore::new(workers + queue)),
+            workers: Arc::new(Semaphore::new(workers)),
+        }
+    }
+
+    /// Hashes a secret with a fresh salt.
+    pub async fn hash(&self, secret: &str) -> Result<SecretHash, ApiError> {
+        let secret = secret.to_owned();
+        let phc = self
+            .run(move || {
+                let salt = SaltString::generate(&mut OsRng);
+                argon2()
+                    .hash_password(secret.as_bytes(), &salt)
+                    .map(|hash| hash.to_string())
+                    .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+            })
+            .await??;
+        SecretHash::parse(&phc).map_err(|e| ApiError::internal(anyhow::anyhow!(e.msg)))
+    }
+
+    /// Whether `secret` matches `hash`. A hash with parameters outside sane bounds is refused
+    /// (an internal error), never computed.
+    pub async fn verify(&self, secret: &str, hash: &SecretHash) -> Result<bool, ApiError> {
+        check_parameters(hash.expose())?;
+        let (secret, hash) = (secret.to_owned(), hash.expose().to_owned());
+        self.run(move || {
+            let parsed =
+                PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            Ok(Argon2::default()
+                .verify_password(secret.as_bytes(), &parsed)
+                .is_ok())
+        })
+        .await?
+        .map_err(ApiError::Internal)
+    }
+
+    /// Runs `work` on the blocking pool, at most `workers` at a time.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<anyhow::Result<T>, ApiError> {
+        let _admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Busy {
+                retry_after_secs: 1,
+            })?;
+        let _worker = self
+            .workers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(ApiError::internal)
+    }
+
+    /// How many more requests could be admitted now (for saturation metrics).
+    pub fn available(&self) -> usize {
+        self.admitted.available_permits()
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
+        .expect("OWASP's argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn check_parameters(phc: &str) -> Result<(), ApiError> {
+    let refuse = |why: String| ApiError::internal(anyhow::anyhow!("refusing a stored hash: {why}"));
+    let parsed = PasswordHash::new(phc).map_err(|e| refuse(e.to_string()))?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err(refuse(format!("algorithm {}", parsed.algorithm)));
+    }
+    let params = Params::try_from(&parsed).map_err(|e| refuse(e.to_string()))?;
+    if params.m_cost() > MAX_MEMORY_KIB
+        || params.t_cost() > MAX_ITERATIONS
+        || params.p_cost() > MAX_PARALLELISM
+    {
+        return Err(refuse(format!(
+            "parameters m={} t={} p={} are beyond bounds",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_use_owasp_parameters() {
+        let hasher = Hasher::new(1, 1);
+        let hash = hasher.hash("correct horse battery").await.unwrap();
+        assert!(hash.expose().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(hasher.verify("correct horse battery", &hash).await.unwrap());
+        assert!(!hasher.verify("wrong horse battery", &hash).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn absurd_parameters_are_refused_not_computed() {
+        let hasher = Hasher::new(1, 1);
+        let absurd = SecretHash::parse(
+            "$argon2id$v=19$m=4194304,t=1000,p=1$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        assert!(hasher.verify("anything at all", &absurd).await.is_err());
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let hasher = Hasher::new(1, 1);
+        let _working = hasher.admitted.clone().try_acquire_owned().unwrap();
+        let _waiting = hasher.admitted.clone().try_acquire_owned().unwrap();
+        let started = std::time::Instant::now();
+        let refused = hasher.hash("another password").await;
+        assert!(matches!(
+            refused,
+            Err(ApiError::Busy {
+                retry_after_secs: 1
+            })
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
+    }
+}

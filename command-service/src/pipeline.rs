@@ -1,0 +1,170 @@
+//! The command pipeline: load the stream, decide, append at the revision the decision was made
+//! on, and on a conflict reload and decide again (a bounded number of times). Invariant 1.
+
+use events::metadata::{encode_all, CommandContext};
+use events::store::{AppendRequest, EventStore, Position, StoreError, UniqueClaim};
+use events::{load, uniqueness_changes, Aggregate, DomainError};
+use serde_json::json;
+
+use crate::envelope::ApiError;
+
+/// What a command did: the state after it, the events it appended (none when nothing
+/// changed), and the log position of its last event (the consistency token).
+#[derive(Debug)]
+pub struct Outcome<A: Aggregate> {
+    pub state: A::State,
+    pub events: Vec<A::Event>,
+    pub position: Option<Position>,
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A unique value (username, email, client id, role id) another stream holds.
+    Taken(UniqueClaim),
+    Api(ApiError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Failure::Api(error)
+    }
+}
+
+impl From<DomainError> for Failure {
+    fn from(error: DomainError) -> Self {
+        Failure::Api(domain_error(error))
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::ClaimTaken { claim } => Failure::Taken(claim),
+            other => Failure::Api(ApiError::from(other)),
+        }
+    }
+}
+
+/// Unless a route says otherwise, a taken value is 409 ResourceConflict naming the field,
+/// except a role id: 400 DuplicateResource (API.md §1).
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Api(error) => error,
+            Failure::Taken(claim) => taken(&claim),
+        }
+    }
+}
+
+pub fn taken(claim: &UniqueClaim) -> ApiError {
+    match claim.kind() {
+        events::role::ROLE_ID_CLAIM => ApiError::Refused {
+            code: "DuplicateResource",
+            info: Some(json!({ "duplicateFields": ["id"] })),
+        },
+        events::application::CLIENT_ID_CLAIM => {
+            ApiError::ResourceConflict(json!({ "duplicateFields": ["id"] }))
+        }
+        kind => ApiError::ResourceConflict(json!({ "duplicateFields": [kind] })),
+    }
+}
+
+/// The one place where the aggregates' refusals become the contract's errors.
+pub fn domain_error(error: DomainError) -> ApiError {
+    let message = error.to_string();
+    match error {
+        DomainError::NotFound => ApiError::not_found(),
+        DomainError::AlreadyExists => {
+            ApiError::ResourceConflict(json!({ "reason": "it already exists" }))
+        }
+        DomainError::InsufficientCredits { balance, requested } => ApiError::Refused {
+            code: "InsufficientCredits",
+            info: Some(json!({ "credits": balance, "requested": requested })),
+        },
+        DomainError::GenerationTargetExceededForRequest { requested, max } => ApiError::Refused {
+            code: "GenerationTargetExceededForRequest",
+            info: Some(json!({ "requested": requested, "max": max })),
+        },
+        DomainError::SystemRoleUpdate => ApiError::refused("SystemRoleUpdate"),
+        DomainError::SystemRoleDelete => ApiError::refused("SystemRoleDelete"),
+        DomainError::CreditsOverflow { .. }
+        | DomainError::InviteCodeAlreadyExists(_)
+        | DomainError::InviteCodeNotFound(_)
+        | DomainError::InviteCodeAlreadyRedeemed(_)
+        | DomainError::PublicClientWithSecret
+        | DomainError::PublicClientWithClientCredentials
+        | DomainError::ConfidentialClientWithoutSecret => ApiError::ClientInput(
+            json!({ "errors": [{ "type": "field", "msg": message, "location": "body" }] }),
+        ),
+    }
+}
+
+/// Loads the aggregate `id` and its revision.
+pub async fn load_aggregate<A: Aggregate>(
+    store: &dyn EventStore,
+    id: &A::Id,
+) -> Result<(A::State, Option<u64>), ApiError> {
+    let recorded = store.read_stream(&A::stream_name(id), 0).await?;
+    let loaded = load::<A>(&recorded).map_err(ApiError::internal)?;
+    Ok((loaded.state, loaded.revision))
+}
+
+/// Runs one command on aggregate `id`: `command` builds the command from the current state
+/// (so that checks depending on it, such as ranking, run again after a conflict).
+pub async fn execute<A, F>(
+    store: &dyn EventStore,
+    id: &A::Id,
+    context: &CommandContext,
+    attempts: usize,
+    mut command: F,
+) -> Result<Outcome<A>, Failure>
+where
+    A: Aggregate,
+    F: FnMut(&A::State) -> Result<A::Command, Failure>,
+{
+    let stream = A::stream_name(id);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (state, revision) = load_aggregate::<A>(store, id).await?;
+        let events = A::decide(&state, command(&state)?, context)?;
+        if events.is_empty() {
+            return Ok(Outcome {
+                state,
+                events,
+                position: None,
+            });
+        }
+        let changes = uniqueness_changes::<A>(&state, &events);
+        let encoded = encode_all(&events, context).map_err(ApiError::internal)?;
+        let mut request = AppendRequest::new(
+            stream.clone(),
+            events::store::ExpectedRevision::from_current(revision),
+            encoded,
+        );
+        request.claims = changes.claims;
+        request.releases = changes.releases;
+        match store.append(request).await {
+            Ok(appended) => {
+                let state = events
+                    .iter()
+                    .fold(state, |state, event| A::evolve(state, event));
+                return Ok(Outcome {
+                    state,
+                    events,
+                    position: Some(appended.position),
+                });
+            }
+            Err(StoreError::WrongExpectedRevision { .. }) if attempt < attempts => {
+                tracing::debug!(%stream, attempt, "conflict; deciding again");
+            }
+            Err(StoreError::WrongExpectedRevision { .. }) => {
+                return Err(Failure::Api(ApiError::ResourceConflict(json!({
+                    "reason": "the target kept changing; retry the request"
+                }))))
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The command service's options, with the contract's defaults.
+
+use std::time::Duration;
+
+use events::values::SubscriptionTiers;
+
+/// A first-start account that `bootstrap` creates when it does not exist yet.
+#[derive(Clone)]
+pub struct BootstrapAdmin {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Clone)]
+pub struct BootstrapClient {
+    pub client_id: String,
+    pub secret: String,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    /// Key that signs and verifies tokens (HS256). Never logged.
+    pub token_secret: Vec<u8>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// How long a token's "is its user or client still allowed" answer is cached: tokens of a
+    /// banned or deleted account stop working within this time.
+    pub revocation_check_ttl: Duration,
+    /// Request body limit (413 above it).
+    pub body_limit: usize,
+    /// `credits` of a new user.
+    pub initial_credits: u64,
+    /// Whether a role may edit users of the same ranking (API.md §2, `can-edit-peer-data`).
+    pub can_edit_peer_data: bool,
+    pub subscription_tiers: SubscriptionTiers,
+    /// Serialized size limit of `customData`.
+    pub custom_data_limit: usize,
+    /// Whether new users get invite codes.
+    pub invite_only: bool,
+    /// Concurrent argon2 computations (default: the number of cores).
+    pub hashing_workers: usize,
+    /// Hashing requests that may wait for a worker before the service answers 503.
+    pub hashing_queue: usize,
+    /// Attempts of load-decide-append when writers race on one stream.
+    pub command_attempts: usize,
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+    pub bootstrap_client: Option<BootstrapClient>,
+}
+
+impl Settings {
+    /// The defaults, signing with `token_secret`.
+    pub fn new(token_secret: impl Into<Vec<u8>>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            token_secret: token_secret.into(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
+            revocation_check_ttl: Duration::from_secs(2),
+            body_limit: 1024 * 1024,
+            initial_credits: 0,
+            can_edit_peer_data: true,
+            subscription_tiers: SubscriptionTiers::default(),
+            custom_data_limit: 16 * 1024,
+            invite_only: false,
+            hashing_workers: cores,
+            hashing_queue: 256,
+            command_attempts: 8,
+            bootstrap_admin: None,
+            bootstrap_client: None,
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! A running userledger for black-box tests: its own database, its own port, the bootstrap
+//! super_admin and internal client, and an HTTP client.
+
+use std::sync::Arc;
+
+use command_service::settings::{BootstrapAdmin, BootstrapClient};
+use command_service::{Application, Settings};
+use events::store::postgres::PostgresEventStore;
+use events::store::{EventStore, RecordedEvent};
+use serde_json::Value;
+
+use crate::TestDatabase;
+
+pub const ADMIN_USERNAME: &str = "root_admin";
+pub const ADMIN_EMAIL: &str = "root@example.com";
+pub const ADMIN_PASSWORD: &str = "root-password-1";
+pub const CLIENT_ID: &str = "internal_app";
+pub const CLIENT_SECRET: &str = "internal-secret-1";
+pub const TOKEN_SECRET: &[u8] = b"test-token-secret-of-at-least-32-bytes";
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub http: reqwest::Client,
+    pub store: Arc<PostgresEventStore>,
+    pub settings: Settings,
+    _database: TestDatabase,
+}
+
+/// The settings tests run with: the bootstrap accounts above, a fixed token key, and a small
+/// hashing pool.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::new(TOKEN_SECRET);
+    settings.bootstrap_admin = Some(BootstrapAdmin {
+        username: ADMIN_USERNAME.into(),
+        email: ADMIN_EMAIL.into(),
+        password: ADMIN_PASSWORD.into(),
+    });
+    settings.bootstrap_client = Some(BootstrapClient {
+        client_id: CLIENT_ID.into(),
+        secret: CLIENT_SECRET.into(),
+    });
+    settings
+}
+
+/// Starts the service on a free port, in a database of its own.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_settings()).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let database = TestDatabase::new().await.expect("a test database");
+    let store = Arc::new(
+        PostgresEventStore::connect(database.url(), 20)
+            .await
+            .expect("the store connects"),
+    );
+    let app = Application::build(
+        "127.0.0.1:0".parse().expect("an address"),
+        store.clone(),
+        settings.clone(),
+    )
+    .await
+    .expect("the application builds");
+    let address = format!("http://{}", app.local_addr().expect("bound"));
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        store,
+        settings,
+        _database: database,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Every event of one stream, as stored.
+    pub async fn stream(&self, stream: &str) -> Vec<RecordedEvent> {
+        self.store
+            .read_stream(stream, 0)
+            .await
+            .expect("the stream reads")
+    }
+
+    /// How many events the whole log holds: tests check that refused requests append nothing.
+    pub async fn log_length(&self) -> usize {
+        let mut count = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .read_all(after, 1_000)
+                .await
+                .expect("the log reads");
+            let Some(last) = page.last() else {
+                return count;
+            };
+            after = Some(last.position);
+            count += page.len();
+        }
+    }
+
+    /// `POST /oauth/token` with a form; the JSON answer and status.
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .expect("the token endpoint answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A client token of the bootstrap internal client, with all its scope.
+    pub async fn client_token(&self) -> String {
+        let (status, body) = self
+            .token_request(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+            ])
+            .await;
+        assert_eq!(status, 200, "client_credentials: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_owned()
+    }
+
+    /// A delegated token of the bootstrap super_admin (password grant, internal client).
+    pub async fn admin_token(&self) -> String {
+        self.user_token(ADMIN_USERNAME, ADMIN_PASSWORD).await
+    }
+
+    /// A delegated token of any user (password grant through the internal client).
+    pub async fn user_token(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .token_request(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+            ])
+            .await;
+        assert_eq!(status, 200, "password grant: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_owned()
+    }
+
+    /// Sends `method path` with a bearer token and a JSON body; the status and JSON answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("the service answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::PATCH, path, token, Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, token, Some(body))
+            .await
+    }
+}

@@ -15,12 +15,16 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod clients;
 pub mod envelope;
 pub mod extract;
 pub mod hashing;
 pub mod health;
+pub mod oauth;
 pub mod pipeline;
+pub mod roles;
 pub mod settings;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +74,10 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.body_limit;
     Router::new()
         .merge(health::router())
+        .merge(oauth::router())
+        .merge(users::router())
+        .merge(roles::router())
+        .merge(clients::router())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

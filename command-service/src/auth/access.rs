@@ -25,10 +25,14 @@ pub enum AccountStatus {
     Gone,
 }
 
+/// A token's account: its kind, subject and issuing client.
+type Account = (TokenKind, String, String);
+type Answers = HashMap<Account, (Instant, AccountStatus)>;
+
 pub struct AccessCache {
     store: Arc<dyn EventStore>,
     ttl: Duration,
-    entries: Mutex<HashMap<(TokenKind, String, String), (Instant, AccountStatus)>>,
+    entries: Mutex<Answers>,
 }
 
 /// Beyond this many cached answers the cache is emptied: stale answers are cheap to recompute.
@@ -69,7 +73,7 @@ impl AccessCache {
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(TokenKind, String, String), (Instant, AccountStatus)>>
+    ) -> std::sync::MutexGuard<'_, Answers>
     {
         self.entries
             .lock()

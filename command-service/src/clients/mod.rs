@@ -1,0 +1,9 @@
+//! Routes of `clients` (being written).
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

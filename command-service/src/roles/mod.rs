@@ -1,0 +1,9 @@
+//! Routes of `roles` (being written).
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,9 @@
+//! Routes of `users` (being written).
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

@@ -46,8 +46,13 @@ async fn serve() -> anyhow::Result<()> {
         .unwrap_or_else(|_| "127.0.0.1:8080".into())
         .parse()
         .context("USERLEDGER_LISTEN must be an address such as 127.0.0.1:8080")?;
-    let store: Arc<dyn EventStore> = match std::env::var("EVENTSTORE_URL") {
-        Ok(url) => {
+    // PostgreSQL holds the read-side tables (and the event store without EVENTSTORE_URL).
+    let postgres = match std::env::var("DATABASE_URL") {
+        Ok(_) => Some(connect_postgres().await?),
+        Err(_) => None,
+    };
+    let store: Arc<dyn EventStore> = match (std::env::var("EVENTSTORE_URL"), &postgres) {
+        (Ok(url), _) => {
             tracing::info!("event store: EventStoreDB");
             Arc::new(
                 EventStoreDbStore::connect(&url)
@@ -55,11 +60,18 @@ async fn serve() -> anyhow::Result<()> {
                     .context("EVENTSTORE_URL")?,
             )
         }
-        Err(_) => {
+        (Err(_), Some(postgres)) => {
             tracing::info!("event store: PostgreSQL");
-            Arc::new(connect_postgres().await?)
+            Arc::new(postgres.clone())
+        }
+        (Err(_), None) => {
+            bail!("set DATABASE_URL (PostgreSQL), and EVENTSTORE_URL for EventStoreDB")
         }
     };
+    let database = postgres.map(|p| p.pool().clone());
+    if database.is_none() {
+        tracing::warn!("DATABASE_URL is not set: Idempotency-Key support is off");
+    }
     let mut settings = command_service::Settings::new(token_secret()?);
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     if let (Some(username), Some(email), Some(password)) = (
@@ -80,7 +92,7 @@ async fn serve() -> anyhow::Result<()> {
         settings.bootstrap_client =
             Some(command_service::settings::BootstrapClient { client_id, secret });
     }
-    let app = command_service::Application::build(listen, store, settings).await?;
+    let app = command_service::Application::build(listen, store, database, settings).await?;
     tracing::info!(address = %app.local_addr()?, "userledger is serving");
     app.run_until_stopped(shutdown_signal()).await
 }

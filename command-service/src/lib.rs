@@ -20,6 +20,7 @@ pub mod envelope;
 pub mod extract;
 pub mod hashing;
 pub mod health;
+pub mod idempotency;
 pub mod oauth;
 pub mod pipeline;
 pub mod roles;
@@ -52,6 +53,9 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub access: Arc<AccessCache>,
     pub hasher: Hasher,
+    /// PostgreSQL for what the write side keeps beside the log (idempotency keys); `None`
+    /// turns `Idempotency-Key` support off.
+    pub database: Option<sqlx::PgPool>,
 }
 
 impl AppState {
@@ -65,7 +69,17 @@ impl AppState {
             hasher: Hasher::new(settings.hashing_workers, settings.hashing_queue),
             settings: Arc::new(settings),
             store,
+            database: None,
         }
+    }
+
+    /// Keeps idempotency keys in `pool` (creating its table when missing).
+    pub async fn with_database(mut self, pool: sqlx::PgPool) -> anyhow::Result<Self> {
+        idempotency::prepare(&pool)
+            .await
+            .context("creating the idempotency table")?;
+        self.database = Some(pool);
+        Ok(self)
     }
 }
 
@@ -79,6 +93,10 @@ pub fn router(state: AppState) -> Router {
         .merge(roles::router())
         .merge(clients::router())
         .fallback(unknown_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -99,12 +117,16 @@ impl Application {
     pub async fn build(
         listen: SocketAddr,
         store: Arc<dyn EventStore>,
+        database: Option<sqlx::PgPool>,
         settings: Settings,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        let state = AppState::new(store, settings);
+        let mut state = AppState::new(store, settings);
+        if let Some(pool) = database {
+            state = state.with_database(pool).await?;
+        }
         bootstrap::bootstrap(&state)
             .await
             .context("first-start bootstrap")?;

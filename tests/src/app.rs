@@ -58,6 +58,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let app = Application::build(
         "127.0.0.1:0".parse().expect("an address"),
         store.clone(),
+        Some(store.pool().clone()),
         settings.clone(),
     )
     .await

@@ -71,10 +71,7 @@ impl AccessCache {
             .retain(|(_, sub, client), _| sub != subject && client != subject);
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Answers>
-    {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Answers> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -1,9 +1,504 @@
-//! Routes of `oauth` (being written).
+//! `POST /oauth/token` (API.md §2): the `client_credentials`, `password` and `refresh_token`
+//! grants, answered in OAuth's shape (RFC 6749 §5).
+//!
+//! There is no read model on the write side: an application is found by its OAuth `client_id`
+//! through the store's `client-id` uniqueness claim, a user by the `username` or `email` claim,
+//! and both are loaded from their streams. A wrong secret and an unknown client get the same
+//! answer, and an unknown user costs a password check all the same, so that neither a message
+//! nor a timing tells which one exists.
 
-use axum::Router;
+use std::time::Duration;
 
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use events::application::{Application, CLIENT_ID_CLAIM};
+use events::role::Role;
+use events::scopes::{self, Scope};
+use events::store::UniqueClaim;
+use events::user::{User, EMAIL_CLAIM, USERNAME_CLAIM};
+use events::values::{
+    ApplicationId, ClientRole, Email, Grant, RoleId, SecretHash, UserId, Username,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::auth::{TokenClaims, TokenKind, TokenUse};
+use crate::envelope::{ApiError, OAuthError};
+use crate::pipeline::load_aggregate;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/oauth/token", post(token))
+}
+
+/// The form of a token request; which fields matter depends on `grant_type`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenRequest {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// A successful answer (RFC 6749 §5.1), outside the API's envelope like every OAuth answer.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        let mut response = Json(self).into_response();
+        // RFC 6749 §5.1: tokens must not be cached.
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+const BAD_CLIENT: &str = "client authentication failed";
+const BAD_USER: &str = "the username or password is incorrect";
+
+#[tracing::instrument(skip_all, fields(grant_type))]
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenRequest>, FormRejection>,
+) -> Result<TokenResponse, OAuthError> {
+    let Form(mut request) = form.map_err(|rejection| {
+        OAuthError::invalid_request(format!(
+            "the body must be application/x-www-form-urlencoded: {}",
+            rejection.body_text()
+        ))
+    })?;
+    basic_credentials(&headers, &mut request)?;
+    let grant_type = required(&request.grant_type, "grant_type")?.to_owned();
+    tracing::Span::current().record("grant_type", grant_type.as_str());
+    match grant_type.as_str() {
+        "client_credentials" => client_credentials(&state, &request).await,
+        "password" => password(&state, &request).await,
+        "refresh_token" => refresh(&state, &request).await,
+        other => Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!("the grant type {other:?} is not supported"),
+        )),
+    }
+}
+
+/// RFC 6749 §2.3.1 also lets a client authenticate with HTTP Basic; credentials in the body
+/// take precedence.
+fn basic_credentials(headers: &HeaderMap, request: &mut TokenRequest) -> Result<(), OAuthError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(());
+    };
+    let Some(encoded) = value.to_str().ok().and_then(|v| {
+        v.strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+    }) else {
+        return Ok(());
+    };
+    if request.client_id.is_some() {
+        return Ok(());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| OAuthError::invalid_request("malformed Basic credentials"))?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| OAuthError::invalid_request("malformed Basic credentials"))?;
+    request.client_id = Some(id.to_owned());
+    request.client_secret = Some(secret.to_owned());
+    Ok(())
+}
+
+fn required<'a>(field: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
+    field
+        .as_deref()
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+}
+
+/// The space-separated `scope` of a request; `None` when absent or blank.
+fn requested_scopes(request: &TokenRequest) -> Option<Vec<String>> {
+    let scopes: Vec<String> = request
+        .scope
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    (!scopes.is_empty()).then_some(scopes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The grants
+// ---------------------------------------------------------------------------------------------
+
+async fn client_credentials(
+    state: &AppState,
+    request: &TokenRequest,
+) -> Result<TokenResponse, OAuthError> {
+    let client_id = required(&request.client_id, "client_id")?;
+    let secret = required(&request.client_secret, "client_secret")?;
+    let application = authenticate_client(state, client_id, secret).await?;
+    require_grant(&application, Grant::ClientCredentials)?;
+    let allowed = client_may_have(state, &application).await?;
+    let scope = match requested_scopes(request) {
+        None => allowed,
+        Some(requested) => {
+            if let Some(refused) = requested.iter().find(|s| !scopes::set_grants(&allowed, s)) {
+                return Err(OAuthError::new(
+                    "invalid_scope",
+                    format!("the client may not have the scope {refused:?}"),
+                ));
+            }
+            normalized(requested)
+        }
+    };
+    let claims = TokenClaims {
+        sub: application.id.to_string(),
+        kind: TokenKind::Client,
+        token_use: TokenUse::Access,
+        role: application.role.as_str().to_owned(),
+        scope,
+        client: application.id.to_string(),
+        client_scope: strings(&application.scope),
+        iat: 0,
+        exp: 0,
+        jti: Uuid::nil(),
+    };
+    tracing::info!(application = %application.id, "client token issued");
+    respond(state, claims, false)
+}
+
+async fn password(state: &AppState, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+    let login = required(&request.username, "username")?;
+    let password = required(&request.password, "password")?;
+    let client_id = required(&request.client_id, "client_id")?;
+    let secret = required(&request.client_secret, "client_secret")?;
+    let application = authenticate_client(state, client_id, secret).await?;
+    require_grant(&application, Grant::Password)?;
+
+    let user = find_user(state, login).await?;
+    let hash = user.as_ref().and_then(|user| user.password_hash.clone());
+    let verified = match &hash {
+        Some(hash) => state.hasher.verify(password, hash).await?,
+        None => {
+            // The same work as a real check, so that timing does not reveal unknown users.
+            state
+                .hasher
+                .verify(password, dummy_hash(state).await?)
+                .await?;
+            false
+        }
+    };
+    let user = match user {
+        Some(user) if verified => user,
+        _ => return Err(OAuthError::new("invalid_grant", BAD_USER)),
+    };
+    check_user_may_sign_in(&user)?;
+
+    let requested = requested_scopes(request);
+    let scope = user_token_scope(state, &application, &user, requested.as_deref()).await?;
+    let claims = delegated_claims(&application, &user, scope);
+    tracing::info!(user = %user.id, application = %application.id, "user token issued");
+    respond(state, claims, application.allows(Grant::RefreshToken))
+}
+
+async fn refresh(state: &AppState, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+    let presented = required(&request.refresh_token, "refresh_token")?;
+    let invalid = || OAuthError::new("invalid_grant", "the refresh token is not valid");
+    let claims = state.tokens.verify(presented).map_err(|_| invalid())?;
+    if claims.token_use != TokenUse::Refresh || claims.kind != TokenKind::Delegated {
+        return Err(invalid());
+    }
+    let application_id = ApplicationId::parse(&claims.client).map_err(|_| invalid())?;
+    let application = match request.client_id.as_deref().filter(|id| !id.is_empty()) {
+        // A confidential client that authenticates must be the one the token was issued to.
+        Some(client_id) => {
+            let secret = required(&request.client_secret, "client_secret")?;
+            let application = authenticate_client(state, client_id, secret).await?;
+            if application.id != application_id {
+                return Err(invalid());
+            }
+            application
+        }
+        None => load_application(state, application_id)
+            .await?
+            .ok_or_else(invalid)?,
+    };
+    if !application.allows(Grant::RefreshToken) {
+        return Err(invalid());
+    }
+    let user_id = UserId::parse(&claims.sub).map_err(|_| invalid())?;
+    let (user, _) = load_aggregate::<User>(&*state.store, &user_id).await?;
+    let user = user.ok_or_else(invalid)?;
+    check_user_may_sign_in(&user)?;
+    // Never more than the first token had, and nothing the user or client has lost since.
+    let scope = user_token_scope(state, &application, &user, Some(&claims.scope)).await?;
+    let scope = if application.role == ClientRole::InternalClient {
+        scope
+            .into_iter()
+            .filter(|s| scopes::set_grants(&claims.scope, s))
+            .collect()
+    } else {
+        scope
+    };
+    let claims = delegated_claims(&application, &user, scope);
+    respond(state, claims, true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients, users and scopes
+// ---------------------------------------------------------------------------------------------
+
+/// The live application whose OAuth `client_id` is `client_id` and whose secret is `secret`,
+/// or `invalid_client` (the same answer for an unknown client, a public one, or a wrong secret).
+async fn authenticate_client(
+    state: &AppState,
+    client_id: &str,
+    secret: &str,
+) -> Result<Application, OAuthError> {
+    let application = find_application(state, client_id).await?;
+    let hash = application
+        .as_ref()
+        .filter(|application| !application.is_public)
+        .and_then(|application| application.secret_hash.clone());
+    let verified = match &hash {
+        Some(hash) => state.hasher.verify(secret, hash).await?,
+        None => {
+            state
+                .hasher
+                .verify(secret, dummy_hash(state).await?)
+                .await?;
+            false
+        }
+    };
+    match application {
+        Some(application) if verified => Ok(application),
+        _ => Err(OAuthError::new("invalid_client", BAD_CLIENT)),
+    }
+}
+
+fn require_grant(application: &Application, grant: Grant) -> Result<(), OAuthError> {
+    if application.allows(grant) {
+        Ok(())
+    } else {
+        // After authentication, so it reveals nothing to a caller without the secret. The
+        // contract names four error codes; RFC 6749's `unauthorized_client` is not one of them.
+        Err(OAuthError::new(
+            "invalid_client",
+            format!("the client may not use the {grant} grant"),
+        ))
+    }
+}
+
+async fn find_application(
+    state: &AppState,
+    client_id: &str,
+) -> Result<Option<Application>, OAuthError> {
+    let claim = UniqueClaim::new(CLIENT_ID_CLAIM, client_id);
+    let holder = state
+        .store
+        .claim_holder(&claim)
+        .await
+        .map_err(ApiError::from)?;
+    let Some(id) = holder
+        .as_deref()
+        .and_then(|stream| stream.strip_prefix("client-"))
+        .and_then(|id| ApplicationId::parse(id).ok())
+    else {
+        return Ok(None);
+    };
+    load_application(state, id).await
+}
+
+async fn load_application(
+    state: &AppState,
+    id: ApplicationId,
+) -> Result<Option<Application>, OAuthError> {
+    let (application, _) = load_aggregate::<Application>(&*state.store, &id).await?;
+    Ok(application.filter(|application| !application.deleted))
+}
+
+/// The user a login names: by username first, then by (sanitized) email. Deleted users are
+/// not found.
+async fn find_user(state: &AppState, login: &str) -> Result<Option<User>, OAuthError> {
+    let mut claims = Vec::new();
+    if let Ok(username) = Username::parse(login) {
+        claims.push(UniqueClaim::new(USERNAME_CLAIM, username.as_str()));
+    }
+    if let Ok(email) = Email::parse(login) {
+        claims.push(UniqueClaim::new(EMAIL_CLAIM, email.sanitized().as_str()));
+    }
+    for claim in claims {
+        let holder = state
+            .store
+            .claim_holder(&claim)
+            .await
+            .map_err(ApiError::from)?;
+        let Some(id) = holder
+            .as_deref()
+            .and_then(|stream| stream.strip_prefix("user-"))
+            .and_then(|id| UserId::parse(id).ok())
+        else {
+            continue;
+        };
+        let (user, _) = load_aggregate::<User>(&*state.store, &id).await?;
+        if let Some(user) = user.filter(|user| !user.deleted) {
+            return Ok(Some(user));
+        }
+    }
+    Ok(None)
+}
+
+fn check_user_may_sign_in(user: &User) -> Result<(), OAuthError> {
+    if user.deleted {
+        Err(OAuthError::new("invalid_grant", "the user does not exist"))
+    } else if user.banned {
+        Err(OAuthError::new("invalid_grant", "the user is banned"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A role's scope; nothing for a missing or deleted role.
+async fn role_scope(state: &AppState, id: &RoleId) -> Result<Vec<Scope>, OAuthError> {
+    let (role, _) = load_aggregate::<Role>(&*state.store, id).await?;
+    Ok(role
+        .filter(|role| !role.deleted)
+        .map(|role| role.scope)
+        .unwrap_or_default())
+}
+
+/// Everything a client may hold: its own scope plus its role's.
+async fn client_may_have(
+    state: &AppState,
+    application: &Application,
+) -> Result<Vec<String>, OAuthError> {
+    let role = role_scope(state, &application.role.role_id()).await?;
+    Ok(normalized(
+        strings(&application.scope)
+            .into_iter()
+            .chain(strings(&role)),
+    ))
+}
+
+/// Everything a user may hold: their own scope plus their role's.
+async fn user_may_have(state: &AppState, user: &User) -> Result<Vec<String>, OAuthError> {
+    let role = role_scope(state, &user.role).await?;
+    Ok(normalized(
+        strings(&user.scope).into_iter().chain(strings(&role)),
+    ))
+}
+
+/// A user token's scope (API.md §2): through an internal client, everything the user may
+/// have; through any other client, the requested scopes that both the client and the user may
+/// have (all the scopes both may have when none is requested).
+async fn user_token_scope(
+    state: &AppState,
+    application: &Application,
+    user: &User,
+    requested: Option<&[String]>,
+) -> Result<Vec<String>, OAuthError> {
+    let user_scope = user_may_have(state, user).await?;
+    if application.role == ClientRole::InternalClient {
+        return Ok(user_scope);
+    }
+    let client_scope = client_may_have(state, application).await?;
+    let candidates: Vec<String> = match requested {
+        Some(requested) => requested.to_vec(),
+        None => user_scope.iter().chain(&client_scope).cloned().collect(),
+    };
+    Ok(normalized(candidates.into_iter().filter(|scope| {
+        scopes::set_grants(&user_scope, scope) && scopes::set_grants(&client_scope, scope)
+    })))
+}
+
+fn delegated_claims(application: &Application, user: &User, scope: Vec<String>) -> TokenClaims {
+    TokenClaims {
+        sub: user.id.to_string(),
+        kind: TokenKind::Delegated,
+        token_use: TokenUse::Access,
+        role: user.role.as_str().to_owned(),
+        scope,
+        client: application.id.to_string(),
+        client_scope: strings(&application.scope),
+        iat: 0,
+        exp: 0,
+        jti: Uuid::nil(),
+    }
+}
+
+/// Signs the access token (and a refresh token with the same claims when `with_refresh`).
+fn respond(
+    state: &AppState,
+    claims: TokenClaims,
+    with_refresh: bool,
+) -> Result<TokenResponse, OAuthError> {
+    let ttl = state.settings.access_token_ttl;
+    let refresh_token = if with_refresh {
+        let refresh = TokenClaims {
+            token_use: TokenUse::Refresh,
+            ..claims.clone()
+        };
+        Some(sign(state, refresh, state.settings.refresh_token_ttl)?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token: sign(state, claims, ttl)?,
+        token_type: "Bearer",
+        expires_in: ttl.as_secs(),
+        refresh_token,
+    })
+}
+
+fn sign(state: &AppState, claims: TokenClaims, ttl: Duration) -> Result<String, OAuthError> {
+    state
+        .tokens
+        .issue(claims, ttl)
+        .map_err(|error| OAuthError::from(ApiError::Internal(error)))
+}
+
+/// An argon2id hash of nothing anybody knows, with the parameters real hashes use: verifying
+/// against it costs what a real check costs.
+async fn dummy_hash(state: &AppState) -> Result<&'static SecretHash, OAuthError> {
+    static DUMMY: OnceCell<SecretHash> = OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| async {
+            // The result of a check against it is ignored, so its secret needs no secrecy.
+            state.hasher.hash("no account has this secret").await
+        })
+        .await
+        .map_err(OAuthError::from)
+}
+
+fn strings(scopes: &[Scope]) -> Vec<String> {
+    scopes.iter().map(|s| s.as_str().to_owned()).collect()
+}
+
+/// Sorted, without duplicates.
+fn normalized(scopes: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut scopes: Vec<String> = scopes.into_iter().collect();
+    scopes.sort();
+    scopes.dedup();
+    scopes
 }

@@ -1,0 +1,345 @@
+//! Commands over HTTP: commands/s and p50/p99 at 64 concurrent clients on 10,000 users, for
+//! ban, credits increment, profile update, and create-user (hashing included), beside the same
+//! store's raw append rate and this machine's raw argon2 hash rate, measured in the same run,
+//! while a concurrent reader times `GET /health`.
+//!
+//! `cargo run --release -p userledger-bench --bin commands`
+//!
+//! The service runs in this process (sharing the two cores with the load generator) on a
+//! throwaway durable PostgreSQL (or `BENCH_DATABASE_URL`). The 10,000 users are seeded through
+//! the domain and the store directly, with one precomputed password hash, so that seeding does
+//! not spend minutes hashing. `BENCH_SECONDS` sets each scenario's length (default 10).
+//! Prints a table and writes `bench/results/commands.json`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use command_service::hashing::Hasher;
+use command_service::pipeline::execute;
+use events::metadata::{Actor, CommandContext};
+use events::store::postgres::PostgresEventStore;
+use events::store::{AppendRequest, EventStore, ExpectedRevision, NewEvent};
+use events::user::{CreateUser, User, UserCommand};
+use events::values::{Credits, Email, PersonName, RoleId, UserId, Username};
+use serde_json::{json, Value};
+use test_support::app::{test_settings, ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, CLIENT_SECRET};
+use test_support::postgres::{ClusterSettings, PostgresCluster};
+use userledger_bench::{drive, machine, scenario_duration, write_results, Measurement};
+use uuid::Uuid;
+
+const USERS: usize = 10_000;
+const CLIENTS: usize = 64;
+const MAX_OPERATIONS: u64 = 1_000_000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let duration = scenario_duration(10);
+    let admin_url = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => PostgresCluster::start_throwaway(&ClusterSettings::durable())?
+            .admin_url()
+            .to_owned(),
+    };
+    let database = PostgresCluster::from_url(&admin_url)
+        .create_database()
+        .await?;
+    let store = Arc::new(PostgresEventStore::connect(database.url(), 100).await?);
+    let settings = test_settings();
+    let app = command_service::Application::build(
+        "127.0.0.1:0".parse()?,
+        store.clone(),
+        Some(store.pool().clone()),
+        settings.clone(),
+    )
+    .await?;
+    let base = format!("http://{}", app.local_addr()?);
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS * 2)
+        .build()?;
+    let token = admin_token(&http, &base).await?;
+
+    println!("seeding {USERS} users ...");
+    let users = seed_users(store.clone()).await?;
+
+    let mut rows = Vec::new();
+    println!(
+        "{:<16} {:>10} {:>8} {:>8} {:>7} | {:>12}",
+        "scenario", "per s", "p50 ms", "p99 ms", "errors", "health p99"
+    );
+
+    let raw = raw_appends(store.clone(), duration).await;
+    print_row("raw append", &raw, None);
+    rows.push(json!({ "scenario": "raw append (64 writers, distinct streams)", "measured": raw }));
+
+    let hash_rate = raw_hash_rate(settings.hashing_workers, duration).await?;
+    println!("{:<16} {:>10.1}", "raw argon2", hash_rate);
+    rows.push(json!({ "scenario": "raw argon2id hashes (all cores)", "per_second": hash_rate }));
+
+    let mut commands = Vec::new();
+    for scenario in ["ban", "credits", "update", "create-user"] {
+        let (measured, health) = measure(scenario, &http, &base, &token, &users, duration).await;
+        print_row(scenario, &measured, Some(&health));
+        let baseline = if scenario == "create-user" {
+            hash_rate
+        } else {
+            raw.per_second
+        };
+        let ratio = measured.per_second / baseline;
+        commands.push((scenario, measured.clone(), health.clone(), ratio));
+        rows.push(json!({
+            "scenario": scenario,
+            "measured": measured,
+            "health_reader": health,
+            "ratio": ratio,
+            "ratio_to": if scenario == "create-user" { "raw argon2 hash rate" } else { "raw append rate" },
+        }));
+    }
+
+    let mut targets = Vec::new();
+    for (scenario, measured, health, ratio) in &commands {
+        let (min_ratio, p99_limit) = if *scenario == "create-user" {
+            (0.9, None)
+        } else {
+            (0.5, Some(50.0))
+        };
+        let met = *ratio >= min_ratio
+            && p99_limit.is_none_or(|limit| measured.p99_ms < limit)
+            && health.p99_ms < 5.0;
+        println!(
+            "target {scenario}: ratio {ratio:.2} (>= {min_ratio}){}; health p99 {:.2} ms (< 5): {}",
+            p99_limit.map_or(String::new(), |l| format!(
+                ", p99 {:.1} ms (< {l})",
+                measured.p99_ms
+            )),
+            health.p99_ms,
+            if met { "met" } else { "NOT met" }
+        );
+        targets.push(json!({ "scenario": scenario, "ratio": ratio, "min_ratio": min_ratio,
+            "p99_ms": measured.p99_ms, "p99_limit_ms": p99_limit, "health_p99_ms": health.p99_ms, "met": met }));
+    }
+
+    let path = write_results(
+        "commands.json",
+        &json!({
+            "benchmark": "commands",
+            "machine": machine(),
+            "setup": format!("service in-process on a throwaway durable PostgreSQL; {USERS} seeded users; {CLIENTS} concurrent HTTP clients; {}s per scenario", duration.as_secs()),
+            "results": rows,
+            "targets": targets,
+        }),
+    )?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn print_row(name: &str, m: &Measurement, health: Option<&Measurement>) {
+    println!(
+        "{:<16} {:>10.0} {:>8.2} {:>8.2} {:>7} | {:>12}",
+        name,
+        m.per_second,
+        m.p50_ms,
+        m.p99_ms,
+        m.errors,
+        health.map_or(String::new(), |h| format!("{:.2} ms", h.p99_ms))
+    );
+}
+
+async fn admin_token(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let answer: Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN_USERNAME),
+            ("password", ADMIN_PASSWORD),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    answer["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no token: {answer}"))
+}
+
+/// Creates the users through the domain and the store, 32 at a time.
+async fn seed_users(store: Arc<PostgresEventStore>) -> anyhow::Result<Arc<Vec<String>>> {
+    let hash = Hasher::new(1, 1)
+        .hash("benchmark-password")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let context = CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now());
+    let run = &Uuid::now_v7().simple().to_string()[..8];
+    let mut ids = Vec::with_capacity(USERS);
+    for chunk in (0..USERS).collect::<Vec<_>>().chunks(32) {
+        let mut tasks = Vec::new();
+        for &n in chunk {
+            let (store, hash, context) = (store.clone(), hash.clone(), context.clone());
+            let name = format!("seed_{run}_{n}");
+            tasks.push(tokio::spawn(async move {
+                let id = UserId::new();
+                let create = CreateUser {
+                    id,
+                    username: Username::parse(&name).map_err(|e| anyhow::anyhow!(e.msg))?,
+                    email: Email::parse(&format!("{name}@example.com"))
+                        .map_err(|e| anyhow::anyhow!(e.msg))?,
+                    password_hash: hash,
+                    first_name: PersonName::parse("Seed").map_err(|e| anyhow::anyhow!(e.msg))?,
+                    last_name: PersonName::parse("User").map_err(|e| anyhow::anyhow!(e.msg))?,
+                    middle_name: None,
+                    role: RoleId::user(),
+                    phone: None,
+                    phone_country_code: None,
+                    credits: Credits::new(0),
+                    invite_codes: Vec::new(),
+                    invited_by: None,
+                };
+                execute::<User, _>(&*store, &id, &context, 1, |_| {
+                    Ok(UserCommand::Create(create.clone()))
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding: {:?}", e))?;
+                anyhow::Ok(id.to_string())
+            }));
+        }
+        for task in tasks {
+            ids.push(task.await??);
+        }
+    }
+    Ok(Arc::new(ids))
+}
+
+async fn raw_appends(store: Arc<PostgresEventStore>, duration: Duration) -> Measurement {
+    let run = Uuid::now_v7().simple().to_string();
+    drive(CLIENTS, duration, MAX_OPERATIONS, move |worker, i| {
+        let store = store.clone();
+        let stream = format!("raw-{run}-{worker}-{i}");
+        async move {
+            let event = NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: "UserBanned".into(),
+                data: json!({ "state": true, "reason": "benchmark raw append" }),
+                metadata: json!({ "actor": { "id": "bench", "kind": "system" }, "correlationId": Uuid::now_v7(), "schemaVersion": 1 }),
+            };
+            store
+                .append(AppendRequest::new(stream, ExpectedRevision::NoStream, vec![event]))
+                .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// argon2id hashes per second with one thread per hashing worker, the service's parameters.
+async fn raw_hash_rate(workers: usize, duration: Duration) -> anyhow::Result<f64> {
+    let hasher = Hasher::new(workers, workers * 4);
+    let measured = drive(workers, duration, MAX_OPERATIONS, move |_, _| {
+        let hasher = hasher.clone();
+        async move {
+            hasher
+                .hash("benchmark-password")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(())
+        }
+    })
+    .await;
+    if measured.operations == 0 {
+        bail!("no hash finished");
+    }
+    Ok(measured.per_second)
+}
+
+/// One scenario at 64 clients, with a sequential `/health` reader beside it.
+async fn measure(
+    scenario: &'static str,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    users: &Arc<Vec<String>>,
+    duration: Duration,
+) -> (Measurement, Measurement) {
+    let done = Arc::new(AtomicBool::new(false));
+    let health = {
+        let (http, url, done) = (http.clone(), format!("{base}/health"), done.clone());
+        tokio::spawn(async move {
+            drive(
+                1,
+                duration + Duration::from_secs(5),
+                MAX_OPERATIONS,
+                move |_, _| {
+                    let (http, url, done) = (http.clone(), url.clone(), done.clone());
+                    async move {
+                        if done.load(Ordering::Relaxed) {
+                            bail!("scenario over");
+                        }
+                        http.get(&url).send().await?.error_for_status()?;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        Ok(())
+                    }
+                },
+            )
+            .await
+        })
+    };
+    let counter = Arc::new(AtomicU64::new(0));
+    let run = Uuid::now_v7().simple().to_string()[..8].to_owned();
+    let (http2, base2, token2, users2) = (
+        http.clone(),
+        base.to_owned(),
+        token.to_owned(),
+        users.clone(),
+    );
+    let measured = drive(CLIENTS, duration, MAX_OPERATIONS, move |_, _| {
+        let (http, base, token, users) = (http2.clone(), base2.clone(), token2.clone(), users2.clone());
+        let n = counter.fetch_add(1, Ordering::Relaxed) as usize;
+        let run = run.clone();
+        async move {
+            let target = &users[n % users.len()];
+            let (path, body) = match scenario {
+                // The first pass over the users bans them, the second lifts the bans, ...
+                "ban" => ("ban", json!({ "target": target, "state": (n / users.len()) % 2 == 0, "reason": "benchmark ban reason" })),
+                "credits" => ("credits", json!({ "target": target, "type": "increment", "value": 1 })),
+                "update" => ("update", json!({ "target": target, "bio": format!("benchmark bio {n}") })),
+                _ => ("create", json!([{
+                    "username": format!("new_{run}_{n}"),
+                    "password": "benchmark-password",
+                    "email": format!("new_{run}_{n}@example.com"),
+                    "firstName": "Bench",
+                    "lastName": "User",
+                }])),
+            };
+            let request = if path == "update" {
+                http.patch(format!("{base}/user/admin-api/{path}"))
+            } else {
+                http.post(format!("{base}/user/admin-api/{path}"))
+            };
+            let response = request.bearer_auth(&token).json(&body).send().await?;
+            if !response.status().is_success() {
+                bail!("{scenario}: {} {}", response.status(), response.text().await.unwrap_or_default());
+            }
+            Ok(())
+        }
+    })
+    .await;
+    done.store(true, Ordering::Relaxed);
+    let health = health.await.unwrap_or_else(|_| drive_failed());
+    (measured, health)
+}
+
+fn drive_failed() -> Measurement {
+    Measurement {
+        operations: 0,
+        errors: 1,
+        seconds: 0.0,
+        per_second: 0.0,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+    }
+}

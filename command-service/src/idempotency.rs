@@ -1,0 +1,226 @@
+//! `Idempotency-Key` on POST, PUT and PATCH: a retried request with the same key and body gets
+//! the first answer (status, body, consistency token) and appends nothing.
+//!
+//! Keys are scoped to the caller (the token's subject) and kept in PostgreSQL for a day. The
+//! first request with a key records it as in progress before running; a concurrent duplicate
+//! gets 409 until the first one finishes; a key reused with another request gets 400. A 5xx
+//! answer is not recorded, so the request can be retried. A key left in progress by a crash is
+//! taken over after a minute.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::auth::caller::bearer_claims;
+use crate::envelope::{ApiError, CONSISTENCY_TOKEN};
+use crate::AppState;
+
+pub const HEADER: &str = "idempotency-key";
+/// Set on an answer that was replayed from an earlier request.
+pub const REPLAYED: &str = "idempotent-replayed";
+const MAX_KEY_LENGTH: usize = 255;
+
+/// The table of remembered answers, created if missing.
+pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS idempotency_keys (
+            caller       text        NOT NULL,
+            key          text        NOT NULL,
+            request_hash bytea       NOT NULL,
+            status       smallint,
+            body         jsonb,
+            position     text,
+            created_at   timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (caller, key)
+        )",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+enum Remembered {
+    /// This request holds the key now: run it and record its answer.
+    Claimed,
+    InProgress,
+    DifferentRequest,
+    Answer {
+        status: u16,
+        body: Value,
+        position: Option<String>,
+    },
+}
+
+pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(pool) = state.database.clone() else {
+        return next.run(request).await;
+    };
+    if ![Method::POST, Method::PUT, Method::PATCH].contains(request.method()) {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get(HEADER).cloned() else {
+        return next.run(request).await;
+    };
+    let key = match key.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_KEY_LENGTH => key.to_owned(),
+        _ => {
+            return ApiError::ClientInput(json!({ "errors": [{
+                "type": "header", "msg": format!("Idempotency-Key must be 1..{MAX_KEY_LENGTH} visible characters"),
+                "path": HEADER, "location": "headers" }] }))
+            .into_response()
+        }
+    };
+    let (parts, body) = request.into_parts();
+    // Without a valid token the route answers 401 itself; nothing to remember.
+    let Ok(claims) = bearer_claims(&parts, &state) else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    let caller = format!("{:?}:{}", claims.kind, claims.sub);
+    let bytes = match to_bytes(body, state.settings.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return ApiError::BodyTooLarge {
+                limit: state.settings.body_limit,
+            }
+            .into_response()
+        }
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update(b" ");
+    hasher.update(parts.uri.path());
+    hasher.update(b"\n");
+    hasher.update(&bytes);
+    let request_hash = hasher.finalize().to_vec();
+
+    match remember(&pool, &caller, &key, &request_hash).await {
+        Err(error) => ApiError::internal(error).into_response(),
+        Ok(Remembered::InProgress) => ApiError::InProgress.into_response(),
+        Ok(Remembered::DifferentRequest) => ApiError::ClientInput(json!({ "errors": [{
+            "type": "header", "value": key,
+            "msg": "this Idempotency-Key was used with a different request",
+            "path": HEADER, "location": "headers" }] }))
+        .into_response(),
+        Ok(Remembered::Answer {
+            status,
+            body,
+            position,
+        }) => {
+            let mut response = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                axum::Json(body),
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            if let Some(position) = position.and_then(|p| HeaderValue::from_str(&p).ok()) {
+                headers.insert(CONSISTENCY_TOKEN, position);
+            }
+            headers.insert(REPLAYED, HeaderValue::from_static("true"));
+            response
+        }
+        Ok(Remembered::Claimed) => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            record(&pool, &caller, &key, response).await
+        }
+    }
+}
+
+async fn remember(
+    pool: &PgPool,
+    caller: &str,
+    key: &str,
+    request_hash: &[u8],
+) -> sqlx::Result<Remembered> {
+    // Expired keys and keys abandoned in progress are free again.
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 \
+           AND (created_at < now() - interval '1 day' \
+                OR (status IS NULL AND created_at < now() - interval '1 minute'))",
+    )
+    .bind(caller)
+    .bind(key)
+    .execute(pool)
+    .await?;
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency_keys (caller, key, request_hash) VALUES ($1, $2, $3) \
+         ON CONFLICT (caller, key) DO NOTHING",
+    )
+    .bind(caller)
+    .bind(key)
+    .bind(request_hash)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1;
+    if claimed {
+        return Ok(Remembered::Claimed);
+    }
+    let row: Option<(Vec<u8>, Option<i16>, Option<Value>, Option<String>)> = sqlx::query_as(
+        "SELECT request_hash, status, body, position FROM idempotency_keys \
+          WHERE caller = $1 AND key = $2",
+    )
+    .bind(caller)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        // Deleted in between (expired): treat as in progress; the client retries.
+        None => Remembered::InProgress,
+        Some((hash, _, _, _)) if hash != request_hash => Remembered::DifferentRequest,
+        Some((_, None, _, _)) => Remembered::InProgress,
+        Some((_, Some(status), body, position)) => Remembered::Answer {
+            status: status as u16,
+            body: body.unwrap_or(Value::Null),
+            position,
+        },
+    })
+}
+
+/// Stores the answer (or frees the key after a 5xx) and passes the response on.
+async fn record(pool: &PgPool, caller: &str, key: &str, response: Response) -> Response {
+    let status = response.status();
+    if status.is_server_error() {
+        let _ = sqlx::query("DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2")
+            .bind(caller)
+            .bind(key)
+            .execute(pool)
+            .await;
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = match to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return ApiError::internal(anyhow::anyhow!("reading an answer: {error}"))
+                .into_response()
+        }
+    };
+    let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let position = parts
+        .headers
+        .get(CONSISTENCY_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Err(error) = sqlx::query(
+        "UPDATE idempotency_keys SET status = $3, body = $4, position = $5 \
+          WHERE caller = $1 AND key = $2",
+    )
+    .bind(caller)
+    .bind(key)
+    .bind(status.as_u16() as i16)
+    .bind(&json)
+    .bind(position)
+    .execute(pool)
+    .await
+    {
+        tracing::error!(error = %error, "could not record an idempotent answer");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}

@@ -44,6 +44,14 @@ pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
+struct StoredAnswer {
+    request_hash: Vec<u8>,
+    status: Option<i16>,
+    body: Option<Value>,
+    position: Option<String>,
+}
+
 enum Remembered {
     /// This request holds the key now: run it and record its answer.
     Claimed,
@@ -162,7 +170,7 @@ async fn remember(
     if claimed {
         return Ok(Remembered::Claimed);
     }
-    let row: Option<(Vec<u8>, Option<i16>, Option<Value>, Option<String>)> = sqlx::query_as(
+    let row: Option<StoredAnswer> = sqlx::query_as(
         "SELECT request_hash, status, body, position FROM idempotency_keys \
           WHERE caller = $1 AND key = $2",
     )
@@ -173,9 +181,14 @@ async fn remember(
     Ok(match row {
         // Deleted in between (expired): treat as in progress; the client retries.
         None => Remembered::InProgress,
-        Some((hash, _, _, _)) if hash != request_hash => Remembered::DifferentRequest,
-        Some((_, None, _, _)) => Remembered::InProgress,
-        Some((_, Some(status), body, position)) => Remembered::Answer {
+        Some(stored) if stored.request_hash != request_hash => Remembered::DifferentRequest,
+        Some(StoredAnswer { status: None, .. }) => Remembered::InProgress,
+        Some(StoredAnswer {
+            status: Some(status),
+            body,
+            position,
+            ..
+        }) => Remembered::Answer {
             status: status as u16,
             body: body.unwrap_or(Value::Null),
             position,

@@ -304,7 +304,7 @@ async fn measure(
             let target = &users[n % users.len()];
             let (path, body) = match scenario {
                 // The first pass over the users bans them, the second lifts the bans, ...
-                "ban" => ("ban", json!({ "target": target, "state": (n / users.len()) % 2 == 0, "reason": "benchmark ban reason" })),
+                "ban" => ("ban", json!({ "target": target, "state": (n / users.len()).is_multiple_of(2), "reason": "benchmark ban reason" })),
                 "credits" => ("credits", json!({ "target": target, "type": "increment", "value": 1 })),
                 "update" => ("update", json!({ "target": target, "bio": format!("benchmark bio {n}") })),
                 _ => ("create", json!([{

@@ -12,12 +12,14 @@ mod decide;
 mod events;
 #[cfg(test)]
 mod tests;
+pub mod view;
 
 pub use commands::{
     CreateUser, CreditsChange, SubscriptionChange, Toggle, UpdateUser, UserCommand,
     MAX_INVITE_CODES_PER_REQUEST,
 };
 pub use events::{ProfileChanges, UserEvent};
+pub use view::UserView;
 
 use std::collections::BTreeSet;
 

@@ -121,11 +121,7 @@ async fn holder_id(app: &TestApp, kind: &str, value: &str) -> String {
         .await
         .expect("the store answers")
         .expect("a holder");
-    stream
-        .split_once('-')
-        .expect("category-id")
-        .1
-        .to_owned()
+    stream.split_once('-').expect("category-id").1.to_owned()
 }
 
 fn assert_oauth_error(status: u16, body: &Value, expected_status: u16, error: &str) {
@@ -610,13 +606,14 @@ async fn only_a_valid_refresh_token_of_an_active_user_refreshes() {
 
     for presented in [access_token, "not.a.token", &format!("{refresh_token}x")] {
         let (status, body) = app
-            .token_request(&[("grant_type", "refresh_token"), ("refresh_token", presented)])
+            .token_request(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", presented),
+            ])
             .await;
         assert_oauth_error(status, &body, 401, "invalid_grant");
     }
-    let (status, body) = app
-        .token_request(&[("grant_type", "refresh_token")])
-        .await;
+    let (status, body) = app.token_request(&[("grant_type", "refresh_token")]).await;
     assert_oauth_error(status, &body, 400, "invalid_request");
 
     ban(&app, id).await;

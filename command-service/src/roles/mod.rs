@@ -1,9 +1,264 @@
-//! Routes of `roles` (being written).
+//! Role writes (API.md §5): `create`, `update` and `delete` under `/roles/admin-api/` (delegated
+//! tokens) and `/roles/client-api/` (client tokens), behind the `shared E:roles:write` and
+//! `shared E:roles:delete` checks.
+//!
+//! - this file: the routes, the bodies, and the role as the API shows it;
+//! - [`delete`]: deleting a role and moving its users to the default role.
 
+mod delete;
+
+use axum::extract::State;
+use axum::routing::{delete as delete_route, patch, post};
 use axum::Router;
+use chrono::Utc;
+use events::metadata::CommandContext;
+use events::role::{CreateRole, Role, RoleCommand, UpdateRole, ROLE_ID_CLAIM};
+use events::store::UniqueClaim;
+use events::values::{Ranking, RoleDescription, RoleDisplayName, RoleId};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
 
+use crate::auth::Caller;
+use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
+use crate::extract::JsonBody;
+use crate::pipeline::{execute, Failure};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/roles/admin-api/create", post(create))
+        .route("/roles/client-api/create", post(create))
+        .route("/roles/admin-api/update", patch(update))
+        .route("/roles/client-api/update", patch(update))
+        .route("/roles/admin-api/delete", delete_route(delete::delete))
+        .route("/roles/client-api/delete", delete_route(delete::delete))
+}
+
+/// A role as the API shows it.
+pub fn role_json(role: &Role) -> Value {
+    let mut object = json!({
+        "id": role.id,
+        "displayName": role.display_name,
+        "ranking": role.ranking,
+        "scope": role.scope,
+        "type": "user",
+        "system": role.system,
+    });
+    if let Some(description) = &role.description {
+        object["description"] = json!(description);
+    }
+    object
+}
+
+fn context(caller: &Caller) -> CommandContext {
+    CommandContext::new(Uuid::now_v7(), caller.actor(), Utc::now())
+}
+
+/// Unknown roles are 400 NotFound on role routes (Liquid's code), unlike unknown users (404).
+fn unknown_role() -> ApiError {
+    ApiError::Refused {
+        code: "NotFound",
+        info: Some(json!({ "reason": "no role has this id" })),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(role_id))]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Answer, ApiError> {
+    caller.require_shared("roles:write")?;
+    let body = object(&body)?;
+    let mut errors = FieldErrors::new();
+    let id = errors.parse("id", field(body, "id"), |v| RoleId::parse(text(v, "id")?));
+    let display_name = errors.parse("displayName", field(body, "displayName"), |v| {
+        RoleDisplayName::parse(text(v, "displayName")?)
+    });
+    let ranking = errors.parse("ranking", field(body, "ranking"), ranking);
+    let description = optional(&mut errors, body, "description", |v| {
+        RoleDescription::parse(text(v, "description")?)
+    });
+    errors.into_result()?;
+    let (Some(id), Some(display_name), Some(ranking), Some(description)) =
+        (id, display_name, ranking, description)
+    else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a parsed role body lacks a field"
+        )));
+    };
+    tracing::Span::current().record("role_id", id.as_str());
+    // A body's `scope` is ignored (API.md §5): scopes are given through `access`.
+    let create = CreateRole {
+        id: id.clone(),
+        display_name,
+        ranking,
+        description,
+        scope: Vec::new(),
+        system: false,
+    };
+    let outcome = execute::<Role, _>(
+        &*state.store,
+        &id,
+        &context(&caller),
+        state.settings.command_attempts,
+        |current| match current {
+            // The same id in the same case: the claim would say so too; answer alike.
+            Some(role) if !role.deleted => {
+                Err(Failure::Taken(UniqueClaim::new(ROLE_ID_CLAIM, id.as_str())))
+            }
+            _ => Ok(RoleCommand::Create(create.clone())),
+        },
+    )
+    .await?;
+    let role = outcome
+        .state
+        .as_ref()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a created role has no state")))?;
+    Ok(Answer::ok(json!({ "role": role_json(role) })).at(outcome.position))
+}
+
+#[tracing::instrument(skip_all, fields(role_id))]
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Answer, ApiError> {
+    caller.require_shared("roles:write")?;
+    let body = object(&body)?;
+    let mut errors = FieldErrors::new();
+    for (key, value) in body {
+        if !["id", "target", "displayName", "ranking", "description"].contains(&key.as_str()) {
+            errors.push(FieldError::body(
+                key.as_str(),
+                value.clone(),
+                "is not a field of a role that can be updated",
+            ));
+        }
+    }
+    let id = target(&mut errors, body);
+    let mut changes = UpdateRole::default();
+    if let Some(value) = body.get("displayName") {
+        changes.display_name = errors.parse("displayName", value, |v| {
+            RoleDisplayName::parse(text(v, "displayName")?)
+        });
+    }
+    if let Some(value) = body.get("ranking") {
+        changes.ranking = errors.parse("ranking", value, ranking);
+    }
+    changes.description = optional(&mut errors, body, "description", |v| {
+        RoleDescription::parse(text(v, "description")?)
+    })
+    .filter(|_| body.contains_key("description"));
+    errors.into_result()?;
+    let Some(id) = id else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a parsed target is missing"
+        )));
+    };
+    tracing::Span::current().record("role_id", id.as_str());
+    let id = resolve(&state, &id).await?;
+    let outcome = execute::<Role, _>(
+        &*state.store,
+        &id,
+        &context(&caller),
+        state.settings.command_attempts,
+        |current| match current {
+            Some(role) if !role.deleted => Ok(RoleCommand::Update(changes.clone())),
+            _ => Err(Failure::Api(unknown_role())),
+        },
+    )
+    .await?;
+    let role = outcome
+        .state
+        .as_ref()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("an updated role has no state")))?;
+    Ok(Answer::ok(json!({ "role": role_json(role) })).at(outcome.position))
+}
+
+/// The stream id of the live role whose id is `id` in any case (role ids are unique
+/// case-insensitively), or 400 NotFound.
+async fn resolve(state: &AppState, id: &RoleId) -> Result<RoleId, ApiError> {
+    let holder = state
+        .store
+        .claim_holder(&UniqueClaim::new(ROLE_ID_CLAIM, id.as_str()))
+        .await?;
+    holder
+        .as_deref()
+        .and_then(|stream| stream.strip_prefix("role-"))
+        .and_then(|id| RoleId::parse(id).ok())
+        .ok_or_else(unknown_role)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
+// ---------------------------------------------------------------------------------------------
+
+fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+    body.as_object()
+        .ok_or_else(|| ApiError::Body("the body must be a JSON object".into()))
+}
+
+static MISSING: Value = Value::Null;
+
+/// The value of `key`, `null` when absent (so that "is required" is reported at its path).
+fn field<'a>(body: &'a Map<String, Value>, key: &str) -> &'a Value {
+    body.get(key).unwrap_or(&MISSING)
+}
+
+fn text<'a>(
+    value: &'a Value,
+    field: &'static str,
+) -> Result<&'a str, events::values::ValidationError> {
+    match value {
+        Value::String(text) => Ok(text),
+        Value::Null => Err(events::values::ValidationError::new(field, "is required")),
+        _ => Err(events::values::ValidationError::new(
+            field,
+            "must be a string",
+        )),
+    }
+}
+
+fn ranking(value: &Value) -> Result<Ranking, events::values::ValidationError> {
+    match value {
+        Value::Null => Err(events::values::ValidationError::new(
+            "ranking",
+            "is required",
+        )),
+        Value::Number(number) => number
+            .as_i64()
+            .ok_or_else(|| {
+                events::values::ValidationError::new("ranking", "must be an integer of at least 1")
+            })
+            .and_then(Ranking::new),
+        _ => Err(events::values::ValidationError::new(
+            "ranking",
+            "must be an integer of at least 1",
+        )),
+    }
+}
+
+/// An optional field: absent or `null` is `Some(None)`; a value is parsed. `None` when invalid.
+fn optional<T>(
+    errors: &mut FieldErrors,
+    body: &Map<String, Value>,
+    key: &str,
+    parse: impl FnOnce(&Value) -> Result<T, events::values::ValidationError>,
+) -> Option<Option<T>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(value) => errors.parse(key, value, parse).map(Some),
+    }
+}
+
+/// The role a request is about: `id` (Liquid's field), or `target` as this API names targets
+/// elsewhere.
+fn target(errors: &mut FieldErrors, body: &Map<String, Value>) -> Option<RoleId> {
+    let key = if body.contains_key("id") || !body.contains_key("target") {
+        "id"
+    } else {
+        "target"
+    };
+    errors.parse(key, field(body, key), |v| RoleId::parse(text(v, "id")?))
 }

@@ -1,9 +1,219 @@
-//! Routes of `users` (being written).
+//! The user write routes of API.md §3, each mounted under `/user/admin-api/<path>` (delegated
+//! tokens) and `/user/client-api/<path>` (client tokens), except `verify` (admin only). The
+//! [`Caller`] extractor enforces the token kind by prefix; handlers check scopes, parse every
+//! field into value types (reporting all invalid fields), check ranking, and run one command
+//! per user stream through [`crate::pipeline::execute`].
+//!
+//! # Layout
+//! One file per command: [`create`], [`update`], [`custom_data`], [`toggles`] (ban, restrict,
+//! verify), [`credits`], [`access`], [`subscription`] (and subscription-cancel),
+//! [`invite_codes`]; [`view`] builds the user object answered by `update`. This file holds the
+//! router and what the handlers share: reading body fields, targets, and ranking.
 
+pub mod access;
+pub mod create;
+pub mod credits;
+pub mod custom_data;
+pub mod invite_codes;
+pub mod subscription;
+pub mod toggles;
+pub mod update;
+pub mod view;
+
+use axum::routing::{patch, post, put, MethodRouter};
 use axum::Router;
+use chrono::Utc;
+use events::metadata::CommandContext;
+use events::role::{outranks, Role};
+use events::values::{Ranking, RoleId, UserId, ValidationError};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
 
+use crate::auth::Caller;
+use crate::envelope::{ApiError, FieldError, FieldErrors};
+use crate::pipeline::load_aggregate;
 use crate::AppState;
 
+/// Every user write route, on both edges where the contract has them.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let both: [(&str, MethodRouter<AppState>); 10] = [
+        ("create", post(create::create_users)),
+        ("update", patch(update::update_user)),
+        ("custom-data", put(custom_data::replace_custom_data)),
+        ("ban", post(toggles::ban_user)),
+        ("restrict", post(toggles::restrict_user)),
+        ("credits", post(credits::change_credits)),
+        ("access", post(access::change_access)),
+        ("subscription", post(subscription::change_subscription)),
+        (
+            "subscription-cancel",
+            post(subscription::set_subscription_cancelled),
+        ),
+        ("invite-codes", post(invite_codes::generate_invite_codes)),
+    ];
+    let mut router = Router::new().route("/user/admin-api/verify", post(toggles::verify_user));
+    for (path, handler) in both {
+        router = router
+            .route(&format!("/user/admin-api/{path}"), handler.clone())
+            .route(&format!("/user/client-api/{path}"), handler);
+    }
+    router
+}
+
+/// The context a request's command is decided in: a new command id, the caller, now.
+pub(crate) fn context(caller: &Caller) -> CommandContext {
+    CommandContext::new(Uuid::now_v7(), caller.actor(), Utc::now())
+}
+
+/// The body as a JSON object, or 400.
+pub(crate) fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+    body.as_object()
+        .ok_or_else(|| ApiError::Body("the body must be a JSON object".into()))
+}
+
+/// A required field at `path` (`key` in `map`): absent or `null` is "is required"; otherwise
+/// `parse` decides. Failures are recorded in `errors`.
+pub(crate) fn required<T>(
+    errors: &mut FieldErrors,
+    map: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    parse: impl FnOnce(&Value) -> Result<T, ValidationError>,
+) -> Option<T> {
+    match map.get(key) {
+        None | Some(Value::Null) => {
+            errors.push(FieldError::body(
+                format!("{path}{key}"),
+                Value::Null,
+                "is required",
+            ));
+            None
+        }
+        Some(value) => errors.parse(&format!("{path}{key}"), value, parse),
+    }
+}
+
+/// An optional field: absent or `null` is `None` (and no error).
+pub(crate) fn optional<T>(
+    errors: &mut FieldErrors,
+    map: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    parse: impl FnOnce(&Value) -> Result<T, ValidationError>,
+) -> Option<T> {
+    match map.get(key) {
+        None | Some(Value::Null) => None,
+        Some(value) => errors.parse(&format!("{path}{key}"), value, parse),
+    }
+}
+
+/// A parser of JSON strings with a value type's `parse`.
+pub(crate) fn text<T>(
+    parse: impl FnOnce(&str) -> Result<T, ValidationError>,
+) -> impl FnOnce(&Value) -> Result<T, ValidationError> {
+    move |value| match value {
+        Value::String(s) => parse(s),
+        _ => Err(ValidationError::new("value", "must be a string")),
+    }
+}
+
+pub(crate) fn boolean(value: &Value) -> Result<bool, ValidationError> {
+    value
+        .as_bool()
+        .ok_or_else(|| ValidationError::new("value", "must be true or false"))
+}
+
+/// A JSON integer of at least 0 (not a float, not a string).
+pub(crate) fn whole_number(value: &Value) -> Result<u64, ValidationError> {
+    value
+        .as_u64()
+        .ok_or_else(|| ValidationError::new("value", "must be an integer of at least 0"))
+}
+
+/// `target`: one user id.
+pub(crate) fn target(errors: &mut FieldErrors, map: &Map<String, Value>) -> Option<UserId> {
+    required(errors, map, "", "target", text(UserId::parse))
+}
+
+/// `target` as `ban`, `restrict` and `verify` take it: one id, or a one-element array of it.
+pub(crate) fn single_target(errors: &mut FieldErrors, map: &Map<String, Value>) -> Option<UserId> {
+    required(errors, map, "", "target", |value| match value {
+        Value::Array(items) if items.len() == 1 => text(UserId::parse)(&items[0]),
+        Value::Array(_) => Err(ValidationError::new(
+            "target",
+            "must be one id (an array must hold exactly one)",
+        )),
+        other => text(UserId::parse)(other),
+    })
+}
+
+/// The ranking of a role, `None` when it does not exist (or was deleted).
+pub(crate) async fn role_rank(
+    state: &AppState,
+    role: &RoleId,
+) -> Result<Option<Ranking>, ApiError> {
+    let (role, _) = load_aggregate::<Role>(&*state.store, role).await?;
+    Ok(role.filter(|r| !r.deleted).map(|r| r.ranking))
+}
+
+/// The caller's ranking: that of their role (`None`, rank 0, for an unknown role).
+pub(crate) async fn caller_rank(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Option<Ranking>, ApiError> {
+    match RoleId::parse(caller.role()) {
+        Ok(role) => role_rank(state, &role).await,
+        Err(_) => Ok(None),
+    }
+}
+
+/// Whether the caller out-ranks a holder of `role` (API.md §2), without the super_admin
+/// bypass (the caller decides where it applies).
+pub(crate) async fn caller_outranks(
+    state: &AppState,
+    caller: &Caller,
+    role: &RoleId,
+) -> Result<bool, ApiError> {
+    let actor = caller_rank(state, caller).await?;
+    let target = role_rank(state, role).await?;
+    Ok(outranks(actor, target, state.settings.can_edit_peer_data))
+}
+
+/// 400 NotFound: the role does not exist (Liquid's code for an unknown role, API.md §1).
+pub(crate) fn unknown_role(role: &RoleId) -> ApiError {
+    ApiError::Refused {
+        code: "NotFound",
+        info: Some(json!({ "role": role.as_str(), "reason": "the role does not exist" })),
+    }
+}
+
+/// 401 InsufficientPrivileges for a ranking refusal.
+pub(crate) fn outranked(what: &str, role: &RoleId) -> ApiError {
+    ApiError::InsufficientPrivileges(json!({
+        "reason": format!("the caller does not out-rank {what}"),
+        "role": role.as_str(),
+    }))
+}
+
+/// The ranking rule of writes on an existing user: a super_admin may act on anyone; anyone else
+/// must out-rank the user's role.
+pub(crate) async fn require_outranks_user(
+    state: &AppState,
+    caller: &Caller,
+    role: &RoleId,
+) -> Result<(), ApiError> {
+    if caller.is_super_admin() || caller_outranks(state, caller, role).await? {
+        Ok(())
+    } else {
+        Err(outranked("the target user's role", role))
+    }
+}
+
+/// Loads a live user for the checks that precede its command, or 404.
+pub(crate) async fn load_user(
+    state: &AppState,
+    id: &UserId,
+) -> Result<events::user::User, ApiError> {
+    let (user, _) = load_aggregate::<events::user::User>(&*state.store, id).await?;
+    user.filter(|u| !u.deleted).ok_or_else(ApiError::not_found)
 }

@@ -315,7 +315,10 @@ impl UserView {
     /// or on the base tier shows `isSubscribed: false` on the base tier.
     pub fn hydrated(mut self, tiers: &SubscriptionTiers, now: DateTime<Utc>) -> UserView {
         let base = tiers.base().to_string();
-        let tier = self.subscription_tier.clone().unwrap_or_else(|| base.clone());
+        let tier = self
+            .subscription_tier
+            .clone()
+            .unwrap_or_else(|| base.clone());
         let live = self.is_subscribed && self.subscription_expiry.is_some_and(|e| e > now);
         if !live || tier == base {
             self.is_subscribed = false;
@@ -342,8 +345,8 @@ mod tests {
     use crate::scopes::Scope;
     use crate::user::ProfileChanges;
     use crate::values::{
-        Bio, Credits, CustomData, Email, PersonName, Reason, RoleId, SecretHash,
-        SubscriptionTier, UserId, Username,
+        Bio, Credits, CustomData, Email, PersonName, Reason, RoleId, SecretHash, SubscriptionTier,
+        UserId, Username,
     };
 
     fn at(seconds: i64) -> DateTime<Utc> {
@@ -401,7 +404,12 @@ mod tests {
             ),
         ]);
         let json = serde_json::to_value(&view).unwrap();
-        let keys: Vec<&str> = json.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         let expected = "_id, username, firstName, middleName, lastName, email, sanitizedEmail, \
             emailVerified, phone, phoneCountryCode, phoneVerified, role, scope, gender, bio, \
             designation, pronouns, organization, customLink, preferredLanguage, country, \
@@ -547,8 +555,12 @@ mod tests {
             ),
         ]);
         assert_eq!(view.credits, 6);
-        let deleted = UserView::evolve(Some(view), &UserEvent::Deleted {}, &metadata(3, Actor::system()))
-            .unwrap();
+        let deleted = UserView::evolve(
+            Some(view),
+            &UserEvent::Deleted {},
+            &metadata(3, Actor::system()),
+        )
+        .unwrap();
         assert!(deleted.is_deleted);
         assert_eq!(deleted.deleted_date, Some(at(3)));
     }

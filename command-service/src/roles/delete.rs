@@ -1,0 +1,158 @@
+//! `DELETE /roles/{admin,client}-api/delete`: the role is deleted, then each of its users is
+//! moved to the default role `user`, through the users' own streams (`UserRoleChanged`), so the
+//! history says who lost which role and why.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use events::metadata::{decode, CommandContext};
+use events::role::{Role, RoleCommand};
+use events::store::Position;
+use events::user::{User, UserCommand, UserEvent};
+use events::values::{RoleId, UserId};
+
+use super::{context, object, resolve, target, unknown_role};
+use crate::auth::Caller;
+use crate::envelope::{Answer, ApiError, FieldErrors};
+use crate::extract::JsonBody;
+use crate::pipeline::{execute, Failure};
+use crate::AppState;
+
+/// Events read per page while looking for a role's users.
+const PAGE: usize = 1_000;
+
+#[tracing::instrument(skip_all, fields(role_id))]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Answer, ApiError> {
+    caller.require_shared("roles:delete")?;
+    let body = object(&body)?;
+    let mut errors = FieldErrors::new();
+    let id = target(&mut errors, body);
+    errors.into_result()?;
+    let Some(id) = id else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a parsed target is missing"
+        )));
+    };
+    tracing::Span::current().record("role_id", id.as_str());
+    let id = resolve(&state, &id).await?;
+    let context = context(&caller);
+    let outcome = execute::<Role, _>(
+        &*state.store,
+        &id,
+        &context,
+        state.settings.command_attempts,
+        |current| match current {
+            Some(role) if !role.deleted => Ok(RoleCommand::Delete),
+            _ => Err(Failure::Api(unknown_role())),
+        },
+    )
+    .await?;
+    let (moved, position) = move_users_to_default_role(&state, &id, &context).await?;
+    tracing::info!(role = %id, moved, "role deleted");
+    // Liquid answers a delete with `{"ok":1}`; the count goes to the log only.
+    Ok(Answer::done().at(position.or(outcome.position)))
+}
+
+/// Gives every live user whose role is `deleted` the default role; answers how many moved and
+/// the position of the last move.
+///
+/// Each move is a command of its own, decided on the user's current state: a user whose role
+/// changed meanwhile keeps the new one. A crash halfway leaves some users with a deleted role,
+/// which ranks as an unknown role (rank 0) until the delete is retried or they are moved.
+async fn move_users_to_default_role(
+    state: &AppState,
+    deleted: &RoleId,
+    context: &CommandContext,
+) -> Result<(usize, Option<Position>), ApiError> {
+    let mut moved = 0;
+    let mut position = None;
+    for user in users_with_role(state, deleted).await? {
+        let outcome = execute::<User, _>(
+            &*state.store,
+            &user,
+            context,
+            state.settings.command_attempts,
+            |current| {
+                let role = match current {
+                    Some(user) if same_role(&user.role, deleted) => RoleId::user(),
+                    // Moved or given another role since the scan: leave it (a no-op).
+                    Some(user) => user.role.clone(),
+                    None => RoleId::user(),
+                };
+                Ok(UserCommand::ChangeRole(role))
+            },
+        )
+        .await;
+        match outcome {
+            Ok(outcome) if outcome.position.is_some() => {
+                moved += 1;
+                position = outcome.position.or(position);
+            }
+            Ok(_) => {}
+            // Deleted since the scan: nothing to move.
+            Err(Failure::Api(ApiError::NotFound(_))) => {}
+            Err(failure) => return Err(failure.into()),
+        }
+    }
+    Ok((moved, position))
+}
+
+/// The live users whose current role is `role`.
+///
+/// There is no users read model on the write side yet, so this folds the whole global log:
+/// correct, but O(size of the log) per role delete. **Replace it with a query on the users
+/// read model** (`WHERE role = $1`) once the projections exist; the moves themselves stay.
+async fn users_with_role(state: &AppState, role: &RoleId) -> Result<Vec<UserId>, ApiError> {
+    let mut roles: HashMap<UserId, RoleId> = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = state.store.read_all(after, PAGE).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = Some(last.position);
+        for recorded in &page {
+            if !recorded.stream.starts_with("user-")
+                || !matches!(
+                    recorded.event_type.as_str(),
+                    "UserCreated" | "UserRoleChanged" | "UserDeleted"
+                )
+            {
+                continue;
+            }
+            let Some(id) = recorded
+                .stream
+                .strip_prefix("user-")
+                .and_then(|id| UserId::parse(id).ok())
+            else {
+                continue;
+            };
+            match decode::<UserEvent>(recorded)
+                .map_err(ApiError::internal)?
+                .event
+            {
+                UserEvent::Created { role, .. } | UserEvent::RoleChanged { role } => {
+                    roles.insert(id, role);
+                }
+                UserEvent::Deleted {} => {
+                    roles.remove(&id);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(roles
+        .into_iter()
+        .filter(|(_, current)| same_role(current, role))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Role ids are unique case-insensitively.
+fn same_role(a: &RoleId, b: &RoleId) -> bool {
+    a.as_str().eq_ignore_ascii_case(b.as_str())
+}

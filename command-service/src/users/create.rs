@@ -1,0 +1,328 @@
+//! `POST create`: a JSON array of new users, all or nothing (API.md §3).
+//!
+//! Each user is a stream of its own, and the store appends one stream atomically, so "all or
+//! nothing" is kept in three steps:
+//! 1. everything that can be checked without writing is checked for the whole batch first:
+//!    every field of every item, duplicates inside the batch, roles (exist, out-ranked by the
+//!    caller), usernames and emails already claimed by another user; then every password is
+//!    hashed. Any failure answers before anything is appended.
+//! 2. the users are appended one by one, each with its username and email claims, so that of
+//!    concurrent duplicates exactly one wins (invariant 2).
+//! 3. if an append still fails (a concurrent request claimed a value after step 1, or the
+//!    store failed), the users of this batch appended so far are deleted again (compensation,
+//!    under the same correlation id), which releases their claims. The log then holds their
+//!    creation and deletion, and no live user of the batch remains.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use events::metadata::CommandContext;
+use events::store::UniqueClaim;
+use events::user::{CreateUser, User, UserCommand, EMAIL_CLAIM, USERNAME_CLAIM};
+use events::values::{
+    Credits, Email, InviteCode, Password, PersonName, Phone, PhoneCountryCode, RoleId, UserId,
+    Username,
+};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{json, Map, Value};
+
+use super::{
+    caller_outranks, context, invite_codes, optional, outranked, required, role_rank, text,
+};
+use crate::auth::Caller;
+use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
+use crate::extract::JsonBody;
+use crate::pipeline::{execute, load_aggregate, Failure};
+use crate::AppState;
+
+/// Invite codes each new user gets when the invite-only option is on.
+const INVITE_CODES_PER_NEW_USER: usize = 5;
+
+/// One item of the batch, parsed; the password is hashed later.
+struct NewUser {
+    username: Username,
+    email: Email,
+    password: Password,
+    first_name: PersonName,
+    last_name: PersonName,
+    middle_name: Option<PersonName>,
+    role: RoleId,
+    phone: Option<Phone>,
+    phone_country_code: Option<PhoneCountryCode>,
+}
+
+#[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str(), count))]
+pub async fn create_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Answer, ApiError> {
+    caller.require_shared("profile:create:write")?;
+    let items = match &body {
+        Value::Array(items) if !items.is_empty() => items,
+        Value::Array(_) => {
+            return Err(ApiError::Body(
+                "the body must hold at least one user".into(),
+            ))
+        }
+        _ => {
+            return Err(ApiError::Body(
+                "the body must be a JSON array of users".into(),
+            ))
+        }
+    };
+    tracing::Span::current().record("count", items.len());
+
+    let users = parse_items(items)?;
+    check_batch_duplicates(&users)?;
+    check_roles(&state, &caller, &users).await?;
+    check_taken(&state, &users).await?;
+
+    let workers = state.settings.hashing_workers.max(1);
+    let passwords: Vec<Password> = users.iter().map(|user| user.password.clone()).collect();
+    let hashes: Vec<_> = futures::stream::iter(passwords)
+        .map(|password| {
+            let hasher = state.hasher.clone();
+            async move { hasher.hash(password.expose()).await }
+        })
+        .buffered(workers)
+        .try_collect()
+        .await?;
+
+    let context = context(&caller);
+    let mut created: Vec<UserId> = Vec::with_capacity(users.len());
+    let mut position = None;
+    for (index, (user, password_hash)) in users.into_iter().zip(hashes).enumerate() {
+        let id = UserId::new();
+        let invite_codes = if state.settings.invite_only {
+            invite_codes::draw(INVITE_CODES_PER_NEW_USER, Utc::now())
+        } else {
+            Vec::<InviteCode>::new()
+        };
+        let (username, email) = (user.username.clone(), user.email.clone());
+        let create = CreateUser {
+            id,
+            username: user.username,
+            email: user.email,
+            password_hash,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            middle_name: user.middle_name,
+            role: user.role,
+            phone: user.phone,
+            phone_country_code: user.phone_country_code,
+            credits: Credits::new(state.settings.initial_credits),
+            invite_codes,
+            invited_by: None,
+        };
+        let outcome = execute::<User, _>(&*state.store, &id, &context, 1, |_| {
+            Ok(UserCommand::Create(create.clone()))
+        })
+        .await;
+        match outcome {
+            Ok(outcome) => {
+                created.push(id);
+                position = outcome.position.or(position);
+            }
+            Err(failure) => {
+                compensate(&state, &context, &created).await;
+                return Err(match failure {
+                    Failure::Taken(_) => existing_users(vec![json!({
+                        "index": index,
+                        "username": username.as_str(),
+                        "email": email.as_str(),
+                    })]),
+                    Failure::Api(error) => error,
+                });
+            }
+        }
+    }
+    Ok(Answer::ok(json!({ "insertedCount": created.len() }))
+        .with_status(StatusCode::CREATED)
+        .at(position))
+}
+
+/// Every field of every item, reported together (`[i].field` paths).
+fn parse_items(items: &[Value]) -> Result<Vec<NewUser>, ApiError> {
+    let mut errors = FieldErrors::new();
+    let mut users = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let path = format!("[{index}].");
+        let Some(map) = item.as_object() else {
+            errors.push(FieldError::body(
+                format!("[{index}]"),
+                item.clone(),
+                "must be an object",
+            ));
+            continue;
+        };
+        if let Some(user) = parse_item(&mut errors, map, &path) {
+            users.push(user);
+        }
+    }
+    errors.into_result()?;
+    Ok(users)
+}
+
+fn parse_item(errors: &mut FieldErrors, map: &Map<String, Value>, path: &str) -> Option<NewUser> {
+    let username = required(errors, map, path, "username", text(Username::parse));
+    let password = required(errors, map, path, "password", text(Password::parse));
+    let email = required(errors, map, path, "email", text(Email::parse));
+    let name = |field| move |value: &str| PersonName::parse_field(field, value);
+    let first_name = required(errors, map, path, "firstName", text(name("firstName")));
+    let last_name = required(errors, map, path, "lastName", text(name("lastName")));
+    let middle_name = optional(errors, map, path, "middleName", text(name("middleName")));
+    let role = optional(errors, map, path, "role", text(RoleId::parse_user_role));
+    let phone = optional(errors, map, path, "phone", text(Phone::parse));
+    let phone_country_code = optional(
+        errors,
+        map,
+        path,
+        "phoneCountryCode",
+        text(PhoneCountryCode::parse),
+    );
+    Some(NewUser {
+        username: username?,
+        email: email?,
+        password: password?,
+        first_name: first_name?,
+        last_name: last_name?,
+        middle_name,
+        role: role.unwrap_or_else(RoleId::user),
+        phone,
+        phone_country_code,
+    })
+}
+
+/// 400 ClientInputError with `existingUsers`.
+fn existing_users(users: Vec<Value>) -> ApiError {
+    ApiError::ClientInput(json!({
+        "errors": [{
+            "type": "field",
+            "msg": "a username or email is already taken or repeated in the batch",
+            "location": "body",
+        }],
+        "existingUsers": users,
+    }))
+}
+
+/// A username or (sanitized) email repeated inside the batch: the clashing items.
+fn check_batch_duplicates(users: &[NewUser]) -> Result<(), ApiError> {
+    let mut seen: HashMap<UniqueClaim, usize> = HashMap::new();
+    let mut clashing: BTreeMap<usize, ()> = BTreeMap::new();
+    for (index, user) in users.iter().enumerate() {
+        for claim in claims(user) {
+            if let Some(first) = seen.insert(claim, index) {
+                clashing.insert(first, ());
+                clashing.insert(index, ());
+            }
+        }
+    }
+    if clashing.is_empty() {
+        return Ok(());
+    }
+    Err(existing_users(
+        clashing
+            .keys()
+            .map(|&index| {
+                json!({
+                    "index": index,
+                    "username": users[index].username.as_str(),
+                    "email": users[index].email.as_str(),
+                })
+            })
+            .collect(),
+    ))
+}
+
+fn claims(user: &NewUser) -> [UniqueClaim; 2] {
+    [
+        UniqueClaim::new(USERNAME_CLAIM, user.username.as_str()),
+        UniqueClaim::new(EMAIL_CLAIM, user.email.sanitized().as_str()),
+    ]
+}
+
+/// Every role named must exist (400 NotFound, Liquid's code for an unknown role) and be
+/// out-ranked by the caller (super_admin included).
+async fn check_roles(state: &AppState, caller: &Caller, users: &[NewUser]) -> Result<(), ApiError> {
+    let mut roles: BTreeMap<&RoleId, usize> = BTreeMap::new();
+    for (index, user) in users.iter().enumerate() {
+        roles.entry(&user.role).or_insert(index);
+    }
+    for (role, index) in roles {
+        if role_rank(state, role).await?.is_none() {
+            return Err(ApiError::Refused {
+                code: "NotFound",
+                info: Some(json!({
+                    "role": role.as_str(),
+                    "path": format!("[{index}].role"),
+                    "reason": "the role does not exist",
+                })),
+            });
+        }
+        if !caller_outranks(state, caller, role).await? {
+            return Err(outranked("the role", role));
+        }
+    }
+    Ok(())
+}
+
+/// Usernames and emails another user already holds: the clashing users.
+async fn check_taken(state: &AppState, users: &[NewUser]) -> Result<(), ApiError> {
+    let mut holders: BTreeMap<String, ()> = BTreeMap::new();
+    for user in users {
+        for claim in claims(user) {
+            if let Some(stream) = state.store.claim_holder(&claim).await? {
+                holders.insert(stream, ());
+            }
+        }
+    }
+    if holders.is_empty() {
+        return Ok(());
+    }
+    let mut existing = Vec::new();
+    for stream in holders.keys() {
+        let id = stream
+            .strip_prefix("user-")
+            .and_then(|id| UserId::parse(id).ok());
+        let user = match id {
+            Some(id) => load_aggregate::<User>(&*state.store, &id).await?.0,
+            None => None,
+        };
+        existing.push(match user {
+            Some(user) => json!({
+                "_id": user.id.to_string(),
+                "username": user.username.as_str(),
+                "email": user.email.as_str(),
+            }),
+            None => json!({ "stream": stream }),
+        });
+    }
+    Err(existing_users(existing))
+}
+
+/// Deletes the users of a failed batch that were appended, releasing their claims.
+async fn compensate(state: &AppState, context: &CommandContext, created: &[UserId]) {
+    for id in created {
+        let deleted = execute::<User, _>(
+            &*state.store,
+            id,
+            context,
+            state.settings.command_attempts,
+            |_| Ok(UserCommand::Delete),
+        )
+        .await;
+        match deleted {
+            Ok(_) => {
+                tracing::warn!(user = %id, "batch create failed; deleted a user it had created")
+            }
+            Err(failure) => tracing::error!(
+                user = %id,
+                error = %ApiError::from(failure),
+                "batch create failed and a user it created could not be deleted"
+            ),
+        }
+    }
+}

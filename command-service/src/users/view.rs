@@ -1,0 +1,32 @@
+//! The user object a write answers with (`update`), read from the user's stream with its
+//! metadata and hydrated for the time of reading (API.md §3).
+
+use chrono::Utc;
+use events::metadata::decode;
+use events::store::Position;
+use events::user::view::UserView;
+use events::user::{User, UserEvent};
+use events::values::UserId;
+
+use crate::envelope::ApiError;
+use crate::AppState;
+
+/// The user as of the log position `up_to` (the write's own last event; everything when
+/// `None`), so that the answer shows this write's result and not a later one's.
+pub async fn user_view(
+    state: &AppState,
+    id: UserId,
+    up_to: Option<Position>,
+) -> Result<UserView, ApiError> {
+    let recorded = state.store.read_stream(&User::stream_name(id), 0).await?;
+    let mut view = None;
+    for event in recorded
+        .iter()
+        .filter(|event| up_to.is_none_or(|position| event.position <= position))
+    {
+        let decoded = decode::<UserEvent>(event).map_err(ApiError::internal)?;
+        view = UserView::evolve(view, &decoded.event, &decoded.metadata);
+    }
+    view.map(|view| view.hydrated(&state.settings.subscription_tiers, Utc::now()))
+        .ok_or_else(ApiError::not_found)
+}

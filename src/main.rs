@@ -85,6 +85,9 @@ async fn serve() -> anyhow::Result<()> {
             password,
         });
     }
+    if let Some(origins) = var("USERLEDGER_CORS_ORIGINS") {
+        settings.cors_origins = origins.split(',').map(|o| o.trim().to_owned()).collect();
+    }
     if let (Some(client_id), Some(secret)) = (
         var("USERLEDGER_BOOTSTRAP_CLIENT_ID"),
         var("USERLEDGER_BOOTSTRAP_CLIENT_SECRET"),

@@ -98,7 +98,36 @@ pub fn router(state: AppState) -> Router {
             idempotency::middleware,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors(&state.settings.cors_origins))
         .with_state(state)
+}
+
+/// Browsers: admin UIs call from another origin and send `Content-Type: application/json` even
+/// on GET, so every route answers preflights and allows the configured origins (API.md §1).
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, HeaderValue};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static(idempotency::HEADER),
+            HeaderName::from_static(envelope::CONSISTENCY_TOKEN),
+        ])
+        .expose_headers([HeaderName::from_static(envelope::CONSISTENCY_TOKEN)])
 }
 
 async fn unknown_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {

@@ -46,6 +46,8 @@ pub struct Settings {
     pub command_attempts: usize,
     pub bootstrap_admin: Option<BootstrapAdmin>,
     pub bootstrap_client: Option<BootstrapClient>,
+    /// Browser origins (`https://admin.example.com`) allowed to call the API (CORS).
+    pub cors_origins: Vec<String>,
 }
 
 impl Settings {
@@ -68,6 +70,7 @@ impl Settings {
             command_attempts: 8,
             bootstrap_admin: None,
             bootstrap_client: None,
+            cors_origins: Vec::new(),
         }
     }
 }

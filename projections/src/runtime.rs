@@ -112,7 +112,10 @@ impl<P: Projection> Projector<P> {
             lag_ms: 0,
         });
 
-        let mut events = self.store.subscribe_all(checkpoint).ready_chunks(self.batch);
+        let mut events = self
+            .store
+            .subscribe_all(checkpoint)
+            .ready_chunks(self.batch);
         loop {
             let batch = tokio::select! {
                 batch = events.next() => batch,
@@ -164,8 +167,14 @@ impl<P: Projection> Projector<P> {
     }
 
     /// Applies a batch and moves the checkpoint, in one transaction.
-    async fn commit(&self, connection: &mut PgConnection, batch: &[RecordedEvent]) -> anyhow::Result<()> {
-        let Some(last) = batch.last() else { return Ok(()) };
+    async fn commit(
+        &self,
+        connection: &mut PgConnection,
+        batch: &[RecordedEvent],
+    ) -> anyhow::Result<()> {
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
         let mut transaction = connection.begin().await?;
         self.use_schema(&mut transaction).await?;
         self.projection.apply(&mut transaction, batch).await?;
@@ -209,4 +218,3 @@ fn lock_key(name: &str) -> i64 {
     }
     hash as i64
 }
-

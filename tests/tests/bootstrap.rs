@@ -37,7 +37,11 @@ async fn start(store: Arc<PostgresEventStore>) -> Application {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_starts_and_restarts_bootstrap_once() {
     let database = TestDatabase::new().await.unwrap();
-    let store = Arc::new(PostgresEventStore::connect(database.url(), 40).await.unwrap());
+    let store = Arc::new(
+        PostgresEventStore::connect(database.url(), 40)
+            .await
+            .unwrap(),
+    );
 
     let starts: Vec<_> = (0..4).map(|_| tokio::spawn(start(store.clone()))).collect();
     for started in starts {
@@ -61,5 +65,9 @@ async fn concurrent_first_starts_and_restarts_bootstrap_once() {
     assert_eq!(count("ApplicationCreated"), 1, "{first:?}");
 
     start(store.clone()).await;
-    assert_eq!(event_types(&store).await, first, "a restart appends nothing");
+    assert_eq!(
+        event_types(&store).await,
+        first,
+        "a restart appends nothing"
+    );
 }

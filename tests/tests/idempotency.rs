@@ -54,7 +54,11 @@ async fn a_retry_with_the_same_key_gets_the_first_answer_and_appends_nothing() {
     let written = app.log_length().await;
 
     let retry = create_role(&app, &admin, Some("key-1"), &role("moderator")).await;
-    assert_eq!(retry.status, 200, "the first answer, not DuplicateResource: {}", retry.body);
+    assert_eq!(
+        retry.status, 200,
+        "the first answer, not DuplicateResource: {}",
+        retry.body
+    );
     assert_eq!(retry.body, first.body);
     assert_eq!(retry.token, first.token, "the same consistency token");
     assert!(retry.replayed);

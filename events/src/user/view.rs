@@ -9,15 +9,16 @@
 //! Secrets never enter the view: [`UserEvent::PasswordSet`] only moves `updatedAt`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::events::UserEvent;
 use crate::metadata::{Decoded, EventMetadata};
 use crate::values::SubscriptionTiers;
 
 /// A user as the API shows it. Every field of the contract's list is always present; a value
-/// the user does not have is `null`. Dates are ISO-8601 UTC with milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// the user does not have is `null`. Dates are ISO-8601 UTC with milliseconds. It reads back
+/// from its own JSON (the read model stores it so), with dates at millisecond precision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     #[serde(rename = "_id")]

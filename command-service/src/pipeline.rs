@@ -100,6 +100,14 @@ pub fn domain_error(error: DomainError) -> ApiError {
     }
 }
 
+/// A random pause before deciding again, growing with the attempts (up to 64 ms), so that
+/// writers racing on one stream spread out instead of colliding again in step.
+fn backoff(attempt: usize) -> std::time::Duration {
+    use rand::Rng;
+    let ceiling_micros = 500u64 << attempt.min(7);
+    std::time::Duration::from_micros(rand::rng().random_range(0..=ceiling_micros))
+}
+
 /// Loads the aggregate `id` and its revision.
 pub async fn load_aggregate<A: Aggregate>(
     store: &dyn EventStore,
@@ -158,6 +166,7 @@ where
             }
             Err(StoreError::WrongExpectedRevision { .. }) if attempt < attempts => {
                 tracing::debug!(%stream, attempt, "conflict; deciding again");
+                tokio::time::sleep(backoff(attempt)).await;
             }
             Err(StoreError::WrongExpectedRevision { .. }) => {
                 return Err(Failure::Api(ApiError::ResourceConflict(json!({

@@ -67,7 +67,7 @@ impl Settings {
             invite_only: false,
             hashing_workers: cores,
             hashing_queue: 256,
-            command_attempts: 8,
+            command_attempts: 16,
             bootstrap_admin: None,
             bootstrap_client: None,
             cors_origins: Vec::new(),

@@ -7,5 +7,32 @@
 //!   from the stored checkpoint, then the live tail; events applied in batches, the rows and the
 //!   checkpoint committed in one transaction (invariant 4); one active instance per projection
 //!   (an advisory lock; a second instance waits as a standby); a clean shutdown.
+//! - The read models the query service serves, one module each, all in the schema
+//!   [`READ_MODEL_SCHEMA`]: [`users`] (the contract's user object, unhydrated), [`roles`],
+//!   [`applications`] (never a secret) and [`invite_codes`].
+//! - [`spawn_read_models`] runs the four of them until shutdown, restarting one that fails.
+//!
+//! Every read model folds: it loads the current document of each stream a batch touches, runs
+//! the domain's own `evolve` over the batch's events, and writes the documents back, so a
+//! document is exactly what a fold of its stream gives (no second copy of the rules).
 
+pub mod applications;
+pub mod invite_codes;
+pub mod roles;
 pub mod runtime;
+pub mod users;
+
+mod supervision;
+
+pub use supervision::{spawn_read_models, ReadModels};
+
+/// The PostgreSQL schema of the read models and their checkpoints.
+pub const READ_MODEL_SCHEMA: &str = "read_models";
+
+/// The id part of a stream name in `category` (`user-<id>` -> `<id>`); `None` for streams of
+/// other categories, which a projection skips without decoding.
+fn stream_id<'a>(stream: &'a str, category: &str) -> Option<&'a str> {
+    stream
+        .strip_prefix(category)
+        .and_then(|rest| rest.strip_prefix('-'))
+}

@@ -134,6 +134,13 @@ impl<P: Projection> Projector<P> {
 
     async fn prepare(&self, connection: &mut PgConnection) -> anyhow::Result<()> {
         let mut transaction = connection.begin().await?;
+        // `IF NOT EXISTS` is not safe against a concurrent creator (two projectors starting
+        // together fail on pg_namespace's or pg_type's unique index): serialise the DDL of
+        // every projection on one lock, released at commit.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key("schema preparation"))
+            .execute(&mut *transaction)
+            .await?;
         sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", self.schema))
             .execute(&mut *transaction)
             .await?;

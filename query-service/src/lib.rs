@@ -1,3 +1,71 @@
-//! The read side of userledger: every read route of the contract, served from the PostgreSQL
-//! read models only. Its routes arrive with the projections (see the open issues); nothing is
-//! served from here yet.
+//! The read side of userledger: every read route of the contract (API.md §3 to §5), served
+//! from the PostgreSQL read models only (the `read_models` schema the `projections` crate keeps).
+//!
+//! # Layout
+//! - [`router`]: the routes, as a `Router<AppState>` to merge beside the write side's.
+//! - [`consistency`]: read-your-writes (invariant 7): a request presenting a write's
+//!   `X-Consistency-Token` waits, at most [`consistency::WAIT_LIMIT`], until the read model it
+//!   reads has applied that log position.
+//! - [`error`]: [`error::ReadError`], the contract's errors plus "not caught up" (503).
+//! - [`paging`]: the query string: `limit` and `offset` as Liquid reads them.
+//! - [`users`] (list, retrieve-user-info, user-info, invite-codes), [`configuration`]
+//!   (editable-fields, subscription-tiers), [`clients`] (`/client/admin-api/list`), [`roles`]
+//!   (`/roles/list`).
+//!
+//! Authentication and scopes use the command service's [`command_service::auth::Caller`], so
+//! both sides check tokens the same way.
+
+pub mod clients;
+pub mod configuration;
+pub mod consistency;
+pub mod error;
+pub mod paging;
+pub mod roles;
+pub mod users;
+
+use axum::routing::{get, post};
+use axum::Router;
+use command_service::envelope::ApiError;
+use command_service::AppState;
+
+/// Every read route. Mount it beside the write routes:
+/// `command_service::router(state.clone()).merge(query_service::router().with_state(state))`.
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new()
+        .route(
+            "/user/admin-api/subscription-tiers",
+            get(configuration::subscription_tiers),
+        )
+        .route("/client/admin-api/list", get(clients::list_clients))
+        .route("/roles/list", get(roles::list_roles));
+    for edge in ["admin", "client"] {
+        router = router
+            .route(&format!("/user/{edge}-api/list"), get(users::list_users))
+            .route(
+                &format!("/user/{edge}-api/retrieve-user-info"),
+                post(users::retrieve_user_info),
+            )
+            .route(
+                &format!("/user/{edge}-api/user-info"),
+                get(users::user_info),
+            )
+            .route(
+                &format!("/user/{edge}-api/editable-fields"),
+                get(configuration::editable_fields),
+            )
+            .route(
+                &format!("/user/{edge}-api/invite-codes"),
+                get(users::invite_codes),
+            );
+    }
+    router
+}
+
+/// The read models' database, or a 500 when the service runs without one.
+fn database(state: &AppState) -> Result<&sqlx::PgPool, ApiError> {
+    state.database.as_ref().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "the query service needs PostgreSQL (DATABASE_URL) for its read models"
+        ))
+    })
+}

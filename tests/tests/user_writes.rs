@@ -1703,3 +1703,21 @@ async fn invite_codes_are_generated_up_to_fifteen_at_once() {
         .await;
     assert_refused(app, before, answer, 404, "NotFound").await;
 }
+
+#[tokio::test]
+async fn invite_only_gives_every_new_user_codes() {
+    test_support::init_test_log();
+    let mut settings = test_support::app::test_settings();
+    settings.invite_only = true;
+    let app = test_support::app::spawn_app_with(settings).await;
+    let admin = app.admin_token().await;
+    let client = app.client_token().await;
+    let s = Setup { app, admin, client };
+    let [id] = <[String; 1]>::try_from(create(&s, &["invited_one"]).await).expect("one");
+    let events = stream(&s.app, &id).await;
+    assert_eq!(
+        event_types(&events),
+        ["UserCreated", "UserPasswordSet", "InviteCodesGenerated"]
+    );
+    assert_eq!(events[2].data["codes"].as_array().map(Vec::len), Some(5));
+}

@@ -1,0 +1,36 @@
+//! `GET /client/admin-api/list` (API.md §4): a page of applications in `_id` order, without
+//! secrets (the read model never holds one).
+
+use axum::extract::{RawQuery, State};
+use command_service::auth::Caller;
+use command_service::envelope::Answer;
+use command_service::AppState;
+use projections::applications;
+use serde_json::{json, Value};
+
+use crate::consistency::Consistency;
+use crate::database;
+use crate::error::ReadError;
+use crate::paging::{Page, QueryString};
+
+#[tracing::instrument(skip_all, fields(caller = %caller.claims.sub))]
+pub async fn list_clients(
+    State(state): State<AppState>,
+    caller: Caller,
+    consistency: Consistency,
+    RawQuery(query): RawQuery,
+) -> Result<Answer, ReadError> {
+    caller.require_session("admin:system:client:read")?;
+    let page = Page::from_query(&QueryString::parse(query.as_deref())?)?;
+    let database = database(&state)?;
+    consistency.wait(database, applications::NAME).await?;
+    let clients: Vec<Value> = sqlx::query_scalar(
+        "SELECT document FROM read_models.applications
+         WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(page.after)
+    .bind(page.limit)
+    .fetch_all(database)
+    .await?;
+    Ok(Answer::ok(json!({ "clients": clients })))
+}

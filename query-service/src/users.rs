@@ -1,0 +1,301 @@
+//! The user read routes of API.md §3, on both edges (`/user/admin-api/*` with delegated
+//! tokens, `/user/client-api/*` with client tokens; the [`Caller`] extractor tells them apart):
+//! `list`, `retrieve-user-info`, `user-info` and `GET invite-codes`. Every user object is
+//! hydrated for the time of reading (subscriptions, API.md §3).
+
+use axum::extract::{RawQuery, State};
+use chrono::{DateTime, Utc};
+use command_service::auth::Caller;
+use command_service::envelope::{Answer, ApiError, FieldError, FieldErrors};
+use command_service::extract::JsonBody;
+use command_service::AppState;
+use events::user::view::format_date;
+use events::user::UserView;
+use projections::{invite_codes, users};
+use serde_json::{json, Map, Value};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::consistency::Consistency;
+use crate::database;
+use crate::error::ReadError;
+use crate::paging::{Page, QueryString};
+
+/// The most users one `retrieve-user-info` or `user-info` request may name (Liquid's
+/// `get-user-max-items`).
+pub const MAX_TARGETS: usize = 650;
+
+/// `GET list`: a page of users in `_id` (creation) order, after `offset`, and the total.
+/// Keyset paging: users created between two pages land after the last page, so none is
+/// skipped or repeated.
+#[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    consistency: Consistency,
+    RawQuery(query): RawQuery,
+) -> Result<Answer, ReadError> {
+    caller.require_shared("profile:read")?;
+    let page = Page::from_query(&QueryString::parse(query.as_deref())?)?;
+    let database = database(&state)?;
+    consistency.wait(database, users::NAME).await?;
+    let documents: Vec<Json<UserView>> = sqlx::query_scalar(
+        "SELECT document FROM read_models.users
+         WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(page.after)
+    .bind(page.limit)
+    .fetch_all(database)
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM read_models.users")
+        .fetch_one(database)
+        .await?;
+    Ok(Answer::ok(json!({
+        "users": shown(&state, documents),
+        "totalUsers": total,
+    })))
+}
+
+/// Which field `retrieve-user-info` matches its targets against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LookupField {
+    Id,
+    Email,
+    SanitizedEmail,
+}
+
+/// `POST retrieve-user-info`: `{targets (<= 650), field?: _id|email|sanitizedEmail}` ->
+/// `{users}`, in `_id` order; targets that match nobody are left out. Emails match without
+/// regard to case.
+#[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
+pub async fn retrieve_user_info(
+    State(state): State<AppState>,
+    caller: Caller,
+    consistency: Consistency,
+    JsonBody(body): JsonBody,
+) -> Result<Answer, ReadError> {
+    caller.require_shared("profile:read")?;
+    let body = body
+        .as_object()
+        .ok_or_else(|| ApiError::Body("the body must be a JSON object".into()))?;
+    let (field, targets) = lookup(body)?;
+    let database = database(&state)?;
+    consistency.wait(database, users::NAME).await?;
+    let documents: Vec<Json<UserView>> = match field {
+        LookupField::Id => {
+            let ids: Vec<Uuid> = targets
+                .iter()
+                .filter_map(|t| Uuid::parse_str(t).ok())
+                .collect();
+            by_ids(database, &ids).await?
+        }
+        LookupField::Email => {
+            let emails: Vec<String> = targets.iter().map(|t| t.to_lowercase()).collect();
+            sqlx::query_scalar(
+                "SELECT document FROM read_models.users WHERE lower(email) = ANY($1) ORDER BY id",
+            )
+            .bind(&emails)
+            .fetch_all(database)
+            .await?
+        }
+        LookupField::SanitizedEmail => {
+            let emails: Vec<String> = targets.iter().map(|t| t.to_lowercase()).collect();
+            sqlx::query_scalar(
+                "SELECT document FROM read_models.users WHERE sanitized_email = ANY($1) ORDER BY id",
+            )
+            .bind(&emails)
+            .fetch_all(database)
+            .await?
+        }
+    };
+    Ok(Answer::ok(json!({ "users": shown(&state, documents) })))
+}
+
+/// The body of `retrieve-user-info`, every invalid field reported.
+fn lookup(body: &Map<String, Value>) -> Result<(LookupField, Vec<String>), ApiError> {
+    let mut errors = FieldErrors::new();
+    let field = match body.get("field") {
+        None | Some(Value::Null) => Some(LookupField::Id),
+        Some(Value::String(name)) if name == "_id" => Some(LookupField::Id),
+        Some(Value::String(name)) if name == "email" => Some(LookupField::Email),
+        Some(Value::String(name)) if name == "sanitizedEmail" => Some(LookupField::SanitizedEmail),
+        Some(other) => {
+            errors.push(FieldError::body(
+                "field",
+                other.clone(),
+                "must be one of _id, email, sanitizedEmail",
+            ));
+            None
+        }
+    };
+    let mut targets = Vec::new();
+    match body.get("targets") {
+        None | Some(Value::Null) => {
+            errors.push(FieldError::body("targets", Value::Null, "is required"));
+        }
+        Some(Value::Array(items)) if items.len() > MAX_TARGETS => {
+            errors.push(FieldError::body(
+                "targets",
+                Value::Array(items.clone()),
+                format!("must hold at most {MAX_TARGETS} targets"),
+            ));
+        }
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(target)
+                        if field != Some(LookupField::Id) || Uuid::parse_str(target).is_ok() =>
+                    {
+                        targets.push(target.clone());
+                    }
+                    Value::String(_) => errors.push(FieldError::body(
+                        format!("targets[{index}]"),
+                        item.clone(),
+                        "is not a valid id",
+                    )),
+                    _ => errors.push(FieldError::body(
+                        format!("targets[{index}]"),
+                        item.clone(),
+                        "must be a string",
+                    )),
+                }
+            }
+        }
+        Some(other) => {
+            errors.push(FieldError::body(
+                "targets",
+                other.clone(),
+                "must be an array",
+            ));
+        }
+    }
+    errors.into_result()?;
+    Ok((field.unwrap_or(LookupField::Id), targets))
+}
+
+/// `GET user-info?targets=a,b`: the users with these ids (at most 650), in `_id` order.
+#[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
+pub async fn user_info(
+    State(state): State<AppState>,
+    caller: Caller,
+    consistency: Consistency,
+    RawQuery(query): RawQuery,
+) -> Result<Answer, ReadError> {
+    caller.require_shared("profile:read")?;
+    let query = QueryString::parse(query.as_deref())?;
+    let ids = targets_of(query.get("targets"))?;
+    let database = database(&state)?;
+    consistency.wait(database, users::NAME).await?;
+    let documents = by_ids(database, &ids).await?;
+    Ok(Answer::ok(json!({ "users": shown(&state, documents) })))
+}
+
+/// The `targets` query parameter: comma-separated user ids.
+fn targets_of(raw: Option<&str>) -> Result<Vec<Uuid>, ApiError> {
+    let raw = raw.unwrap_or_default();
+    let invalid = |msg: String| {
+        ApiError::validation(FieldError::query(
+            "targets",
+            Value::String(raw.to_owned()),
+            msg,
+        ))
+    };
+    if raw.trim().is_empty() {
+        return Err(invalid("is required".into()));
+    }
+    let parts: Vec<&str> = raw.split(',').map(str::trim).collect();
+    if parts.len() > MAX_TARGETS {
+        return Err(invalid(format!("must name at most {MAX_TARGETS} targets")));
+    }
+    let bad: Vec<&str> = parts
+        .iter()
+        .copied()
+        .filter(|part| Uuid::parse_str(part).is_err())
+        .collect();
+    if !bad.is_empty() {
+        return Err(invalid(format!(
+            "these are not valid ids: {}",
+            bad.join(", ")
+        )));
+    }
+    Ok(parts
+        .iter()
+        .filter_map(|part| Uuid::parse_str(part).ok())
+        .collect())
+}
+
+/// `GET invite-codes?target=<user id>`: the user's invite codes, oldest first, each with the
+/// user who redeemed it (`targetId`) once somebody did. An unknown user is 404 (API.md §6).
+#[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
+pub async fn invite_codes(
+    State(state): State<AppState>,
+    caller: Caller,
+    consistency: Consistency,
+    RawQuery(query): RawQuery,
+) -> Result<Answer, ReadError> {
+    caller.require_shared("social:invite-code:read")?;
+    let query = QueryString::parse(query.as_deref())?;
+    let target = match query.get("target").map(str::trim) {
+        None | Some("") => Err(ApiError::validation(FieldError::query(
+            "target",
+            Value::Null,
+            "is required",
+        ))),
+        Some(target) => Uuid::parse_str(target).map_err(|_| {
+            ApiError::validation(FieldError::query(
+                "target",
+                Value::String(target.to_owned()),
+                "is not a valid id",
+            ))
+        }),
+    }?;
+    let database = database(&state)?;
+    consistency.wait(database, users::NAME).await?;
+    consistency.wait(database, invite_codes::NAME).await?;
+    let known: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM read_models.users WHERE id = $1)")
+            .bind(target)
+            .fetch_one(database)
+            .await?;
+    if !known {
+        return Err(ApiError::not_found().into());
+    }
+    let rows: Vec<(String, Option<Uuid>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT code, target_id, created_at, updated_at FROM read_models.invite_codes
+         WHERE owner = $1 ORDER BY created_at, code",
+    )
+    .bind(target)
+    .fetch_all(database)
+    .await?;
+    let codes: Vec<Value> = rows
+        .into_iter()
+        .map(|(code, target_id, created_at, updated_at)| {
+            let mut code = json!({
+                "code": code,
+                "createdAt": format_date(&created_at),
+                "updatedAt": format_date(&updated_at),
+            });
+            if let Some(target_id) = target_id {
+                code["targetId"] = json!(target_id);
+            }
+            code
+        })
+        .collect();
+    Ok(Answer::ok(json!({ "inviteCodes": codes })))
+}
+
+async fn by_ids(database: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Json<UserView>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT document FROM read_models.users WHERE id = ANY($1) ORDER BY id")
+        .bind(ids)
+        .fetch_all(database)
+        .await
+}
+
+/// The users as a reader sees them now (API.md §3: subscriptions hydrated on read).
+fn shown(state: &AppState, documents: Vec<Json<UserView>>) -> Vec<UserView> {
+    let now = Utc::now();
+    documents
+        .into_iter()
+        .map(|Json(view)| view.hydrated(&state.settings.subscription_tiers, now))
+        .collect()
+}

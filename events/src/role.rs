@@ -271,8 +271,9 @@ pub fn outranks(actor: Option<Ranking>, target: Option<Ranking>, can_edit_peer_d
     }
 }
 
-/// The roles userledger creates at first start (API.md §2). Only the scopes the contract names
-/// are given: `super_admin` holds `*`, `internal_client` holds `client:all`.
+/// The roles userledger creates at first start (API.md §2): `super_admin` holds `*` and
+/// `internal_client` `client:all`, as the contract names; `admin` gets `admin:all`, which the
+/// contract leaves open, since an admin role that passes no admin check would be no admin.
 pub fn system_roles() -> Vec<CreateRole> {
     let table: [(RoleId, &str, i64, &[&str]); 5] = [
         (RoleId::super_admin(), "Super Admin", 1, &["*"]),

@@ -230,7 +230,7 @@ fn the_system_roles_are_the_contracts_five() {
         summary,
         vec![
             ("super_admin".to_owned(), 1, vec!["*".to_owned()]),
-            ("admin".to_owned(), 2, vec![]),
+            ("admin".to_owned(), 2, vec!["admin:all".to_owned()]),
             ("user".to_owned(), 100, vec![]),
             (
                 "internal_client".to_owned(),

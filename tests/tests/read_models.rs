@@ -1,0 +1,418 @@
+//! The read models (`projections::{users, roles, applications, invite_codes}`): each row is
+//! what a fold of its stream gives, no secret ever enters, and a projector stopped or killed
+//! mid-way resumes from its checkpoint and ends identical to a clean rebuild (invariant 4).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use command_service::pipeline::execute;
+use command_service::AppState;
+use events::application::{Application, ApplicationCommand, CreateApplication};
+use events::metadata::{decode, Actor, CommandContext};
+use events::role::{CreateRole, Role, RoleCommand};
+use events::scopes::Scope;
+use events::store::postgres::PostgresEventStore;
+use events::store::{EventStore, Position, RecordedEvent};
+use events::user::{CreateUser, CreditsChange, Toggle, User, UserCommand, UserEvent, UserView};
+use events::values::{
+    ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Credits, Email, Grant,
+    InviteCode, PersonName, Ranking, RoleDisplayName, RoleId, SecretHash, UserId, Username,
+};
+use events::Aggregate;
+use projections::runtime::{Progress, Projection, Projector};
+use projections::users::UsersReadModel;
+use serde_json::Value;
+use sqlx::PgPool;
+use test_support::app::test_settings;
+use test_support::TestDatabase;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const HASH: &str = "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA";
+
+struct World {
+    database: TestDatabase,
+    store: Arc<PostgresEventStore>,
+    pool: PgPool,
+}
+
+impl World {
+    /// A database with a bootstrapped log: the system roles, the first super_admin (with a
+    /// password) and the internal client (with a secret).
+    async fn new() -> Self {
+        let database = TestDatabase::new().await.expect("a test database");
+        let store = Arc::new(
+            PostgresEventStore::connect(database.url(), 10)
+                .await
+                .expect("the store connects"),
+        );
+        let settings = test_settings();
+        let state = AppState::new(store.clone(), settings);
+        command_service::bootstrap::bootstrap(&state)
+            .await
+            .expect("bootstrap");
+        let pool = store.pool().clone();
+        Self {
+            database,
+            store,
+            pool,
+        }
+    }
+
+    fn context(&self) -> CommandContext {
+        CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now())
+    }
+
+    async fn user(&self, id: UserId, command: UserCommand) {
+        execute::<User, _>(&*self.store, &id, &self.context(), 3, |_| Ok(command.clone()))
+            .await
+            .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+            .expect("the user command runs");
+    }
+
+    async fn create_user(&self, username: &str) -> UserId {
+        let id = UserId::new();
+        self.user(
+            id,
+            UserCommand::Create(CreateUser {
+                id,
+                username: Username::parse(username).unwrap(),
+                email: Email::parse(&format!("{username}.Mail+tag@Gmail.com")).unwrap(),
+                password_hash: SecretHash::parse(HASH).unwrap(),
+                first_name: PersonName::parse("Ada").unwrap(),
+                last_name: PersonName::parse("Lovelace").unwrap(),
+                middle_name: None,
+                role: RoleId::user(),
+                phone: None,
+                phone_country_code: None,
+                credits: Credits::new(0),
+                invite_codes: Vec::new(),
+                invited_by: None,
+            }),
+        )
+        .await;
+        id
+    }
+
+    async fn role(&self, id: &str, command: RoleCommand) {
+        let id = RoleId::parse(id).unwrap();
+        execute::<Role, _>(&*self.store, &id, &self.context(), 3, |_| Ok(command.clone()))
+            .await
+            .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+            .expect("the role command runs");
+    }
+
+    async fn application(&self, id: ApplicationId, command: ApplicationCommand) {
+        execute::<Application, _>(&*self.store, &id, &self.context(), 3, |_| {
+            Ok(command.clone())
+        })
+        .await
+        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .expect("the application command runs");
+    }
+
+    /// Every event of the log, in order.
+    async fn log(&self) -> Vec<RecordedEvent> {
+        let mut all = Vec::new();
+        loop {
+            let page = self
+                .store
+                .read_all(all.last().map(|e: &RecordedEvent| e.position), 1_000)
+                .await
+                .expect("the log reads");
+            if page.is_empty() {
+                return all;
+            }
+            all.extend(page);
+        }
+    }
+
+    async fn last_position(&self) -> Position {
+        self.log().await.last().expect("a log").position
+    }
+
+    /// Rows of `table` in `schema` as `key -> document` (as text, to compare whole).
+    async fn documents(&self, schema: &str, table: &str) -> BTreeMap<String, Value> {
+        let rows: Vec<(String, Value)> = sqlx::query_as(&format!(
+            "SELECT id::text, document FROM {schema}.{table}"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .expect("the read model reads");
+        rows.into_iter().collect()
+    }
+
+    async fn invite_code_rows(&self, schema: &str) -> Vec<(String, Uuid, Option<Uuid>, String, String)> {
+        sqlx::query_as(&format!(
+            "SELECT code, owner, target_id, created_at::text, updated_at::text FROM {schema}.invite_codes ORDER BY code"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .expect("invite codes read")
+    }
+}
+
+/// Waits until `progress` reaches `position` (at most 30 s).
+async fn reach(progress: &mut watch::Receiver<Progress>, position: Position) {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        progress.wait_for(|p| p.position.is_some_and(|at| at >= position)),
+    )
+    .await
+    .expect("the projection catches up in time")
+    .expect("the projector runs");
+}
+
+/// Runs `projection` into `schema` until the log's end as it is now, then stops it.
+async fn project_to_end<P: Projection>(world: &World, projection: P, schema: &str) {
+    let target = world.last_position().await;
+    let projector = Projector::new(projection, world.store.clone(), world.database.url(), schema)
+        .with_batch(5);
+    let mut progress = projector.progress();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move { projector.run(stopped).await });
+    reach(&mut progress, target).await;
+    stop.send(true).unwrap();
+    task.await.unwrap().expect("the projector stops cleanly");
+}
+
+#[tokio::test]
+async fn read_models_are_folds_of_the_log_without_secrets() {
+    let world = World::new().await;
+    let ada = world.create_user("ada_lovelace").await;
+    let bob = world.create_user("bob_builder").await;
+    world
+        .user(ada, UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(7))))
+        .await;
+    world.user(ada, UserCommand::SetBanned(Toggle::on(None))).await;
+    let codes: Vec<InviteCode> = command_service::users::invite_codes::draw(3, Utc::now());
+    world
+        .user(ada, UserCommand::GenerateInviteCodes(codes.clone()))
+        .await;
+    world
+        .user(
+            ada,
+            UserCommand::RedeemInviteCode {
+                code: codes[1].clone(),
+                redeemed_by: bob,
+            },
+        )
+        .await;
+    world.user(bob, UserCommand::Delete).await;
+    let moderator = |id: &str| {
+        RoleCommand::Create(CreateRole {
+            id: RoleId::parse(id).unwrap(),
+            display_name: RoleDisplayName::parse("Moderator").unwrap(),
+            ranking: Ranking::new(10).unwrap(),
+            description: None,
+            scope: Vec::new(),
+            system: false,
+        })
+    };
+    world.role("moderator", moderator("moderator")).await;
+    world.role("gone_role", moderator("gone_role")).await;
+    world.role("gone_role", RoleCommand::Delete).await;
+    let partner = ApplicationId::new();
+    let departed = ApplicationId::new();
+    for (id, client_id) in [(partner, "partner_app"), (departed, "departed_app")] {
+        world
+            .application(
+                id,
+                ApplicationCommand::Create(CreateApplication {
+                    id,
+                    client_id: ClientId::parse(client_id).unwrap(),
+                    display_name: ApplicationDisplayName::parse("Partner application").unwrap(),
+                    role: ClientRole::ExternalClient,
+                    grants: vec![Grant::ClientCredentials],
+                    redirect_uris: Vec::new(),
+                    is_public: false,
+                    secret_hash: Some(SecretHash::parse(HASH).unwrap()),
+                    scope: vec![Scope::delegated_all()],
+                }),
+            )
+            .await;
+    }
+    world
+        .application(departed, ApplicationCommand::Delete)
+        .await;
+
+    let (stop, stopped) = watch::channel(false);
+    let models = projections::spawn_read_models(world.store.clone(), world.database.url(), stopped);
+    let target = world.last_position().await;
+    for progress in models.progress.values() {
+        reach(&mut progress.clone(), target).await;
+    }
+    stop.send(true).unwrap();
+    models.stopped().await;
+
+    // What a fold of each stream gives, through the domain's own functions.
+    let log = world.log().await;
+    let mut streams: BTreeMap<&str, Vec<&RecordedEvent>> = BTreeMap::new();
+    for event in &log {
+        streams.entry(event.stream.as_str()).or_default().push(event);
+    }
+    let mut users = BTreeMap::new();
+    let mut roles = BTreeMap::new();
+    let mut applications = BTreeMap::new();
+    for (stream, events) in &streams {
+        if let Some(id) = stream.strip_prefix("user-") {
+            let decoded: Vec<_> = events.iter().map(|e| decode::<UserEvent>(e).unwrap()).collect();
+            let view = UserView::from_history(&decoded).unwrap();
+            users.insert(id.to_owned(), serde_json::to_value(view).unwrap());
+        } else if let Some(id) = stream.strip_prefix("role-") {
+            let role = events
+                .iter()
+                .map(|e| decode(e).unwrap().event)
+                .fold(None, |state, event| Role::evolve(state, &event))
+                .unwrap();
+            if !role.deleted {
+                roles.insert(id.to_owned(), command_service::roles::role_json(&role));
+            }
+        } else if let Some(id) = stream.strip_prefix("client-") {
+            let application = events
+                .iter()
+                .map(|e| decode(e).unwrap().event)
+                .fold(None, |state, event| Application::evolve(state, &event))
+                .unwrap();
+            if !application.deleted {
+                applications.insert(
+                    id.to_owned(),
+                    command_service::clients::client_json(&application),
+                );
+            }
+        }
+    }
+    assert_eq!(users.len(), 3, "the super_admin, ada and bob");
+    assert_eq!(world.documents("read_models", "users").await, users);
+    assert_eq!(roles.len(), 6, "five system roles and moderator");
+    assert_eq!(world.documents("read_models", "roles").await, roles);
+    assert_eq!(applications.len(), 2, "the internal client and partner_app");
+    assert_eq!(world.documents("read_models", "applications").await, applications);
+
+    let ada_row = &users[&ada.to_string()];
+    assert_eq!(ada_row["credits"], 7);
+    assert_eq!(ada_row["isBanned"], true);
+    assert_eq!(users[&bob.to_string()]["isDeleted"], true);
+    let lookups: (String, String, String, String) = sqlx::query_as(
+        "SELECT username, email, sanitized_email, role FROM read_models.users WHERE id = $1",
+    )
+    .bind(ada.as_uuid())
+    .fetch_one(&world.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        lookups,
+        (
+            "ada_lovelace".into(),
+            ada_row["email"].as_str().unwrap().to_owned(),
+            "ada_lovelacemail@gmail.com".into(),
+            "user".into()
+        )
+    );
+
+    let rows = world.invite_code_rows("read_models").await;
+    assert_eq!(rows.len(), 3);
+    for (code, owner, target, created, updated) in &rows {
+        assert_eq!(*owner, ada.as_uuid());
+        if code == codes[1].as_str() {
+            assert_eq!(*target, Some(bob.as_uuid()));
+            assert!(updated > created);
+        } else {
+            assert_eq!(*target, None);
+            assert_eq!(updated, created);
+        }
+    }
+
+    // Invariant 6: no hash (nor a field named a secret or a hash) in any read model. ("password"
+    // may appear: it is a grant's name.)
+    let everything: Vec<String> = sqlx::query_scalar(
+        "SELECT row_to_json(t)::text FROM (
+            SELECT document FROM read_models.users
+            UNION ALL SELECT document FROM read_models.roles
+            UNION ALL SELECT document FROM read_models.applications) t",
+    )
+    .fetch_all(&world.pool)
+    .await
+    .unwrap();
+    assert_eq!(everything.len(), 11);
+    for row in everything {
+        for secret in ["argon2", "secret", "hash"] {
+            assert!(!row.to_lowercase().contains(secret), "{secret} in {row}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_projector_killed_or_stopped_mid_way_resumes_and_matches_a_clean_rebuild() {
+    let world = World::new().await;
+    let mut users = Vec::new();
+    for n in 0..4 {
+        users.push(world.create_user(&format!("resumer_{n}")).await);
+    }
+    for round in 0..30u64 {
+        let id = users[(round % 4) as usize];
+        world
+            .user(id, UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(round + 1))))
+            .await;
+    }
+    let middle = world.last_position().await;
+    for round in 0..30u64 {
+        let id = users[(round % 4) as usize];
+        world
+            .user(id, UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(1))))
+            .await;
+    }
+
+    // First run: killed (the task aborted, its transaction never committed) once past the middle.
+    let projector = Projector::new(UsersReadModel, world.store.clone(), world.database.url(), "read_models")
+        .with_batch(3);
+    let mut progress = projector.progress();
+    let (_stop, stopped) = watch::channel(false);
+    let killed = tokio::spawn(async move { projector.run(stopped).await });
+    reach(&mut progress, middle).await;
+    killed.abort();
+    let _ = killed.await;
+    let checkpoint: i64 = sqlx::query_scalar(
+        "SELECT commit_position FROM read_models.projection_checkpoints WHERE projection = 'users'",
+    )
+    .fetch_one(&world.pool)
+    .await
+    .unwrap();
+    assert!(checkpoint as u64 >= middle.commit);
+
+    // More history while it is down, then a second run that stops cleanly mid-way, a third to
+    // the end.
+    for round in 0..20u64 {
+        let id = users[(round % 4) as usize];
+        world
+            .user(id, UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(2))))
+            .await;
+    }
+    let projector = Projector::new(UsersReadModel, world.store.clone(), world.database.url(), "read_models")
+        .with_batch(2);
+    let mut progress = projector.progress();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move { projector.run(stopped).await });
+    reach(&mut progress, Position::at(checkpoint as u64 + 5)).await;
+    stop.send(true).unwrap();
+    task.await.unwrap().expect("a clean stop");
+    project_to_end(&world, UsersReadModel, "read_models").await;
+
+    // A clean rebuild in a schema of its own, in one pass.
+    project_to_end(&world, UsersReadModel, "rebuild").await;
+    let resumed = world.documents("read_models", "users").await;
+    assert_eq!(resumed, world.documents("rebuild", "users").await);
+    let credits: BTreeSet<u64> = resumed
+        .values()
+        .filter(|user| user["username"].as_str().unwrap().starts_with("resumer_"))
+        .map(|user| user["credits"].as_u64().unwrap())
+        .collect();
+    // Increments 1..=30 spread over four users, then 30 + 40 more: each event applied once.
+    let total: u64 = resumed
+        .values()
+        .map(|user| user["credits"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, (1..=30).sum::<u64>() + 30 + 40, "{credits:?}");
+}

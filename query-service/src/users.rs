@@ -260,28 +260,39 @@ pub async fn invite_codes(
     if !known {
         return Err(ApiError::not_found().into());
     }
-    let rows: Vec<(String, Option<Uuid>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<InviteCodeRow> = sqlx::query_as(
         "SELECT code, target_id, created_at, updated_at FROM read_models.invite_codes
          WHERE owner = $1 ORDER BY created_at, code",
     )
     .bind(target)
     .fetch_all(database)
     .await?;
-    let codes: Vec<Value> = rows
-        .into_iter()
-        .map(|(code, target_id, created_at, updated_at)| {
-            let mut code = json!({
-                "code": code,
-                "createdAt": format_date(&created_at),
-                "updatedAt": format_date(&updated_at),
-            });
-            if let Some(target_id) = target_id {
-                code["targetId"] = json!(target_id);
-            }
-            code
-        })
-        .collect();
+    let codes: Vec<Value> = rows.iter().map(InviteCodeRow::shown).collect();
     Ok(Answer::ok(json!({ "inviteCodes": codes })))
+}
+
+/// One row of `read_models.invite_codes`.
+#[derive(sqlx::FromRow)]
+struct InviteCodeRow {
+    code: String,
+    target_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl InviteCodeRow {
+    /// As `GET invite-codes` shows a code: `targetId` only once somebody redeemed it.
+    fn shown(&self) -> Value {
+        let mut code = json!({
+            "code": self.code,
+            "createdAt": format_date(&self.created_at),
+            "updatedAt": format_date(&self.updated_at),
+        });
+        if let Some(target_id) = self.target_id {
+            code["targetId"] = json!(target_id);
+        }
+        code
+    }
 }
 
 async fn by_ids(database: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Json<UserView>>, sqlx::Error> {

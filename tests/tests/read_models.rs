@@ -17,8 +17,8 @@ use events::store::postgres::PostgresEventStore;
 use events::store::{EventStore, Position, RecordedEvent};
 use events::user::{CreateUser, CreditsChange, Toggle, User, UserCommand, UserEvent, UserView};
 use events::values::{
-    ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Credits, Email, Grant,
-    InviteCode, PersonName, Ranking, RoleDisplayName, RoleId, SecretHash, UserId, Username,
+    ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Credits, Email, Grant, InviteCode,
+    PersonName, Ranking, RoleDisplayName, RoleId, SecretHash, UserId, Username,
 };
 use events::Aggregate;
 use projections::runtime::{Progress, Projection, Projector};
@@ -66,10 +66,12 @@ impl World {
     }
 
     async fn user(&self, id: UserId, command: UserCommand) {
-        execute::<User, _>(&*self.store, &id, &self.context(), 3, |_| Ok(command.clone()))
-            .await
-            .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-            .expect("the user command runs");
+        execute::<User, _>(&*self.store, &id, &self.context(), 3, |_| {
+            Ok(command.clone())
+        })
+        .await
+        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .expect("the user command runs");
     }
 
     async fn create_user(&self, username: &str) -> UserId {
@@ -98,10 +100,12 @@ impl World {
 
     async fn role(&self, id: &str, command: RoleCommand) {
         let id = RoleId::parse(id).unwrap();
-        execute::<Role, _>(&*self.store, &id, &self.context(), 3, |_| Ok(command.clone()))
-            .await
-            .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-            .expect("the role command runs");
+        execute::<Role, _>(&*self.store, &id, &self.context(), 3, |_| {
+            Ok(command.clone())
+        })
+        .await
+        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .expect("the role command runs");
     }
 
     async fn application(&self, id: ApplicationId, command: ApplicationCommand) {
@@ -135,16 +139,18 @@ impl World {
 
     /// Rows of `table` in `schema` as `key -> document` (as text, to compare whole).
     async fn documents(&self, schema: &str, table: &str) -> BTreeMap<String, Value> {
-        let rows: Vec<(String, Value)> = sqlx::query_as(&format!(
-            "SELECT id::text, document FROM {schema}.{table}"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .expect("the read model reads");
+        let rows: Vec<(String, Value)> =
+            sqlx::query_as(&format!("SELECT id::text, document FROM {schema}.{table}"))
+                .fetch_all(&self.pool)
+                .await
+                .expect("the read model reads");
         rows.into_iter().collect()
     }
 
-    async fn invite_code_rows(&self, schema: &str) -> Vec<(String, Uuid, Option<Uuid>, String, String)> {
+    async fn invite_code_rows(
+        &self,
+        schema: &str,
+    ) -> Vec<(String, Uuid, Option<Uuid>, String, String)> {
         sqlx::query_as(&format!(
             "SELECT code, owner, target_id, created_at::text, updated_at::text FROM {schema}.invite_codes ORDER BY code"
         ))
@@ -168,8 +174,13 @@ async fn reach(progress: &mut watch::Receiver<Progress>, position: Position) {
 /// Runs `projection` into `schema` until the log's end as it is now, then stops it.
 async fn project_to_end<P: Projection>(world: &World, projection: P, schema: &str) {
     let target = world.last_position().await;
-    let projector = Projector::new(projection, world.store.clone(), world.database.url(), schema)
-        .with_batch(5);
+    let projector = Projector::new(
+        projection,
+        world.store.clone(),
+        world.database.url(),
+        schema,
+    )
+    .with_batch(5);
     let mut progress = projector.progress();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { projector.run(stopped).await });
@@ -184,9 +195,14 @@ async fn read_models_are_folds_of_the_log_without_secrets() {
     let ada = world.create_user("ada_lovelace").await;
     let bob = world.create_user("bob_builder").await;
     world
-        .user(ada, UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(7))))
+        .user(
+            ada,
+            UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(7))),
+        )
         .await;
-    world.user(ada, UserCommand::SetBanned(Toggle::on(None))).await;
+    world
+        .user(ada, UserCommand::SetBanned(Toggle::on(None)))
+        .await;
     let codes: Vec<InviteCode> = command_service::users::invite_codes::draw(3, Utc::now());
     world
         .user(ada, UserCommand::GenerateInviteCodes(codes.clone()))
@@ -251,14 +267,20 @@ async fn read_models_are_folds_of_the_log_without_secrets() {
     let log = world.log().await;
     let mut streams: BTreeMap<&str, Vec<&RecordedEvent>> = BTreeMap::new();
     for event in &log {
-        streams.entry(event.stream.as_str()).or_default().push(event);
+        streams
+            .entry(event.stream.as_str())
+            .or_default()
+            .push(event);
     }
     let mut users = BTreeMap::new();
     let mut roles = BTreeMap::new();
     let mut applications = BTreeMap::new();
     for (stream, events) in &streams {
         if let Some(id) = stream.strip_prefix("user-") {
-            let decoded: Vec<_> = events.iter().map(|e| decode::<UserEvent>(e).unwrap()).collect();
+            let decoded: Vec<_> = events
+                .iter()
+                .map(|e| decode::<UserEvent>(e).unwrap())
+                .collect();
             let view = UserView::from_history(&decoded).unwrap();
             users.insert(id.to_owned(), serde_json::to_value(view).unwrap());
         } else if let Some(id) = stream.strip_prefix("role-") {
@@ -289,7 +311,10 @@ async fn read_models_are_folds_of_the_log_without_secrets() {
     assert_eq!(roles.len(), 6, "five system roles and moderator");
     assert_eq!(world.documents("read_models", "roles").await, roles);
     assert_eq!(applications.len(), 2, "the internal client and partner_app");
-    assert_eq!(world.documents("read_models", "applications").await, applications);
+    assert_eq!(
+        world.documents("read_models", "applications").await,
+        applications
+    );
 
     let ada_row = &users[&ada.to_string()];
     assert_eq!(ada_row["credits"], 7);
@@ -354,20 +379,31 @@ async fn a_projector_killed_or_stopped_mid_way_resumes_and_matches_a_clean_rebui
     for round in 0..30u64 {
         let id = users[(round % 4) as usize];
         world
-            .user(id, UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(round + 1))))
+            .user(
+                id,
+                UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(round + 1))),
+            )
             .await;
     }
     let middle = world.last_position().await;
     for round in 0..30u64 {
         let id = users[(round % 4) as usize];
         world
-            .user(id, UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(1))))
+            .user(
+                id,
+                UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(1))),
+            )
             .await;
     }
 
     // First run: killed (the task aborted, its transaction never committed) once past the middle.
-    let projector = Projector::new(UsersReadModel, world.store.clone(), world.database.url(), "read_models")
-        .with_batch(3);
+    let projector = Projector::new(
+        UsersReadModel,
+        world.store.clone(),
+        world.database.url(),
+        "read_models",
+    )
+    .with_batch(3);
     let mut progress = projector.progress();
     let (_stop, stopped) = watch::channel(false);
     let killed = tokio::spawn(async move { projector.run(stopped).await });
@@ -387,11 +423,19 @@ async fn a_projector_killed_or_stopped_mid_way_resumes_and_matches_a_clean_rebui
     for round in 0..20u64 {
         let id = users[(round % 4) as usize];
         world
-            .user(id, UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(2))))
+            .user(
+                id,
+                UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(2))),
+            )
             .await;
     }
-    let projector = Projector::new(UsersReadModel, world.store.clone(), world.database.url(), "read_models")
-        .with_batch(2);
+    let projector = Projector::new(
+        UsersReadModel,
+        world.store.clone(),
+        world.database.url(),
+        "read_models",
+    )
+    .with_batch(2);
     let mut progress = projector.progress();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { projector.run(stopped).await });

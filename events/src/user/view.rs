@@ -434,6 +434,26 @@ mod tests {
     }
 
     #[test]
+    fn the_view_reads_back_from_its_own_json() {
+        let id = UserId::new();
+        let view = fold(&[
+            (0, created(id)),
+            (
+                1,
+                UserEvent::SubscriptionActivated {
+                    tier: Some(SubscriptionTier::parse("premium").unwrap()),
+                    expiry: at(100),
+                    identifier: None,
+                },
+            ),
+        ]);
+        let json = serde_json::to_value(&view).unwrap();
+        let back: UserView = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, view, "dates are kept at millisecond precision");
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    }
+
+    #[test]
     fn dates_and_authors_come_from_the_metadata() {
         let id = UserId::new();
         let admin = Actor::user(UserId::new());

@@ -95,9 +95,29 @@ async fn serve() -> anyhow::Result<()> {
         settings.bootstrap_client =
             Some(command_service::settings::BootstrapClient { client_id, secret });
     }
-    let app = command_service::Application::build(listen, store, database, settings).await?;
+    let database_url = std::env::var("DATABASE_URL").ok();
+    let app = command_service::Application::build_with(
+        listen,
+        store.clone(),
+        database,
+        settings,
+        query_service::router(),
+    )
+    .await?;
+
+    // The read models follow the log in this process (one active instance per projection
+    // across processes; others wait as standbys).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let read_models = database_url
+        .as_deref()
+        .map(|url| projections::spawn_read_models(store.clone(), url, stopped));
     tracing::info!(address = %app.local_addr()?, "userledger is serving");
-    app.run_until_stopped(shutdown_signal()).await
+    let served = app.run_until_stopped(shutdown_signal()).await;
+    let _ = stop.send(true);
+    if let Some(read_models) = read_models {
+        read_models.stopped().await;
+    }
+    served
 }
 
 async fn connect_postgres() -> anyhow::Result<PostgresEventStore> {

@@ -25,8 +25,13 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 const MAX_KEY_LENGTH: usize = 255;
 
-/// The table of remembered answers, created if missing.
+/// The table of remembered answers, created if missing. Processes starting together take
+/// turns: `CREATE TABLE IF NOT EXISTS` is not safe against itself.
 pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('userledger idempotency_keys', 0))")
+        .execute(&mut *transaction)
+        .await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS idempotency_keys (
             caller       text        NOT NULL,
@@ -39,9 +44,9 @@ pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
             PRIMARY KEY (caller, key)
         )",
     )
-    .execute(pool)
+    .execute(&mut *transaction)
     .await?;
-    Ok(())
+    transaction.commit().await
 }
 
 #[derive(sqlx::FromRow)]

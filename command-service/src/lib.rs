@@ -85,9 +85,16 @@ impl AppState {
 
 /// Every route of the write side, with the body limit and the contract's 404.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The write routes plus `extra` (the read side, when one process serves the whole API),
+/// all under the same layers: CORS, body limit, idempotency, the contract's 404.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let body_limit = state.settings.body_limit;
     Router::new()
         .merge(health::router())
+        .merge(extra)
         .merge(oauth::router())
         .merge(users::router())
         .merge(roles::router())
@@ -142,12 +149,23 @@ pub struct Application {
 
 impl Application {
     /// Bootstraps (system roles, configured first accounts) and binds `listen` (port 0 picks a
-    /// free port, as tests do).
+    /// free port, as tests do). Serves the write routes only.
     pub async fn build(
         listen: SocketAddr,
         store: Arc<dyn EventStore>,
         database: Option<sqlx::PgPool>,
         settings: Settings,
+    ) -> anyhow::Result<Self> {
+        Self::build_with(listen, store, database, settings, Router::new()).await
+    }
+
+    /// [`Self::build`], also serving `extra` (the read routes) under the same base URL.
+    pub async fn build_with(
+        listen: SocketAddr,
+        store: Arc<dyn EventStore>,
+        database: Option<sqlx::PgPool>,
+        settings: Settings,
+        extra: Router<AppState>,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen)
             .await
@@ -161,7 +179,7 @@ impl Application {
             .context("first-start bootstrap")?;
         Ok(Self {
             listener,
-            router: router(state),
+            router: router_with(state, extra),
         })
     }
 

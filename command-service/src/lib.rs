@@ -25,6 +25,7 @@ pub mod oauth;
 pub mod pipeline;
 pub mod roles;
 pub mod settings;
+pub mod stream_cache;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -48,7 +49,10 @@ use hashing::Hasher;
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    /// The event store through the pipeline's stream cache: for loading, deciding, appending.
     pub store: Arc<dyn EventStore>,
+    /// The event store itself, for reads that must see other processes' writes at once.
+    pub log: Arc<dyn EventStore>,
     pub settings: Arc<Settings>,
     pub tokens: Arc<TokenKeys>,
     pub access: Arc<AccessCache>,
@@ -59,13 +63,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn EventStore>, settings: Settings) -> Self {
+    pub fn new(log: Arc<dyn EventStore>, settings: Settings) -> Self {
+        let store: Arc<dyn EventStore> = Arc::new(stream_cache::StreamCache::new(log.clone()));
         Self {
             tokens: Arc::new(TokenKeys::new(&settings.token_secret)),
-            access: Arc::new(AccessCache::new(
-                store.clone(),
-                settings.revocation_check_ttl,
-            )),
+            access: Arc::new(AccessCache::new(log.clone(), settings.revocation_check_ttl)),
+            log,
             hasher: Hasher::new(settings.hashing_workers, settings.hashing_queue),
             settings: Arc::new(settings),
             store,

@@ -248,7 +248,7 @@ async fn refresh(state: &AppState, request: &TokenRequest) -> Result<TokenRespon
         return Err(invalid());
     }
     let user_id = UserId::parse(&claims.sub).map_err(|_| invalid())?;
-    let (user, _) = load_aggregate::<User>(&*state.store, &user_id).await?;
+    let (user, _) = load_aggregate::<User>(&*state.log, &user_id).await?;
     let user = user.ok_or_else(invalid)?;
     check_user_may_sign_in(&user)?;
     // Never more than the first token had, and nothing the user or client has lost since.
@@ -334,7 +334,7 @@ async fn load_application(
     state: &AppState,
     id: ApplicationId,
 ) -> Result<Option<Application>, OAuthError> {
-    let (application, _) = load_aggregate::<Application>(&*state.store, &id).await?;
+    let (application, _) = load_aggregate::<Application>(&*state.log, &id).await?;
     Ok(application.filter(|application| !application.deleted))
 }
 
@@ -361,7 +361,7 @@ async fn find_user(state: &AppState, login: &str) -> Result<Option<User>, OAuthE
         else {
             continue;
         };
-        let (user, _) = load_aggregate::<User>(&*state.store, &id).await?;
+        let (user, _) = load_aggregate::<User>(&*state.log, &id).await?;
         if let Some(user) = user.filter(|user| !user.deleted) {
             return Ok(Some(user));
         }
@@ -381,7 +381,7 @@ fn check_user_may_sign_in(user: &User) -> Result<(), OAuthError> {
 
 /// A role's scope; nothing for a missing or deleted role.
 async fn role_scope(state: &AppState, id: &RoleId) -> Result<Vec<Scope>, OAuthError> {
-    let (role, _) = load_aggregate::<Role>(&*state.store, id).await?;
+    let (role, _) = load_aggregate::<Role>(&*state.log, id).await?;
     Ok(role
         .filter(|role| !role.deleted)
         .map(|role| role.scope)

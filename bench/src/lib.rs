@@ -62,7 +62,12 @@ where
         latencies.append(&mut l);
         errors += e;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    summarize(latencies, errors, started.elapsed())
+}
+
+/// Figures of a set of latencies measured over `elapsed`.
+pub fn summarize(mut latencies: Vec<Duration>, errors: u64, elapsed: Duration) -> Measurement {
+    let seconds = elapsed.as_secs_f64();
     latencies.sort();
     Measurement {
         operations: latencies.len() as u64,

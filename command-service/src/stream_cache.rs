@@ -83,7 +83,8 @@ impl StreamCache {
             return;
         }
         let now = chrono::Utc::now();
-        let mut events = (*cached.events).clone();
+        // Copies the stream only while a reader still holds the previous version.
+        let events = Arc::make_mut(&mut cached.events);
         for (i, event) in request.events.iter().enumerate() {
             let i = i as u64;
             let position = if i + 1 == count {
@@ -104,7 +105,6 @@ impl StreamCache {
                 recorded_at: now,
             });
         }
-        cached.events = Arc::new(events);
     }
 }
 

@@ -11,6 +11,10 @@
 //!   [`READ_MODEL_SCHEMA`]: [`users`] (the contract's user object, unhydrated), [`roles`],
 //!   [`applications`] (never a secret) and [`invite_codes`].
 //! - [`spawn_read_models`] runs the four of them until shutdown, restarting one that fails.
+//! - [`rebuild`]: replays the whole log into fresh tables in a schema of their own and swaps
+//!   them in atomically; the live projectors resume from the rebuilt checkpoints.
+//! - `checkpoint`: the checkpoint rows, moved by compare-and-set, so that two instances that
+//!   both believe they are active (a lock connection lost) never apply an event twice.
 //!
 //! Every read model folds: it loads the current document of each stream a batch touches, runs
 //! the domain's own `evolve` over the batch's events, and writes the documents back, so a
@@ -18,16 +22,37 @@
 
 pub mod applications;
 pub mod invite_codes;
+pub mod rebuild;
 pub mod roles;
 pub mod runtime;
 pub mod users;
 
+mod checkpoint;
 mod supervision;
 
+pub use rebuild::rebuild;
 pub use supervision::{spawn_read_models, ReadModels};
 
 /// The PostgreSQL schema of the read models and their checkpoints.
 pub const READ_MODEL_SCHEMA: &str = "read_models";
+
+/// The names of the read models (their checkpoints' names), as the status routes list them.
+pub const READ_MODEL_NAMES: [&str; 4] = [
+    users::NAME,
+    roles::NAME,
+    applications::NAME,
+    invite_codes::NAME,
+];
+
+/// Every read model of the query service.
+pub fn read_models() -> Vec<Box<dyn runtime::Projection>> {
+    vec![
+        Box::new(users::UsersReadModel),
+        Box::new(roles::RolesReadModel),
+        Box::new(applications::ApplicationsReadModel),
+        Box::new(invite_codes::InviteCodesReadModel),
+    ]
+}
 
 /// The id part of a stream name in `category` (`user-<id>` -> `<id>`); `None` for streams of
 /// other categories, which a projection skips without decoding.

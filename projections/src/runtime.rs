@@ -9,6 +9,8 @@ use futures::StreamExt;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
+use crate::checkpoint;
+
 /// A read model: tables in PostgreSQL kept up to date from the log.
 #[async_trait]
 pub trait Projection: Send + Sync + 'static {
@@ -27,12 +29,34 @@ pub trait Projection: Send + Sync + 'static {
     ) -> anyhow::Result<()>;
 }
 
+/// Any projection behind a box: how the runtime holds the read models as one list.
+#[async_trait]
+impl Projection for Box<dyn Projection> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    async fn prepare(&self, connection: &mut PgConnection) -> anyhow::Result<()> {
+        (**self).prepare(connection).await
+    }
+
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> anyhow::Result<()> {
+        (**self).apply(connection, events).await
+    }
+}
+
 /// Where a projection is: the position of the last event it applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Progress {
     pub position: Option<Position>,
     /// Milliseconds between the last applied event's commit and its application.
     pub lag_ms: u64,
+    /// Whether this instance is the active one (holds the projection's lock), not a standby.
+    pub active: bool,
 }
 
 /// The default number of events applied per transaction at most.
@@ -82,10 +106,13 @@ impl<P: Projection> Projector<P> {
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         // A connection of its own holds the advisory lock for as long as this instance is the
         // active one; if the process dies, PostgreSQL releases the lock with the connection.
+        // Should that connection drop while this process goes on, a standby takes over while
+        // this instance still writes: the checkpoint's compare-and-set keeps the two from
+        // applying an event twice (see `commit`).
         let mut lock = PgConnection::connect(&self.database_url)
             .await
             .context("connecting the projection's lock")?;
-        let key = lock_key(self.projection.name());
+        let key = lock_key(&format!("{}.{}", self.schema, self.projection.name()));
         loop {
             let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                 .bind(key)
@@ -103,116 +130,132 @@ impl<P: Projection> Projector<P> {
             }
         }
         tracing::info!(projection = self.projection.name(), "active");
+        self.progress.send_modify(|progress| progress.active = true);
+        let followed = self.follow(&mut shutdown).await;
+        self.progress
+            .send_modify(|progress| progress.active = false);
+        tracing::info!(projection = self.projection.name(), "stopped");
+        followed
+    }
 
+    /// Catches up from the checkpoint and follows the log, from the checkpoint again whenever
+    /// it moved underneath.
+    async fn follow(&self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut writer = PgConnection::connect(&self.database_url).await?;
-        self.prepare(&mut writer).await?;
-        let checkpoint = self.checkpoint(&mut writer).await?;
-        let _ = self.progress.send(Progress {
-            position: checkpoint,
-            lag_ms: 0,
-        });
-
-        let mut events = self
-            .store
-            .subscribe_all(checkpoint)
-            .ready_chunks(self.batch);
+        prepare(&mut writer, &self.schema, &self.projection).await?;
         loop {
-            let batch = tokio::select! {
-                batch = events.next() => batch,
-                _ = shutdown.changed() => None,
+            let mut committed = {
+                let mut transaction = writer.begin().await?;
+                use_schema(&mut transaction, &self.schema).await?;
+                let position = checkpoint::read(&mut transaction, self.projection.name()).await?;
+                transaction.commit().await?;
+                position
             };
-            let Some(batch) = batch else { break };
-            let batch: Vec<RecordedEvent> = batch.into_iter().collect::<Result<_, _>>()?;
-            self.commit(&mut writer, &batch).await?;
-            if *shutdown.borrow() {
-                break;
+            self.progress.send_modify(|progress| {
+                progress.position = committed;
+                progress.lag_ms = 0;
+            });
+            let mut events = self.store.subscribe_all(committed).ready_chunks(self.batch);
+            loop {
+                let batch = tokio::select! {
+                    batch = events.next() => batch,
+                    _ = shutdown.changed() => None,
+                };
+                let Some(batch) = batch else { return Ok(()) };
+                let batch: Vec<RecordedEvent> = batch.into_iter().collect::<Result<_, _>>()?;
+                match self.commit(&mut writer, committed, &batch).await? {
+                    Some(position) => committed = Some(position),
+                    None => {
+                        tracing::warn!(
+                            projection = self.projection.name(),
+                            expected = ?committed,
+                            "the checkpoint moved underneath (another instance, or a rebuild \
+                             swapped in): batch rolled back, resuming from the stored checkpoint"
+                        );
+                        break;
+                    }
+                }
+                if *shutdown.borrow() {
+                    return Ok(());
+                }
             }
         }
-        tracing::info!(projection = self.projection.name(), "stopped");
-        Ok(())
     }
 
-    async fn prepare(&self, connection: &mut PgConnection) -> anyhow::Result<()> {
-        let mut transaction = connection.begin().await?;
-        // `IF NOT EXISTS` is not safe against a concurrent creator (two projectors starting
-        // together fail on pg_namespace's or pg_type's unique index): serialise the DDL of
-        // every projection on one lock, released at commit.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lock_key("schema preparation"))
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", self.schema))
-            .execute(&mut *transaction)
-            .await?;
-        self.use_schema(&mut transaction).await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS projection_checkpoints (
-                projection text PRIMARY KEY,
-                commit_position bigint NOT NULL,
-                prepare_position bigint NOT NULL,
-                updated_at timestamptz NOT NULL DEFAULT now()
-            )",
-        )
-        .execute(&mut *transaction)
-        .await?;
-        self.projection.prepare(&mut transaction).await?;
-        transaction.commit().await?;
-        Ok(())
-    }
-
-    async fn checkpoint(&self, connection: &mut PgConnection) -> anyhow::Result<Option<Position>> {
-        let mut transaction = connection.begin().await?;
-        self.use_schema(&mut transaction).await?;
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT commit_position, prepare_position FROM projection_checkpoints WHERE projection = $1",
-        )
-        .bind(self.projection.name())
-        .fetch_optional(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(row.map(|(commit, prepare)| Position::new(commit as u64, prepare as u64)))
-    }
-
-    /// Applies a batch and moves the checkpoint, in one transaction.
+    /// Applies a batch and moves the checkpoint from `from`, in one transaction; the new
+    /// position, or `None` (and nothing applied) when the checkpoint was no longer at `from`.
     async fn commit(
         &self,
         connection: &mut PgConnection,
+        from: Option<Position>,
         batch: &[RecordedEvent],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Option<Position>> {
         let Some(last) = batch.last() else {
-            return Ok(());
+            return Ok(from);
         };
         let mut transaction = connection.begin().await?;
-        self.use_schema(&mut transaction).await?;
-        self.projection.apply(&mut transaction, batch).await?;
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (projection, commit_position, prepare_position) \
-             VALUES ($1, $2, $3) \
-             ON CONFLICT (projection) DO UPDATE \
-                SET commit_position = EXCLUDED.commit_position, \
-                    prepare_position = EXCLUDED.prepare_position, updated_at = now()",
+        use_schema(&mut transaction, &self.schema).await?;
+        // The checkpoint first: its row lock orders concurrent instances, and a batch that
+        // would be applied twice costs no work before it is refused.
+        if !checkpoint::advance(
+            &mut transaction,
+            self.projection.name(),
+            from,
+            last.position,
         )
-        .bind(self.projection.name())
-        .bind(last.position.commit as i64)
-        .bind(last.position.prepare as i64)
-        .execute(&mut *transaction)
-        .await?;
+        .await?
+        {
+            transaction.rollback().await?;
+            return Ok(None);
+        }
+        self.projection.apply(&mut transaction, batch).await?;
         transaction.commit().await?;
         let lag = chrono::Utc::now().signed_duration_since(last.recorded_at);
-        let _ = self.progress.send(Progress {
-            position: Some(last.position),
-            lag_ms: lag.num_milliseconds().max(0) as u64,
+        self.progress.send_modify(|progress| {
+            progress.position = Some(last.position);
+            progress.lag_ms = lag.num_milliseconds().max(0) as u64;
         });
-        Ok(())
+        Ok(Some(last.position))
     }
+}
 
-    async fn use_schema(&self, connection: &mut PgConnection) -> anyhow::Result<()> {
-        sqlx::query("SELECT set_config('search_path', $1, true)")
-            .bind(&self.schema)
-            .execute(connection)
-            .await?;
-        Ok(())
-    }
+/// Creates `schema`, its checkpoint table and the projection's tables when missing.
+pub(crate) async fn prepare<P: Projection + ?Sized>(
+    connection: &mut PgConnection,
+    schema: &str,
+    projection: &P,
+) -> anyhow::Result<()> {
+    let mut transaction = connection.begin().await?;
+    // `IF NOT EXISTS` is not safe against a concurrent creator (two projectors starting
+    // together fail on pg_namespace's or pg_type's unique index): serialise the DDL of
+    // every projection on one lock, released at commit. A rebuild's swap takes it too.
+    lock_schemas(&mut transaction).await?;
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .execute(&mut *transaction)
+        .await?;
+    use_schema(&mut transaction, schema).await?;
+    checkpoint::create_table(&mut transaction).await?;
+    projection.prepare(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Takes the lock that orders changes to the read models' schemas, until the transaction ends.
+pub(crate) async fn lock_schemas(connection: &mut PgConnection) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(lock_key("schema preparation"))
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Points the transaction's unqualified table names at `schema`.
+pub(crate) async fn use_schema(connection: &mut PgConnection, schema: &str) -> anyhow::Result<()> {
+    sqlx::query("SELECT set_config('search_path', $1, true)")
+        .bind(schema)
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 /// The advisory lock of a projection: a stable 64-bit hash of its name.

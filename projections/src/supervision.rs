@@ -9,12 +9,8 @@ use events::store::EventStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::applications::ApplicationsReadModel;
-use crate::invite_codes::InviteCodesReadModel;
-use crate::roles::RolesReadModel;
 use crate::runtime::{Progress, Projection, Projector};
-use crate::users::UsersReadModel;
-use crate::READ_MODEL_SCHEMA;
+use crate::{read_models, READ_MODEL_SCHEMA};
 
 /// How long a failed projector waits before it starts again.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -49,22 +45,9 @@ pub fn spawn_read_models(
         tasks: Vec::new(),
         progress: HashMap::new(),
     };
-    spawn(&mut models, UsersReadModel, &store, database_url, &shutdown);
-    spawn(&mut models, RolesReadModel, &store, database_url, &shutdown);
-    spawn(
-        &mut models,
-        ApplicationsReadModel,
-        &store,
-        database_url,
-        &shutdown,
-    );
-    spawn(
-        &mut models,
-        InviteCodesReadModel,
-        &store,
-        database_url,
-        &shutdown,
-    );
+    for projection in read_models() {
+        spawn(&mut models, projection, &store, database_url, &shutdown);
+    }
     models
 }
 

@@ -3,10 +3,15 @@
 
 use std::sync::Arc;
 
+use command_service::hashing::Hasher;
+use command_service::pipeline::execute;
 use command_service::settings::{BootstrapAdmin, BootstrapClient};
 use command_service::{Application, Settings};
+use events::metadata::{Actor, CommandContext};
 use events::store::postgres::PostgresEventStore;
 use events::store::{EventStore, RecordedEvent};
+use events::user::{CreateUser, User, UserCommand};
+use events::values::{Credits, Email, PersonName, RoleId, UserId, Username};
 use serde_json::Value;
 
 use crate::TestDatabase;
@@ -58,18 +63,20 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
             .await
             .expect("the store connects"),
     );
+    // The read models follow the log, as in `userledger serve`; they stop with the test.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let read_models = projections::spawn_read_models(store.clone(), database.url(), stopped);
     let app = Application::build_with(
         "127.0.0.1:0".parse().expect("an address"),
         store.clone(),
         Some(store.pool().clone()),
         settings.clone(),
-        query_service::router(),
+        query_service::router_with_projectors(query_service::ProjectorsHere::new(
+            read_models.progress.clone(),
+        )),
     )
     .await
     .expect("the application builds");
-    // The read models follow the log, as in `userledger serve`; they stop with the test.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let read_models = projections::spawn_read_models(store.clone(), database.url(), stopped);
     let address = format!("http://{}", app.local_addr().expect("bound"));
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
@@ -105,6 +112,65 @@ impl TestApp {
             .await
             .expect("the log counts");
         count as usize
+    }
+
+    /// Creates a user straight through the domain and the store (no HTTP, no token needed):
+    /// for tests whose subject is something else. Email `<username>@example.com`.
+    pub async fn register_user(&self, username: &str, password: &str, role: &str) -> UserId {
+        let id = UserId::new();
+        let create = CreateUser {
+            id,
+            username: Username::parse(username).expect("a username"),
+            email: Email::parse(&format!("{username}@example.com")).expect("an email"),
+            password_hash: Hasher::new(1, 1).hash(password).await.expect("hashed"),
+            first_name: PersonName::parse("Test").expect("a name"),
+            last_name: PersonName::parse("User").expect("a name"),
+            middle_name: None,
+            role: RoleId::parse(role).expect("a role id"),
+            phone: None,
+            phone_country_code: None,
+            credits: Credits::new(0),
+            invite_codes: Vec::new(),
+            invited_by: None,
+        };
+        let context =
+            CommandContext::new(uuid::Uuid::now_v7(), Actor::system(), chrono::Utc::now());
+        execute::<User, _>(&*self.store, &id, &context, 1, |_| {
+            Ok(UserCommand::Create(create.clone()))
+        })
+        .await
+        .expect("the user is created");
+        id
+    }
+
+    /// Sends `method path` with a bearer token and a JSON body; the status, the JSON answer and
+    /// the consistency token header.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> (u16, Value, Option<String>) {
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("the service answers");
+        let status = response.status().as_u16();
+        let consistency = response
+            .headers()
+            .get(command_service::envelope::CONSISTENCY_TOKEN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            consistency,
+        )
     }
 
     /// `POST /oauth/token` with a form; the JSON answer and status.
@@ -195,4 +261,17 @@ impl TestApp {
         self.call(reqwest::Method::DELETE, path, token, Some(body))
             .await
     }
+}
+
+/// The `path` of every field error of a 400 ClientInputError answer, in the answer's order.
+pub fn error_paths(body: &Value) -> Vec<String> {
+    body["additionalInfo"]["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["path"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }

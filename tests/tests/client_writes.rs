@@ -2,15 +2,11 @@
 //! their validation (every refusal appends nothing), secrets kept only as argon2id hashes, and
 //! a deleted application's tokens stopping at once.
 
-use command_service::hashing::Hasher;
 use command_service::pipeline::execute;
 use events::metadata::{Actor, CommandContext};
 use events::role::{CreateRole, Role, RoleCommand};
 use events::scopes::Scope;
-use events::user::{CreateUser, User, UserCommand};
-use events::values::{
-    Credits, Email, PersonName, Ranking, RoleDisplayName, RoleId, UserId, Username,
-};
+use events::values::{Ranking, RoleDisplayName, RoleId};
 use serde_json::{json, Value};
 use test_support::{spawn_app, TestApp};
 
@@ -37,39 +33,11 @@ async fn register_role(app: &TestApp, id: &str, scope: &[&str]) {
     .expect("the role is created");
 }
 
-async fn register_user(app: &TestApp, username: &str, role: &str) -> UserId {
-    let id = UserId::new();
-    let create = CreateUser {
-        id,
-        username: Username::parse(username).expect("a username"),
-        email: Email::parse(&format!("{username}@example.com")).expect("an email"),
-        password_hash: Hasher::new(1, 1)
-            .hash("a-password-1")
-            .await
-            .expect("hashed"),
-        first_name: PersonName::parse("Test").expect("a name"),
-        last_name: PersonName::parse("User").expect("a name"),
-        middle_name: None,
-        role: RoleId::parse(role).expect("a role id"),
-        phone: None,
-        phone_country_code: None,
-        credits: Credits::new(0),
-        invite_codes: Vec::new(),
-        invited_by: None,
-    };
-    execute::<User, _>(&*app.store, &id, &context(), 1, |_| {
-        Ok(UserCommand::Create(create.clone()))
-    })
-    .await
-    .expect("the user is created");
-    id
-}
-
 /// A delegated token of a user whose role holds `scope`.
 async fn token_with_role_scope(app: &TestApp, username: &str, scope: &[&str]) -> String {
     let role = format!("{username}_role");
     register_role(app, &role, scope).await;
-    register_user(app, username, &role).await;
+    app.register_user(username, "a-password-1", &role).await;
     app.user_token(username, "a-password-1").await
 }
 
@@ -84,13 +52,9 @@ fn partner_app() -> Value {
     })
 }
 
+/// The error paths of a 400, sorted.
 fn error_paths(body: &Value) -> Vec<String> {
-    let mut paths: Vec<String> = body["additionalInfo"]["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .map(|e| e["path"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let mut paths = test_support::app::error_paths(body);
     paths.sort();
     paths
 }

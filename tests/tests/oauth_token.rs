@@ -10,11 +10,8 @@ use events::application::{Application, ApplicationCommand, CreateApplication, CL
 use events::metadata::{Actor, CommandContext};
 use events::scopes::Scope;
 use events::store::{EventStore, UniqueClaim};
-use events::user::{CreateUser, Toggle, User, UserCommand, USERNAME_CLAIM};
-use events::values::{
-    ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Credits, Email, Grant, PersonName,
-    RoleId, UserId, Username,
-};
+use events::user::{Toggle, User, UserCommand, USERNAME_CLAIM};
+use events::values::{ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Grant, UserId};
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 use test_support::app::{
@@ -78,31 +75,6 @@ async fn register_client(app: &TestApp, client: NewClient<'_>) -> ApplicationId 
     })
     .await
     .expect("the application is created");
-    id
-}
-
-async fn register_user(app: &TestApp, username: &str, password: &str, role: RoleId) -> UserId {
-    let id = UserId::new();
-    let create = CreateUser {
-        id,
-        username: Username::parse(username).expect("a username"),
-        email: Email::parse(&format!("{username}@example.com")).expect("an email"),
-        password_hash: Hasher::new(1, 1).hash(password).await.expect("hashed"),
-        first_name: PersonName::parse("Test").expect("a name"),
-        last_name: PersonName::parse("User").expect("a name"),
-        middle_name: None,
-        role,
-        phone: None,
-        phone_country_code: None,
-        credits: Credits::new(0),
-        invite_codes: Vec::new(),
-        invited_by: None,
-    };
-    execute::<User, _>(&*app.store, &id, &context(), 1, |_| {
-        Ok(UserCommand::Create(create.clone()))
-    })
-    .await
-    .expect("the user is created");
     id
 }
 
@@ -462,7 +434,9 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
 #[tokio::test]
 async fn a_banned_user_cannot_sign_in() {
     let app = spawn_app().await;
-    let id = register_user(&app, "banned_bob", "bob-password-1", RoleId::user()).await;
+    let id = app
+        .register_user("banned_bob", "bob-password-1", "user")
+        .await;
     app.user_token("banned_bob", "bob-password-1").await;
     ban(&app, id).await;
     let (status, body) = app
@@ -497,7 +471,8 @@ async fn through_an_external_client_a_user_gets_what_both_may_have() {
         },
     )
     .await;
-    register_user(&app, "plain_alice", "alice-password-1", RoleId::user()).await;
+    app.register_user("plain_alice", "alice-password-1", "user")
+        .await;
     let sign_in = |scope: Option<&'static str>| {
         let mut form = vec![
             ("grant_type", "password"),
@@ -599,7 +574,9 @@ async fn a_refresh_token_gets_a_new_access_token() {
 #[tokio::test]
 async fn only_a_valid_refresh_token_of_an_active_user_refreshes() {
     let app = spawn_app().await;
-    let id = register_user(&app, "refresh_rita", "rita-password-1", RoleId::user()).await;
+    let id = app
+        .register_user("refresh_rita", "rita-password-1", "user")
+        .await;
     let tokens = password_tokens(&app, "refresh_rita", "rita-password-1").await;
     let access_token = tokens["access_token"].as_str().expect("a token");
     let refresh_token = tokens["refresh_token"].as_str().expect("a refresh token");

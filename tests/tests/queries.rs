@@ -786,7 +786,7 @@ async fn a_token_the_read_models_cannot_reach_is_503_and_a_bad_one_400() {
     let admin = app.admin_token().await;
     let started = Instant::now();
     let reply = app
-        .get("/user/admin-api/list", &admin, Some("999999999"))
+        .get("/user/admin-api/list", &admin, Some("9000000000000000000"))
         .await;
     let waited = started.elapsed();
     assert_eq!(reply.status, 503, "{}", reply.body);
@@ -794,7 +794,7 @@ async fn a_token_the_read_models_cannot_reach_is_503_and_a_bad_one_400() {
     assert_eq!(reply.body["error"], "ServiceUnavailable");
     assert_eq!(
         reply.body["additionalInfo"]["consistencyToken"],
-        "999999999"
+        "9000000000000000000"
     );
     assert!(reply.body["additionalInfo"]["reason"]
         .as_str()

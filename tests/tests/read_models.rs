@@ -460,3 +460,161 @@ async fn a_projector_killed_or_stopped_mid_way_resumes_and_matches_a_clean_rebui
         .sum();
     assert_eq!(total, (1..=30).sum::<u64>() + 30 + 40, "{credits:?}");
 }
+
+#[tokio::test]
+async fn two_instances_active_at_once_never_apply_an_event_twice() {
+    let world = World::new().await;
+    let mut users = Vec::new();
+    for n in 0..4 {
+        users.push(world.create_user(&format!("twin_{n}")).await);
+    }
+    let start = |world: &World| {
+        let projector = Projector::new(
+            UsersReadModel,
+            world.store.clone(),
+            world.database.url(),
+            "read_models",
+        )
+        .with_batch(1);
+        let progress = projector.progress();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move { projector.run(stopped).await });
+        (progress, stop, task)
+    };
+    let (mut first, stop_first, first_task) = start(&world);
+    reach(&mut first, world.last_position().await).await;
+    let (mut second, stop_second, second_task) = start(&world);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!second.borrow().active, "the second instance waits as a standby");
+
+    // The first instance's lock connection drops while the instance goes on (a network blip):
+    // the standby takes the lock, and both are active.
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    )
+    .fetch_all(&world.pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated, [true], "one lock held, by the first instance");
+    tokio::time::timeout(Duration::from_secs(5), second.wait_for(|p| p.active))
+        .await
+        .expect("the standby takes over")
+        .unwrap();
+    assert!(first.borrow().active, "the first instance still believes it is active");
+
+    // Both follow the log and race for every event; the checkpoint's compare-and-set lets one
+    // apply it and sends the other back to the stored checkpoint.
+    for round in 0..120u64 {
+        let id = users[(round % 4) as usize];
+        world
+            .user(
+                id,
+                UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(round + 1))),
+            )
+            .await;
+    }
+    let end = world.last_position().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let at: i64 = sqlx::query_scalar(
+            "SELECT commit_position FROM read_models.projection_checkpoints WHERE projection = 'users'",
+        )
+        .fetch_one(&world.pool)
+        .await
+        .unwrap();
+        if at as u64 >= end.commit {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the projection catches up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_first.send(true).unwrap();
+    stop_second.send(true).unwrap();
+    first_task.await.unwrap().expect("a clean stop");
+    second_task.await.unwrap().expect("a clean stop");
+
+    let total: u64 = world
+        .documents("read_models", "users")
+        .await
+        .values()
+        .map(|user| user["credits"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, (1..=120).sum::<u64>(), "each increment applied once");
+    project_to_end(&world, UsersReadModel, "rebuild").await;
+    assert_eq!(
+        world.documents("read_models", "users").await,
+        world.documents("rebuild", "users").await
+    );
+}
+
+#[tokio::test]
+async fn a_rebuild_swaps_in_under_live_projectors_which_resume_from_it() {
+    let world = World::new().await;
+    let mut users = Vec::new();
+    for n in 0..4 {
+        users.push(world.create_user(&format!("rebuilt_{n}")).await);
+    }
+    let increment = |round: u64| {
+        world.user(
+            users[(round % 4) as usize],
+            UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(round + 1))),
+        )
+    };
+    for round in 0..40 {
+        increment(round).await;
+    }
+    let (stop, stopped) = watch::channel(false);
+    let models = projections::spawn_read_models(world.store.clone(), world.database.url(), stopped);
+    let target = world.last_position().await;
+    for progress in models.progress.values() {
+        reach(&mut progress.clone(), target).await;
+    }
+
+    // Writes go on while the rebuild replays the log and swaps its tables in.
+    let (rebuilt, ()) = tokio::join!(
+        projections::rebuild(world.store.clone(), world.database.url(), |_| {}),
+        async {
+            for round in 40..120 {
+                increment(round).await;
+            }
+        }
+    );
+    let rebuilt = rebuilt.expect("the rebuild succeeds");
+    assert!(rebuilt.events as usize >= world.log().await.len() - 80);
+
+    // The live projectors found their checkpoints moved and resumed from the rebuilt ones.
+    let end = world.last_position().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT 4 - count(*) FROM read_models.projection_checkpoints WHERE commit_position >= $1",
+        )
+        .bind(end.commit as i64)
+        .fetch_one(&world.pool)
+        .await
+        .unwrap();
+        if behind == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the projectors catch up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    models.stopped().await;
+
+    let users_now = world.documents("read_models", "users").await;
+    let total: u64 = users_now
+        .values()
+        .map(|user| user["credits"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, (1..=120).sum::<u64>(), "each increment applied once");
+    project_to_end(&world, UsersReadModel, "clean").await;
+    assert_eq!(users_now, world.documents("clean", "users").await);
+    let leftovers: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'read_models_%'",
+    )
+    .fetch_all(&world.pool)
+    .await
+    .unwrap();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

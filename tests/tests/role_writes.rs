@@ -2,78 +2,9 @@
 //! validation (every refusal appends nothing), system roles, and moving a deleted role's users
 //! to the default role through events.
 
-use command_service::envelope::CONSISTENCY_TOKEN;
-use command_service::hashing::Hasher;
-use command_service::pipeline::execute;
-use events::metadata::{Actor, CommandContext};
-use events::user::{CreateUser, User, UserCommand};
-use events::values::{Credits, Email, PersonName, RoleId, UserId, Username};
 use serde_json::{json, Value};
+use test_support::app::error_paths;
 use test_support::{spawn_app, TestApp};
-
-async fn register_user(app: &TestApp, username: &str, password: &str, role: &str) -> UserId {
-    let id = UserId::new();
-    let create = CreateUser {
-        id,
-        username: Username::parse(username).expect("a username"),
-        email: Email::parse(&format!("{username}@example.com")).expect("an email"),
-        password_hash: Hasher::new(1, 1).hash(password).await.expect("hashed"),
-        first_name: PersonName::parse("Test").expect("a name"),
-        last_name: PersonName::parse("User").expect("a name"),
-        middle_name: None,
-        role: RoleId::parse(role).expect("a role id"),
-        phone: None,
-        phone_country_code: None,
-        credits: Credits::new(0),
-        invite_codes: Vec::new(),
-        invited_by: None,
-    };
-    let context = CommandContext::new(uuid::Uuid::now_v7(), Actor::system(), chrono::Utc::now());
-    execute::<User, _>(&*app.store, &id, &context, 1, |_| {
-        Ok(UserCommand::Create(create.clone()))
-    })
-    .await
-    .expect("the user is created");
-    id
-}
-
-/// Sends a request and also answers the consistency token header.
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: &Value,
-) -> (u16, Value, Option<String>) {
-    let response = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("an answer");
-    let status = response.status().as_u16();
-    let position = response
-        .headers()
-        .get(CONSISTENCY_TOKEN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (
-        status,
-        response.json().await.unwrap_or(Value::Null),
-        position,
-    )
-}
-
-fn error_paths(body: &Value) -> Vec<String> {
-    body["additionalInfo"]["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .map(|e| e["path"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
 
 fn moderator() -> Value {
     json!({
@@ -101,14 +32,14 @@ async fn event_types(app: &TestApp, stream: &str) -> Vec<String> {
 async fn an_admin_creates_a_role_and_a_body_scope_is_ignored() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
-    let (status, body, position) = send(
-        &app,
-        reqwest::Method::POST,
-        "/roles/admin-api/create",
-        &token,
-        &moderator(),
-    )
-    .await;
+    let (status, body, position) = app
+        .send(
+            reqwest::Method::POST,
+            "/roles/admin-api/create",
+            &token,
+            &moderator(),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(position.is_some(), "a consistency token");
     assert_eq!(
@@ -228,7 +159,8 @@ async fn every_invalid_field_is_reported_and_nothing_appended() {
 #[tokio::test]
 async fn role_writes_take_the_roles_scopes() {
     let app = spawn_app().await;
-    register_user(&app, "plain_user", "plain-password-1", "user").await;
+    app.register_user("plain_user", "plain-password-1", "user")
+        .await;
     let token = app.user_token("plain_user", "plain-password-1").await;
     let before = app.log_length().await;
     let (status, body) = app
@@ -291,9 +223,7 @@ async fn an_update_changes_the_given_fields_and_answers_the_role_after() {
     let token = app.admin_token().await;
     app.post("/roles/admin-api/create", &token, &moderator())
         .await;
-    let (status, body, position) = send(
-        &app,
-        reqwest::Method::PATCH,
+    let (status, body, position) = app.send(reqwest::Method::PATCH,
         "/roles/admin-api/update",
         &token,
         &json!({ "id": "MODERATOR", "ranking": 20, "displayName": "Forum moderator", "description": null }),
@@ -319,14 +249,14 @@ async fn an_update_changes_the_given_fields_and_answers_the_role_after() {
 
     // The same values again: nothing to record.
     let before = app.log_length().await;
-    let (status, _, position) = send(
-        &app,
-        reqwest::Method::PATCH,
-        "/roles/admin-api/update",
-        &token,
-        &json!({ "id": "moderator", "ranking": 20 }),
-    )
-    .await;
+    let (status, _, position) = app
+        .send(
+            reqwest::Method::PATCH,
+            "/roles/admin-api/update",
+            &token,
+            &json!({ "id": "moderator", "ranking": 20 }),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(position, None);
     assert_eq!(app.log_length().await, before);
@@ -415,19 +345,25 @@ async fn deleting_a_role_moves_its_users_to_the_default_role() {
     let token = app.admin_token().await;
     app.post("/roles/admin-api/create", &token, &moderator())
         .await;
-    let first = register_user(&app, "mod_one", "mod-password-1", "moderator").await;
-    let second = register_user(&app, "mod_two", "mod-password-2", "moderator").await;
-    let other = register_user(&app, "not_a_mod", "other-password", "user").await;
+    let first = app
+        .register_user("mod_one", "mod-password-1", "moderator")
+        .await;
+    let second = app
+        .register_user("mod_two", "mod-password-2", "moderator")
+        .await;
+    let other = app
+        .register_user("not_a_mod", "other-password", "user")
+        .await;
     let other_events = event_types(&app, &format!("user-{other}")).await;
 
-    let (status, body, position) = send(
-        &app,
-        reqwest::Method::DELETE,
-        "/roles/admin-api/delete",
-        &token,
-        &json!({ "id": "Moderator" }),
-    )
-    .await;
+    let (status, body, position) = app
+        .send(
+            reqwest::Method::DELETE,
+            "/roles/admin-api/delete",
+            &token,
+            &json!({ "id": "Moderator" }),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({ "ok": 1 }));
     assert!(position.is_some());

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use reqwest::Method;
 use serde_json::{json, Value};
+use test_support::app::error_paths;
 use test_support::app::{ADMIN_USERNAME, CLIENT_ID, TOKEN_SECRET};
 use test_support::{spawn_app, TestApp};
 
@@ -42,35 +43,6 @@ fn new_user(username: &str) -> Value {
         "firstName": "Test",
         "lastName": "User",
     })
-}
-
-/// Sends a request and answers the status, the JSON body and the consistency token.
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: &Value,
-) -> (u16, Value, Option<String>) {
-    let response = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("the service answers");
-    let status = response.status().as_u16();
-    let consistency = response
-        .headers()
-        .get("x-consistency-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (
-        status,
-        response.json().await.unwrap_or(Value::Null),
-        consistency,
-    )
 }
 
 /// Sends raw bytes with a content type (malformed JSON, wrong types, huge bodies).
@@ -126,19 +98,6 @@ async fn assert_refused(
     body
 }
 
-/// The paths of a ClientInputError's field errors.
-fn error_paths(body: &Value) -> Vec<String> {
-    body["additionalInfo"]["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .map(|e| e["path"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn holder(app: &TestApp, kind: &str, value: &str) -> Option<String> {
     app.store
         .claim_holder(&UniqueClaim::new(kind, value))
@@ -156,14 +115,15 @@ async fn user_id(app: &TestApp, username: &str) -> String {
 /// Creates users through the admin edge; their ids.
 async fn create(s: &Setup, usernames: &[&str]) -> Vec<String> {
     let items: Vec<Value> = usernames.iter().map(|u| new_user(u)).collect();
-    let answer = send(
-        &s.app,
-        Method::POST,
-        &format!("{ADMIN}/create"),
-        &s.admin,
-        &json!(items),
-    )
-    .await;
+    let answer = s
+        .app
+        .send(
+            Method::POST,
+            &format!("{ADMIN}/create"),
+            &s.admin,
+            &json!(items),
+        )
+        .await;
     assert_ok(&answer, 201);
     let mut ids = Vec::new();
     for username in usernames {
@@ -176,14 +136,15 @@ async fn create(s: &Setup, usernames: &[&str]) -> Vec<String> {
 async fn user_with_role(s: &Setup, username: &str, role: &str) -> (String, String) {
     let mut item = new_user(username);
     item["role"] = json!(role);
-    let answer = send(
-        &s.app,
-        Method::POST,
-        &format!("{ADMIN}/create"),
-        &s.admin,
-        &json!([item]),
-    )
-    .await;
+    let answer = s
+        .app
+        .send(
+            Method::POST,
+            &format!("{ADMIN}/create"),
+            &s.admin,
+            &json!([item]),
+        )
+        .await;
     assert_ok(&answer, 201);
     let id = user_id(&s.app, username).await;
     (id, s.app.user_token(username, PASSWORD).await)
@@ -191,14 +152,15 @@ async fn user_with_role(s: &Setup, username: &str, role: &str) -> (String, Strin
 
 /// The user object, as `update` with no change answers it.
 async fn view(s: &Setup, id: &str) -> Value {
-    let (status, body, _) = send(
-        &s.app,
-        Method::PATCH,
-        &format!("{ADMIN}/update"),
-        &s.admin,
-        &json!({ "target": id }),
-    )
-    .await;
+    let (status, body, _) = s
+        .app
+        .send(
+            Method::PATCH,
+            &format!("{ADMIN}/update"),
+            &s.admin,
+            &json!({ "target": id }),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     body["data"]["user"].clone()
 }
@@ -231,14 +193,15 @@ fn is_iso_millis(value: &Value) -> bool {
 async fn create_on_both_edges_makes_users_with_the_contract_defaults() {
     let s = setup().await;
     let admin_batch = json!([new_user("Alice_01"), new_user("bob_0002")]);
-    let answer = send(
-        &s.app,
-        Method::POST,
-        &format!("{ADMIN}/create"),
-        &s.admin,
-        &admin_batch,
-    )
-    .await;
+    let answer = s
+        .app
+        .send(
+            Method::POST,
+            &format!("{ADMIN}/create"),
+            &s.admin,
+            &admin_batch,
+        )
+        .await;
     let body = assert_ok(&answer, 201);
     assert_eq!(body["data"], json!({ "insertedCount": 2 }));
 
@@ -247,14 +210,15 @@ async fn create_on_both_edges_makes_users_with_the_contract_defaults() {
     item["phone"] = json!("5551234567");
     item["phoneCountryCode"] = json!("+1");
     item["email"] = json!("Carol.Smith+news@Gmail.com");
-    let answer = send(
-        &s.app,
-        Method::POST,
-        &format!("{CLIENT}/create"),
-        &s.client,
-        &json!([item]),
-    )
-    .await;
+    let answer = s
+        .app
+        .send(
+            Method::POST,
+            &format!("{CLIENT}/create"),
+            &s.client,
+            &json!([item]),
+        )
+        .await;
     assert_eq!(assert_ok(&answer, 201)["data"]["insertedCount"], 1);
 
     // Usernames are stored lowercased; emails are unique on their sanitized form.
@@ -489,7 +453,9 @@ async fn concurrent_duplicate_creates_let_exactly_one_win() {
     let mut item = new_user("late_comer");
     item["email"] = json!(format!("contender{loser}@example.com"));
     assert_ok(
-        &send(&s.app, Method::POST, &path, &s.admin, &json!([item])).await,
+        &s.app
+            .send(Method::POST, &path, &s.admin, &json!([item]))
+            .await,
         201,
     );
     let winner_email = format!("contender{}@example.com", winners[0]);
@@ -579,7 +545,9 @@ async fn tokens_of_the_wrong_kind_expired_or_forged_are_unauthorized() {
     }
     // The same claims with the right key and time pass (so the refusals above were the key
     // and the time).
-    let answer = send(app, Method::POST, &format!("{ADMIN}/ban"), &valid, &ban).await;
+    let answer = app
+        .send(Method::POST, &format!("{ADMIN}/ban"), &valid, &ban)
+        .await;
     assert_ok(&answer, 200);
 
     // verify is admin only: the client edge has no such route.
@@ -605,27 +573,27 @@ async fn update_changes_fields_and_answers_the_user_after() {
     let app = &s.app;
     let [id] = <[String; 1]>::try_from(create(&s, &["to_update"]).await).expect("one");
     let path = format!("{ADMIN}/update");
-    let answer = send(
-        app,
-        Method::PATCH,
-        &path,
-        &s.admin,
-        &json!({
-            "target": id,
-            "firstName": "Zoë",
-            "bio": "Writes software",
-            "pronouns": "she/her",
-            "customLink": "https://example.com/zoe",
-            "organization": "Example Corp",
-            "designation": "VP, R&D",
-            "gender": "female",
-            "preferredLanguage": "de",
-            "country": "DE",
-            "email": "Zoe.New@Example.com",
-            "username": "Renamed_User",
-        }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::PATCH,
+            &path,
+            &s.admin,
+            &json!({
+                "target": id,
+                "firstName": "Zoë",
+                "bio": "Writes software",
+                "pronouns": "she/her",
+                "customLink": "https://example.com/zoe",
+                "organization": "Example Corp",
+                "designation": "VP, R&D",
+                "gender": "female",
+                "preferredLanguage": "de",
+                "country": "DE",
+                "email": "Zoe.New@Example.com",
+                "username": "Renamed_User",
+            }),
+        )
+        .await;
     let user = assert_ok(&answer, 200)["data"]["user"].clone();
     assert_eq!(user["_id"], id);
     assert_eq!(user["firstName"], "Zoë");
@@ -655,37 +623,37 @@ async fn update_changes_fields_and_answers_the_user_after() {
 
     // "__unset__" clears an optional field; the client edge updates too; a password change
     // lets the user sign in with the new one.
-    let answer = send(
-        app,
-        Method::PATCH,
-        &format!("{CLIENT}/update"),
-        &s.client,
-        &json!({ "target": id, "bio": "__unset__", "password": "a-new-password-2" }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::PATCH,
+            &format!("{CLIENT}/update"),
+            &s.client,
+            &json!({ "target": id, "bio": "__unset__", "password": "a-new-password-2" }),
+        )
+        .await;
     let user = assert_ok(&answer, 200)["data"]["user"].clone();
     assert_eq!(user["bio"], Value::Null);
     assert_eq!(user["pronouns"], "she/her");
     app.user_token("renamed_user", "a-new-password-2").await;
 
     // A super_admin gives a role; isDeleted deletes and frees the username.
-    let answer = send(
-        app,
-        Method::PATCH,
-        &path,
-        &s.admin,
-        &json!({ "target": id, "role": "admin" }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::PATCH,
+            &path,
+            &s.admin,
+            &json!({ "target": id, "role": "admin" }),
+        )
+        .await;
     assert_eq!(assert_ok(&answer, 200)["data"]["user"]["role"], "admin");
-    let answer = send(
-        app,
-        Method::PATCH,
-        &path,
-        &s.admin,
-        &json!({ "target": id, "isDeleted": true }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::PATCH,
+            &path,
+            &s.admin,
+            &json!({ "target": id, "isDeleted": true }),
+        )
+        .await;
     let user = assert_ok(&answer, 200)["data"]["user"].clone();
     assert_eq!(user["isDeleted"], true);
     assert!(is_iso_millis(&user["deletedDate"]));
@@ -766,14 +734,14 @@ async fn update_refusals_append_nothing() {
         body["additionalInfo"]["requiredScope"],
         "client:profile:sensitive:high:write"
     );
-    let answer = send(
-        app,
-        Method::PATCH,
-        &format!("{CLIENT}/update"),
-        &low,
-        &json!({ "target": ids[0], "bio": "Low is enough" }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::PATCH,
+            &format!("{CLIENT}/update"),
+            &low,
+            &json!({ "target": ids[0], "bio": "Low is enough" }),
+        )
+        .await;
     assert_ok(&answer, 200);
     let before = app.log_length().await;
 
@@ -874,14 +842,14 @@ async fn update_refusals_append_nothing() {
 
     // Ranking: an admin (rank 2) may edit a user but not the super_admin, and may not give
     // the super_admin role; a peer admin is allowed by default.
-    let answer = send(
-        app,
-        Method::PATCH,
-        &path,
-        &admin_token,
-        &json!({ "target": ids[1], "bio": "Edited by admin" }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::PATCH,
+            &path,
+            &admin_token,
+            &json!({ "target": ids[1], "bio": "Edited by admin" }),
+        )
+        .await;
     assert_ok(&answer, 200);
     let before = app.log_length().await;
     assert_refused(
@@ -908,14 +876,14 @@ async fn update_refusals_append_nothing() {
         "InsufficientPrivileges",
     )
     .await;
-    let answer = send(
-        app,
-        Method::PATCH,
-        &path,
-        &admin_token,
-        &json!({ "target": admin_id, "bio": "Edited myself" }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::PATCH,
+            &path,
+            &admin_token,
+            &json!({ "target": admin_id, "bio": "Edited myself" }),
+        )
+        .await;
     assert_ok(&answer, 200);
 
     // A plain user's token lacks profile:write.
@@ -948,7 +916,9 @@ async fn ban_restrict_and_verify_record_who_when_and_why() {
     let admin_id = user_id(app, ADMIN_USERNAME).await;
 
     let ban = json!({ "target": [id], "state": true, "reason": "spamming the forum" });
-    let answer = send(app, Method::POST, &format!("{ADMIN}/ban"), &s.admin, &ban).await;
+    let answer = app
+        .send(Method::POST, &format!("{ADMIN}/ban"), &s.admin, &ban)
+        .await;
     assert_eq!(assert_ok(&answer, 200), json!({ "ok": 1 }));
     let events = stream(app, &id).await;
     let banned = events.last().expect("an event");
@@ -972,46 +942,48 @@ async fn ban_restrict_and_verify_record_who_when_and_why() {
 
     // Banning again changes nothing and appends nothing.
     let before = app.log_length().await;
-    let (status, _, _) = send(app, Method::POST, &format!("{ADMIN}/ban"), &s.admin, &ban).await;
+    let (status, _, _) = app
+        .send(Method::POST, &format!("{ADMIN}/ban"), &s.admin, &ban)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(app.log_length().await, before);
 
     // Unban through the client edge; restrict on both; verify on the admin edge.
-    let answer = send(
-        app,
-        Method::POST,
-        &format!("{CLIENT}/ban"),
-        &s.client,
-        &json!({ "target": id, "state": false }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::POST,
+            &format!("{CLIENT}/ban"),
+            &s.client,
+            &json!({ "target": id, "state": false }),
+        )
+        .await;
     assert_ok(&answer, 200);
-    let answer = send(
-        app,
-        Method::POST,
-        &format!("{CLIENT}/restrict"),
-        &s.client,
-        &json!({ "target": id, "state": true, "reason": "too many posts" }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::POST,
+            &format!("{CLIENT}/restrict"),
+            &s.client,
+            &json!({ "target": id, "state": true, "reason": "too many posts" }),
+        )
+        .await;
     assert_ok(&answer, 200);
-    let answer = send(
-        app,
-        Method::POST,
-        &format!("{ADMIN}/restrict"),
-        &s.admin,
-        &json!({ "target": id, "state": false }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::POST,
+            &format!("{ADMIN}/restrict"),
+            &s.admin,
+            &json!({ "target": id, "state": false }),
+        )
+        .await;
     assert_ok(&answer, 200);
-    let answer = send(
-        app,
-        Method::POST,
-        &format!("{ADMIN}/verify"),
-        &s.admin,
-        &json!({ "target": id, "state": true }),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::POST,
+            &format!("{ADMIN}/verify"),
+            &s.admin,
+            &json!({ "target": id, "state": true }),
+        )
+        .await;
     assert_ok(&answer, 200);
     let user = view(&s, &id).await;
     assert_eq!(
@@ -1107,8 +1079,7 @@ async fn credits_change_and_never_go_negative() {
     let path = format!("{ADMIN}/credits");
 
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::POST,
             &path,
             &s.admin,
@@ -1118,8 +1089,7 @@ async fn credits_change_and_never_go_negative() {
         200,
     );
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::POST,
             &format!("{CLIENT}/credits"),
             &s.client,
@@ -1130,8 +1100,7 @@ async fn credits_change_and_never_go_negative() {
     );
     assert_eq!(view(&s, &id).await["credits"], 7);
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::POST,
             &path,
             &s.admin,
@@ -1148,7 +1117,7 @@ async fn credits_change_and_never_go_negative() {
         json!({ "target": id, "type": "set", "value": 20 }),
         json!({ "target": id, "type": "increment", "value": 0 }),
     ] {
-        let (status, answer, _) = send(app, Method::POST, &path, &s.admin, &body).await;
+        let (status, answer, _) = app.send(Method::POST, &path, &s.admin, &body).await;
         assert_eq!(status, 200, "{answer}");
     }
     assert_eq!(app.log_length().await, before);
@@ -1252,19 +1221,19 @@ async fn access_changes_the_scopes_of_users_clients_and_roles() {
     let path = format!("{ADMIN}/access");
     let access = |targets: Value, target_type: &str, scope: Value, operation: &str| json!({ "targets": targets, "targetType": target_type, "scope": scope, "operation": operation });
 
-    let answer = send(
-        app,
-        Method::POST,
-        &path,
-        &s.admin,
-        &access(
-            json!(ids),
-            "user",
-            json!(["admin:profile:read", "delegated:all"]),
-            "add",
-        ),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::POST,
+            &path,
+            &s.admin,
+            &access(
+                json!(ids),
+                "user",
+                json!(["admin:profile:read", "delegated:all"]),
+                "add",
+            ),
+        )
+        .await;
     assert_ok(&answer, 200);
     for id in &ids {
         assert_eq!(
@@ -1272,34 +1241,34 @@ async fn access_changes_the_scopes_of_users_clients_and_roles() {
             json!(["admin:profile:read", "delegated:all"])
         );
     }
-    let answer = send(
-        app,
-        Method::POST,
-        &format!("{CLIENT}/access"),
-        &s.client,
-        &access(
-            json!([ids[0]]),
-            "user",
-            json!(["admin:profile:read"]),
-            "del",
-        ),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::POST,
+            &format!("{CLIENT}/access"),
+            &s.client,
+            &access(
+                json!([ids[0]]),
+                "user",
+                json!(["admin:profile:read"]),
+                "del",
+            ),
+        )
+        .await;
     assert_ok(&answer, 200);
     assert_eq!(view(&s, &ids[0]).await["scope"], json!(["delegated:all"]));
-    let answer = send(
-        app,
-        Method::POST,
-        &path,
-        &s.admin,
-        &access(
-            json!([ids[1]]),
-            "user",
-            json!(["client:profile:read"]),
-            "set",
-        ),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::POST,
+            &path,
+            &s.admin,
+            &access(
+                json!([ids[1]]),
+                "user",
+                json!(["client:profile:read"]),
+                "set",
+            ),
+        )
+        .await;
     assert_ok(&answer, 200);
     assert_eq!(
         view(&s, &ids[1]).await["scope"],
@@ -1310,38 +1279,38 @@ async fn access_changes_the_scopes_of_users_clients_and_roles() {
     let client_id = holder(app, "client-id", CLIENT_ID)
         .await
         .expect("the bootstrap client");
-    let answer = send(
-        app,
-        Method::POST,
-        &path,
-        &s.admin,
-        &access(
-            json!([client_id]),
-            "client",
-            json!(["admin:profile:read"]),
-            "add",
-        ),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::POST,
+            &path,
+            &s.admin,
+            &access(
+                json!([client_id]),
+                "client",
+                json!(["admin:profile:read"]),
+                "add",
+            ),
+        )
+        .await;
     assert_ok(&answer, 200);
     let client_events = app.stream(&format!("client-{client_id}")).await;
     assert_eq!(
         client_events.last().expect("an event").event_type,
         "ApplicationScopesChanged"
     );
-    let answer = send(
-        app,
-        Method::POST,
-        &path,
-        &s.admin,
-        &access(
-            json!(["user"]),
-            "role",
-            json!(["delegated:profile:read"]),
-            "add",
-        ),
-    )
-    .await;
+    let answer = app
+        .send(
+            Method::POST,
+            &path,
+            &s.admin,
+            &access(
+                json!(["user"]),
+                "role",
+                json!(["delegated:profile:read"]),
+                "add",
+            ),
+        )
+        .await;
     assert_ok(&answer, 200);
     let role_events = app.stream("role-user").await;
     assert_eq!(
@@ -1443,7 +1412,7 @@ async fn subscriptions_are_recorded_and_shown_hydrated() {
     let past = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
 
     let body = json!({ "target": id, "state": true, "expiry": future, "tier": "premium", "subscriptionIdentifier": 12345 });
-    assert_ok(&send(app, Method::POST, &path, &s.admin, &body).await, 200);
+    assert_ok(&app.send(Method::POST, &path, &s.admin, &body).await, 200);
     let user = view(&s, &id).await;
     assert_eq!(user["isSubscribed"], true);
     assert_eq!(user["subscriptionTier"], "premium");
@@ -1456,8 +1425,7 @@ async fn subscriptions_are_recorded_and_shown_hydrated() {
 
     let cancel = format!("{CLIENT}/subscription-cancel");
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::POST,
             &cancel,
             &s.client,
@@ -1473,8 +1441,7 @@ async fn subscriptions_are_recorded_and_shown_hydrated() {
     // An expired subscription shows as not subscribed, on the base tier.
     let body = json!({ "target": id, "state": true, "expiry": past, "tier": "premium" });
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::POST,
             &format!("{CLIENT}/subscription"),
             &s.client,
@@ -1492,8 +1459,7 @@ async fn subscriptions_are_recorded_and_shown_hydrated() {
         (json!(false), json!("basic"))
     );
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::POST,
             &path,
             &s.admin,
@@ -1551,8 +1517,7 @@ async fn custom_data_replaces_the_whole_value() {
 
     let data = json!({ "theme": "dark", "nested": { "a": [1, 2, 3] } });
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::PUT,
             &path,
             &s.admin,
@@ -1563,8 +1528,7 @@ async fn custom_data_replaces_the_whole_value() {
     );
     assert_eq!(view(&s, &id).await["customData"], data);
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::PUT,
             &format!("{CLIENT}/custom-data"),
             &s.client,
@@ -1575,8 +1539,7 @@ async fn custom_data_replaces_the_whole_value() {
     );
     assert_eq!(view(&s, &id).await["customData"], json!({ "only": 1 }));
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::PUT,
             &path,
             &s.admin,
@@ -1587,8 +1550,7 @@ async fn custom_data_replaces_the_whole_value() {
     );
     assert_eq!(view(&s, &id).await["customData"], Value::Null);
     assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::PUT,
             &path,
             &s.admin,
@@ -1639,7 +1601,8 @@ async fn invite_codes_are_generated_up_to_fifteen_at_once() {
     };
 
     let body = assert_ok(
-        &send(app, Method::POST, &path, &s.admin, &json!({ "target": id })).await,
+        &app.send(Method::POST, &path, &s.admin, &json!({ "target": id }))
+            .await,
         200,
     );
     let codes = body["data"]["inviteCodes"]
@@ -1654,8 +1617,7 @@ async fn invite_codes_are_generated_up_to_fifteen_at_once() {
         "{body}"
     );
     let body = assert_ok(
-        &send(
-            app,
+        &app.send(
             Method::POST,
             &format!("{CLIENT}/invite-codes"),
             &s.client,

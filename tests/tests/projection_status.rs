@@ -1,0 +1,136 @@
+//! `GET /projections/status` and `GET /metrics`: each read model's position and lag, and
+//! whether this process runs it.
+
+use std::time::Duration;
+
+use command_service::Application;
+use events::store::{EventStore, Position};
+use serde_json::Value;
+use test_support::app::test_settings;
+use test_support::{spawn_app, TestDatabase};
+
+async fn head(store: &dyn EventStore) -> Position {
+    let mut last = None;
+    loop {
+        let page = store.read_all(last, 1_000).await.expect("the log reads");
+        match page.last() {
+            Some(event) => last = Some(event.position),
+            None => return last.expect("a log"),
+        }
+    }
+}
+
+async fn status(http: &reqwest::Client, address: &str) -> Value {
+    let response = http
+        .get(format!("{address}/projections/status"))
+        .send()
+        .await
+        .expect("the status answers");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test]
+async fn the_status_and_metrics_show_the_projectors_running_here_at_the_head() {
+    let app = spawn_app().await;
+    let head = head(&*app.store).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = status(&app.http, &app.address).await;
+        let at_head = projections::READ_MODEL_NAMES.iter().all(|name| {
+            status["projections"][name]["position"] == Value::String(head.to_string())
+        });
+        if at_head {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "caught up: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for name in projections::READ_MODEL_NAMES {
+        let projection = &status["projections"][name];
+        assert_eq!(projection["active"], true, "{status}");
+        assert_eq!(projection["lagMs"], 0, "{status}");
+    }
+
+    let response = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("the metrics answer");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.unwrap();
+    for name in projections::READ_MODEL_NAMES {
+        for line in [
+            format!("userledger_projection_lag_seconds{{projection=\"{name}\"}} 0"),
+            format!(
+                "userledger_projection_position{{projection=\"{name}\"}} {}",
+                head.commit
+            ),
+            format!("userledger_projection_active{{projection=\"{name}\"}} 1"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+    assert!(text.contains("# TYPE userledger_projection_lag_seconds gauge"));
+}
+
+#[tokio::test]
+async fn a_process_without_projectors_reports_the_checkpoints_and_a_growing_lag() {
+    let database = TestDatabase::new().await.expect("a test database");
+    let store = std::sync::Arc::new(
+        events::store::postgres::PostgresEventStore::connect(database.url(), 5)
+            .await
+            .expect("the store connects"),
+    );
+    // The read routes alone: no projector runs anywhere yet.
+    let app = Application::build_with(
+        "127.0.0.1:0".parse().unwrap(),
+        store.clone(),
+        Some(store.pool().clone()),
+        test_settings(),
+        query_service::router(),
+    )
+    .await
+    .expect("the application builds");
+    let address = format!("http://{}", app.local_addr().unwrap());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let http = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let behind = status(&http, &address).await;
+    for name in projections::READ_MODEL_NAMES {
+        let projection = &behind["projections"][name];
+        assert_eq!(projection["active"], false, "{behind}");
+        assert_eq!(projection["position"], Value::Null, "{behind}");
+        assert!(projection["lagMs"].as_u64().unwrap() >= 50, "{behind}");
+    }
+
+    // Projectors in another process (here: another set of tasks): the checkpoints show.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let models = projections::spawn_read_models(store.clone(), database.url(), stopped);
+    let head = head(&*store).await;
+    for progress in models.progress.values() {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            progress
+                .clone()
+                .wait_for(|p| p.position.is_some_and(|at| at >= head)),
+        )
+        .await
+        .expect("caught up in time")
+        .unwrap();
+    }
+    let caught_up = status(&http, &address).await;
+    for name in projections::READ_MODEL_NAMES {
+        let projection = &caught_up["projections"][name];
+        assert_eq!(projection["active"], false, "{caught_up}");
+        assert_eq!(projection["position"], head.to_string(), "{caught_up}");
+        assert_eq!(projection["lagMs"], 0, "{caught_up}");
+    }
+    stop.send(true).unwrap();
+    models.stopped().await;
+}

@@ -95,14 +95,17 @@ pub fn router(state: AppState) -> Router {
 /// all under the same layers: CORS, body limit, idempotency, the contract's 404.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let body_limit = state.settings.body_limit;
+    let in_flight = state.settings.max_concurrent_requests.max(1);
     Router::new()
-        .merge(health::router())
         .merge(extra)
         .merge(oauth::router())
         .merge(users::router())
         .merge(roles::router())
         .merge(clients::router())
         .fallback(unknown_route)
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(in_flight))
+        // Liveness stays outside the request limit.
+        .merge(health::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::middleware,

@@ -42,6 +42,9 @@ pub struct Settings {
     pub hashing_workers: usize,
     /// Hashing requests that may wait for a worker before the service answers 503.
     pub hashing_queue: usize,
+    /// Requests served at once (beyond `/health`); more wait their turn without taking CPU, so
+    /// a saturated service still answers liveness checks and keeps latencies even.
+    pub max_concurrent_requests: usize,
     /// Attempts of load-decide-append when writers race on one stream.
     pub command_attempts: usize,
     pub bootstrap_admin: Option<BootstrapAdmin>,
@@ -67,6 +70,7 @@ impl Settings {
             invite_only: false,
             hashing_workers: cores,
             hashing_queue: 256,
+            max_concurrent_requests: 8 * cores,
             command_attempts: 16,
             bootstrap_admin: None,
             bootstrap_client: None,

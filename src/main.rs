@@ -1,5 +1,12 @@
-//! `userledger`: the one binary. `serve` runs the service; `migrate` brings the PostgreSQL
-//! event store's schema up to date and exits.
+//! `userledger`: the one binary.
+//! - `serve` runs the whole service in one process: write routes, read routes, projectors;
+//! - `command`, `query` and `project` run one role each, for split deployments behind one
+//!   base URL: `command` the write routes (and first-start bootstrap), `query` the read routes
+//!   and the projection status, `project` the projectors (any number of `project` processes:
+//!   one active per projection, the others standby);
+//! - `rebuild` replays the whole log into fresh read models and swaps them in, while the
+//!   service goes on answering from the old ones;
+//! - `migrate` brings the PostgreSQL event store's schema up to date and exits.
 //!
 //! Configuration (environment):
 //! - `USERLEDGER_LISTEN`: address to serve on (default `127.0.0.1:8080`);
@@ -28,47 +35,43 @@ async fn main() -> anyhow::Result<()> {
 
     let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
     match command.as_str() {
-        "serve" => serve().await,
+        "serve" => serve(Role::Everything).await,
+        "command" => serve(Role::Command).await,
+        "query" => serve(Role::Query).await,
+        "project" => project().await,
+        "rebuild" => rebuild().await,
         "migrate" => {
             connect_postgres().await?;
             tracing::info!("the PostgreSQL event store is up to date");
             Ok(())
         }
         "help" | "--help" | "-h" => {
-            println!("usage: userledger [serve|migrate]");
+            println!("{USAGE}");
             Ok(())
         }
-        other => bail!("unknown command {other:?}; usage: userledger [serve|migrate]"),
+        other => bail!("unknown command {other:?}; {USAGE}"),
     }
 }
 
-async fn serve() -> anyhow::Result<()> {
+const USAGE: &str = "usage: userledger [serve|command|query|project|rebuild|migrate]";
+
+/// What an HTTP process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Write routes, read routes and projectors.
+    Everything,
+    /// Write routes only.
+    Command,
+    /// Read routes only (the read models are kept by `project` processes).
+    Query,
+}
+
+async fn serve(role: Role) -> anyhow::Result<()> {
     let listen: SocketAddr = std::env::var("USERLEDGER_LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:8080".into())
         .parse()
         .context("USERLEDGER_LISTEN must be an address such as 127.0.0.1:8080")?;
-    // PostgreSQL holds the read-side tables (and the event store without EVENTSTORE_URL).
-    let postgres = match std::env::var("DATABASE_URL") {
-        Ok(_) => Some(connect_postgres().await?),
-        Err(_) => None,
-    };
-    let store: Arc<dyn EventStore> = match (std::env::var("EVENTSTORE_URL"), &postgres) {
-        (Ok(url), _) => {
-            tracing::info!("event store: EventStoreDB");
-            Arc::new(
-                EventStoreDbStore::connect(&url)
-                    .await
-                    .context("EVENTSTORE_URL")?,
-            )
-        }
-        (Err(_), Some(postgres)) => {
-            tracing::info!("event store: PostgreSQL");
-            Arc::new(postgres.clone())
-        }
-        (Err(_), None) => {
-            bail!("set DATABASE_URL (PostgreSQL), and EVENTSTORE_URL for EventStoreDB")
-        }
-    };
+    let (store, postgres) = event_store().await?;
     let database = postgres.map(|p| p.pool().clone());
     if database.is_none() {
         tracing::warn!("DATABASE_URL is not set: Idempotency-Key support is off");
@@ -96,29 +99,126 @@ async fn serve() -> anyhow::Result<()> {
         settings.bootstrap_client =
             Some(command_service::settings::BootstrapClient { client_id, secret });
     }
+    // With `serve`, the read models follow the log in this process (one active instance per
+    // projection across processes; others wait as standbys).
     let database_url = std::env::var("DATABASE_URL").ok();
-    let app = command_service::Application::build_with(
-        listen,
-        store.clone(),
-        database,
-        settings,
-        query_service::router(),
-    )
-    .await?;
-
-    // The read models follow the log in this process (one active instance per projection
-    // across processes; others wait as standbys).
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let read_models = database_url
-        .as_deref()
-        .map(|url| projections::spawn_read_models(store.clone(), url, stopped));
-    tracing::info!(address = %app.local_addr()?, "userledger is serving");
+    let read_models = match role {
+        Role::Everything => database_url
+            .as_deref()
+            .map(|url| projections::spawn_read_models(store.clone(), url, stopped)),
+        Role::Command | Role::Query => None,
+    };
+    let app = match role {
+        Role::Everything => {
+            let here = read_models
+                .as_ref()
+                .map(|models| query_service::ProjectorsHere::new(models.progress.clone()))
+                .unwrap_or_default();
+            command_service::Application::build_with(
+                listen,
+                store.clone(),
+                database,
+                settings,
+                query_service::router_with_projectors(here),
+            )
+            .await?
+        }
+        Role::Command => {
+            command_service::Application::build(listen, store.clone(), database, settings).await?
+        }
+        Role::Query => {
+            if database.is_none() {
+                bail!("userledger query reads the read models: set DATABASE_URL");
+            }
+            command_service::Application::build_without_writes(
+                listen,
+                store.clone(),
+                database,
+                settings,
+                query_service::router(),
+            )
+            .await?
+        }
+    };
+    tracing::info!(address = %app.local_addr()?, role = ?role, "userledger is serving");
     let served = app.run_until_stopped(shutdown_signal()).await;
     let _ = stop.send(true);
     if let Some(read_models) = read_models {
         read_models.stopped().await;
     }
     served
+}
+
+/// Runs the projectors of every read model until Ctrl-C or SIGTERM.
+async fn project() -> anyhow::Result<()> {
+    let (store, _postgres) = event_store().await?;
+    let url = read_models_url()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let read_models = projections::spawn_read_models(store, &url, stopped);
+    tracing::info!("userledger is projecting");
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    read_models.stopped().await;
+    Ok(())
+}
+
+/// Rebuilds the read models from the whole log, with a progress bar on standard error.
+async fn rebuild() -> anyhow::Result<()> {
+    let (store, _postgres) = event_store().await?;
+    let url = read_models_url()?;
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} rebuilding the read models [{elapsed_precise}] {human_pos} events ({per_sec})",
+        )
+        .context("the progress bar's template")?,
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let rebuilt = projections::rebuild(store, &url, |events| bar.set_position(events)).await;
+    bar.finish();
+    let rebuilt = rebuilt.context("rebuilding the read models")?;
+    let seconds = rebuilt.elapsed.as_secs_f64();
+    tracing::info!(
+        events = rebuilt.events,
+        seconds,
+        events_per_second = (rebuilt.events as f64 / seconds.max(1e-9)).round(),
+        position = rebuilt.position.map(|p| p.to_string()),
+        "the read models are rebuilt and swapped in"
+    );
+    Ok(())
+}
+
+/// PostgreSQL of the read models: `DATABASE_URL`.
+fn read_models_url() -> anyhow::Result<String> {
+    std::env::var("DATABASE_URL")
+        .context("DATABASE_URL must name the PostgreSQL database of the read models")
+}
+
+/// The event store (EventStoreDB with `EVENTSTORE_URL`, else PostgreSQL), and PostgreSQL when
+/// `DATABASE_URL` is set (it holds the read-side tables, and the events without EventStoreDB).
+async fn event_store() -> anyhow::Result<(Arc<dyn EventStore>, Option<PostgresEventStore>)> {
+    let postgres = match std::env::var("DATABASE_URL") {
+        Ok(_) => Some(connect_postgres().await?),
+        Err(_) => None,
+    };
+    let store: Arc<dyn EventStore> = match (std::env::var("EVENTSTORE_URL"), &postgres) {
+        (Ok(url), _) => {
+            tracing::info!("event store: EventStoreDB");
+            Arc::new(
+                EventStoreDbStore::connect(&url)
+                    .await
+                    .context("EVENTSTORE_URL")?,
+            )
+        }
+        (Err(_), Some(postgres)) => {
+            tracing::info!("event store: PostgreSQL");
+            Arc::new(postgres.clone())
+        }
+        (Err(_), None) => {
+            bail!("set DATABASE_URL (PostgreSQL), and EVENTSTORE_URL for EventStoreDB")
+        }
+    };
+    Ok((store, postgres))
 }
 
 async fn connect_postgres() -> anyhow::Result<PostgresEventStore> {

@@ -94,14 +94,24 @@ pub fn router(state: AppState) -> Router {
 /// The write routes plus `extra` (the read side, when one process serves the whole API),
 /// all under the same layers: CORS, body limit, idempotency, the contract's 404.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
-    let body_limit = state.settings.body_limit;
-    let in_flight = state.settings.max_concurrent_requests.max(1);
-    Router::new()
-        .merge(extra)
+    let routes = extra
         .merge(oauth::router())
         .merge(users::router())
         .merge(roles::router())
-        .merge(clients::router())
+        .merge(clients::router());
+    layered(state, routes)
+}
+
+/// `routes` alone, without the write routes (the read side in a process of its own), under
+/// the same layers as [`router_with`].
+pub fn router_without_writes(state: AppState, routes: Router<AppState>) -> Router {
+    layered(state, routes)
+}
+
+fn layered(state: AppState, routes: Router<AppState>) -> Router {
+    let body_limit = state.settings.body_limit;
+    let in_flight = state.settings.max_concurrent_requests.max(1);
+    routes
         .fallback(unknown_route)
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(in_flight))
         // Liveness stays outside the request limit.
@@ -173,13 +183,7 @@ impl Application {
         settings: Settings,
         extra: Router<AppState>,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
-        let mut state = AppState::new(store, settings);
-        if let Some(pool) = database {
-            state = state.with_database(pool).await?;
-        }
+        let (listener, state) = Self::bind(listen, store, database, settings).await?;
         bootstrap::bootstrap(&state)
             .await
             .context("first-start bootstrap")?;
@@ -187,6 +191,38 @@ impl Application {
             listener,
             router: router_with(state, extra),
         })
+    }
+
+    /// Serves `routes` only, none of the write routes, and bootstraps nothing: the read side
+    /// in a process of its own (`userledger query`).
+    pub async fn build_without_writes(
+        listen: SocketAddr,
+        store: Arc<dyn EventStore>,
+        database: Option<sqlx::PgPool>,
+        settings: Settings,
+        routes: Router<AppState>,
+    ) -> anyhow::Result<Self> {
+        let (listener, state) = Self::bind(listen, store, database, settings).await?;
+        Ok(Self {
+            listener,
+            router: router_without_writes(state, routes),
+        })
+    }
+
+    async fn bind(
+        listen: SocketAddr,
+        store: Arc<dyn EventStore>,
+        database: Option<sqlx::PgPool>,
+        settings: Settings,
+    ) -> anyhow::Result<(TcpListener, AppState)> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let mut state = AppState::new(store, settings);
+        if let Some(pool) = database {
+            state = state.with_database(pool).await?;
+        }
+        Ok((listener, state))
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -78,7 +78,10 @@ impl Consistency {
 
 /// The position `projection` has applied; `None` before its first batch (or before its
 /// projector ever ran, when the checkpoint table does not exist yet).
-async fn checkpoint(database: &PgPool, projection: &str) -> Result<Option<Position>, ReadError> {
+pub(crate) async fn checkpoint(
+    database: &PgPool,
+    projection: &str,
+) -> Result<Option<Position>, ReadError> {
     let query = format!(
         "SELECT commit_position, prepare_position FROM {}.projection_checkpoints WHERE projection = $1",
         projections::READ_MODEL_SCHEMA

@@ -8,6 +8,8 @@
 //!   reads has applied that log position.
 //! - [`error`]: [`error::ReadError`], the contract's errors plus "not caught up" (503).
 //! - [`paging`]: the query string: `limit` and `offset` as Liquid reads them.
+//! - [`projection_status`]: `GET /projections/status` and `GET /metrics`, each read model's
+//!   position and lag.
 //! - [`users`] (list, retrieve-user-info, user-info, invite-codes), [`configuration`]
 //!   (editable-fields, subscription-tiers), [`clients`] (`/client/admin-api/list`), [`roles`]
 //!   (`/roles/list`).
@@ -20,18 +22,28 @@ pub mod configuration;
 pub mod consistency;
 pub mod error;
 pub mod paging;
+pub mod projection_status;
 pub mod roles;
 pub mod users;
 
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use command_service::envelope::ApiError;
 use command_service::AppState;
+pub use projection_status::ProjectorsHere;
 
-/// Every read route. Mount it beside the write routes:
+/// Every read route, in a process that runs no projector. Mount it beside the write routes:
 /// `command_service::router(state.clone()).merge(query_service::router().with_state(state))`.
 pub fn router() -> Router<AppState> {
+    router_with_projectors(ProjectorsHere::default())
+}
+
+/// Every read route, in a process that also runs the projectors whose progress `here` follows
+/// (`projections::ReadModels::progress`): the status routes tell which are active here.
+pub fn router_with_projectors(here: ProjectorsHere) -> Router<AppState> {
     let mut router = Router::new()
+        .route("/projections/status", get(projection_status::status))
+        .route("/metrics", get(projection_status::metrics))
         .route(
             "/user/admin-api/subscription-tiers",
             get(configuration::subscription_tiers),
@@ -58,7 +70,7 @@ pub fn router() -> Router<AppState> {
                 get(users::invite_codes),
             );
     }
-    router
+    router.layer(Extension(here))
 }
 
 /// The read models' database, or a 500 when the service runs without one.

@@ -37,9 +37,9 @@ async fn the_status_and_metrics_show_the_projectors_running_here_at_the_head() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         let status = status(&app.http, &app.address).await;
-        let at_head = projections::READ_MODEL_NAMES.iter().all(|name| {
-            status["projections"][name]["position"] == Value::String(head.to_string())
-        });
+        let at_head = projections::READ_MODEL_NAMES
+            .iter()
+            .all(|name| status["projections"][name]["position"] == Value::String(head.to_string()));
         if at_head {
             break status;
         }

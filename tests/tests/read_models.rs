@@ -485,12 +485,17 @@ async fn two_instances_active_at_once_never_apply_an_event_twice() {
     reach(&mut first, world.last_position().await).await;
     let (mut second, stop_second, second_task) = start(&world);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!second.borrow().active, "the second instance waits as a standby");
+    assert!(
+        !second.borrow().active,
+        "the second instance waits as a standby"
+    );
 
     // The first instance's lock connection drops while the instance goes on (a network blip):
     // the standby takes the lock, and both are active.
     let terminated: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        "SELECT pg_terminate_backend(pid) FROM pg_locks
+          WHERE locktype = 'advisory' AND granted
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .fetch_all(&world.pool)
     .await
@@ -500,7 +505,10 @@ async fn two_instances_active_at_once_never_apply_an_event_twice() {
         .await
         .expect("the standby takes over")
         .unwrap();
-    assert!(first.borrow().active, "the first instance still believes it is active");
+    assert!(
+        first.borrow().active,
+        "the first instance still believes it is active"
+    );
 
     // Both follow the log and race for every event; the checkpoint's compare-and-set lets one
     // apply it and sends the other back to the stored checkpoint.
@@ -525,7 +533,10 @@ async fn two_instances_active_at_once_never_apply_an_event_twice() {
         if at as u64 >= end.commit {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the projection catches up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the projection catches up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop_first.send(true).unwrap();
@@ -596,7 +607,10 @@ async fn a_rebuild_swaps_in_under_live_projectors_which_resume_from_it() {
         if behind == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the projectors catch up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the projectors catch up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.send(true).unwrap();

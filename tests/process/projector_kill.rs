@@ -1,0 +1,263 @@
+//! Invariant 4 against real process death: while 10,000 events stream into the log, the
+//! projector process (`userledger project`) is killed with SIGKILL at random moments and
+//! started again, again and again; at the end its read models are identical, row for row, to a
+//! clean rebuild (`userledger rebuild`), and every credit increment counted once.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use command_service::pipeline::execute;
+use command_service::AppState;
+use events::metadata::{Actor, CommandContext};
+use events::role::{CreateRole, Role, RoleCommand};
+use events::store::postgres::PostgresEventStore;
+use events::store::{EventStore, Position};
+use events::user::{CreateUser, CreditsChange, Toggle, User, UserCommand};
+use events::values::{
+    Credits, Email, PersonName, Ranking, RoleDisplayName, RoleId, SecretHash, UserId, Username,
+};
+use sqlx::PgPool;
+use test_support::app::test_settings;
+use test_support::TestDatabase;
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+const EVENTS: usize = 10_000;
+const WRITERS: usize = 4;
+const USERS_PER_WRITER: usize = 25;
+const MIN_KILLS: usize = 10;
+const HASH: &str = "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA";
+/// The read model tables and the key each is dumped in order of.
+const TABLES: [(&str, &str); 4] = [
+    ("users", "id"),
+    ("roles", "id"),
+    ("applications", "id"),
+    ("invite_codes", "code"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projector_processes_killed_at_random_moments_end_identical_to_a_clean_rebuild() {
+    let database = TestDatabase::new().await.expect("a test database");
+    let store = Arc::new(
+        PostgresEventStore::connect(database.url(), 10)
+            .await
+            .expect("the store connects"),
+    );
+    let state = AppState::new(store.clone(), test_settings());
+    command_service::bootstrap::bootstrap(&state)
+        .await
+        .expect("bootstrap");
+    let pool = store.pool().clone();
+    let start_length = log_length(&pool).await;
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let state = state.clone();
+            tokio::spawn(async move { write_history(&state, writer, EVENTS / WRITERS).await })
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut kills = 0;
+    while kills < MIN_KILLS || writers.iter().any(|writer| !writer.is_finished()) {
+        let mut projector = project(database.url());
+        tokio::time::sleep(Duration::from_millis(rand::random_range(50..700))).await;
+        projector.start_kill().expect("SIGKILL");
+        projector.wait().await.expect("the projector is reaped");
+        kills += 1;
+    }
+    let mut credits = 0;
+    for writer in writers {
+        credits += writer.await.expect("the writer finishes");
+    }
+    let head = last_position(&store).await;
+    assert!(log_length(&pool).await - start_length >= EVENTS);
+
+    // One last run, to the log's head, and killed there too.
+    let mut projector = project(database.url());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !caught_up(&pool, head).await {
+        assert!(Instant::now() < deadline, "the projectors catch up in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    projector.start_kill().expect("SIGKILL");
+    projector.wait().await.expect("the projector is reaped");
+    let projected = dump(&pool).await;
+
+    let rebuilt = Command::new(env!("CARGO_BIN_EXE_userledger"))
+        .arg("rebuild")
+        .env("DATABASE_URL", database.url())
+        .env_remove("EVENTSTORE_URL")
+        .env("RUST_LOG", "warn")
+        .stderr(output())
+        .status()
+        .await
+        .expect("userledger rebuild runs");
+    assert!(rebuilt.success(), "userledger rebuild: {rebuilt}");
+    let clean = dump(&pool).await;
+
+    for ((table, projected), (_, clean)) in projected.iter().zip(&clean) {
+        assert_eq!(projected.len(), clean.len(), "rows of {table}");
+        assert!(projected == clean, "{table} differs from a clean rebuild");
+    }
+    assert_eq!(projected[0].1.len(), WRITERS * USERS_PER_WRITER + 1);
+    let total: i64 = sqlx::query_scalar(
+        "SELECT sum((document->>'credits')::bigint)::bigint FROM read_models.users",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("credits add up");
+    assert_eq!(total as u64, credits, "each increment applied once");
+    eprintln!(
+        "{kills} kills over {} events in {:.1} s",
+        log_length(&pool).await - start_length,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `userledger project` on `url`, in a process of its own.
+fn project(url: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_userledger"))
+        .arg("project")
+        .env("DATABASE_URL", url)
+        .env_remove("EVENTSTORE_URL")
+        .env("USERLEDGER_DATABASE_POOL", "4")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(output())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("userledger project starts")
+}
+
+/// The processes' logs go to the test's output with `TEST_LOG`.
+fn output() -> Stdio {
+    if std::env::var_os("TEST_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
+/// `count` events from one writer, on users of its own: creations, then mostly credit
+/// increments, some verification toggles and invite codes; a few roles. The credits it gave.
+async fn write_history(state: &AppState, writer: usize, count: usize) -> u64 {
+    let context = || CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now());
+    let user = |id: UserId, command: UserCommand| async move {
+        execute::<User, _>(&*state.store, &id, &context(), 5, |_| Ok(command.clone()))
+            .await
+            .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+            .expect("the user command runs");
+    };
+    let mut users = Vec::new();
+    for n in 0..USERS_PER_WRITER {
+        let id = UserId::new();
+        let username = format!("w{writer}_user_{n}");
+        user(
+            id,
+            UserCommand::Create(CreateUser {
+                id,
+                username: Username::parse(&username).unwrap(),
+                email: Email::parse(&format!("{username}@example.com")).unwrap(),
+                password_hash: SecretHash::parse(HASH).unwrap(),
+                first_name: PersonName::parse("Ada").unwrap(),
+                last_name: PersonName::parse("Lovelace").unwrap(),
+                middle_name: None,
+                role: RoleId::user(),
+                phone: None,
+                phone_country_code: None,
+                credits: Credits::new(0),
+                invite_codes: Vec::new(),
+                invited_by: None,
+            }),
+        )
+        .await;
+        users.push((id, false));
+    }
+    let mut credits = 0;
+    for step in USERS_PER_WRITER..count {
+        let (id, verified) = &mut users[step % USERS_PER_WRITER];
+        if step % 200 == 0 {
+            let role = RoleId::parse(&format!("w{writer}_role_{step}")).unwrap();
+            let command = RoleCommand::Create(CreateRole {
+                id: role.clone(),
+                display_name: RoleDisplayName::parse("Moderator").unwrap(),
+                ranking: Ranking::new(10).unwrap(),
+                description: None,
+                scope: Vec::new(),
+                system: false,
+            });
+            execute::<Role, _>(&*state.store, &role, &context(), 5, |_| Ok(command.clone()))
+                .await
+                .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+                .expect("the role command runs");
+        } else if step % 50 == 0 {
+            let codes = command_service::users::invite_codes::draw(2, Utc::now());
+            user(*id, UserCommand::GenerateInviteCodes(codes)).await;
+        } else if step % 13 == 0 {
+            *verified = !*verified;
+            let toggle = if *verified {
+                Toggle::on(None)
+            } else {
+                Toggle::off(None)
+            };
+            user(*id, UserCommand::SetVerified(toggle)).await;
+        } else {
+            let amount = (step % 5 + 1) as u64;
+            credits += amount;
+            user(
+                *id,
+                UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(amount))),
+            )
+            .await;
+        }
+    }
+    credits
+}
+
+async fn log_length(pool: &PgPool) -> usize {
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await
+        .expect("the log counts");
+    count as usize
+}
+
+async fn last_position(store: &PostgresEventStore) -> Position {
+    let mut last = None;
+    loop {
+        let page = store.read_all(last, 5_000).await.expect("the log reads");
+        match page.last() {
+            Some(event) => last = Some(event.position),
+            None => return last.expect("a log"),
+        }
+    }
+}
+
+/// Whether every read model's checkpoint has reached `head`.
+async fn caught_up(pool: &PgPool, head: Position) -> bool {
+    let reached: Result<Vec<i64>, _> =
+        sqlx::query_scalar("SELECT commit_position FROM read_models.projection_checkpoints")
+            .fetch_all(pool)
+            .await;
+    reached.is_ok_and(|reached| {
+        reached.len() == TABLES.len() && reached.iter().all(|at| *at as u64 >= head.commit)
+    })
+}
+
+/// Every row of every read model table, as JSON text, in key order.
+async fn dump(pool: &PgPool) -> Vec<(&'static str, Vec<String>)> {
+    let mut tables = Vec::new();
+    for (table, key) in TABLES {
+        let rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT row_to_json(t)::text FROM read_models.{table} t ORDER BY {key}"
+        ))
+        .fetch_all(pool)
+        .await
+        .expect("the read model dumps");
+        tables.push((table, rows));
+    }
+    tables
+}

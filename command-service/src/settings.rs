@@ -70,7 +70,7 @@ impl Settings {
             invite_only: false,
             hashing_workers: cores,
             hashing_queue: 256,
-            max_concurrent_requests: 8 * cores,
+            max_concurrent_requests: 3 * cores,
             command_attempts: 16,
             bootstrap_admin: None,
             bootstrap_client: None,

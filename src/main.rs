@@ -72,6 +72,12 @@ async fn serve(role: Role) -> anyhow::Result<()> {
         .parse()
         .context("USERLEDGER_LISTEN must be an address such as 127.0.0.1:8080")?;
     let (store, postgres) = event_store().await?;
+    match std::env::var("KAFKA_BROKERS") {
+        Err(_) => tracing::info!("KAFKA_BROKERS is not set: publishing to Kafka is off"),
+        Ok(_) => tracing::warn!(
+            "KAFKA_BROKERS is set, but this build has no Kafka publisher yet: nothing is published"
+        ),
+    }
     let database = postgres.map(|p| p.pool().clone());
     if database.is_none() {
         tracing::warn!("DATABASE_URL is not set: Idempotency-Key support is off");

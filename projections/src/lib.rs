@@ -9,8 +9,9 @@
 //!   (an advisory lock; a second instance waits as a standby); a clean shutdown.
 //! - The read models the query service serves, one module each, all in the schema
 //!   [`READ_MODEL_SCHEMA`]: [`users`] (the contract's user object, unhydrated), [`roles`],
-//!   [`applications`] (never a secret) and [`invite_codes`].
-//! - [`spawn_read_models`] runs the four of them until shutdown, restarting one that fails.
+//!   [`applications`] (never a secret), [`invite_codes`] and [`social`] (follows and blocks,
+//!   empty until the domain has social events).
+//! - [`spawn_read_models`] runs the five of them until shutdown, restarting one that fails.
 //! - [`rebuild`]: replays the whole log into fresh tables in a schema of their own and swaps
 //!   them in atomically; the live projectors resume from the rebuilt checkpoints.
 //! - `checkpoint`: the checkpoint rows, moved by compare-and-set, so that two instances that
@@ -25,6 +26,7 @@ pub mod invite_codes;
 pub mod rebuild;
 pub mod roles;
 pub mod runtime;
+pub mod social;
 pub mod users;
 
 mod checkpoint;
@@ -37,11 +39,12 @@ pub use supervision::{spawn_read_models, ReadModels};
 pub const READ_MODEL_SCHEMA: &str = "read_models";
 
 /// The names of the read models (their checkpoints' names), as the status routes list them.
-pub const READ_MODEL_NAMES: [&str; 4] = [
+pub const READ_MODEL_NAMES: [&str; 5] = [
     users::NAME,
     roles::NAME,
     applications::NAME,
     invite_codes::NAME,
+    social::NAME,
 ];
 
 /// Every read model of the query service.
@@ -51,6 +54,7 @@ pub fn read_models() -> Vec<Box<dyn runtime::Projection>> {
         Box::new(roles::RolesReadModel),
         Box::new(applications::ApplicationsReadModel),
         Box::new(invite_codes::InviteCodesReadModel),
+        Box::new(social::SocialReadModel),
     ]
 }
 

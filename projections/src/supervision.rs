@@ -20,7 +20,7 @@ pub struct ReadModels {
     /// One task per projection; each ends after shutdown is asked.
     pub tasks: Vec<JoinHandle<()>>,
     /// Each projection's progress, by projection name (`users`, `roles`, `applications`,
-    /// `invite_codes`).
+    /// `invite_codes`, `social`).
     pub progress: HashMap<&'static str, watch::Receiver<Progress>>,
 }
 

@@ -39,21 +39,50 @@ pub async fn list_users(
     let page = Page::from_query(&QueryString::parse(query.as_deref())?)?;
     let database = database(&state)?;
     consistency.wait(database, users::NAME).await?;
-    let documents: Vec<Json<UserView>> = sqlx::query_scalar(
-        "SELECT document FROM read_models.users
-         WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(page.after)
-    .bind(page.limit)
-    .fetch_all(database)
-    .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM read_models.users")
-        .fetch_one(database)
-        .await?;
+    // Two statements, not `$1 IS NULL OR id > $1`: a generic plan of that could not start the
+    // index scan at the offset, and deep pages would read every row before them.
+    let documents: Vec<Json<UserView>> = match page.after {
+        Some(after) => {
+            sqlx::query_scalar(
+                "SELECT document FROM read_models.users WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(page.limit)
+            .fetch_all(database)
+            .await?
+        }
+        None => {
+            sqlx::query_scalar("SELECT document FROM read_models.users ORDER BY id LIMIT $1")
+                .bind(page.limit)
+                .fetch_all(database)
+                .await?
+        }
+    };
+    let total = total_users(database).await?;
     Ok(Answer::ok(json!({
         "users": shown(&state, documents),
         "totalUsers": total,
     })))
+}
+
+/// Beyond this many users `totalUsers` is PostgreSQL's estimate, as Liquid's is MongoDB's: an
+/// exact count reads every row, which a page of a large directory must not wait for.
+const EXACT_COUNT_UP_TO: f32 = 100_000.0;
+
+/// `totalUsers`: exact for small directories, the planner's estimate (kept by autovacuum's
+/// analyze) for large ones.
+async fn total_users(database: &sqlx::PgPool) -> Result<i64, ReadError> {
+    let estimate: Option<f32> = sqlx::query_scalar(
+        "SELECT reltuples FROM pg_class WHERE oid = 'read_models.users'::regclass",
+    )
+    .fetch_optional(database)
+    .await?;
+    match estimate {
+        Some(estimate) if estimate > EXACT_COUNT_UP_TO => Ok(estimate as i64),
+        _ => Ok(sqlx::query_scalar("SELECT count(*) FROM read_models.users")
+            .fetch_one(database)
+            .await?),
+    }
 }
 
 /// Which field `retrieve-user-info` matches its targets against.

@@ -1,0 +1,417 @@
+//! Reads over HTTP on a read model of 1,000,000 users, beside the raw SELECT rate of the same
+//! queries through pgbench on the same PostgreSQL in the same run; projection lag while 1,000
+//! commands/s are written; and the full rebuild rate of the 1,000,000-event log.
+//!
+//! `cargo run --release -p userledger-bench --bin queries`
+//!
+//! Starts a throwaway durable PostgreSQL (or uses `BENCH_DATABASE_URL`), writes 1,000,000
+//! `UserCreated` events straight into the log with SQL (ids derived from a counter, so pgbench
+//! can pick random ones), rebuilds the read models from them (`userledger rebuild`'s code, timed),
+//! then runs the service in this process with its projectors. `BENCH_SECONDS` sets each
+//! scenario's length (default 10), `BENCH_USERS` the directory size (default 1,000,000).
+//! Prints a table and writes `bench/results/queries.json`.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use events::metadata::{encode_all, Actor, CommandContext};
+use events::store::postgres::PostgresEventStore;
+use events::store::{EventStore, Position};
+use events::user::{CreateUser, User, UserCommand};
+use events::values::{Credits, Email, PersonName, RoleId, SecretHash, UserId, Username};
+use events::Aggregate;
+use serde_json::{json, Value};
+use test_support::app::{test_settings, ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, CLIENT_SECRET};
+use test_support::postgres::{ClusterSettings, PostgresCluster};
+use userledger_bench::{drive, machine, scenario_duration, summarize, write_results, Measurement};
+use uuid::Uuid;
+
+const CLIENTS: usize = 64;
+const MAX_OPERATIONS: u64 = 5_000_000;
+/// Events per seeding transaction (positions hold 65,536 events per transaction).
+const SEED_BATCH: u64 = 50_000;
+const TEMPLATE_NAME: &str = "zqxtmpl";
+
+/// The id of seeded user `n`: UUIDv7-shaped, in `n` order, computable by pgbench too.
+fn user_id(n: u64) -> String {
+    format!("01900000-0000-7000-8000-{n:012x}")
+}
+
+const SQL_USER_ID: &str = "('01900000-0000-7000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let duration = scenario_duration(10);
+    let users: u64 = std::env::var("BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let admin_url = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => PostgresCluster::start_throwaway(&ClusterSettings::durable())?
+            .admin_url()
+            .to_owned(),
+    };
+    let database = PostgresCluster::from_url(&admin_url)
+        .create_database()
+        .await?;
+    let url = database.url().to_owned();
+    let store = Arc::new(PostgresEventStore::connect(&url, 100).await?);
+
+    println!("seeding {users} users into the log ...");
+    let seeded = Instant::now();
+    seed(&store, users).await?;
+    println!("seeded in {:.1}s", seeded.elapsed().as_secs_f64());
+
+    println!("rebuilding the read models from the log ...");
+    let log: Arc<dyn EventStore> = store.clone();
+    let rebuilt = projections::rebuild(log, &url, |_| {}).await?;
+    let rebuild_rate = rebuilt.events as f64 / rebuilt.elapsed.as_secs_f64();
+    println!(
+        "rebuilt {} events in {:.1}s: {:.0} events/s",
+        rebuilt.events,
+        rebuilt.elapsed.as_secs_f64(),
+        rebuild_rate
+    );
+    sqlx::query("ANALYZE read_models.users")
+        .execute(store.pool())
+        .await?;
+
+    // The service, with its projectors, as `userledger serve` runs it.
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let read_models = projections::spawn_read_models(store.clone(), &url, stopped);
+    let users_progress = read_models.progress["users"].clone();
+    let app = command_service::Application::build_with(
+        "127.0.0.1:0".parse()?,
+        store.clone(),
+        Some(store.pool().clone()),
+        test_settings(),
+        query_service::router_with_projectors(query_service::ProjectorsHere::new(
+            read_models.progress.clone(),
+        )),
+    )
+    .await?;
+    let base = format!("http://{}", app.local_addr()?);
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS * 2)
+        .build()?;
+    let token = admin_token(&http, &base).await?;
+
+    println!(
+        "{:<22} {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>6}",
+        "query", "http/s", "p50 ms", "p99 ms", "select/s", "p50 ms", "p99 ms", "ratio"
+    );
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    for query in ["retrieve-user-info", "list"] {
+        let measured = http_reads(query, &http, &base, &token, users, duration).await;
+        let raw = pgbench(query, &url, users, duration)?;
+        let ratio = measured.per_second / raw.per_second;
+        println!(
+            "{:<22} {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>6.2}",
+            query,
+            measured.per_second,
+            measured.p50_ms,
+            measured.p99_ms,
+            raw.per_second,
+            raw.p50_ms,
+            raw.p99_ms,
+            ratio
+        );
+        let met = ratio >= 0.5 && measured.p99_ms < 10.0;
+        targets.push(json!({ "scenario": query, "ratio": ratio, "min_ratio": 0.5, "p99_ms": measured.p99_ms, "p99_limit_ms": 10.0, "met": met }));
+        rows.push(
+            json!({ "query": query, "http": measured, "raw_select_pgbench": raw, "ratio": ratio }),
+        );
+    }
+
+    let (lag, commands) =
+        projection_lag(&http, &base, &token, users, duration, users_progress).await;
+    println!(
+        "projection lag at {:.0} commands/s: p50 {:.1} ms, p99 {:.1} ms",
+        commands, lag.p50_ms, lag.p99_ms
+    );
+    targets.push(json!({ "scenario": "projection lag", "p99_ms": lag.p99_ms, "p99_limit_ms": 100.0, "met": lag.p99_ms < 100.0 }));
+    targets.push(json!({ "scenario": "rebuild", "events_per_second": rebuild_rate, "min": 20_000, "met": rebuild_rate >= 20_000.0 }));
+    for target in &targets {
+        println!(
+            "target {}: {}",
+            target["scenario"],
+            if target["met"] == true {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
+
+    let path = write_results(
+        "queries.json",
+        &json!({
+            "benchmark": "queries",
+            "machine": machine(),
+            "setup": format!("{users} users in the read model; service in-process with its projectors on a throwaway durable PostgreSQL; {CLIENTS} concurrent HTTP clients; pgbench -c {CLIENTS} -j 2 -M prepared on the same server; {}s per scenario", duration.as_secs()),
+            "reads": rows,
+            "projection_lag": { "commands_per_second": commands, "lag_ms": lag },
+            "rebuild": { "events": rebuilt.events, "seconds": rebuilt.elapsed.as_secs_f64(), "events_per_second": rebuild_rate },
+            "targets": targets,
+        }),
+    )?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+async fn admin_token(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let answer: Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN_USERNAME),
+            ("password", ADMIN_PASSWORD),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    answer["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no token: {answer}"))
+}
+
+/// `users` UserCreated events, written with SQL from one event the domain encoded.
+async fn seed(store: &PostgresEventStore, users: u64) -> anyhow::Result<()> {
+    let template_id = UserId::from_uuid(Uuid::parse_str(&user_id(0))?);
+    let create = CreateUser {
+        id: template_id,
+        username: Username::parse(TEMPLATE_NAME).map_err(|e| anyhow::anyhow!(e.msg))?,
+        email: Email::parse(&format!("{TEMPLATE_NAME}@example.com")).map_err(|e| anyhow::anyhow!(e.msg))?,
+        password_hash: SecretHash::parse("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .map_err(|e| anyhow::anyhow!(e.msg))?,
+        first_name: PersonName::parse("Seed").map_err(|e| anyhow::anyhow!(e.msg))?,
+        last_name: PersonName::parse("User").map_err(|e| anyhow::anyhow!(e.msg))?,
+        middle_name: None,
+        role: RoleId::user(),
+        phone: None,
+        phone_country_code: None,
+        credits: Credits::new(0),
+        invite_codes: Vec::new(),
+        invited_by: None,
+    };
+    let context = CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now());
+    let decided = User::decide(&None, UserCommand::Create(create), &context)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let encoded = encode_all(&decided, &context)?;
+    let created = encoded
+        .iter()
+        .find(|e| e.event_type == "UserCreated")
+        .context("a UserCreated event")?;
+    let data = created.data.to_string();
+    let metadata = created.metadata.to_string();
+    let mut n = 0;
+    while n < users {
+        let count = SEED_BATCH.min(users - n);
+        sqlx::query(
+            "INSERT INTO events (position, stream_id, revision, tx, event_id, event_type, data, metadata)
+             SELECT (pg_current_xact_id()::text::bigint << 16) + g - 1, 'user-' || u.id, 0,
+                    pg_current_xact_id(), gen_random_uuid(), 'UserCreated',
+                    replace(replace($1, $2, u.id), $3, 'u' || lpad(u.n::text, 8, '0'))::jsonb,
+                    $4::jsonb
+               FROM generate_series(1, $5::bigint) g,
+                    LATERAL (SELECT $6::bigint + g AS n,
+                                    '01900000-0000-7000-8000-' || lpad(to_hex($6::bigint + g), 12, '0') AS id) u",
+        )
+        .bind(&data)
+        .bind(user_id(0))
+        .bind(TEMPLATE_NAME)
+        .bind(&metadata)
+        .bind(count as i64)
+        .bind(n as i64)
+        .execute(store.pool())
+        .await?;
+        n += count;
+    }
+    Ok(())
+}
+
+async fn http_reads(
+    query: &'static str,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    users: u64,
+    duration: Duration,
+) -> Measurement {
+    let (http, base, token) = (http.clone(), base.to_owned(), token.to_owned());
+    drive(CLIENTS, duration, MAX_OPERATIONS, move |_, _| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        let n = 1 + rand_below(users.saturating_sub(100).max(1));
+        async move {
+            let request = match query {
+                "list" => http.get(format!(
+                    "{base}/user/admin-api/list?limit=100&offset={}",
+                    user_id(n)
+                )),
+                _ => http
+                    .post(format!("{base}/user/admin-api/retrieve-user-info"))
+                    .json(&json!({ "targets": [user_id(n)] })),
+            };
+            let response = request.bearer_auth(&token).send().await?;
+            if !response.status().is_success() {
+                bail!("{query}: {}", response.status());
+            }
+            let body: Value = response.json().await?;
+            let found = body["data"]["users"].as_array().map_or(0, Vec::len);
+            if found == 0 {
+                bail!("{query}: no user in the answer");
+            }
+            Ok(())
+        }
+    })
+    .await
+}
+
+fn rand_below(n: u64) -> u64 {
+    use rand::Rng;
+    rand::rng().random_range(0..n)
+}
+
+/// The same SELECTs as the routes make, through pgbench on the same server.
+fn pgbench(query: &str, url: &str, users: u64, duration: Duration) -> anyhow::Result<Measurement> {
+    let dir = std::env::temp_dir().join(format!("userledger-pgbench-{}", Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("script.sql");
+    let sql = match query {
+        "list" => format!(
+            "\\set n random(1, {})\nSELECT document FROM read_models.users WHERE id > {SQL_USER_ID} ORDER BY id LIMIT 100;\nSELECT reltuples FROM pg_class WHERE oid = 'read_models.users'::regclass;\n",
+            users.saturating_sub(100).max(1)
+        ),
+        _ => format!(
+            "\\set n random(1, {users})\nSELECT id, document FROM read_models.users WHERE id = ANY(ARRAY[{SQL_USER_ID}]);\n"
+        ),
+    };
+    std::fs::write(&script, sql)?;
+    let output = Command::new("pgbench")
+        .current_dir(&dir)
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &CLIENTS.to_string(),
+            "-j",
+            "2",
+            "-T",
+        ])
+        .arg(duration.as_secs().to_string())
+        .args(["-l", "-f"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .context("running pgbench (PostgreSQL's client tools)")?;
+    if !output.status.success() {
+        bail!(
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Per-transaction logs: "client_id transaction_no time_us script_no time_epoch time_us_frac".
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("pgbench_log"))
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path)?.lines() {
+            if let Some(micros) = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                latencies.push(Duration::from_micros(micros));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(summarize(latencies, 0, duration))
+}
+
+/// Credits increments at about 1,000 a second for `duration`; for each, the time from its
+/// answer until the users read model has applied it.
+async fn projection_lag(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    users: u64,
+    duration: Duration,
+    progress: tokio::sync::watch::Receiver<projections::runtime::Progress>,
+) -> (Measurement, f64) {
+    const WORKERS: u64 = 20;
+    const PERIOD: Duration = Duration::from_millis(20); // 20 workers x 50/s = 1,000/s
+    let lags = Arc::new(Mutex::new(Vec::new()));
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|worker| {
+            let (http, base, token) = (http.clone(), base.to_owned(), token.to_owned());
+            let (lags, sent, progress) = (lags.clone(), sent.clone(), progress.clone());
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(PERIOD);
+                let mut i = 0u64;
+                while started.elapsed() < duration {
+                    ticks.tick().await;
+                    i += 1;
+                    let target = user_id(1 + (worker * 7919 + i * WORKERS) % users);
+                    let Ok(response) = http
+                        .post(format!("{base}/user/admin-api/credits"))
+                        .bearer_auth(&token)
+                        .json(&json!({ "target": target, "type": "increment", "value": 1 }))
+                        .send()
+                        .await
+                    else {
+                        continue;
+                    };
+                    let answered = Instant::now();
+                    let position = response
+                        .headers()
+                        .get(command_service::envelope::CONSISTENCY_TOKEN)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<Position>().ok());
+                    let Some(position) = position else { continue };
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    let (lags, mut progress) = (lags.clone(), progress.clone());
+                    tokio::spawn(async move {
+                        let reached = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            progress.wait_for(|p| p.position.is_some_and(|at| at >= position)),
+                        )
+                        .await;
+                        if matches!(reached, Ok(Ok(_))) {
+                            lags.lock().unwrap().push(answered.elapsed());
+                        }
+                    });
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let rate = sent.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lags = lags.lock().unwrap().clone();
+    let count = lags.len();
+    let mut measured = summarize(lags, 0, duration);
+    measured.operations = count as u64;
+    (measured, rate)
+}

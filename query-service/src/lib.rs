@@ -12,7 +12,8 @@
 //!   position and lag.
 //! - [`users`] (list, retrieve-user-info, user-info, invite-codes), [`configuration`]
 //!   (editable-fields, subscription-tiers), [`clients`] (`/client/admin-api/list`), [`roles`]
-//!   (`/roles/list`).
+//!   (`/roles/list`), [`social`] (block-status, follow-status, followers, following; client
+//!   edge only).
 //!
 //! Authentication and scopes use the command service's [`command_service::auth::Caller`], so
 //! both sides check tokens the same way.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod paging;
 pub mod projection_status;
 pub mod roles;
+pub mod social;
 pub mod users;
 
 use axum::routing::{get, post};
@@ -49,7 +51,8 @@ pub fn router_with_projectors(here: ProjectorsHere) -> Router<AppState> {
             get(configuration::subscription_tiers),
         )
         .route("/client/admin-api/list", get(clients::list_clients))
-        .route("/roles/list", get(roles::list_roles));
+        .route("/roles/list", get(roles::list_roles))
+        .merge(social::router());
     for edge in ["admin", "client"] {
         router = router
             .route(&format!("/user/{edge}-api/list"), get(users::list_users))

@@ -30,11 +30,13 @@ const USERS_PER_WRITER: usize = 25;
 const MIN_KILLS: usize = 10;
 const HASH: &str = "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA";
 /// The read model tables and the key each is dumped in order of.
-const TABLES: [(&str, &str); 4] = [
+const TABLES: [(&str, &str); 6] = [
     ("users", "id"),
     ("roles", "id"),
     ("applications", "id"),
     ("invite_codes", "code"),
+    ("follows", "id"),
+    ("blocks", "source, target"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +245,8 @@ async fn caught_up(pool: &PgPool, head: Position) -> bool {
             .fetch_all(pool)
             .await;
     reached.is_ok_and(|reached| {
-        reached.len() == TABLES.len() && reached.iter().all(|at| *at as u64 >= head.commit)
+        reached.len() == projections::READ_MODEL_NAMES.len()
+            && reached.iter().all(|at| *at as u64 >= head.commit)
     })
 }
 

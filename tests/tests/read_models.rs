@@ -598,9 +598,10 @@ async fn a_rebuild_swaps_in_under_live_projectors_which_resume_from_it() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let behind: i64 = sqlx::query_scalar(
-            "SELECT 4 - count(*) FROM read_models.projection_checkpoints WHERE commit_position >= $1",
+            "SELECT $2 - count(*) FROM read_models.projection_checkpoints WHERE commit_position >= $1",
         )
         .bind(end.commit as i64)
+        .bind(projections::READ_MODEL_NAMES.len() as i64)
         .fetch_one(&world.pool)
         .await
         .unwrap();

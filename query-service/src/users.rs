@@ -4,16 +4,16 @@
 //! hydrated for the time of reading (subscriptions, API.md §3).
 
 use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use command_service::auth::Caller;
 use command_service::envelope::{Answer, ApiError, FieldError, FieldErrors};
 use command_service::extract::JsonBody;
 use command_service::AppState;
 use events::user::view::format_date;
-use events::user::UserView;
 use projections::{invite_codes, users};
 use serde_json::{json, Map, Value};
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::consistency::Consistency;
@@ -34,35 +34,39 @@ pub async fn list_users(
     caller: Caller,
     consistency: Consistency,
     RawQuery(query): RawQuery,
-) -> Result<Answer, ReadError> {
+) -> Result<Response, ReadError> {
     caller.require_shared("profile:read")?;
     let page = Page::from_query(&QueryString::parse(query.as_deref())?)?;
     let database = database(&state)?;
     consistency.wait(database, users::NAME).await?;
     // Two statements, not `$1 IS NULL OR id > $1`: a generic plan of that could not start the
     // index scan at the offset, and deep pages would read every row before them.
-    let documents: Vec<Json<UserView>> = match page.after {
+    let base = base_tier(&state);
+    let documents: Vec<String> = match page.after {
         Some(after) => {
-            sqlx::query_scalar(
-                "SELECT document FROM read_models.users WHERE id > $1 ORDER BY id LIMIT $2",
-            )
+            sqlx::query_scalar(&format!(
+                "SELECT {} FROM read_models.users WHERE id > $1 ORDER BY id LIMIT $2",
+                hydrated_document(3)
+            ))
             .bind(after)
             .bind(page.limit)
+            .bind(&base)
             .fetch_all(database)
             .await?
         }
         None => {
-            sqlx::query_scalar("SELECT document FROM read_models.users ORDER BY id LIMIT $1")
-                .bind(page.limit)
-                .fetch_all(database)
-                .await?
+            sqlx::query_scalar(&format!(
+                "SELECT {} FROM read_models.users ORDER BY id LIMIT $1",
+                hydrated_document(2)
+            ))
+            .bind(page.limit)
+            .bind(&base)
+            .fetch_all(database)
+            .await?
         }
     };
     let total = total_users(database).await?;
-    Ok(Answer::ok(json!({
-        "users": shown(&state, documents),
-        "totalUsers": total,
-    })))
+    Ok(users_answer(&documents, Some(total)))
 }
 
 /// Beyond this many users `totalUsers` is PostgreSQL's estimate, as Liquid's is MongoDB's: an
@@ -102,7 +106,7 @@ pub async fn retrieve_user_info(
     caller: Caller,
     consistency: Consistency,
     JsonBody(body): JsonBody,
-) -> Result<Answer, ReadError> {
+) -> Result<Response, ReadError> {
     caller.require_shared("profile:read")?;
     let body = body
         .as_object()
@@ -110,34 +114,32 @@ pub async fn retrieve_user_info(
     let (field, targets) = lookup(body)?;
     let database = database(&state)?;
     consistency.wait(database, users::NAME).await?;
-    let documents: Vec<Json<UserView>> = match field {
+    let base = base_tier(&state);
+    let documents: Vec<String> = match field {
         LookupField::Id => {
             let ids: Vec<Uuid> = targets
                 .iter()
                 .filter_map(|t| Uuid::parse_str(t).ok())
                 .collect();
-            by_ids(database, &ids).await?
+            by_ids(database, &ids, &base).await?
         }
-        LookupField::Email => {
+        LookupField::Email | LookupField::SanitizedEmail => {
+            let column = match field {
+                LookupField::Email => "lower(email)",
+                _ => "sanitized_email",
+            };
             let emails: Vec<String> = targets.iter().map(|t| t.to_lowercase()).collect();
-            sqlx::query_scalar(
-                "SELECT document FROM read_models.users WHERE lower(email) = ANY($1) ORDER BY id",
-            )
+            sqlx::query_scalar(&format!(
+                "SELECT {} FROM read_models.users WHERE {column} = ANY($1) ORDER BY id",
+                hydrated_document(2)
+            ))
             .bind(&emails)
-            .fetch_all(database)
-            .await?
-        }
-        LookupField::SanitizedEmail => {
-            let emails: Vec<String> = targets.iter().map(|t| t.to_lowercase()).collect();
-            sqlx::query_scalar(
-                "SELECT document FROM read_models.users WHERE sanitized_email = ANY($1) ORDER BY id",
-            )
-            .bind(&emails)
+            .bind(&base)
             .fetch_all(database)
             .await?
         }
     };
-    Ok(Answer::ok(json!({ "users": shown(&state, documents) })))
+    Ok(users_answer(&documents, None))
 }
 
 /// The body of `retrieve-user-info`, every invalid field reported.
@@ -209,14 +211,14 @@ pub async fn user_info(
     caller: Caller,
     consistency: Consistency,
     RawQuery(query): RawQuery,
-) -> Result<Answer, ReadError> {
+) -> Result<Response, ReadError> {
     caller.require_shared("profile:read")?;
     let query = QueryString::parse(query.as_deref())?;
     let ids = targets_of(query.get("targets"))?;
     let database = database(&state)?;
     consistency.wait(database, users::NAME).await?;
-    let documents = by_ids(database, &ids).await?;
-    Ok(Answer::ok(json!({ "users": shown(&state, documents) })))
+    let documents = by_ids(database, &ids, &base_tier(&state)).await?;
+    Ok(users_answer(&documents, None))
 }
 
 /// The `targets` query parameter: comma-separated user ids.
@@ -261,7 +263,7 @@ pub async fn invite_codes(
     caller: Caller,
     consistency: Consistency,
     RawQuery(query): RawQuery,
-) -> Result<Answer, ReadError> {
+) -> Result<Response, ReadError> {
     caller.require_shared("social:invite-code:read")?;
     let query = QueryString::parse(query.as_deref())?;
     let target = match query.get("target").map(str::trim) {
@@ -297,7 +299,7 @@ pub async fn invite_codes(
     .fetch_all(database)
     .await?;
     let codes: Vec<Value> = rows.iter().map(InviteCodeRow::shown).collect();
-    Ok(Answer::ok(json!({ "inviteCodes": codes })))
+    Ok(Answer::ok(json!({ "inviteCodes": codes })).into_response())
 }
 
 /// One row of `read_models.invite_codes`.
@@ -324,18 +326,56 @@ impl InviteCodeRow {
     }
 }
 
-async fn by_ids(database: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Json<UserView>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT document FROM read_models.users WHERE id = ANY($1) ORDER BY id")
-        .bind(ids)
-        .fetch_all(database)
-        .await
+async fn by_ids(
+    database: &sqlx::PgPool,
+    ids: &[Uuid],
+    base: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT {} FROM read_models.users WHERE id = ANY($1) ORDER BY id",
+        hydrated_document(2)
+    ))
+    .bind(ids)
+    .bind(base)
+    .fetch_all(database)
+    .await
 }
 
-/// The users as a reader sees them now (API.md §3: subscriptions hydrated on read).
-fn shown(state: &AppState, documents: Vec<Json<UserView>>) -> Vec<UserView> {
-    let now = Utc::now();
-    documents
-        .into_iter()
-        .map(|Json(view)| view.hydrated(&state.settings.subscription_tiers, now))
-        .collect()
+/// The stored user document as a reader sees it now, as JSON text (API.md §3: a subscription
+/// that is off, expired or on the base tier shows `isSubscribed: false` and the base tier), the
+/// same rule as `UserView::hydrated`. PostgreSQL applies it and hands over text, which goes
+/// into the answer as it is: a page of users is never parsed and re-serialised here.
+/// `$base` is the parameter holding the base tier's name.
+fn hydrated_document(base: usize) -> String {
+    format!(
+        "(CASE WHEN (document->>'isSubscribed')::boolean
+                AND (document->>'subscriptionExpiry')::timestamptz > now()
+                AND coalesce(document->>'subscriptionTier', ${base}::text) <> ${base}::text
+           THEN document
+           ELSE document || jsonb_build_object('isSubscribed', false, 'subscriptionTier', ${base}::text)
+         END)::text"
+    )
+}
+
+fn base_tier(state: &AppState) -> String {
+    state.settings.subscription_tiers.base().to_string()
+}
+
+/// `{"ok":1,"data":{"users":[...]}}` (with `totalUsers` for `list`) around documents that are
+/// JSON text already.
+fn users_answer(documents: &[String], total: Option<i64>) -> Response {
+    let mut body = String::with_capacity(documents.iter().map(|d| d.len() + 1).sum::<usize>() + 64);
+    body.push_str(r#"{"ok":1,"data":{"users":["#);
+    for (i, document) in documents.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(document);
+    }
+    body.push(']');
+    if let Some(total) = total {
+        body.push_str(&format!(r#","totalUsers":{total}"#));
+    }
+    body.push_str("}}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

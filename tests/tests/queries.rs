@@ -833,3 +833,88 @@ async fn a_token_the_read_models_cannot_reach_is_503_and_a_bad_one_400() {
     );
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+/// Subscriptions are hydrated for the time of reading: a live premium subscription shows as
+/// such; an expired one, or one on the base tier, shows `isSubscribed: false` on the base tier.
+#[tokio::test]
+async fn subscriptions_are_shown_as_they_stand_at_reading_time() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let names = usernames("subscriber", 3);
+    app.create_users(&admin, &names).await;
+    let listed = app.get("/user/admin-api/list?limit=10", &admin, None).await;
+    let find = |body: &Value, name: &str| -> Value {
+        body["data"]["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let mut ids = Vec::new();
+    for name in &names {
+        let mut user = find(&listed.body, name);
+        for _ in 0..100 {
+            if !user.is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let again = app.get("/user/admin-api/list?limit=10", &admin, None).await;
+            user = find(&again.body, name);
+        }
+        ids.push(user["_id"].as_str().expect("the user is listed").to_owned());
+    }
+    let future = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    let past = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339();
+    let mut token = None;
+    for (id, tier, expiry) in [
+        (&ids[0], "premium", &future),
+        (&ids[1], "premium", &past),
+        (&ids[2], "basic", &future),
+    ] {
+        let reply = app
+            .post(
+                "/user/admin-api/subscription",
+                &admin,
+                &json!({ "target": id, "state": true, "tier": tier, "expiry": expiry }),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        token = reply.token.or(token);
+    }
+    let reply = app
+        .post(
+            "/user/admin-api/retrieve-user-info",
+            &admin,
+            &json!({ "targets": ids }),
+            token.as_deref(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let shown: Vec<(Value, Value)> = ids
+        .iter()
+        .map(|id| {
+            let user = reply.body["data"]["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["_id"] == id.as_str())
+                .cloned()
+                .unwrap();
+            (
+                user["isSubscribed"].clone(),
+                user["subscriptionTier"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (json!(true), json!("premium")),
+            (json!(false), json!("basic")),
+            (json!(false), json!("basic")),
+        ]
+    );
+}

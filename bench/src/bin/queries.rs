@@ -267,9 +267,9 @@ async fn http_reads(
             if !response.status().is_success() {
                 bail!("{query}: {}", response.status());
             }
-            let body: Value = response.json().await?;
-            let found = body["data"]["users"].as_array().map_or(0, Vec::len);
-            if found == 0 {
+            // Checked, not parsed: the load generator shares the cores with the service.
+            let body = response.bytes().await?;
+            if !body.windows(6).any(|w| w == b"\"_id\":") {
                 bail!("{query}: no user in the answer");
             }
             Ok(())

@@ -119,3 +119,25 @@ pub fn scenario_duration(default: u64) -> Duration {
         .unwrap_or(default);
     Duration::from_secs(seconds)
 }
+
+/// A delegated token of the test settings' bootstrap super_admin, from the service at `base`.
+pub async fn admin_token(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    use test_support::app::{ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, CLIENT_SECRET};
+    let answer: serde_json::Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN_USERNAME),
+            ("password", ADMIN_PASSWORD),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    match answer["access_token"].as_str() {
+        Some(token) => Ok(token.to_owned()),
+        None => anyhow::bail!("no token: {answer}"),
+    }
+}

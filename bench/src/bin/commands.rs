@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::Utc;
 use command_service::hashing::Hasher;
 use command_service::pipeline::execute;
@@ -24,10 +24,12 @@ use events::store::postgres::PostgresEventStore;
 use events::store::{AppendRequest, EventStore, ExpectedRevision, NewEvent};
 use events::user::{CreateUser, User, UserCommand};
 use events::values::{Credits, Email, PersonName, RoleId, UserId, Username};
-use serde_json::{json, Value};
-use test_support::app::{test_settings, ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, CLIENT_SECRET};
+use serde_json::json;
+use test_support::app::test_settings;
 use test_support::postgres::{ClusterSettings, PostgresCluster};
-use userledger_bench::{drive, machine, scenario_duration, write_results, Measurement};
+use userledger_bench::{
+    admin_token, drive, machine, scenario_duration, write_results, Measurement,
+};
 use uuid::Uuid;
 
 const USERS: usize = 10_000;
@@ -153,26 +155,6 @@ fn print_row(name: &str, m: &Measurement, health: Option<&Measurement>) {
         m.errors,
         health.map_or(String::new(), |h| format!("{:.2} ms", h.p99_ms))
     );
-}
-
-async fn admin_token(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let answer: Value = http
-        .post(format!("{base}/oauth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", ADMIN_USERNAME),
-            ("password", ADMIN_PASSWORD),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ])
-        .send()
-        .await?
-        .json()
-        .await?;
-    answer["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no token: {answer}"))
 }
 
 /// Creates the users through the domain and the store, 32 at a time.

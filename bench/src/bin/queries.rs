@@ -24,10 +24,12 @@ use events::store::{EventStore, Position};
 use events::user::{CreateUser, User, UserCommand};
 use events::values::{Credits, Email, PersonName, RoleId, SecretHash, UserId, Username};
 use events::Aggregate;
-use serde_json::{json, Value};
-use test_support::app::{test_settings, ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, CLIENT_SECRET};
+use serde_json::json;
+use test_support::app::test_settings;
 use test_support::postgres::{ClusterSettings, PostgresCluster};
-use userledger_bench::{drive, machine, scenario_duration, summarize, write_results, Measurement};
+use userledger_bench::{
+    admin_token, drive, machine, scenario_duration, summarize, write_results, Measurement,
+};
 use uuid::Uuid;
 
 const CLIENTS: usize = 64;
@@ -164,26 +166,6 @@ async fn main() -> anyhow::Result<()> {
     )?;
     println!("wrote {}", path.display());
     Ok(())
-}
-
-async fn admin_token(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let answer: Value = http
-        .post(format!("{base}/oauth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", ADMIN_USERNAME),
-            ("password", ADMIN_PASSWORD),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ])
-        .send()
-        .await?
-        .json()
-        .await?;
-    answer["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("no token: {answer}"))
 }
 
 /// `users` UserCreated events, written with SQL from one event the domain encoded.

@@ -69,42 +69,34 @@ impl StreamCache {
     }
 
     /// The cached stream extended by a successful append, when the cache held exactly the
-    /// revision the append was made on; otherwise the entry is dropped.
+    /// revision the append was made on and the append's positions are all known (one event:
+    /// its position is the result's); otherwise the entry is dropped and the next read reloads.
     fn extend(&self, request: &AppendRequest, result: &AppendResult) {
         let mut streams = self.lock();
         let Some(cached) = streams.get_mut(&request.stream) else {
             return;
         };
-        let count = request.events.len() as u64;
         let cached_revision = cached.events.last().map(|e| e.revision);
-        let first_revision = result.revision + 1 - count;
-        if cached_revision.map_or(0, |r| r + 1) != first_revision {
+        let extends = cached_revision.map_or(0, |r| r + 1) == result.revision;
+        let [event] = request.events.as_slice() else {
+            streams.remove(&request.stream);
+            return;
+        };
+        if !extends {
             streams.remove(&request.stream);
             return;
         }
-        let now = chrono::Utc::now();
         // Copies the stream only while a reader still holds the previous version.
-        let events = Arc::make_mut(&mut cached.events);
-        for (i, event) in request.events.iter().enumerate() {
-            let i = i as u64;
-            let position = if i + 1 == count {
-                result.position
-            } else if result.first_position.commit == result.first_position.prepare {
-                Position::at(result.first_position.commit + i)
-            } else {
-                result.first_position
-            };
-            events.push(RecordedEvent {
-                stream: request.stream.clone(),
-                revision: first_revision + i,
-                position,
-                event_id: event.event_id,
-                event_type: event.event_type.clone(),
-                data: event.data.clone(),
-                metadata: event.metadata.clone(),
-                recorded_at: now,
-            });
-        }
+        Arc::make_mut(&mut cached.events).push(RecordedEvent {
+            stream: request.stream.clone(),
+            revision: result.revision,
+            position: result.position,
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            data: event.data.clone(),
+            metadata: event.metadata.clone(),
+            recorded_at: chrono::Utc::now(),
+        });
     }
 }
 

@@ -66,6 +66,12 @@ const CLAIM_RESERVED: &str = "ClaimReserved";
 const CLAIM_RELEASED: &str = "ClaimReleased";
 /// How often reserving or releasing one value re-reads after losing a race.
 const RESERVATION_ATTEMPTS: usize = 5;
+/// Pause before re-reading a reservation after losing a race, times the attempt number. The
+/// server decides `WrongExpectedVersion` from its writer's view of the stream, which includes a
+/// winning write that its read index has not committed yet; a re-read at once can still find the
+/// old state (no stream, or the old revision) and lose again. A short wait lets the index catch
+/// up, so the attempts are not used up within one such window (5 attempts: 150 ms at most).
+const RESERVATION_BACKOFF: Duration = Duration::from_millis(10);
 /// A reservation whose owner stream lacks the reserved-for event is presumed abandoned once it
 /// is this old. Appends have a 10 s deadline in the client (`commands::new_request`), so by then
 /// the owner's append has either landed or failed.
@@ -150,7 +156,10 @@ impl EventStoreDbStore {
         first_event_id: Uuid,
     ) -> Result<Option<Reserved>, StoreError> {
         let reservation = reservation_stream(claim);
-        for _ in 0..RESERVATION_ATTEMPTS {
+        for attempt in 0..RESERVATION_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(RESERVATION_BACKOFF * attempt as u32).await;
+            }
             let expected = match self.reservation_state(&reservation).await? {
                 None => EsExpectedRevision::NoStream,
                 Some((revision, ReservationState::Released)) => EsExpectedRevision::Exact(revision),
@@ -244,7 +253,10 @@ impl EventStoreDbStore {
     /// Step (3): releases the values `stream` gives up, where it is still the holder.
     async fn release(&self, claim: &UniqueClaim, stream: &str) -> Result<(), StoreError> {
         let reservation = reservation_stream(claim);
-        for _ in 0..RESERVATION_ATTEMPTS {
+        for attempt in 0..RESERVATION_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(RESERVATION_BACKOFF * attempt as u32).await;
+            }
             let revision = match self.reservation_state(&reservation).await? {
                 Some((revision, ReservationState::Reserved(holder)))
                     if holder.data.stream == stream =>
@@ -435,7 +447,13 @@ impl EventStoreDbStore {
                 .iter()
                 .zip(&request.events)
                 .all(|((id, _), event)| *id == event.event_id);
-        let populated = positions.iter().all(|(_, p)| *p != EsPosition::start());
+        // The server fills a stream read's positions only for events it knows the commit of
+        // (every event of a plain append is "self-committed" and reads as `(log, log)`); an
+        // unknown part is sent as `u64::MAX` (`Position.FromInt64(-1, ..)` in its gRPC layer),
+        // an absent one reads as 0. Either would make a wrong consistency token.
+        let populated = positions.iter().all(|(_, p)| {
+            *p != EsPosition::start() && p.commit != u64::MAX && p.prepare != u64::MAX
+        });
         match (positions.first(), positions.last()) {
             (Some((_, first)), Some((_, last))) if ids_match && populated => {
                 Some((from_es_position(*first), from_es_position(*last)))
@@ -572,10 +590,6 @@ impl EventStore for EventStoreDbStore {
         }
     }
 
-    /// A filtered catch-up subscription to `$all`: the server sends stored events after `after`
-    /// and then live ones. The server-side filter drops event types starting with `$`; the rest
-    /// (system streams, reservation streams, events at or before `after`) is dropped here.
-    /// After an error the stream yields it and then subscribes again from the last event it saw.
     /// The holder per the reservation stream. A stale reservation (its owner never wrote the
     /// reserved-for event) holds nothing.
     async fn claim_holder(&self, claim: &UniqueClaim) -> Result<Option<String>, StoreError> {
@@ -591,6 +605,10 @@ impl EventStore for EventStoreDbStore {
         }
     }
 
+    /// A filtered catch-up subscription to `$all`: the server sends stored events after `after`
+    /// and then live ones. The server-side filter drops event types starting with `$`; the rest
+    /// (system streams, reservation streams, events at or before `after`) is dropped here.
+    /// After an error the stream yields it and then subscribes again from the last event it saw.
     fn subscribe_all(&self, after: Option<Position>) -> EventStream {
         let state = Following {
             client: self.client.clone(),

@@ -13,7 +13,7 @@ use command_service::AppState;
 use events::metadata::{Actor, CommandContext};
 use events::role::{CreateRole, Role, RoleCommand};
 use events::store::postgres::PostgresEventStore;
-use events::store::{EventStore, Position};
+use events::store::Position;
 use events::user::{CreateUser, CreditsChange, Toggle, User, UserCommand};
 use events::values::{
     Credits, Email, PersonName, Ranking, RoleDisplayName, RoleId, SecretHash, UserId, Username,
@@ -227,15 +227,14 @@ async fn log_length(pool: &PgPool) -> usize {
     count as usize
 }
 
+/// The position of the last committed event (read from the table: a reader of the log may lag
+/// a moment behind commits while other transactions in the cluster run).
 async fn last_position(store: &PostgresEventStore) -> Position {
-    let mut last = None;
-    loop {
-        let page = store.read_all(last, 5_000).await.expect("the log reads");
-        match page.last() {
-            Some(event) => last = Some(event.position),
-            None => return last.expect("a log"),
-        }
-    }
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(store.pool())
+        .await
+        .expect("the log's head");
+    Position::at(last.expect("a log") as u64)
 }
 
 /// Whether every read model's checkpoint has reached `head`.

@@ -117,19 +117,32 @@ impl World {
         .expect("the application command runs");
     }
 
-    /// Every event of the log, in order.
+    /// Every event of the log, in order: once readers see all that has committed (they may lag
+    /// a moment behind commits while other transactions in the cluster run).
     async fn log(&self) -> Vec<RecordedEvent> {
-        let mut all = Vec::new();
+        let committed: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("the log's head");
+        let committed = committed.map(|p| Position::at(p as u64));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let page = self
-                .store
-                .read_all(all.last().map(|e: &RecordedEvent| e.position), 1_000)
-                .await
-                .expect("the log reads");
-            if page.is_empty() {
+            let mut all = Vec::new();
+            loop {
+                let page = self
+                    .store
+                    .read_all(all.last().map(|e: &RecordedEvent| e.position), 1_000)
+                    .await
+                    .expect("the log reads");
+                if page.is_empty() {
+                    break;
+                }
+                all.extend(page);
+            }
+            if all.last().map(|e| e.position) == committed || std::time::Instant::now() > deadline {
                 return all;
             }
-            all.extend(page);
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -68,11 +68,13 @@ pub struct CreateApplication {
     pub scope: Vec<Scope>,
 }
 
-/// An `update` of an application: any of its fields. A new secret comes as its hash.
+/// An `update` of an application: any of its fields. A new secret comes as its hash; a new
+/// `scope` replaces the whole scope, in the same decision as the other fields.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UpdateApplication {
     pub changes: ApplicationChanges,
     pub secret_hash: Option<SecretHash>,
+    pub scope: Option<Vec<Scope>>,
 }
 
 /// The described fields of an application that changed (or are asked to change).
@@ -307,6 +309,11 @@ fn update_application(
         events.push(ApplicationEvent::SecretSet { secret_hash });
     } else if is_public && application.secret_hash.is_some() {
         events.push(ApplicationEvent::SecretRemoved {});
+    }
+    if let Some(scope) = update.scope.map(|scope| crate::scopes::normalized(&scope)) {
+        if scope != application.scope {
+            events.push(ApplicationEvent::ScopesChanged { scope });
+        }
     }
     Ok(events)
 }

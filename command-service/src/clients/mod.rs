@@ -13,7 +13,7 @@ use events::application::{
     Application, ApplicationChanges, ApplicationCommand, CreateApplication, UpdateApplication,
 };
 use events::metadata::CommandContext;
-use events::scopes::{Scope, ScopeOperation};
+use events::scopes::Scope;
 use events::values::{
     ApplicationDisplayName, ApplicationId, ClientId, ClientRole, ClientSecret, Grant, RedirectUri,
     ValidationError,
@@ -324,37 +324,25 @@ async fn update(
             is_public: fields.is_public,
         },
         secret_hash,
+        scope: fields.scope,
     };
-    let context = context(&caller);
-    let attempts = state.settings.command_attempts;
-    let outcome = execute::<Application, _>(&*state.store, &id, &context, attempts, |state| {
-        // Decided again on each attempt: the role may have changed since the check above.
-        let application = state
-            .as_ref()
-            .filter(|a| !a.deleted)
-            .ok_or_else(invalid_target)?;
-        caller.require_session(&scope_for(application.role, "write"))?;
-        Ok(ApplicationCommand::Update(update.clone()))
-    })
-    .await?;
-    let mut position = outcome.position;
-    let mut after = outcome.state;
-    // The aggregate changes scopes by a command of its own (the one `access` uses).
-    if let Some(scopes) = fields.scope {
-        let outcome = execute::<Application, _>(&*state.store, &id, &context, attempts, |state| {
-            state
+    let outcome = execute::<Application, _>(
+        &*state.store,
+        &id,
+        &context(&caller),
+        state.settings.command_attempts,
+        |state| {
+            // Decided again on each attempt: the role may have changed since the check above.
+            let application = state
                 .as_ref()
                 .filter(|a| !a.deleted)
                 .ok_or_else(invalid_target)?;
-            Ok(ApplicationCommand::ChangeScopes {
-                operation: ScopeOperation::Set,
-                scopes: scopes.clone(),
-            })
-        })
-        .await?;
-        position = outcome.position.or(position);
-        after = outcome.state;
-    }
+            caller.require_session(&scope_for(application.role, "write"))?;
+            Ok(ApplicationCommand::Update(update.clone()))
+        },
+    )
+    .await?;
+    let (position, after) = (outcome.position, outcome.state);
     // Tokens carry the client's scope: drop cached answers so the change is seen at once.
     state.access.forget(&id.to_string());
     let application = after.as_ref().ok_or_else(|| {

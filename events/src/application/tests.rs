@@ -84,6 +84,7 @@ fn update(changes: ApplicationChanges, secret_hash: Option<SecretHash>) -> Appli
     ApplicationCommand::Update(UpdateApplication {
         changes,
         secret_hash,
+        scope: None,
     })
 }
 
@@ -291,6 +292,31 @@ fn scopes_change_through_access() {
             operation: ScopeOperation::Set,
             scopes: vec![Scope::delegated_all()],
         })
+        .then_nothing();
+}
+
+#[test]
+fn an_update_changes_fields_and_scope_in_one_decision() {
+    let read = Scope::parse("client:profile:read").unwrap();
+    let changes = ApplicationChanges {
+        display_name: Some(ApplicationDisplayName::parse("Nitrogen Admin UI v2").unwrap()),
+        ..ApplicationChanges::default()
+    };
+    given([created(), secret_set()])
+        .when(ApplicationCommand::Update(UpdateApplication {
+            changes: changes.clone(),
+            secret_hash: None,
+            scope: Some(vec![read.clone()]),
+        }))
+        .then([
+            ApplicationEvent::Updated(changes),
+            ApplicationEvent::ScopesChanged { scope: vec![read] },
+        ]);
+    given([created(), secret_set()])
+        .when(ApplicationCommand::Update(UpdateApplication {
+            scope: Some(vec![Scope::delegated_all()]),
+            ..UpdateApplication::default()
+        }))
         .then_nothing();
 }
 

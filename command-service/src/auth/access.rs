@@ -29,10 +29,18 @@ pub enum AccountStatus {
 type Account = (TokenKind, String, String);
 type Answers = HashMap<Account, (Instant, AccountStatus)>;
 
+#[derive(Default)]
+struct Cached {
+    answers: Answers,
+    /// When each subject (user or application id) was last forgotten: answers cached before
+    /// that are stale. Kept for one TTL, after which those answers have expired anyway.
+    forgotten: HashMap<String, Instant>,
+}
+
 pub struct AccessCache {
     store: Arc<dyn EventStore>,
     ttl: Duration,
-    entries: Mutex<Answers>,
+    entries: Mutex<Cached>,
 }
 
 /// Beyond this many cached answers the cache is emptied: stale answers are cheap to recompute.
@@ -43,35 +51,46 @@ impl AccessCache {
         Self {
             store,
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Cached::default()),
         }
     }
 
     /// Whether the token's account (and the client that issued it) may still act.
     pub async fn status(&self, claims: &TokenClaims) -> Result<AccountStatus, ApiError> {
         let key = (claims.kind, claims.sub.clone(), claims.client.clone());
-        if let Some((at, status)) = self.lock().get(&key) {
-            if at.elapsed() < self.ttl {
-                return Ok(*status);
+        {
+            let cached = self.lock();
+            if let Some((at, status)) = cached.answers.get(&key) {
+                let forgotten_since =
+                    |id: &String| cached.forgotten.get(id).is_some_and(|f| f >= at);
+                if at.elapsed() < self.ttl && !forgotten_since(&key.1) && !forgotten_since(&key.2) {
+                    return Ok(*status);
+                }
             }
         }
+        let asked_at = Instant::now();
         let status = self.look_up(claims).await?;
-        let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+        let mut cached = self.lock();
+        if cached.answers.len() >= MAX_ENTRIES {
+            cached.answers.clear();
         }
-        entries.insert(key, (Instant::now(), status));
+        cached.answers.insert(key, (asked_at, status));
         Ok(status)
     }
 
     /// Forgets what is cached about an account, so that its next request is checked afresh
-    /// (called by the writes that ban or delete).
+    /// (called by the writes that ban or delete). Constant time: it marks the subject rather
+    /// than searching the answers.
     pub fn forget(&self, subject: &str) {
-        self.lock()
-            .retain(|(_, sub, client), _| sub != subject && client != subject);
+        let ttl = self.ttl;
+        let mut cached = self.lock();
+        if cached.forgotten.len() >= MAX_ENTRIES {
+            cached.forgotten.retain(|_, at| at.elapsed() < ttl);
+        }
+        cached.forgotten.insert(subject.to_owned(), Instant::now());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Answers> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -6,12 +6,17 @@
 //!   one active per projection, the others standby);
 //! - `rebuild` replays the whole log into fresh read models and swaps them in, while the
 //!   service goes on answering from the old ones;
+//! - `republish [--from <position>]` publishes the log to Kafka again from a position;
 //! - `migrate` brings the PostgreSQL event store's schema up to date and exits.
 //!
 //! Configuration (environment):
 //! - `USERLEDGER_LISTEN`: address to serve on (default `127.0.0.1:8080`);
 //! - `DATABASE_URL`: PostgreSQL (the event store unless `EVENTSTORE_URL` is set);
 //! - `EVENTSTORE_URL`: EventStoreDB (`esdb://...`), the production event store;
+//! - `KAFKA_BROKERS`: Kafka to publish to (publishing is off without it), with
+//!   `KAFKA_USER_TOPIC` (default `user-changes`), `KAFKA_ROLE_APPLICATION_TOPIC` (default
+//!   `role-application-changes`), `KAFKA_PARTITIONS` (6) and `KAFKA_REPLICATION_FACTOR` (1) for
+//!   the topics it creates;
 //! - `USERLEDGER_DATABASE_POOL`: PostgreSQL connections (default 32);
 //! - `RUST_LOG`: log filter (default `info`).
 
@@ -40,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         "query" => serve(Role::Query).await,
         "project" => project().await,
         "rebuild" => rebuild().await,
+        "republish" => republish().await,
         "migrate" => {
             connect_postgres().await?;
             tracing::info!("the PostgreSQL event store is up to date");
@@ -53,7 +59,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-const USAGE: &str = "usage: userledger [serve|command|query|project|rebuild|migrate]";
+const USAGE: &str =
+    "usage: userledger [serve|command|query|project|rebuild|republish [--from <position>]|migrate]";
 
 /// What an HTTP process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,12 +79,7 @@ async fn serve(role: Role) -> anyhow::Result<()> {
         .parse()
         .context("USERLEDGER_LISTEN must be an address such as 127.0.0.1:8080")?;
     let (store, postgres) = event_store().await?;
-    match std::env::var("KAFKA_BROKERS") {
-        Err(_) => tracing::info!("KAFKA_BROKERS is not set: publishing to Kafka is off"),
-        Ok(_) => tracing::warn!(
-            "KAFKA_BROKERS is set, but this build has no Kafka publisher yet: nothing is published"
-        ),
-    }
+    let kafka = kafka_settings()?;
     let database = postgres.map(|p| p.pool().clone());
     if database.is_none() {
         tracing::warn!("DATABASE_URL is not set: Idempotency-Key support is off");
@@ -112,7 +114,7 @@ async fn serve(role: Role) -> anyhow::Result<()> {
     let read_models = match role {
         Role::Everything => database_url
             .as_deref()
-            .map(|url| projections::spawn_read_models(store.clone(), url, stopped)),
+            .map(|url| projectors(&store, url, kafka, stopped)),
         Role::Command | Role::Query => None,
     };
     let app = match role {
@@ -160,13 +162,110 @@ async fn serve(role: Role) -> anyhow::Result<()> {
 async fn project() -> anyhow::Result<()> {
     let (store, _postgres) = event_store().await?;
     let url = read_models_url()?;
+    let kafka = kafka_settings()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let read_models = projections::spawn_read_models(store, &url, stopped);
+    let read_models = projectors(&store, &url, kafka, stopped);
     tracing::info!("userledger is projecting");
     shutdown_signal().await;
     let _ = stop.send(true);
     read_models.stopped().await;
     Ok(())
+}
+
+/// The read models' projectors, and the Kafka publisher when `kafka` is set.
+fn projectors(
+    store: &Arc<dyn EventStore>,
+    database_url: &str,
+    kafka: Option<projections::KafkaSettings>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> projections::ReadModels {
+    let models = projections::spawn_read_models(store.clone(), database_url, shutdown.clone());
+    match kafka {
+        Some(settings) => models.with_publisher(store.clone(), database_url, settings, &shutdown),
+        None => models,
+    }
+}
+
+/// Publishes the log to Kafka again from `--from <position>` (from the start without it), with
+/// a progress bar on standard error. The publisher's checkpoint stays where it is.
+async fn republish() -> anyhow::Result<()> {
+    let mut arguments = std::env::args().skip(2);
+    let mut from = None;
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--from" => {
+                let position = arguments
+                    .next()
+                    .context("--from needs a log position (a consistency token)")?;
+                from = Some(
+                    position
+                        .parse()
+                        .with_context(|| format!("--from {position:?} is not a log position"))?,
+                );
+            }
+            other => {
+                bail!("unknown option {other:?}; usage: userledger republish [--from <position>]")
+            }
+        }
+    }
+    let settings = kafka_settings()?.context("set KAFKA_BROKERS to republish")?;
+    let (store, _postgres) = event_store().await?;
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} publishing again [{elapsed_precise}] {human_pos} events ({per_sec})",
+        )
+        .context("the progress bar's template")?,
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let republished =
+        projections::republish(store, &settings, from, |events| bar.set_position(events)).await;
+    bar.finish();
+    let republished = republished.context("publishing again")?;
+    let seconds = republished.elapsed.as_secs_f64();
+    tracing::info!(
+        events = republished.events,
+        seconds,
+        events_per_second = (republished.events as f64 / seconds.max(1e-9)).round(),
+        last_position = republished.position.map(|p| p.to_string()),
+        "published again"
+    );
+    Ok(())
+}
+
+/// Kafka from the environment: `KAFKA_BROKERS` (publishing is off without it), and optionally
+/// `KAFKA_USER_TOPIC`, `KAFKA_ROLE_APPLICATION_TOPIC`, `KAFKA_PARTITIONS`,
+/// `KAFKA_REPLICATION_FACTOR`.
+fn kafka_settings() -> anyhow::Result<Option<projections::KafkaSettings>> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let Some(brokers) = var("KAFKA_BROKERS") else {
+        tracing::info!("KAFKA_BROKERS is not set: publishing to Kafka is off");
+        return Ok(None);
+    };
+    let mut settings = projections::KafkaSettings::new(brokers);
+    if let Some(topic) = var("KAFKA_USER_TOPIC") {
+        settings.user_topic = topic;
+    }
+    if let Some(topic) = var("KAFKA_ROLE_APPLICATION_TOPIC") {
+        settings.role_application_topic = topic;
+    }
+    if let Some(partitions) = var("KAFKA_PARTITIONS") {
+        settings.partitions = partitions
+            .parse()
+            .ok()
+            .filter(|p: &i32| *p > 0)
+            .context("KAFKA_PARTITIONS must be a positive number")?;
+    }
+    if let Some(factor) = var("KAFKA_REPLICATION_FACTOR") {
+        settings.replication_factor = factor
+            .parse()
+            .ok()
+            .filter(|f: &i32| *f > 0)
+            .context("KAFKA_REPLICATION_FACTOR must be a positive number")?;
+    }
+    if settings.user_topic == settings.role_application_topic {
+        bail!("KAFKA_USER_TOPIC and KAFKA_ROLE_APPLICATION_TOPIC must name two topics");
+    }
+    Ok(Some(settings))
 }
 
 /// Rebuilds the read models from the whole log, with a progress bar on standard error.

@@ -1,5 +1,5 @@
-//! The projector runtime of userledger: read models (and, later, the Kafka publisher) built
-//! from the global log.
+//! The projector runtime of userledger: read models and the Kafka publisher, built from the
+//! global log.
 //!
 //! # Layout
 //! - [`runtime`]: [`runtime::Projection`] (what a read model implements) and
@@ -14,6 +14,7 @@
 //! - [`spawn_read_models`] runs the five of them until shutdown, restarting one that fails.
 //! - [`rebuild`]: replays the whole log into fresh tables in a schema of their own and swaps
 //!   them in atomically; the live projectors resume from the rebuilt checkpoints.
+//! - [`publisher`]: every change to Kafka, checkpointed after the broker's acknowledgement.
 //! - `checkpoint`: the checkpoint rows, moved by compare-and-set, so that two instances that
 //!   both believe they are active (a lock connection lost) never apply an event twice.
 //!
@@ -23,6 +24,7 @@
 
 pub mod applications;
 pub mod invite_codes;
+pub mod publisher;
 pub mod rebuild;
 pub mod roles;
 pub mod runtime;
@@ -32,6 +34,7 @@ pub mod users;
 mod checkpoint;
 mod supervision;
 
+pub use publisher::{republish, KafkaSettings};
 pub use rebuild::rebuild;
 pub use supervision::{spawn_read_models, ReadModels};
 

@@ -104,31 +104,15 @@ impl<P: Projection> Projector<P> {
     /// catches up from the checkpoint and follows the log. The batch in hand when shutdown is
     /// asked is committed first.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        // A connection of its own holds the advisory lock for as long as this instance is the
-        // active one; if the process dies, PostgreSQL releases the lock with the connection.
-        // Should that connection drop while this process goes on, a standby takes over while
-        // this instance still writes: the checkpoint's compare-and-set keeps the two from
-        // applying an event twice (see `commit`).
-        let mut lock = PgConnection::connect(&self.database_url)
-            .await
-            .context("connecting the projection's lock")?;
-        let key = lock_key(&format!("{}.{}", self.schema, self.projection.name()));
-        loop {
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(key)
-                .fetch_one(&mut lock)
-                .await?;
-            if locked {
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shutdown.changed() => return Ok(()),
-            }
-            if *shutdown.borrow() {
-                return Ok(());
-            }
-        }
+        let Some(_lock) = become_active(
+            &self.database_url,
+            &format!("{}.{}", self.schema, self.projection.name()),
+            &mut shutdown,
+        )
+        .await?
+        else {
+            return Ok(());
+        };
         tracing::info!(projection = self.projection.name(), "active");
         self.progress.send_modify(|progress| progress.active = true);
         let followed = self.follow(&mut shutdown).await;
@@ -216,6 +200,40 @@ impl<P: Projection> Projector<P> {
             progress.lag_ms = lag.num_milliseconds().max(0) as u64;
         });
         Ok(Some(last.position))
+    }
+}
+
+/// Waits until this instance is the active one of `name` (holds its advisory lock), or until
+/// shutdown (`None`). The returned connection holds the lock: drop it to give it up.
+///
+/// A connection of its own holds the lock for as long as the instance is active; if the
+/// process dies, PostgreSQL releases the lock with the connection. Should that connection drop
+/// while the process goes on, a standby takes over while this instance still writes: the
+/// checkpoint's compare-and-set keeps the two from committing the same batch twice.
+pub(crate) async fn become_active(
+    database_url: &str,
+    name: &str,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<PgConnection>> {
+    let mut lock = PgConnection::connect(database_url)
+        .await
+        .with_context(|| format!("connecting the lock of {name}"))?;
+    let key = lock_key(name);
+    loop {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut lock)
+            .await?;
+        if locked {
+            return Ok(Some(lock));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.changed() => return Ok(None),
+        }
+        if *shutdown.borrow() {
+            return Ok(None);
+        }
     }
 }
 

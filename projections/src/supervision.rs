@@ -1,5 +1,5 @@
-//! Running every read model of the query service: one projector each, restarted after a
-//! failure (a lost connection, a store error) until shutdown.
+//! Running every read model of the query service, and the Kafka publisher when configured: one
+//! task each, restarted after a failure (a lost connection, a store error) until shutdown.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,13 +9,15 @@ use events::store::EventStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::publisher::{self, KafkaSettings, Publisher};
 use crate::runtime::{Progress, Projection, Projector};
 use crate::{read_models, READ_MODEL_SCHEMA};
 
 /// How long a failed projector waits before it starts again.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
-/// The running read models.
+/// The running read models (and publisher).
+#[derive(Default)]
 pub struct ReadModels {
     /// One task per projection; each ends after shutdown is asked.
     pub tasks: Vec<JoinHandle<()>>,
@@ -51,6 +53,28 @@ pub fn spawn_read_models(
     models
 }
 
+impl ReadModels {
+    /// Adds the Kafka publisher, run like the projectors (one active instance across
+    /// processes, restarted after a failure); its progress is listed as
+    /// [`publisher::NAME`](crate::publisher::NAME).
+    pub fn with_publisher(
+        mut self,
+        store: Arc<dyn EventStore>,
+        database_url: &str,
+        settings: KafkaSettings,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Self {
+        let publisher = Arc::new(Publisher::new(store, database_url, settings));
+        self.progress.insert(publisher::NAME, publisher.progress());
+        self.tasks
+            .push(supervise(publisher::NAME, shutdown, move |shutdown| {
+                let publisher = publisher.clone();
+                async move { publisher.run(shutdown).await }
+            }));
+        self
+    }
+}
+
 fn spawn<P: Projection>(
     models: &mut ReadModels,
     projection: P,
@@ -59,12 +83,31 @@ fn spawn<P: Projection>(
     shutdown: &watch::Receiver<bool>,
 ) {
     let name = projection.name();
-    let projector = Projector::new(projection, store.clone(), database_url, READ_MODEL_SCHEMA);
+    let projector = Arc::new(Projector::new(
+        projection,
+        store.clone(),
+        database_url,
+        READ_MODEL_SCHEMA,
+    ));
     models.progress.insert(name, projector.progress());
+    models
+        .tasks
+        .push(supervise(name, shutdown, move |shutdown| {
+            let projector = projector.clone();
+            async move { projector.run(shutdown).await }
+        }));
+}
+
+/// Runs `run` until it ends cleanly or shutdown is asked, starting it again after a failure.
+fn supervise<F, R>(name: &'static str, shutdown: &watch::Receiver<bool>, run: F) -> JoinHandle<()>
+where
+    F: Fn(watch::Receiver<bool>) -> R + Send + 'static,
+    R: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let mut shutdown = shutdown.clone();
-    models.tasks.push(tokio::spawn(async move {
+    tokio::spawn(async move {
         loop {
-            match projector.run(shutdown.clone()).await {
+            match run(shutdown.clone()).await {
                 Ok(()) => break,
                 Err(error) => {
                     tracing::error!(
@@ -82,5 +125,5 @@ fn spawn<P: Projection>(
                 changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break },
             }
         }
-    }));
+    })
 }

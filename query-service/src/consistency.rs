@@ -82,9 +82,17 @@ pub(crate) async fn checkpoint(
     database: &PgPool,
     projection: &str,
 ) -> Result<Option<Position>, ReadError> {
+    checkpoint_in(database, projections::READ_MODEL_SCHEMA, projection).await
+}
+
+/// The checkpoint of `projection` in `schema` (the read models', or the publisher's).
+pub(crate) async fn checkpoint_in(
+    database: &PgPool,
+    schema: &str,
+    projection: &str,
+) -> Result<Option<Position>, ReadError> {
     let query = format!(
-        "SELECT commit_position, prepare_position FROM {}.projection_checkpoints WHERE projection = $1",
-        projections::READ_MODEL_SCHEMA
+        "SELECT commit_position, prepare_position FROM {schema}.projection_checkpoints WHERE projection = $1"
     );
     match sqlx::query_as::<_, (i64, i64)>(&query)
         .bind(projection)

@@ -1,4 +1,4 @@
-//! How far each read model has got, for operators: `GET /projections/status` (JSON) and
+//! How far each read model (and the Kafka publisher, named `kafka`) has got, for operators: `GET /projections/status` (JSON) and
 //! `GET /metrics` (Prometheus text format). Unauthenticated, like `/health`: positions and
 //! lags are no one's data.
 //!
@@ -22,7 +22,7 @@ use projections::runtime::Progress;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
-use crate::consistency::checkpoint;
+use crate::consistency::checkpoint_in;
 use crate::error::ReadError;
 
 /// The progress of the projectors running in this process, by projection name (empty when
@@ -49,14 +49,22 @@ async fn statuses(
     here: &ProjectorsHere,
 ) -> Result<Vec<ProjectionStatus>, ReadError> {
     let mut statuses = Vec::new();
-    for name in projections::READ_MODEL_NAMES {
+    let publisher = (projections::publisher::NAME, projections::publisher::SCHEMA);
+    let read_models = projections::READ_MODEL_NAMES
+        .into_iter()
+        .map(|name| (name, projections::READ_MODEL_SCHEMA));
+    for (name, schema) in read_models.chain([publisher]) {
         let local = here.0.get(name).map(|progress| *progress.borrow());
         let active_here = local.is_some_and(|progress| progress.active);
         let position = match (&state.database, local) {
             (_, Some(progress)) if active_here => progress.position,
-            (Some(database), _) => checkpoint(database, name).await?,
+            (Some(database), _) => checkpoint_in(database, schema, name).await?,
             (None, local) => local.and_then(|progress| progress.position),
         };
+        if (name, schema) == publisher && local.is_none() && position.is_none() {
+            // Publishing to Kafka is off (or never ran): nothing to report.
+            continue;
+        }
         let oldest_unapplied = state
             .log
             .read_all(position, 1)

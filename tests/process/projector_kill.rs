@@ -7,28 +7,19 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use command_service::pipeline::execute;
 use command_service::AppState;
-use events::metadata::{Actor, CommandContext};
-use events::role::{CreateRole, Role, RoleCommand};
 use events::store::postgres::PostgresEventStore;
 use events::store::Position;
-use events::user::{CreateUser, CreditsChange, Toggle, User, UserCommand};
-use events::values::{
-    Credits, Email, PersonName, Ranking, RoleDisplayName, RoleId, SecretHash, UserId, Username,
-};
 use sqlx::PgPool;
 use test_support::app::test_settings;
+use test_support::history::write_history;
 use test_support::TestDatabase;
 use tokio::process::{Child, Command};
-use uuid::Uuid;
 
 const EVENTS: usize = 10_000;
 const WRITERS: usize = 4;
 const USERS_PER_WRITER: usize = 25;
 const MIN_KILLS: usize = 10;
-const HASH: &str = "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA";
 /// The read model tables and the key each is dumped in order of.
 const TABLES: [(&str, &str); 6] = [
     ("users", "id"),
@@ -57,7 +48,9 @@ async fn projector_processes_killed_at_random_moments_end_identical_to_a_clean_r
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
             let state = state.clone();
-            tokio::spawn(async move { write_history(&state, writer, EVENTS / WRITERS).await })
+            tokio::spawn(async move {
+                write_history(&state, writer, EVENTS / WRITERS, USERS_PER_WRITER).await
+            })
         })
         .collect();
 
@@ -141,82 +134,6 @@ fn output() -> Stdio {
     } else {
         Stdio::null()
     }
-}
-
-/// `count` events from one writer, on users of its own: creations, then mostly credit
-/// increments, some verification toggles and invite codes; a few roles. The credits it gave.
-async fn write_history(state: &AppState, writer: usize, count: usize) -> u64 {
-    let context = || CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now());
-    let user = |id: UserId, command: UserCommand| async move {
-        execute::<User, _>(&*state.store, &id, &context(), 5, |_| Ok(command.clone()))
-            .await
-            .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-            .expect("the user command runs");
-    };
-    let mut users = Vec::new();
-    for n in 0..USERS_PER_WRITER {
-        let id = UserId::new();
-        let username = format!("w{writer}_user_{n}");
-        user(
-            id,
-            UserCommand::Create(CreateUser {
-                id,
-                username: Username::parse(&username).unwrap(),
-                email: Email::parse(&format!("{username}@example.com")).unwrap(),
-                password_hash: SecretHash::parse(HASH).unwrap(),
-                first_name: PersonName::parse("Ada").unwrap(),
-                last_name: PersonName::parse("Lovelace").unwrap(),
-                middle_name: None,
-                role: RoleId::user(),
-                phone: None,
-                phone_country_code: None,
-                credits: Credits::new(0),
-                invite_codes: Vec::new(),
-                invited_by: None,
-            }),
-        )
-        .await;
-        users.push((id, false));
-    }
-    let mut credits = 0;
-    for step in USERS_PER_WRITER..count {
-        let (id, verified) = &mut users[step % USERS_PER_WRITER];
-        if step % 200 == 0 {
-            let role = RoleId::parse(&format!("w{writer}_role_{step}")).unwrap();
-            let command = RoleCommand::Create(CreateRole {
-                id: role.clone(),
-                display_name: RoleDisplayName::parse("Moderator").unwrap(),
-                ranking: Ranking::new(10).unwrap(),
-                description: None,
-                scope: Vec::new(),
-                system: false,
-            });
-            execute::<Role, _>(&*state.store, &role, &context(), 5, |_| Ok(command.clone()))
-                .await
-                .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-                .expect("the role command runs");
-        } else if step % 50 == 0 {
-            let codes = command_service::users::invite_codes::draw(2, Utc::now());
-            user(*id, UserCommand::GenerateInviteCodes(codes)).await;
-        } else if step % 13 == 0 {
-            *verified = !*verified;
-            let toggle = if *verified {
-                Toggle::on(None)
-            } else {
-                Toggle::off(None)
-            };
-            user(*id, UserCommand::SetVerified(toggle)).await;
-        } else {
-            let amount = (step % 5 + 1) as u64;
-            credits += amount;
-            user(
-                *id,
-                UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(amount))),
-            )
-            .await;
-        }
-    }
-    credits
 }
 
 async fn log_length(pool: &PgPool) -> usize {

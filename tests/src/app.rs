@@ -57,6 +57,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    spawn_app_publishing(settings, None).await
+}
+
+/// Starts the service as [`spawn_app_with`] does, and its Kafka publisher when `kafka` is set.
+pub async fn spawn_app_publishing(
+    settings: Settings,
+    kafka: Option<projections::KafkaSettings>,
+) -> TestApp {
     let database = TestDatabase::new().await.expect("a test database");
     let store = Arc::new(
         PostgresEventStore::connect(database.url(), 20)
@@ -65,7 +73,11 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     );
     // The read models follow the log, as in `userledger serve`; they stop with the test.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let read_models = projections::spawn_read_models(store.clone(), database.url(), stopped);
+    let mut read_models =
+        projections::spawn_read_models(store.clone(), database.url(), stopped.clone());
+    if let Some(kafka) = kafka {
+        read_models = read_models.with_publisher(store.clone(), database.url(), kafka, &stopped);
+    }
     let app = Application::build_with(
         "127.0.0.1:0".parse().expect("an address"),
         store.clone(),

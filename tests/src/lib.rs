@@ -1,14 +1,18 @@
-//! Test support: throwaway PostgreSQL databases (and, later, brokers) for black-box tests and
-//! benchmarks.
+//! Test support: throwaway PostgreSQL databases and Kafka-protocol brokers for black-box tests
+//! and benchmarks.
 //!
 //! # Layout
 //! - [`postgres`]: a database per test, in the cluster named by `DATABASE_URL`, or else in a
 //!   throwaway cluster that this process starts with `initdb` and `pg_ctl` and that is removed
 //!   when the process ends.
+//! - [`kafka`]: a `tansu` broker per process (or `KAFKA_BROKERS`), brokers a test can stop and
+//!   restart, and a reader of every partition of a topic.
 //!
 //! `TEST_LOG=1` shows the logs of the code under test.
 
 pub mod app;
+pub mod history;
+pub mod kafka;
 pub mod postgres;
 
 pub use app::{spawn_app, TestApp};

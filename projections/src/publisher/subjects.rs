@@ -1,0 +1,83 @@
+//! What the publisher tells about: users, roles and applications. For each kind, how its
+//! stream folds and what of its state is public (never a password hash or a client secret).
+
+use events::application::{self, Application, ApplicationEvent, ApplicationState};
+use events::metadata::{Decoded, EventFamily};
+use events::role::{self, Role, RoleEvent, RoleState};
+use events::user::{User, UserEvent, UserView};
+use events::Aggregate;
+use serde_json::Value;
+
+use crate::applications::ApplicationDocument;
+use crate::roles::RoleDocument;
+
+/// A kind of stream the publisher publishes.
+pub trait Subject: Send + Sync + 'static {
+    /// The stream category (`user` for `user-<id>`).
+    const CATEGORY: &'static str;
+    /// The name of the state in the payload and the kind in `ce_type` (`user`, `role`,
+    /// `application`).
+    const KIND: &'static str;
+    type Event: EventFamily + Send + Sync;
+    type State: Default + Clone + Send + Sync;
+
+    fn evolve(state: Self::State, decoded: &Decoded<Self::Event>) -> Self::State;
+
+    /// The state as downstream services may see it; `null` when there is none (deleted).
+    fn public(state: &Self::State) -> Value;
+}
+
+pub struct Users;
+
+impl Subject for Users {
+    const CATEGORY: &'static str = User::CATEGORY;
+    const KIND: &'static str = "user";
+    type Event = UserEvent;
+    type State = Option<UserView>;
+
+    fn evolve(state: Self::State, decoded: &Decoded<UserEvent>) -> Self::State {
+        UserView::evolve(state, &decoded.event, &decoded.metadata)
+    }
+
+    fn public(state: &Self::State) -> Value {
+        // The user object of the contract: it never holds the password hash.
+        serde_json::to_value(state).unwrap_or(Value::Null)
+    }
+}
+
+pub struct Roles;
+
+impl Subject for Roles {
+    const CATEGORY: &'static str = Role::CATEGORY;
+    const KIND: &'static str = "role";
+    type Event = RoleEvent;
+    type State = RoleState;
+
+    fn evolve(state: Self::State, decoded: &Decoded<RoleEvent>) -> Self::State {
+        role::evolve(state, &decoded.event)
+    }
+
+    fn public(state: &Self::State) -> Value {
+        let document = state.as_ref().and_then(RoleDocument::of);
+        serde_json::to_value(document).unwrap_or(Value::Null)
+    }
+}
+
+pub struct Applications;
+
+impl Subject for Applications {
+    const CATEGORY: &'static str = Application::CATEGORY;
+    const KIND: &'static str = "application";
+    type Event = ApplicationEvent;
+    type State = ApplicationState;
+
+    fn evolve(state: Self::State, decoded: &Decoded<ApplicationEvent>) -> Self::State {
+        application::evolve(state, &decoded.event)
+    }
+
+    fn public(state: &Self::State) -> Value {
+        // The document the applications read model holds: no secret hash.
+        let document = state.as_ref().and_then(ApplicationDocument::of);
+        serde_json::to_value(document).unwrap_or(Value::Null)
+    }
+}

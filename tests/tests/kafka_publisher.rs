@@ -1,0 +1,633 @@
+//! The Kafka publisher against a real Kafka-protocol broker (tansu): every event type of the
+//! log arrives once, with its subject's id as key, CloudEvents headers and the change with the
+//! subject's state after it, never a secret; per-user order holds under concurrent writers; a
+//! broker stopped for 30 s mid-stream loses nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use command_service::pipeline::execute;
+use command_service::AppState;
+use events::application::{
+    Application, ApplicationChanges, ApplicationCommand, ApplicationEvent, CreateApplication,
+    UpdateApplication,
+};
+use events::metadata::{decode, Actor, CommandContext, Decoded, EventFamily};
+use events::role::{CreateRole, Role, RoleCommand, RoleEvent, UpdateRole};
+use events::scopes::{Scope, ScopeOperation};
+use events::store::postgres::PostgresEventStore;
+use events::store::{EventStore, Position, RecordedEvent};
+use events::user::{
+    CreateUser, CreditsChange, ProfileChanges, SubscriptionChange, Toggle, UpdateUser, User,
+    UserCommand, UserEvent, UserView,
+};
+use events::values::{
+    ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Credits, CustomData, Email, Grant,
+    PersonName, Ranking, RoleDisplayName, RoleId, SecretHash, UserId, Username,
+};
+use events::Aggregate;
+use projections::KafkaSettings;
+use serde_json::{json, Value};
+use test_support::app::test_settings;
+use test_support::kafka::{Broker, Received, TopicReader};
+use test_support::TestDatabase;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const HASH: &str = "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA";
+
+/// A bootstrapped log in a database of its own, and topics of this test's own.
+struct World {
+    database: TestDatabase,
+    store: Arc<PostgresEventStore>,
+    kafka: KafkaSettings,
+}
+
+impl World {
+    async fn new(brokers: &str) -> Self {
+        let database = TestDatabase::new().await.expect("a test database");
+        let store = Arc::new(
+            PostgresEventStore::connect(database.url(), 10)
+                .await
+                .expect("the store connects"),
+        );
+        let state = AppState::new(store.clone(), test_settings());
+        command_service::bootstrap::bootstrap(&state)
+            .await
+            .expect("bootstrap");
+        let suffix = Uuid::now_v7().simple().to_string();
+        let mut kafka = KafkaSettings::new(brokers);
+        kafka.user_topic = format!("user-changes-{suffix}");
+        kafka.role_application_topic = format!("role-application-changes-{suffix}");
+        kafka.partitions = 3;
+        Self {
+            database,
+            store,
+            kafka,
+        }
+    }
+
+    /// Starts the publisher (in this process) until the returned sender says stop.
+    fn publish(&self) -> (watch::Sender<bool>, projections::ReadModels) {
+        let (stop, stopped) = watch::channel(false);
+        let models = projections::ReadModels::default().with_publisher(
+            self.store.clone(),
+            self.database.url(),
+            self.kafka.clone(),
+            &stopped,
+        );
+        (stop, models)
+    }
+
+    fn context(&self) -> CommandContext {
+        CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now())
+    }
+
+    async fn user(&self, id: UserId, command: UserCommand) {
+        execute::<User, _>(&*self.store, &id, &self.context(), 16, |_| {
+            Ok(command.clone())
+        })
+        .await
+        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .expect("the user command runs");
+    }
+
+    async fn create_user(&self, username: &str) -> UserId {
+        let id = UserId::new();
+        self.user(
+            id,
+            UserCommand::Create(CreateUser {
+                id,
+                username: Username::parse(username).unwrap(),
+                email: Email::parse(&format!("{username}@example.com")).unwrap(),
+                password_hash: SecretHash::parse(HASH).unwrap(),
+                first_name: PersonName::parse("Ada").unwrap(),
+                last_name: PersonName::parse("Lovelace").unwrap(),
+                middle_name: None,
+                role: RoleId::user(),
+                phone: None,
+                phone_country_code: None,
+                credits: Credits::new(0),
+                invite_codes: Vec::new(),
+                invited_by: None,
+            }),
+        )
+        .await;
+        id
+    }
+
+    async fn role(&self, id: &str, command: RoleCommand) {
+        let id = RoleId::parse(id).unwrap();
+        execute::<Role, _>(&*self.store, &id, &self.context(), 16, |_| {
+            Ok(command.clone())
+        })
+        .await
+        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .expect("the role command runs");
+    }
+
+    async fn application(&self, id: ApplicationId, command: ApplicationCommand) {
+        execute::<Application, _>(&*self.store, &id, &self.context(), 16, |_| {
+            Ok(command.clone())
+        })
+        .await
+        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .expect("the application command runs");
+    }
+
+    /// Every event of the log once readers see all that has committed.
+    async fn log(&self) -> Vec<RecordedEvent> {
+        let committed: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+            .fetch_one(self.store.pool())
+            .await
+            .expect("the log's head");
+        let committed = committed.map(|p| Position::at(p as u64));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut all: Vec<RecordedEvent> = Vec::new();
+            loop {
+                let page = self
+                    .store
+                    .read_all(all.last().map(|e| e.position), 1_000)
+                    .await
+                    .expect("the log reads");
+                if page.is_empty() {
+                    break;
+                }
+                all.extend(page);
+            }
+            if all.last().map(|e| e.position) == committed || std::time::Instant::now() > deadline {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reads both topics until every event of `log` arrived (at least once).
+    fn receive_all(&self, log: &[RecordedEvent], timeout: Duration) -> Vec<Received> {
+        let wanted: BTreeSet<String> = log
+            .iter()
+            .filter(|e| published(&e.stream))
+            .map(|e| e.event_id.to_string())
+            .collect();
+        let mut all = Vec::new();
+        for topic in self.kafka.topics() {
+            let mut reader = TopicReader::new(&self.kafka.brokers, topic).expect("a reader");
+            let expected = log
+                .iter()
+                .filter(|e| {
+                    (topic == self.kafka.user_topic) == e.stream.starts_with("user-")
+                        && published(&e.stream)
+                })
+                .map(|e| e.event_id.to_string())
+                .collect::<BTreeSet<_>>();
+            reader
+                .read_until(timeout, |received| {
+                    let ids: BTreeSet<&str> = received.iter().map(|r| r.header("ce_id")).collect();
+                    expected.iter().all(|id| ids.contains(id.as_str()))
+                })
+                .unwrap_or_else(|e| panic!("{topic}: {e:#}"));
+            all.extend(reader.received);
+        }
+        assert!(wanted.len() <= all.len());
+        all
+    }
+}
+
+fn published(stream: &str) -> bool {
+    ["user-", "role-", "client-"]
+        .iter()
+        .any(|prefix| stream.starts_with(prefix))
+}
+
+/// A history that has every event type of users, roles and applications.
+async fn every_kind_of_change(world: &World) {
+    let ada = world.create_user("ada_lovelace").await;
+    let bob = world.create_user("bob_builder").await;
+    let mut profile = ProfileChanges::default();
+    profile.first_name = Some(PersonName::parse("Augusta").unwrap());
+    world
+        .user(
+            ada,
+            UserCommand::Update(UpdateUser {
+                profile,
+                email: Some(Email::parse("augusta@example.com").unwrap()),
+                username: Some(Username::parse("augusta_ada").unwrap()),
+                password_hash: Some(SecretHash::parse(HASH).unwrap()),
+                ..UpdateUser::default()
+            }),
+        )
+        .await;
+    world
+        .user(
+            ada,
+            UserCommand::ReplaceCustomData(
+                CustomData::parse(json!({"theme": "dark"}), 10_000).unwrap(),
+            ),
+        )
+        .await;
+    for command in [
+        UserCommand::SetBanned(Toggle::on(None)),
+        UserCommand::SetBanned(Toggle::off(None)),
+        UserCommand::SetRestricted(Toggle::on(None)),
+        UserCommand::SetRestricted(Toggle::off(None)),
+        UserCommand::SetVerified(Toggle::on(None)),
+        UserCommand::SetVerified(Toggle::off(None)),
+        UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(7))),
+        UserCommand::ChangeCredits(CreditsChange::Decrement(Credits::new(2))),
+        UserCommand::ChangeCredits(CreditsChange::Set(Credits::new(40))),
+        UserCommand::ChangeScopes {
+            operation: ScopeOperation::Add,
+            scopes: vec![Scope::parse("admin:profile:read").unwrap()],
+        },
+        UserCommand::ChangeSubscription(SubscriptionChange::Activate {
+            tier: None,
+            expiry: Utc::now() + chrono::Duration::days(30),
+            identifier: None,
+        }),
+        UserCommand::SetSubscriptionCancelled(true),
+        UserCommand::SetSubscriptionCancelled(false),
+        UserCommand::ChangeSubscription(SubscriptionChange::Deactivate),
+        UserCommand::ChangeRole(RoleId::parse("admin").unwrap()),
+    ] {
+        world.user(ada, command).await;
+    }
+    let codes = command_service::users::invite_codes::draw(2, Utc::now());
+    world
+        .user(ada, UserCommand::GenerateInviteCodes(codes.clone()))
+        .await;
+    world
+        .user(
+            ada,
+            UserCommand::RedeemInviteCode {
+                code: codes[0].clone(),
+                redeemed_by: bob,
+            },
+        )
+        .await;
+    world.user(bob, UserCommand::Delete).await;
+
+    world
+        .role(
+            "moderator",
+            RoleCommand::Create(CreateRole {
+                id: RoleId::parse("moderator").unwrap(),
+                display_name: RoleDisplayName::parse("Moderator").unwrap(),
+                ranking: Ranking::new(10).unwrap(),
+                description: None,
+                scope: Vec::new(),
+                system: false,
+            }),
+        )
+        .await;
+    world
+        .role(
+            "moderator",
+            RoleCommand::Update(UpdateRole {
+                display_name: Some(RoleDisplayName::parse("Moderators").unwrap()),
+                ..UpdateRole::default()
+            }),
+        )
+        .await;
+    world
+        .role(
+            "moderator",
+            RoleCommand::ChangeScopes {
+                operation: ScopeOperation::Set,
+                scopes: vec![Scope::parse("admin:profile:read").unwrap()],
+            },
+        )
+        .await;
+    world.role("moderator", RoleCommand::Delete).await;
+
+    let partner = ApplicationId::new();
+    world
+        .application(
+            partner,
+            ApplicationCommand::Create(CreateApplication {
+                id: partner,
+                client_id: ClientId::parse("partner_app").unwrap(),
+                display_name: ApplicationDisplayName::parse("Partner application").unwrap(),
+                role: ClientRole::ExternalClient,
+                grants: vec![Grant::ClientCredentials],
+                redirect_uris: Vec::new(),
+                is_public: false,
+                secret_hash: Some(SecretHash::parse(HASH).unwrap()),
+                scope: vec![Scope::delegated_all()],
+            }),
+        )
+        .await;
+    world
+        .application(
+            partner,
+            ApplicationCommand::ChangeScopes {
+                operation: ScopeOperation::Set,
+                scopes: vec![Scope::parse("admin:profile:read").unwrap()],
+            },
+        )
+        .await;
+    world
+        .application(
+            partner,
+            ApplicationCommand::Update(UpdateApplication {
+                changes: ApplicationChanges {
+                    is_public: Some(true),
+                    grants: Some(vec![Grant::AuthorizationCode]),
+                    ..ApplicationChanges::default()
+                },
+                secret_hash: None,
+                scope: None,
+            }),
+        )
+        .await;
+    world.application(partner, ApplicationCommand::Delete).await;
+}
+
+/// What the subject of `stream` looks like after each of its events, by event id, folded
+/// by the domain's own functions (the read models' documents).
+fn states_after(log: &[RecordedEvent]) -> HashMap<String, Value> {
+    let mut streams: HashMap<&str, Vec<&RecordedEvent>> = HashMap::new();
+    for event in log {
+        streams.entry(&event.stream).or_default().push(event);
+    }
+    let mut after = HashMap::new();
+    for (stream, events) in streams {
+        if stream.starts_with("user-") {
+            let mut view: Option<UserView> = None;
+            for event in events {
+                let decoded: Decoded<UserEvent> = decode(event).unwrap();
+                view = UserView::evolve(view, &decoded.event, &decoded.metadata);
+                after.insert(
+                    event.event_id.to_string(),
+                    serde_json::to_value(&view).unwrap(),
+                );
+            }
+        } else if stream.starts_with("role-") {
+            let mut role = None;
+            for event in events {
+                let decoded: Decoded<RoleEvent> = decode(event).unwrap();
+                role = Role::evolve(role, &decoded.event);
+                let document = role.as_ref().and_then(projections::roles::RoleDocument::of);
+                after.insert(
+                    event.event_id.to_string(),
+                    serde_json::to_value(document).unwrap(),
+                );
+            }
+        } else if stream.starts_with("client-") {
+            let mut application = None;
+            for event in events {
+                let decoded: Decoded<ApplicationEvent> = decode(event).unwrap();
+                application = Application::evolve(application, &decoded.event);
+                let document = application
+                    .as_ref()
+                    .and_then(projections::applications::ApplicationDocument::of);
+                after.insert(
+                    event.event_id.to_string(),
+                    serde_json::to_value(document).unwrap(),
+                );
+            }
+        }
+    }
+    after
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_type_arrives_with_its_key_headers_and_payload() {
+    let brokers = Broker::shared().expect("a broker");
+    let world = World::new(brokers).await;
+    every_kind_of_change(&world).await;
+    let (stop, publisher) = world.publish();
+    let log = world.log().await;
+    let received = world.receive_all(&log, Duration::from_secs(60));
+    stop.send(true).unwrap();
+    publisher.stopped().await;
+
+    let types: BTreeSet<&str> = log.iter().map(|e| e.event_type.as_str()).collect();
+    let every_type: BTreeSet<&str> = UserEvent::EVENT_TYPES
+        .iter()
+        .chain(RoleEvent::EVENT_TYPES)
+        .chain(ApplicationEvent::EVENT_TYPES)
+        .copied()
+        .collect();
+    assert_eq!(types, every_type, "the history has every event type");
+
+    let by_id: HashMap<&str, &Received> = received.iter().map(|r| (r.header("ce_id"), r)).collect();
+    let after = states_after(&log);
+    for event in &log {
+        let message = by_id
+            .get(event.event_id.to_string().as_str())
+            .unwrap_or_else(|| panic!("{} never arrived", event.event_type));
+        let (category, id) = event.stream.split_once('-').unwrap();
+        let kind = match category {
+            "user" => "user",
+            "role" => "role",
+            _ => "application",
+        };
+        assert_eq!(message.key, id, "{}", event.event_type);
+        assert_eq!(message.header("ce_specversion"), "1.0");
+        assert_eq!(
+            message.header("ce_source"),
+            format!("/userledger/{category}")
+        );
+        assert_eq!(message.header("ce_subject"), id);
+        assert_eq!(message.header("content-type"), "application/json");
+        let ce_type = message.header("ce_type");
+        assert!(
+            ce_type.starts_with(&format!("io.userledger.{kind}.")) && ce_type.ends_with(".v1"),
+            "{ce_type} for {}",
+            event.event_type
+        );
+        let time: DateTime<Utc> = message.header("ce_time").parse().expect("an RFC 3339 time");
+        let payload = &message.payload;
+        assert_eq!(payload["occurredAt"], message.header("ce_time"));
+        assert_eq!(
+            payload["occurredAt"]
+                .as_str()
+                .unwrap()
+                .parse::<DateTime<Utc>>()
+                .unwrap(),
+            time
+        );
+        assert_eq!(payload["id"], event.event_id.to_string());
+        assert_eq!(payload["type"], event.event_type);
+        assert_eq!(payload["subject"], id);
+        assert_eq!(payload["stream"], event.stream);
+        assert_eq!(payload["revision"], event.revision);
+        assert_eq!(payload["position"], event.position.to_string());
+        assert_eq!(payload["actor"], json!({"id": "system", "kind": "system"}));
+        assert_eq!(payload["correlationId"], event.metadata["correlationId"]);
+        assert_eq!(
+            payload[kind],
+            after[&event.event_id.to_string()],
+            "the {kind} after {}",
+            event.event_type
+        );
+        let secret =
+            ["UserPasswordSet", "ApplicationSecretSet"].contains(&event.event_type.as_str());
+        if secret {
+            for (field, value) in payload["change"].as_object().unwrap() {
+                assert_eq!(value, "[redacted]", "{field} of {}", event.event_type);
+            }
+        } else {
+            assert_eq!(payload["change"], event.data, "{}", event.event_type);
+        }
+        assert!(!message.text.contains("argon2"), "{}", message.text);
+    }
+    let types_sent: BTreeSet<&str> = received.iter().map(|r| r.header("ce_type")).collect();
+    assert_eq!(
+        types_sent.len(),
+        every_type.len(),
+        "one ce_type per event type: {types_sent:?}"
+    );
+}
+
+/// Per subject, the revisions of the first copy of each event, in the order they arrived
+/// (one partition per key, so arrival order is partition order).
+fn revisions_by_key(received: &[Received]) -> HashMap<String, Vec<u64>> {
+    let mut sorted: Vec<&Received> = received.iter().collect();
+    sorted.sort_by_key(|r| (r.partition, r.offset));
+    let mut seen = BTreeSet::new();
+    let mut revisions: HashMap<String, Vec<u64>> = HashMap::new();
+    for message in sorted {
+        if seen.insert(message.header("ce_id").to_owned()) {
+            revisions
+                .entry(message.key.clone())
+                .or_default()
+                .push(message.payload["revision"].as_u64().expect("a revision"));
+        }
+    }
+    revisions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_user_order_holds_under_concurrent_writers() {
+    const USERS: usize = 12;
+    const WRITERS: usize = 6;
+    const INCREMENTS: usize = 40;
+    let brokers = Broker::shared().expect("a broker");
+    let world = Arc::new(World::new(brokers).await);
+    let (stop, publisher) = world.publish();
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        users.push(world.create_user(&format!("ordered_{i}")).await);
+    }
+    // Every writer increments every user, interleaved, while the publisher follows live.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let world = world.clone();
+            let users = users.clone();
+            tokio::spawn(async move {
+                for round in 0..INCREMENTS {
+                    let user = users[(writer + round) % users.len()];
+                    world
+                        .user(
+                            user,
+                            UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(1))),
+                        )
+                        .await;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("the writer finishes");
+    }
+    let log = world.log().await;
+    let received = world.receive_all(&log, Duration::from_secs(60));
+    stop.send(true).unwrap();
+    publisher.stopped().await;
+
+    let revisions = revisions_by_key(&received);
+    for user in &users {
+        let stream = User::stream_name(*user);
+        let expected: Vec<u64> = log
+            .iter()
+            .filter(|e| e.stream == stream)
+            .map(|e| e.revision)
+            .collect();
+        assert_eq!(
+            revisions[&user.to_string()],
+            expected,
+            "{user}: every event once, in stream order"
+        );
+    }
+    let last_credits: u64 = users
+        .iter()
+        .map(|user| {
+            let mine: Vec<&Received> = received
+                .iter()
+                .filter(|r| r.key == user.to_string())
+                .collect();
+            let last = mine
+                .iter()
+                .max_by_key(|r| r.payload["revision"].as_u64())
+                .expect("messages of the user");
+            last.payload["user"]["credits"].as_u64().expect("credits")
+        })
+        .sum();
+    assert_eq!(last_credits as usize, WRITERS * INCREMENTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stopped_for_30_seconds_mid_stream_loses_nothing() {
+    // This broker keeps its messages in PostgreSQL, so that they outlive its process.
+    let broker_storage = TestDatabase::new()
+        .await
+        .expect("a database for the broker");
+    let mut broker = Broker::start_on_postgres(broker_storage.url()).expect("a broker");
+    let world = Arc::new(World::new(broker.address()).await);
+    let (stop, publisher) = world.publish();
+    let user = world.create_user("through_the_outage").await;
+    let writing = {
+        let world = world.clone();
+        tokio::spawn(async move {
+            // Writes keep succeeding while the broker is away: 4 a second for 40 s.
+            for _ in 0..160 {
+                world
+                    .user(
+                        user,
+                        UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(1))),
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    broker.stop();
+    let stopped_at = world.log().await.len();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let during_outage = world.log().await.len() - stopped_at;
+    assert!(
+        during_outage >= 100,
+        "writes went on: {during_outage} events"
+    );
+    broker.restart().expect("the broker starts again");
+    writing.await.expect("the writer finishes");
+
+    let log = world.log().await;
+    let received = world.receive_all(&log, Duration::from_secs(90));
+    stop.send(true).unwrap();
+    publisher.stopped().await;
+    let ids: BTreeSet<&str> = received.iter().map(|r| r.header("ce_id")).collect();
+    for event in log.iter().filter(|e| published(&e.stream)) {
+        assert!(
+            ids.contains(event.event_id.to_string().as_str()),
+            "{} lost",
+            event.event_type
+        );
+    }
+    let revisions = revisions_by_key(&received);
+    let expected: Vec<u64> = (0..log
+        .iter()
+        .filter(|e| e.stream == User::stream_name(user))
+        .count() as u64)
+        .collect();
+    assert_eq!(
+        revisions[&user.to_string()],
+        expected,
+        "in order, each once"
+    );
+}

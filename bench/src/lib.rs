@@ -1,6 +1,8 @@
 //! Shared pieces of the benchmark programs: a bounded closed-loop load driver and the result
 //! files under `bench/results/`.
 
+pub mod seeding;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -192,7 +192,17 @@ pub struct TopicReader {
 }
 
 impl TopicReader {
+    /// Reads from the beginning of every partition.
     pub fn new(brokers: &str, topic: &str) -> Result<Self> {
+        Self::from_offset(brokers, topic, Offset::Beginning)
+    }
+
+    /// Reads only what arrives from now on.
+    pub fn new_at_end(brokers: &str, topic: &str) -> Result<Self> {
+        Self::from_offset(brokers, topic, Offset::End)
+    }
+
+    fn from_offset(brokers: &str, topic: &str, offset: Offset) -> Result<Self> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set(
@@ -215,7 +225,7 @@ impl TopicReader {
             .with_context(|| format!("topic {topic} does not exist"))?;
         let mut assignment = TopicPartitionList::new();
         for partition in 0..partitions as i32 {
-            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+            assignment.add_partition_offset(topic, partition, offset)?;
         }
         consumer.assign(&assignment)?;
         Ok(Self {
@@ -252,9 +262,10 @@ impl TopicReader {
         Ok(&self.received)
     }
 
-    fn poll(&mut self, timeout: Duration) -> Result<()> {
+    /// Waits up to `timeout` for one message; whether one came.
+    pub fn poll(&mut self, timeout: Duration) -> Result<bool> {
         let Some(message) = self.consumer.poll(timeout) else {
-            return Ok(());
+            return Ok(false);
         };
         let message = message.context("consuming")?;
         let mut headers = HashMap::new();
@@ -276,6 +287,6 @@ impl TopicReader {
             payload: serde_json::from_str(&text).unwrap_or(Value::Null),
             text,
         });
-        Ok(())
+        Ok(true)
     }
 }

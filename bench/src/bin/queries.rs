@@ -17,16 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use chrono::Utc;
-use events::metadata::{encode_all, Actor, CommandContext};
 use events::store::postgres::PostgresEventStore;
 use events::store::{EventStore, Position};
-use events::user::{CreateUser, User, UserCommand};
-use events::values::{Credits, Email, PersonName, RoleId, SecretHash, UserId, Username};
-use events::Aggregate;
 use serde_json::json;
 use test_support::app::test_settings;
 use test_support::postgres::{ClusterSettings, PostgresCluster};
+use userledger_bench::seeding::{seed, user_id};
 use userledger_bench::{
     admin_token, drive, machine, scenario_duration, summarize, write_results, Measurement,
 };
@@ -34,15 +30,6 @@ use uuid::Uuid;
 
 const CLIENTS: usize = 64;
 const MAX_OPERATIONS: u64 = 5_000_000;
-/// Events per seeding transaction (positions hold 65,536 events per transaction).
-const SEED_BATCH: u64 = 50_000;
-const TEMPLATE_NAME: &str = "zqxtmpl";
-
-/// The id of seeded user `n`: UUIDv7-shaped, in `n` order, computable by pgbench too.
-fn user_id(n: u64) -> String {
-    format!("01900000-0000-7000-8000-{n:012x}")
-}
-
 const SQL_USER_ID: &str = "('01900000-0000-7000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid";
 
 #[tokio::main]
@@ -177,61 +164,6 @@ async fn main() -> anyhow::Result<()> {
         }),
     )?;
     println!("wrote {}", path.display());
-    Ok(())
-}
-
-/// `users` UserCreated events, written with SQL from one event the domain encoded.
-async fn seed(store: &PostgresEventStore, users: u64) -> anyhow::Result<()> {
-    let template_id = UserId::from_uuid(Uuid::parse_str(&user_id(0))?);
-    let create = CreateUser {
-        id: template_id,
-        username: Username::parse(TEMPLATE_NAME).map_err(|e| anyhow::anyhow!(e.msg))?,
-        email: Email::parse(&format!("{TEMPLATE_NAME}@example.com")).map_err(|e| anyhow::anyhow!(e.msg))?,
-        password_hash: SecretHash::parse("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-            .map_err(|e| anyhow::anyhow!(e.msg))?,
-        first_name: PersonName::parse("Seed").map_err(|e| anyhow::anyhow!(e.msg))?,
-        last_name: PersonName::parse("User").map_err(|e| anyhow::anyhow!(e.msg))?,
-        middle_name: None,
-        role: RoleId::user(),
-        phone: None,
-        phone_country_code: None,
-        credits: Credits::new(0),
-        invite_codes: Vec::new(),
-        invited_by: None,
-    };
-    let context = CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now());
-    let decided = User::decide(&None, UserCommand::Create(create), &context)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let encoded = encode_all(&decided, &context)?;
-    let created = encoded
-        .iter()
-        .find(|e| e.event_type == "UserCreated")
-        .context("a UserCreated event")?;
-    let data = created.data.to_string();
-    let metadata = created.metadata.to_string();
-    let mut n = 0;
-    while n < users {
-        let count = SEED_BATCH.min(users - n);
-        sqlx::query(
-            "INSERT INTO events (position, stream_id, revision, tx, event_id, event_type, data, metadata)
-             SELECT (pg_current_xact_id()::text::bigint << 16) + g - 1, 'user-' || u.id, 0,
-                    pg_current_xact_id(), gen_random_uuid(), 'UserCreated',
-                    replace(replace($1, $2, u.id), $3, 'u' || lpad(u.n::text, 8, '0'))::jsonb,
-                    $4::jsonb
-               FROM generate_series(1, $5::bigint) g,
-                    LATERAL (SELECT $6::bigint + g AS n,
-                                    '01900000-0000-7000-8000-' || lpad(to_hex($6::bigint + g), 12, '0') AS id) u",
-        )
-        .bind(&data)
-        .bind(user_id(0))
-        .bind(TEMPLATE_NAME)
-        .bind(&metadata)
-        .bind(count as i64)
-        .bind(n as i64)
-        .execute(store.pool())
-        .await?;
-        n += count;
-    }
     Ok(())
 }
 

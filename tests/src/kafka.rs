@@ -1,6 +1,6 @@
 //! A throwaway Kafka-protocol broker for tests and benchmarks: `tansu`, on a free port of
-//! 127.0.0.1, on in-memory storage, or on PostgreSQL when a test stops and restarts it and
-//! needs its messages to survive. And a consumer that reads every partition of a topic.
+//! 127.0.0.1, on in-memory storage (so a restarted broker starts empty, like a new cluster).
+//! And a consumer that reads every partition of a topic.
 
 use std::collections::HashMap;
 use std::net::TcpStream;
@@ -52,12 +52,6 @@ impl Broker {
         Self::start("memory://tansu/".to_owned())
     }
 
-    /// A new broker of this process storing its messages in the PostgreSQL database `url`, so
-    /// that they survive [`Broker::stop`] and [`Broker::restart`].
-    pub fn start_on_postgres(url: &str) -> Result<Self> {
-        Self::start(url.to_owned())
-    }
-
     fn start(storage: String) -> Result<Self> {
         let mut broker = Self {
             address: String::new(),
@@ -74,6 +68,32 @@ impl Broker {
         &self.address
     }
 
+    /// Stops the broker's process (SIGSTOP) until [`Broker::resume`]: it answers nothing, its
+    /// clients' requests time out, and nothing it holds is lost.
+    pub fn suspend(&self) -> Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Lets a suspended broker run again (SIGCONT).
+    pub fn resume(&self) -> Result<()> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<()> {
+        let process = self
+            .process
+            .as_ref()
+            .context("a broker this process started")?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(process.id().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -{signal} {}: {status}", process.id());
+        }
+        Ok(())
+    }
+
     /// Kills the broker (SIGKILL): its clients see connections refused until it is back.
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
@@ -82,7 +102,8 @@ impl Broker {
         }
     }
 
-    /// Starts the broker (again) on the same port and storage, and waits until it listens.
+    /// Starts the broker (again) on the same port, and waits until it listens. A restarted
+    /// broker has lost its topics and messages (memory storage).
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
         let url = format!("tcp://{}", self.address);
@@ -104,9 +125,7 @@ impl Broker {
                 Stdio::null()
             })
             .spawn()
-            .context(
-                "starting tansu (cargo install tansu --locked --features dynostore,postgres)",
-            )?;
+            .context("starting tansu (cargo install tansu --locked --features dynostore)")?;
         watch(process.id())?;
         self.process = Some(process);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -145,9 +164,7 @@ fn tansu_binary() -> Result<PathBuf> {
         .chain(cargo_bin)
         .map(|dir| dir.join("tansu"))
         .find(|candidate| candidate.is_file())
-        .context(
-            "tansu is not installed: cargo install tansu --locked --features dynostore,postgres",
-        )
+        .context("tansu is not installed: cargo install tansu --locked --features dynostore")
 }
 
 /// Kills the broker when this process ends, even by SIGKILL.
@@ -213,16 +230,25 @@ impl TopicReader {
             .set("fetch.wait.max.ms", "50")
             .create()
             .context("creating a Kafka consumer")?;
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .context("reading the topic's metadata")?;
-        let partitions = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .map(|t| t.partitions().len())
-            .filter(|count| *count > 0)
-            .with_context(|| format!("topic {topic} does not exist"))?;
+        // The topic may not exist yet (the publisher creates it when it starts).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let partitions = loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .context("reading the topic's metadata")?;
+            let partitions = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map_or(0, |t| t.partitions().len());
+            if partitions > 0 {
+                break partitions;
+            }
+            if Instant::now() > deadline {
+                bail!("topic {topic} does not exist after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         let mut assignment = TopicPartitionList::new();
         for partition in 0..partitions as i32 {
             assignment.add_partition_offset(topic, partition, offset)?;

@@ -14,6 +14,9 @@ use rdkafka::ClientConfig;
 
 use super::message::Message;
 
+/// How long a message may wait for the broker's acknowledgement before its batch fails.
+pub const MESSAGE_TIMEOUT_MS: u64 = 30_000;
+
 /// Where and how to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
@@ -49,16 +52,17 @@ impl KafkaSettings {
 }
 
 /// The idempotent producer (`enable.idempotence=true`, `acks=all`: per-partition order and no
-/// duplicate from the producer's own retries). Messages never time out locally: while the
-/// broker is away they wait and are retried, so a batch is acknowledged whole, late, or not
-/// at all (then the publisher sends it again from its checkpoint).
+/// duplicate from the producer's own retries). While the broker is away, messages wait and are
+/// retried for [`MESSAGE_TIMEOUT_MS`]; then the batch fails, and the publisher starts over
+/// with a new producer from its checkpoint (a producer whose broker came back as a new
+/// cluster may otherwise never hear back).
 pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
     ClientConfig::new()
         .set("bootstrap.servers", &settings.brokers)
         .set("client.id", "userledger-publisher")
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("message.timeout.ms", "0")
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")

@@ -46,6 +46,10 @@ pub const BATCH: usize = 5_000;
 /// Subjects whose state the publisher keeps in memory (up to twice as many).
 const REMEMBERED: usize = 100_000;
 
+/// How long a batch waits for its acknowledgements before the publisher says so (and checks
+/// the topics), and again each time as long.
+const STALLED: Duration = Duration::from_secs(5);
+
 /// How long a shutdown waits for the acknowledgements of the batch in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -121,7 +125,7 @@ impl Publisher {
                 let batch: Vec<RecordedEvent> = batch.into_iter().collect::<Result<_, _>>()?;
                 let Some(last) = batch.last() else { continue };
                 let messages = translator.messages(&batch).await?;
-                if !deliver_unless_stopped(&producer, &messages, shutdown).await? {
+                if !deliver_unless_stopped(&producer, &messages, &self.settings, shutdown).await? {
                     return Ok(());
                 }
                 if !advance_checkpoint(&mut connection, committed, last.position).await? {
@@ -148,16 +152,37 @@ impl Publisher {
 
 /// Delivers a batch; on shutdown, waits a little for the acknowledgements in flight. `false`
 /// when it stopped before the broker acknowledged the batch (it will be sent again).
+///
+/// While the acknowledgements do not come, it says so in the log every [`STALLED`] and makes
+/// sure the topics exist: a broker that came back empty (a new cluster, lost storage) has
+/// none, and the producer would wait for them forever.
 async fn deliver_unless_stopped(
     producer: &FutureProducer,
     messages: &[(&str, Message)],
+    settings: &KafkaSettings,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<bool> {
     let delivery = kafka::deliver(producer, messages);
     tokio::pin!(delivery);
-    tokio::select! {
-        delivered = &mut delivery => return delivered.map(|()| true),
-        _ = shutdown.changed() => {}
+    let waiting_since = Instant::now();
+    let mut stalled = tokio::time::interval_at(tokio::time::Instant::now() + STALLED, STALLED);
+    stalled.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            delivered = &mut delivery => return delivered.map(|()| true),
+            _ = shutdown.changed() => break,
+            _ = stalled.tick() => {
+                tracing::warn!(
+                    waiting_s = waiting_since.elapsed().as_secs(),
+                    messages = messages.len(),
+                    "the Kafka broker has not acknowledged the batch yet: publishing waits \
+                     (writes go on)"
+                );
+                if let Err(error) = kafka::ensure_topics(settings).await {
+                    tracing::debug!(error = format!("{error:#}"), "the broker is still away");
+                }
+            }
+        }
     }
     match tokio::time::timeout(SHUTDOWN_GRACE, delivery).await {
         Ok(delivered) => delivered.map(|()| true),

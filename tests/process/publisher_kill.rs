@@ -57,20 +57,30 @@ async fn a_publisher_killed_at_random_moments_loses_nothing_and_repeats_only_ids
             })
         })
         .collect();
+    let pool = store.pool().clone();
     let started = Instant::now();
     let mut kills = 0;
+    // Runs killed after they had published something (moved the checkpoint).
+    let mut productive = 0;
     while kills < MIN_KILLS || writers.iter().any(|writer| !writer.is_finished()) {
+        let before = checkpoint(&pool).await;
         let mut publisher = publish(database.url(), brokers, &topics);
-        tokio::time::sleep(Duration::from_millis(rand::random_range(300..1_500))).await;
+        tokio::time::sleep(Duration::from_millis(rand::random_range(500..2_500))).await;
         publisher.start_kill().expect("SIGKILL");
         publisher.wait().await.expect("the publisher is reaped");
         kills += 1;
+        if checkpoint(&pool).await > before {
+            productive += 1;
+        }
     }
     for writer in writers {
         writer.await.expect("the writer finishes");
     }
-    let pool = store.pool().clone();
     let head = last_position(&pool).await;
+    assert!(
+        productive >= MIN_KILLS / 3,
+        "only {productive} of {kills} runs published before they were killed"
+    );
 
     // One last run, to the log's head, and killed there too.
     let mut publisher = publish(database.url(), brokers, &topics);
@@ -166,7 +176,8 @@ async fn a_publisher_killed_at_random_moments_loses_nothing_and_repeats_only_ids
         assert_eq!(revisions, &expected, "user {key}: in stream order");
     }
     eprintln!(
-        "{kills} kills over {} events in {:.1} s: {} messages, {duplicates} sent again",
+        "{kills} kills ({productive} after publishing) over {} events in {:.1} s: {} messages, \
+         {duplicates} sent again",
         events.len(),
         started.elapsed().as_secs_f64(),
         received.len()
@@ -206,12 +217,17 @@ async fn last_position(pool: &PgPool) -> Position {
 
 /// Whether the publisher's checkpoint has reached `head`.
 async fn published_up_to(pool: &PgPool, head: Position) -> bool {
+    checkpoint(pool).await >= Some(head.commit)
+}
+
+/// The commit part of the publisher's checkpoint; `None` before its first batch.
+async fn checkpoint(pool: &PgPool) -> Option<u64> {
     let reached: Result<Option<i64>, _> = sqlx::query_scalar(
         "SELECT commit_position FROM publishers.projection_checkpoints WHERE projection = 'kafka'",
     )
     .fetch_optional(pool)
     .await;
-    matches!(reached, Ok(Some(at)) if at as u64 >= head.commit)
+    reached.ok().flatten().map(|at| at as u64)
 }
 
 async fn whole_log(store: &dyn EventStore) -> Vec<RecordedEvent> {

@@ -5,10 +5,12 @@
 //!   and checks stored ones.
 //! - [`redaction`]: an event's payload with its secrets replaced by `"[redacted]"`, for every
 //!   place that shows payloads outside the write side (history, replay, Kafka).
+//! - [`replay`]: the log, or a selection of it, as JSON lines (`userledger replay`).
 //! - [`Moment`]: a time or a log position, as auditors ask for "the state at" or a range.
 
 pub mod chain;
 pub mod redaction;
+pub mod replay;
 
 pub use chain::{ChainHash, ChainHead, Link};
 pub use redaction::{payload, redacted_data, REDACTED};

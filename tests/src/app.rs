@@ -95,6 +95,11 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The URL of this test's database (the event store and the read models).
+    pub fn database_url(&self) -> &str {
+        self._database.url()
+    }
+
     /// Every event of one stream, as stored.
     pub async fn stream(&self, stream: &str) -> Vec<RecordedEvent> {
         self.store

@@ -258,7 +258,7 @@ async fn catch_up_one(
     store: &Arc<dyn EventStore>,
     connection: &mut PgConnection,
     schema: &str,
-    model: &Box<dyn Projection>,
+    model: &dyn Projection,
     mut after: Option<Position>,
     until: Option<Position>,
 ) -> anyhow::Result<()> {

@@ -253,12 +253,11 @@ impl ChainHead {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
     use serde_json::json;
     use uuid::Uuid;
 
     use super::*;
-    use crate::store::Position;
+    use crate::testing::stored;
 
     fn new_event(n: u64) -> NewEvent {
         NewEvent {
@@ -271,19 +270,9 @@ mod tests {
 
     /// The events as a store gives them back after `seal`.
     fn recorded(stream: &str, first: u64, events: Vec<NewEvent>) -> Vec<RecordedEvent> {
-        events
-            .into_iter()
-            .zip(first..)
-            .map(|(event, revision)| RecordedEvent {
-                stream: stream.into(),
-                revision,
-                position: Position::at(revision),
-                event_id: event.event_id,
-                event_type: event.event_type,
-                data: event.data,
-                metadata: event.metadata,
-                recorded_at: Utc::now(),
-            })
+        (first..)
+            .zip(events)
+            .map(|(revision, event)| stored(stream, revision, event))
             .collect()
     }
 

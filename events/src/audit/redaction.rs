@@ -66,25 +66,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::metadata::{encode, Actor, CommandContext};
-    use crate::store::Position;
+    use crate::metadata::encode;
+    use crate::testing;
     use crate::values::{Credits, SecretHash};
 
     const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 
     fn stored(stream: &str, event: &impl EventFamily) -> RecordedEvent {
-        let context = CommandContext::new(uuid::Uuid::nil(), Actor::system(), chrono::Utc::now());
-        let new = encode(event, &context.metadata(uuid::Uuid::now_v7())).unwrap();
-        RecordedEvent {
-            stream: stream.into(),
-            revision: 0,
-            position: Position::at(1),
-            event_id: new.event_id,
-            event_type: new.event_type,
-            data: new.data,
-            metadata: new.metadata,
-            recorded_at: chrono::Utc::now(),
-        }
+        let metadata = testing::context().metadata(uuid::Uuid::now_v7());
+        testing::stored(stream, 0, encode(event, &metadata).unwrap())
     }
 
     #[test]

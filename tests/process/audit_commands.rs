@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use command_service::AppState;
 use events::store::postgres::PostgresEventStore;
-use events::store::EventStore;
 use serde_json::Value;
 use test_support::app::test_settings;
 use test_support::TestDatabase;
@@ -45,21 +44,7 @@ async fn replay_prints_the_log_redacted_and_verify_exits_1_on_a_difference() {
     command_service::bootstrap::bootstrap(&AppState::new(store.clone(), test_settings()))
         .await
         .expect("bootstrap");
-    // Readers see the log only below the cluster's oldest running transaction (other tests'
-    // among them): wait until every event written is readable.
-    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(store.pool())
-        .await
-        .expect("the log counts");
-    let mut log = Vec::new();
-    for _ in 0..500 {
-        log = store.read_all(None, 10_000).await.expect("the log reads");
-        if log.len() as i64 == written {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(log.len() as i64, written, "the whole log is readable");
+    let log = test_support::app::whole_log(&store).await;
 
     // The whole log, in order, secrets redacted.
     let all = userledger(url, &["replay"]).await;

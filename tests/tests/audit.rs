@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use events::store::EventStore;
 use reqwest::Method;
 use serde_json::{json, Value};
 use test_support::{spawn_app, TestApp};
@@ -458,21 +457,9 @@ async fn roles_and_applications_have_history_and_state_at_a_moment() {
     }
 }
 
-/// Runs `verify` on the test's database, once every event written is readable (readers see
-/// the log only below the cluster's oldest running transaction, other tests' among them).
+/// Runs `verify` on the test's database, once every event written is readable.
 async fn verify(app: &TestApp) -> projections::verify::Verification {
-    let written = app.log_length().await;
-    for _ in 0..500 {
-        let readable = app
-            .store
-            .read_all(None, 100_000)
-            .await
-            .expect("the log reads");
-        if readable.len() == written {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    test_support::app::whole_log(&app.store).await;
     projections::verify(app.store.clone(), app.database_url(), |_, _| {})
         .await
         .expect("verify runs")

@@ -121,9 +121,7 @@ impl Audited for Role {
             deleted: false,
             ..role
         })?;
-        let mut document = serde_json::to_value(document).ok()?;
-        document["deleted"] = json!(deleted);
-        Some(document)
+        marked_deleted(document, deleted)
     }
 }
 
@@ -143,10 +141,16 @@ impl Audited for Application {
             deleted: false,
             ..application
         })?;
-        let mut document = serde_json::to_value(document).ok()?;
-        document["deleted"] = json!(deleted);
-        Some(document)
+        marked_deleted(document, deleted)
     }
+}
+
+/// A read model's document as JSON, with `deleted` (read models drop deleted rows; history
+/// shows them).
+fn marked_deleted(document: impl serde::Serialize, deleted: bool) -> Option<Value> {
+    let mut document = serde_json::to_value(document).ok()?;
+    document["deleted"] = json!(deleted);
+    Some(document)
 }
 
 /// What the query string asks.

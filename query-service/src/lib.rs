@@ -1,5 +1,6 @@
 //! The read side of userledger: every read route of the contract (API.md §3 to §5), served
-//! from the PostgreSQL read models only (the `read_models` schema the `projections` crate keeps).
+//! from the PostgreSQL read models only (the `read_models` schema the `projections` crate keeps);
+//! and the auditors' history routes, which read the event log (see [`history`]).
 //!
 //! # Layout
 //! - [`router`]: the routes, as a `Router<AppState>` to merge beside the write side's.

@@ -7,7 +7,14 @@
 //! - `rebuild` replays the whole log into fresh read models and swaps them in, while the
 //!   service goes on answering from the old ones;
 //! - `republish [--from <position>]` publishes the log to Kafka again from a position;
+//! - `replay [--stream S | --category C] [--from M] [--to M]` prints the log (or a selection)
+//!   as JSON lines on standard output, secrets redacted; M is an RFC 3339 time or a position;
+//! - `verify` checks every stream's hash chain, rebuilds the read models in a scratch schema and
+//!   compares them with the live ones; it prints every difference and exits with status 1 if
+//!   there is any;
 //! - `migrate` brings the PostgreSQL event store's schema up to date and exits.
+//!
+//! `rebuild`, `replay` and `verify` show a progress bar on standard error.
 //!
 //! Configuration (environment):
 //! - `USERLEDGER_LISTEN`: address to serve on (default `127.0.0.1:8080`);
@@ -46,6 +53,8 @@ async fn main() -> anyhow::Result<()> {
         "project" => project().await,
         "rebuild" => rebuild().await,
         "republish" => republish().await,
+        "replay" => replay().await,
+        "verify" => verify().await,
         "migrate" => {
             connect_postgres().await?;
             tracing::info!("the PostgreSQL event store is up to date");
@@ -59,8 +68,9 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-const USAGE: &str =
-    "usage: userledger [serve|command|query|project|rebuild|republish [--from <position>]|migrate]";
+const USAGE: &str = "usage: userledger [serve|command|query|project|rebuild|migrate|verify]
+       userledger replay [--stream STREAM | --category CATEGORY] [--from TIME|POSITION] [--to TIME|POSITION]
+       userledger republish [--from POSITION]";
 
 /// What an HTTP process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,13 +220,7 @@ async fn republish() -> anyhow::Result<()> {
     }
     let settings = kafka_settings()?.context("set KAFKA_BROKERS to republish")?;
     let (store, _postgres) = event_store().await?;
-    let bar = indicatif::ProgressBar::new_spinner().with_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} publishing again [{elapsed_precise}] {human_pos} events ({per_sec})",
-        )
-        .context("the progress bar's template")?,
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let bar = progress_bar("publishing again")?;
     let republished =
         projections::republish(store, &settings, from, |events| bar.set_position(events)).await;
     bar.finish();
@@ -272,13 +276,7 @@ fn kafka_settings() -> anyhow::Result<Option<projections::KafkaSettings>> {
 async fn rebuild() -> anyhow::Result<()> {
     let (store, _postgres) = event_store().await?;
     let url = read_models_url()?;
-    let bar = indicatif::ProgressBar::new_spinner().with_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} rebuilding the read models [{elapsed_precise}] {human_pos} events ({per_sec})",
-        )
-        .context("the progress bar's template")?,
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let bar = progress_bar("rebuilding the read models")?;
     let rebuilt = projections::rebuild(store, &url, |events| bar.set_position(events)).await;
     bar.finish();
     let rebuilt = rebuilt.context("rebuilding the read models")?;
@@ -291,6 +289,98 @@ async fn rebuild() -> anyhow::Result<()> {
         "the read models are rebuilt and swapped in"
     );
     Ok(())
+}
+
+/// A spinner on standard error counting events: `{message} [elapsed] N events (rate)`.
+fn progress_bar(message: &'static str) -> anyhow::Result<indicatif::ProgressBar> {
+    let bar = indicatif::ProgressBar::new_spinner()
+        .with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{elapsed_precise}] {human_pos} events ({per_sec})",
+            )
+            .context("the progress bar's template")?,
+        )
+        .with_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Ok(bar)
+}
+
+/// Prints the log, or the selection the arguments make, as JSON lines on standard output;
+/// the summary goes to standard error.
+async fn replay() -> anyhow::Result<()> {
+    use std::io::Write;
+    let selection = events::audit::replay::Selection::from_args(std::env::args().skip(2))
+        .map_err(|reason| anyhow::anyhow!("{reason}; {USAGE}"))?;
+    let (store, _postgres) = event_store().await?;
+    let bar = progress_bar("replaying the log")?;
+    let started = std::time::Instant::now();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let replayed = events::audit::replay::replay(
+        &*store,
+        &selection,
+        |event| -> anyhow::Result<()> {
+            serde_json::to_writer(&mut out, &events::audit::replay::line(event))?;
+            out.write_all(b"\n")?;
+            Ok(())
+        },
+        |replayed| bar.set_position(replayed.read),
+    )
+    .await;
+    bar.finish_and_clear();
+    out.flush()?;
+    let replayed = replayed.context("replaying the log")?;
+    eprintln!(
+        "replayed {} of {} events read in {:.1} s",
+        replayed.selected,
+        replayed.read,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Checks the hash chains and compares the read models with a rebuild; prints every finding
+/// and a summary on standard output, and exits with status 1 if there is any.
+async fn verify() -> anyhow::Result<()> {
+    let (store, _postgres) = event_store().await?;
+    let url = read_models_url()?;
+    let bar = progress_bar("checking hash chains")?;
+    let mut phase = projections::verify::Phase::Chains;
+    let verified = projections::verify(store, &url, |now, events| {
+        if now != phase {
+            phase = now;
+            bar.reset();
+            bar.set_message(now.to_string());
+        }
+        bar.set_position(events);
+    })
+    .await;
+    bar.finish_and_clear();
+    let verified = verified.context("verifying")?;
+    for broken in &verified.broken {
+        println!("{broken}");
+    }
+    for difference in &verified.differences {
+        println!("{difference}");
+    }
+    println!(
+        "{} events in {} streams: {} chained, {} unchained (written before the hash chain), {} broken; \
+         {} read-model rows compared: {} differences; {:.1} s",
+        verified.events,
+        verified.streams,
+        verified.chained,
+        verified.unchained,
+        verified.broken.len(),
+        verified.rows,
+        verified.differences.len(),
+        verified.elapsed.as_secs_f64()
+    );
+    if verified.is_clean() {
+        println!("verified: the log's hash chains hold and the read models match it");
+        Ok(())
+    } else {
+        println!("NOT VERIFIED");
+        std::process::exit(1);
+    }
 }
 
 /// PostgreSQL of the read models: `DATABASE_URL`.

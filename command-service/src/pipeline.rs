@@ -1,9 +1,13 @@
-//! The command pipeline: load the stream, decide, append at the revision the decision was made
-//! on, and on a conflict reload and decide again (a bounded number of times). Invariant 1.
+//! The command pipeline: load the stream, decide, seal the events onto the stream's hash chain,
+//! append at the revision the decision was made on, and on a conflict reload and decide again
+//! (a bounded number of times). Invariant 1.
+//!
+//! Every append states the revision it decided on (never `Any`), so the events are sealed
+//! knowing their predecessor: the hash chain costs no extra read or round trip.
 
 use events::metadata::{encode_all, CommandContext};
 use events::store::{AppendRequest, EventStore, Position, StoreError, UniqueClaim};
-use events::{load, uniqueness_changes, Aggregate, DomainError};
+use events::{load, uniqueness_changes, Aggregate, DomainError, Loaded};
 use serde_json::json;
 
 use crate::envelope::ApiError;
@@ -135,7 +139,12 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (state, revision) = load_aggregate::<A>(store, id).await?;
+        let recorded = store.read_stream(&stream, 0).await?;
+        let Loaded {
+            state,
+            revision,
+            head,
+        } = load::<A>(&recorded).map_err(ApiError::internal)?;
         let events = A::decide(&state, command(&state)?, context)?;
         if events.is_empty() {
             return Ok(Outcome {
@@ -145,7 +154,9 @@ where
             });
         }
         let changes = uniqueness_changes::<A>(&state, &events);
-        let encoded = encode_all(&events, context).map_err(ApiError::internal)?;
+        let mut encoded = encode_all(&events, context).map_err(ApiError::internal)?;
+        // Chained to the stream as loaded: an append at any other revision is refused anyway.
+        head.seal(&stream, &mut encoded);
         let mut request = AppendRequest::new(
             stream.clone(),
             events::store::ExpectedRevision::from_current(revision),

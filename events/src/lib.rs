@@ -10,6 +10,8 @@
 //! - [`metadata`]: event metadata (actor, correlation, causation, schema version), the
 //!   [`metadata::CommandContext`] a command is decided in, and the codec between events and the
 //!   store's [`store::NewEvent`] / [`store::RecordedEvent`], with upcasting of old versions.
+//! - [`audit`]: the hash chain that makes the log tamper-evident, and the redaction of secrets
+//!   from payloads shown to auditors.
 //! - [`user`], [`role`], [`application`]: one aggregate each, as pure functions: its commands,
 //!   its events, `decide`, `evolve`, and the uniqueness values it holds.
 //! - `testing` (tests only): the given/when/then harness the aggregates' tests use.
@@ -17,11 +19,13 @@
 //! # How the command service uses an aggregate
 //! Load the stream and fold it with [`Aggregate::evolve`]; call [`Aggregate::decide`] with the
 //! state, a command of parsed values and a [`metadata::CommandContext`]; compute the
-//! [`UniquenessChanges`] of the decided events; encode them with [`metadata::encode_all`]; append
-//! them at the revision the state was read at, with the claims and releases. An empty decision
+//! [`UniquenessChanges`] of the decided events; encode them with [`metadata::encode_all`]; seal
+//! them onto the stream's hash chain ([`Loaded::head`]); append them at the revision the state
+//! was read at, with the claims and releases. An empty decision
 //! means nothing changed: answer success without appending.
 
 pub mod application;
+pub mod audit;
 pub mod metadata;
 pub mod role;
 pub mod scopes;
@@ -139,6 +143,8 @@ pub struct Loaded<A: Aggregate> {
     pub state: A::State,
     /// The revision of the last event read; `None` for an empty stream.
     pub revision: Option<u64>,
+    /// Where the stream's hash chain stands: what events appended next chain to.
+    pub head: audit::ChainHead,
 }
 
 impl<A: Aggregate> Loaded<A> {
@@ -158,7 +164,11 @@ pub fn load<A: Aggregate>(recorded: &[RecordedEvent]) -> Result<Loaded<A>, Decod
         state = A::evolve(state, &decoded.event);
         revision = Some(event.revision);
     }
-    Ok(Loaded { state, revision })
+    Ok(Loaded {
+        state,
+        revision,
+        head: audit::ChainHead::of(recorded),
+    })
 }
 
 /// The uniqueness values an append must claim and release: exactly what the aggregate holds

@@ -91,6 +91,10 @@ pub struct EventMetadata {
     /// before the field existed are version 1.
     #[serde(default = "first_version")]
     pub schema_version: u32,
+    /// The event's link in its stream's hash chain ([`crate::audit::chain`]), hex SHA-256.
+    /// Set at append time; events written before the chain existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 fn first_version() -> u32 {
@@ -139,6 +143,7 @@ impl CommandContext {
             correlation_id: self.correlation_id,
             causation_id: Some(self.command_id),
             schema_version: 1,
+            hash: None,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The scope catalogue: every scope Liquid knows and its parent (`scopes.tsv`, a copy of the
-//! contract's `scopes.tsv`, compiled in so the crate never reads `../shared` at build or run time).
+//! contract's `scopes.tsv`, compiled in so the crate never reads `../shared` at build or run time),
+//! plus userledger's own `admin:profile:history:read` and `client:profile:history:read` (the
+//! audit history routes; README, "Audit").
 //!
 //! Holding a scope grants the scope itself and all its descendants; `*` is the root, so it grants
 //! everything. Sensitivity levels such as `admin:profile:sensitive:high:write` and
@@ -219,7 +221,16 @@ mod tests {
     #[test]
     fn the_catalogue_holds_every_line_of_the_contract() {
         let catalogue = ScopeCatalogue::get();
-        assert_eq!(catalogue.all().count(), 98);
+        // The contract's 98, and userledger's two history scopes.
+        assert_eq!(catalogue.all().count(), 100);
+        assert_eq!(
+            catalogue.parent("admin:profile:history:read"),
+            Some("admin:profile:all")
+        );
+        assert_eq!(
+            catalogue.parent("client:profile:history:read"),
+            Some("client:profile:all")
+        );
         assert_eq!(catalogue.all().next(), Some("*"));
         assert!(catalogue
             .all()

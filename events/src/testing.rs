@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::metadata::{decode, encode, Actor, CommandContext, EventFamily};
-use crate::store::{Position, RecordedEvent, UniqueClaim};
+use crate::store::{NewEvent, Position, RecordedEvent, UniqueClaim};
 use crate::values::UserId;
 use crate::{uniqueness_changes, Aggregate, DomainError, UniquenessChanges};
 
@@ -132,17 +132,22 @@ pub fn assert_round_trip<E: EventFamily + Debug + PartialEq>(event: &E) {
     let new = encode(event, &metadata).expect("encodes");
     assert_eq!(new.event_type, event.event_type());
     assert!(E::EVENT_TYPES.contains(&new.event_type.as_str()));
-    let recorded = RecordedEvent {
-        stream: "test-1".to_owned(),
-        revision: 0,
-        position: Position::at(1),
+    let recorded = stored("test-1", 0, new);
+    let decoded = decode::<E>(&recorded).expect("decodes");
+    assert_eq!(&decoded.event, event);
+    assert_eq!(decoded.metadata.event_id, metadata.event_id);
+}
+
+/// An event as the store gives it back: at `revision` of `stream`, at position `revision + 1`.
+pub fn stored(stream: &str, revision: u64, new: NewEvent) -> RecordedEvent {
+    RecordedEvent {
+        stream: stream.to_owned(),
+        revision,
+        position: Position::at(revision + 1),
         event_id: new.event_id,
         event_type: new.event_type,
         data: new.data,
         metadata: new.metadata,
         recorded_at: now(),
-    };
-    let decoded = decode::<E>(&recorded).expect("decodes");
-    assert_eq!(&decoded.event, event);
-    assert_eq!(decoded.metadata.event_id, metadata.event_id);
+    }
 }

@@ -15,6 +15,8 @@
 //! - [`rebuild`]: replays the whole log into fresh tables in a schema of their own and swaps
 //!   them in atomically; the live projectors resume from the rebuilt checkpoints.
 //! - [`publisher`]: every change to Kafka, checkpointed after the broker's acknowledgement.
+//! - [`verify`]: checks every stream's hash chain, rebuilds every read model in a scratch
+//!   schema and compares it, row for row, with the live one.
 //! - `checkpoint`: the checkpoint rows, moved by compare-and-set, so that two instances that
 //!   both believe they are active (a lock connection lost) never apply an event twice.
 //!
@@ -30,6 +32,7 @@ pub mod roles;
 pub mod runtime;
 pub mod social;
 pub mod users;
+pub mod verify;
 
 mod checkpoint;
 mod supervision;
@@ -37,6 +40,7 @@ mod supervision;
 pub use publisher::{republish, KafkaSettings};
 pub use rebuild::rebuild;
 pub use supervision::{spawn_read_models, ReadModels};
+pub use verify::verify;
 
 /// The PostgreSQL schema of the read models and their checkpoints.
 pub const READ_MODEL_SCHEMA: &str = "read_models";

@@ -60,6 +60,7 @@ pub async fn rebuild(
             models: &models,
             events: 0,
             position: None,
+            until: None,
         };
         replay
             .catch_up(&store, &mut connection, &mut on_progress)
@@ -88,7 +89,7 @@ pub async fn rebuild(
 
 /// Fresh tables load faster without their secondary indexes, built once at the end, and
 /// unlogged, logged once at the end.
-struct BulkLoad {
+pub(crate) struct BulkLoad {
     tables: Vec<String>,
     indexes: Vec<String>,
 }
@@ -96,7 +97,7 @@ struct BulkLoad {
 impl BulkLoad {
     /// Drops the indexes of `schema`'s tables that back no constraint, remembering them, and
     /// makes the tables unlogged.
-    async fn start(connection: &mut PgConnection, schema: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn start(connection: &mut PgConnection, schema: &str) -> anyhow::Result<Self> {
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = $1",
         )
@@ -145,17 +146,22 @@ impl BulkLoad {
     }
 }
 
-struct Replay<'a> {
-    schema: &'a str,
-    models: &'a [Box<dyn Projection>],
-    events: u64,
-    position: Option<Position>,
+/// A replay of the log into the read models of `schema`.
+pub(crate) struct Replay<'a> {
+    pub(crate) schema: &'a str,
+    pub(crate) models: &'a [Box<dyn Projection>],
+    /// Events replayed so far.
+    pub(crate) events: u64,
+    /// The last position replayed.
+    pub(crate) position: Option<Position>,
+    /// Where the catch-up stops (inclusive); at the head when `None`.
+    pub(crate) until: Option<Position>,
 }
 
 impl Replay<'_> {
-    /// Replays pages until a read finds nothing new. The next page is read while this one is
-    /// applied.
-    async fn catch_up(
+    /// Replays pages until a read finds nothing new (or [`Self::until`] is reached). The next
+    /// page is read while this one is applied.
+    pub(crate) async fn catch_up(
         &mut self,
         store: &Arc<dyn EventStore>,
         connection: &mut PgConnection,
@@ -165,14 +171,20 @@ impl Replay<'_> {
         let reader = {
             let store = store.clone();
             let mut after = self.position;
+            let until = self.until;
             tokio::spawn(async move {
                 loop {
-                    let page = store.read_all(after, PAGE).await?;
+                    let mut page = store.read_all(after, PAGE).await?;
+                    let read = page.len();
+                    if let Some(until) = until {
+                        page.retain(|event| event.position <= until);
+                    }
                     let Some(last) = page.last() else {
                         return anyhow::Ok(());
                     };
                     after = Some(last.position);
-                    if pages.send(page).await.is_err() {
+                    let ended = page.len() < read;
+                    if pages.send(page).await.is_err() || ended {
                         return Ok(());
                     }
                 }

@@ -1,5 +1,6 @@
 //! The read side of userledger: every read route of the contract (API.md §3 to §5), served
-//! from the PostgreSQL read models only (the `read_models` schema the `projections` crate keeps).
+//! from the PostgreSQL read models only (the `read_models` schema the `projections` crate keeps);
+//! and the auditors' history routes, which read the event log (see [`history`]).
 //!
 //! # Layout
 //! - [`router`]: the routes, as a `Router<AppState>` to merge beside the write side's.
@@ -14,6 +15,9 @@
 //!   (editable-fields, subscription-tiers), [`clients`] (`/client/admin-api/list`), [`roles`]
 //!   (`/roles/list`), [`social`] (block-status, follow-status, followers, following; client
 //!   edge only).
+//! - [`history`]: history and point-in-time state of a user, role or application, for
+//!   auditors. The one exception to "read models only": it reads the event log, the audit
+//!   trail itself.
 //!
 //! Authentication and scopes use the command service's [`command_service::auth::Caller`], so
 //! both sides check tokens the same way.
@@ -22,6 +26,7 @@ pub mod clients;
 pub mod configuration;
 pub mod consistency;
 pub mod error;
+pub mod history;
 pub mod paging;
 pub mod projection_status;
 pub mod roles;
@@ -52,6 +57,8 @@ pub fn router_with_projectors(here: ProjectorsHere) -> Router<AppState> {
         )
         .route("/client/admin-api/list", get(clients::list_clients))
         .route("/roles/list", get(roles::list_roles))
+        .route("/roles/admin-api/history", get(history::role_history))
+        .route("/client/admin-api/history", get(history::client_history))
         .merge(social::router());
     for edge in ["admin", "client"] {
         router = router
@@ -71,6 +78,10 @@ pub fn router_with_projectors(here: ProjectorsHere) -> Router<AppState> {
             .route(
                 &format!("/user/{edge}-api/invite-codes"),
                 get(users::invite_codes),
+            )
+            .route(
+                &format!("/user/{edge}-api/history"),
+                get(history::user_history),
             );
     }
     router.layer(Extension(here))

@@ -68,7 +68,12 @@ impl Page {
 
 /// `limit` as `parseInt` reads it, then defaulted and capped.
 pub fn limit(raw: Option<&str>) -> i64 {
-    let Some(raw) = raw else { return DEFAULT_LIMIT };
+    limit_within(raw, DEFAULT_LIMIT, MAX_LIMIT)
+}
+
+/// [`limit`] with another default and maximum (history pages are larger).
+pub fn limit_within(raw: Option<&str>, default: i64, max: i64) -> i64 {
+    let Some(raw) = raw else { return default };
     let raw = raw.trim_start();
     let (negative, rest) = match raw.as_bytes().first() {
         Some(b'-') => (true, &raw[1..]),
@@ -77,13 +82,13 @@ pub fn limit(raw: Option<&str>) -> i64 {
     };
     let digits: &str = &rest[..rest.bytes().take_while(u8::is_ascii_digit).count()];
     if digits.is_empty() || negative {
-        return DEFAULT_LIMIT;
+        return default;
     }
     // More digits than an i64 holds is certainly above the maximum.
     let value = digits.parse::<i64>().unwrap_or(i64::MAX);
     match value {
-        0 => DEFAULT_LIMIT,
-        value => value.min(MAX_LIMIT),
+        0 => default,
+        value => value.min(max),
     }
 }
 

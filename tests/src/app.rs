@@ -107,6 +107,11 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The URL of this test's database (the event store and the read models).
+    pub fn database_url(&self) -> &str {
+        self._database.url()
+    }
+
     /// Every event of one stream, as stored.
     pub async fn stream(&self, stream: &str) -> Vec<RecordedEvent> {
         self.store
@@ -286,4 +291,25 @@ pub fn error_paths(body: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The whole log of `store`, once every event written is readable: readers see the log only
+/// below the cluster's oldest running transaction, and other tests' transactions share the
+/// cluster. Panics after 10 s.
+pub async fn whole_log(store: &PostgresEventStore) -> Vec<RecordedEvent> {
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(store.pool())
+        .await
+        .expect("the log counts");
+    for _ in 0..500 {
+        let log = store
+            .read_all(None, usize::MAX)
+            .await
+            .expect("the log reads");
+        if log.len() as i64 == written {
+            return log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the log's {written} events did not all become readable within 10 s");
 }

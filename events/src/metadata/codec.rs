@@ -278,6 +278,7 @@ mod tests {
             correlation_id: Uuid::nil(),
             causation_id: None,
             schema_version: version,
+            hash: None,
         }
     }
 

@@ -2,14 +2,11 @@
 //! public state after it, CloudEvents 1.0 binary-mode headers (DESIGN.md, "Kafka").
 
 use chrono::SecondsFormat;
-use events::metadata::{Decoded, EventFamily};
+use events::metadata::Decoded;
 use events::store::RecordedEvent;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::subjects::Subject;
-
-/// What a secret field shows instead of its value.
-pub const REDACTED: &str = "[redacted]";
 
 /// A message ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +43,7 @@ pub fn message<S: Subject>(
         "actor": metadata.actor,
         "correlationId": metadata.correlation_id,
         "causationId": metadata.causation_id,
-        "change": change(&decoded.event),
+        "change": events::audit::payload(&decoded.event),
     });
     payload[S::KIND] = S::public(after);
     Message {
@@ -65,25 +62,6 @@ pub fn message<S: Subject>(
         ],
         payload: serde_json::to_vec(&payload).expect("a JSON value serialises"),
         timestamp_ms: metadata.occurred_at.timestamp_millis(),
-    }
-}
-
-/// The event's fields (its current version), every value of an event that holds a secret
-/// replaced by [`REDACTED`] (DESIGN.md invariant 6).
-pub fn change<E: EventFamily>(event: &E) -> Value {
-    let data = match serde_json::to_value(event) {
-        Ok(Value::Object(mut tagged)) => tagged.remove("data").unwrap_or_default(),
-        _ => Value::Null,
-    };
-    match data {
-        Value::Object(fields) if event.contains_secret() => Value::Object(
-            fields
-                .into_iter()
-                .map(|(name, _)| (name, Value::String(REDACTED.to_owned())))
-                .collect::<Map<_, _>>(),
-        ),
-        Value::Null => Value::Object(Map::new()),
-        data => data,
     }
 }
 
@@ -115,6 +93,7 @@ mod tests {
     use events::store::Position;
     use events::user::UserEvent;
     use events::values::SecretHash;
+    use serde_json::Value;
     use uuid::Uuid;
 
     #[test]
@@ -163,7 +142,7 @@ mod tests {
         assert!(!text.contains(hash), "{text}");
         assert!(!text.contains("argon2"), "{text}");
         let payload: Value = serde_json::from_str(&text).expect("JSON");
-        assert_eq!(payload["change"]["passwordHash"], REDACTED);
+        assert_eq!(payload["change"]["passwordHash"], events::audit::REDACTED);
         assert_eq!(payload["type"], "UserPasswordSet");
         assert_eq!(message.key, id);
         assert!(message

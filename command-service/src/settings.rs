@@ -18,6 +18,34 @@ pub struct BootstrapClient {
     pub secret: String,
 }
 
+/// Requests allowed per minute, per client and per IP address; more are answered 429
+/// `RateLimitError`. `0` turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// `POST /oauth/token`: per `client_id` and per IP address.
+    pub token_per_minute: u32,
+    /// Write routes (`POST`, `PUT`, `PATCH`, `DELETE`): per calling client (the token's
+    /// `client-id`) and per IP address.
+    pub writes_per_minute: u32,
+}
+
+impl RateLimits {
+    /// No limit.
+    pub const OFF: Self = Self {
+        token_per_minute: 0,
+        writes_per_minute: 0,
+    };
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            token_per_minute: 300,
+            writes_per_minute: 12_000,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Settings {
     /// Key that signs and verifies tokens (HS256). Never logged.
@@ -51,6 +79,7 @@ pub struct Settings {
     pub bootstrap_client: Option<BootstrapClient>,
     /// Browser origins (`https://admin.example.com`) allowed to call the API (CORS).
     pub cors_origins: Vec<String>,
+    pub rate_limits: RateLimits,
 }
 
 impl Settings {
@@ -75,6 +104,7 @@ impl Settings {
             bootstrap_admin: None,
             bootstrap_client: None,
             cors_origins: Vec::new(),
+            rate_limits: RateLimits::default(),
         }
     }
 }

@@ -227,7 +227,7 @@ impl TopicReader {
                 format!("userledger-tests-{}", uuid::Uuid::now_v7()),
             )
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "50")
+            .set("fetch.wait.max.ms", "10")
             .create()
             .context("creating a Kafka consumer")?;
         // The topic may not exist yet (the publisher creates it when it starts).

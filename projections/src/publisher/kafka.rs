@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::future::try_join_all;
+use futures::future::{try_join_all, BoxFuture};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -103,12 +103,25 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends `messages` (each with its topic) in order and waits until the broker acknowledged
-/// them all. An error means some may not have arrived: send the batch again.
+/// The broker's acknowledgements of a batch: resolves once every message of it is
+/// acknowledged, or with the first failure (then some may not have arrived: send it again).
+pub type Acknowledgements = BoxFuture<'static, anyhow::Result<()>>;
+
+/// Sends `messages` (each with its topic), in order, and waits until the broker acknowledged
+/// them all.
 pub async fn deliver(
     producer: &FutureProducer,
     messages: &[(&str, Message)],
 ) -> anyhow::Result<()> {
+    send(producer, messages).await?.await
+}
+
+/// Hands `messages` (each with its topic) to the producer, in order, and returns their
+/// acknowledgements without waiting for them, so that the next batch can follow at once.
+pub async fn send(
+    producer: &FutureProducer,
+    messages: &[(&str, Message)],
+) -> anyhow::Result<Acknowledgements> {
     let mut acknowledgements = Vec::with_capacity(messages.len());
     for (topic, message) in messages {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
@@ -138,15 +151,17 @@ pub async fn deliver(
             }
         }
     }
-    try_join_all(acknowledgements.into_iter().map(|acknowledgement| async {
-        match acknowledgement.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((error, _))) => {
-                Err(anyhow::Error::new(error).context("Kafka refused a message"))
+    Ok(Box::pin(async move {
+        try_join_all(acknowledgements.into_iter().map(|acknowledgement| async {
+            match acknowledgement.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((error, _))) => {
+                    Err(anyhow::Error::new(error).context("Kafka refused a message"))
+                }
+                Err(_) => Err(anyhow::anyhow!("the Kafka producer dropped a message")),
             }
-            Err(_) => Err(anyhow::anyhow!("the Kafka producer dropped a message")),
-        }
+        }))
+        .await
+        .map(|_| ())
     }))
-    .await?;
-    Ok(())
 }

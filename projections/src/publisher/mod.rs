@@ -15,6 +15,7 @@ pub mod kafka;
 pub mod message;
 pub mod subjects;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use anyhow::Context;
 use events::metadata::decode;
 use events::store::{EventStore, Position, RecordedEvent};
 use futures::StreamExt;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
@@ -42,6 +43,9 @@ pub const SCHEMA: &str = "publishers";
 
 /// Events sent per batch (and checkpoint) at most.
 pub const BATCH: usize = 5_000;
+
+/// Batches handed to the producer and not yet acknowledged, at most.
+pub const IN_FLIGHT: usize = 4;
 
 /// Subjects whose state the publisher keeps in memory (up to twice as many).
 const REMEMBERED: usize = 100_000;
@@ -100,6 +104,9 @@ impl Publisher {
         published
     }
 
+    /// Publishes from the checkpoint on, up to [`IN_FLIGHT`] batches at once: the next batch is
+    /// translated and handed to the producer while the broker acknowledges the previous ones;
+    /// checkpoints move in log order as the acknowledgements come.
     async fn follow(&self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
         tokio::select! {
             created = kafka::ensure_topics(&self.settings) => created?,
@@ -108,7 +115,7 @@ impl Publisher {
         let producer = kafka::producer(&self.settings)?;
         let mut connection = PgConnection::connect(&self.database_url).await?;
         prepare(&mut connection).await?;
-        loop {
+        'from_checkpoint: loop {
             let mut committed = read_checkpoint(&mut connection).await?;
             self.progress.send_modify(|progress| {
                 progress.position = committed;
@@ -116,83 +123,134 @@ impl Publisher {
             });
             let mut translator = Translator::new(self.store.as_ref(), &self.settings);
             let mut events = self.store.subscribe_all(committed).ready_chunks(BATCH);
+            let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+            let mut stalled = tokio::time::interval(STALLED);
+            stalled.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                let batch = tokio::select! {
-                    batch = events.next() => batch,
-                    _ = shutdown.changed() => None,
-                };
-                let Some(batch) = batch else { return Ok(()) };
-                let batch: Vec<RecordedEvent> = batch.into_iter().collect::<Result<_, _>>()?;
-                let Some(last) = batch.last() else { continue };
-                let messages = translator.messages(&batch).await?;
-                if !deliver_unless_stopped(&producer, &messages, &self.settings, shutdown).await? {
-                    return Ok(());
-                }
-                if !advance_checkpoint(&mut connection, committed, last.position).await? {
-                    tracing::warn!(
-                        expected = ?committed,
-                        "the publisher's checkpoint moved underneath (another instance): \
-                         resuming from the stored checkpoint"
-                    );
-                    break;
-                }
-                committed = Some(last.position);
-                let lag = chrono::Utc::now().signed_duration_since(last.recorded_at);
-                self.progress.send_modify(|progress| {
-                    progress.position = committed;
-                    progress.lag_ms = lag.num_milliseconds().max(0) as u64;
-                });
-                if *shutdown.borrow() {
-                    return Ok(());
+                tokio::select! {
+                    acknowledged = async {
+                        match in_flight.front_mut() {
+                            Some(batch) => batch.acknowledged.as_mut().await,
+                            None => std::future::pending().await,
+                        }
+                    }, if !in_flight.is_empty() => {
+                        acknowledged?;
+                        let batch = in_flight.pop_front().expect("the acknowledged batch");
+                        if !self.checkpoint(&mut connection, &mut committed, batch.end()).await? {
+                            continue 'from_checkpoint;
+                        }
+                    }
+                    batch = events.next(), if in_flight.len() < IN_FLIGHT => {
+                        let Some(batch) = batch else { return Ok(()) };
+                        let batch: Vec<RecordedEvent> =
+                            batch.into_iter().collect::<Result<_, _>>()?;
+                        let Some(last) = batch.last() else { continue };
+                        let messages = translator.messages(&batch).await?;
+                        in_flight.push_back(InFlight {
+                            last: last.position,
+                            recorded_at: last.recorded_at,
+                            sent_at: Instant::now(),
+                            acknowledged: kafka::send(&producer, &messages).await?,
+                        });
+                    }
+                    _ = stalled.tick() => {
+                        if let Some(sent_at) = in_flight.front().map(|oldest| oldest.sent_at) {
+                            self.stalled(sent_at).await;
+                        }
+                    }
+                    _ = shutdown.changed() => {
+                        return self.finish(&mut connection, committed, in_flight).await;
+                    }
                 }
             }
         }
+    }
+
+    /// Moves the checkpoint past an acknowledged batch; `false` when another instance moved it
+    /// meanwhile (then this one starts again from the stored checkpoint).
+    async fn checkpoint(
+        &self,
+        connection: &mut PgConnection,
+        committed: &mut Option<Position>,
+        (last, recorded_at): (Position, chrono::DateTime<chrono::Utc>),
+    ) -> anyhow::Result<bool> {
+        if !advance_checkpoint(connection, *committed, last).await? {
+            tracing::warn!(
+                expected = ?committed,
+                "the publisher's checkpoint moved underneath (another instance): resuming from \
+                 the stored checkpoint"
+            );
+            return Ok(false);
+        }
+        *committed = Some(last);
+        let lag = chrono::Utc::now().signed_duration_since(recorded_at);
+        self.progress.send_modify(|progress| {
+            progress.position = Some(last);
+            progress.lag_ms = lag.num_milliseconds().max(0) as u64;
+        });
+        Ok(true)
+    }
+
+    /// Says that the oldest batch waits for the broker, and makes sure the topics exist: a
+    /// broker that came back empty (a new cluster, lost storage) has none.
+    async fn stalled(&self, oldest_sent_at: Instant) {
+        let waiting = oldest_sent_at.elapsed();
+        if waiting < STALLED {
+            return;
+        }
+        tracing::warn!(
+            waiting_s = waiting.as_secs(),
+            "the Kafka broker has not acknowledged a batch yet: publishing waits (writes go on)"
+        );
+        if let Err(error) = kafka::ensure_topics(&self.settings).await {
+            tracing::debug!(error = format!("{error:#}"), "the broker is still away");
+        }
+    }
+
+    /// At shutdown: waits a little for the batches in flight and checkpoints those the broker
+    /// acknowledged; the others are sent again at the next start.
+    async fn finish(
+        &self,
+        connection: &mut PgConnection,
+        mut committed: Option<Position>,
+        in_flight: VecDeque<InFlight>,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for mut batch in in_flight {
+            match tokio::time::timeout_at(deadline, batch.acknowledged.as_mut()).await {
+                Ok(acknowledged) => acknowledged?,
+                Err(_) => {
+                    tracing::warn!(
+                        "stopping with batches the broker has not acknowledged: they are sent \
+                         again at the next start"
+                    );
+                    return Ok(());
+                }
+            }
+            if !self
+                .checkpoint(connection, &mut committed, batch.end())
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 }
 
-/// Delivers a batch; on shutdown, waits a little for the acknowledgements in flight. `false`
-/// when it stopped before the broker acknowledged the batch (it will be sent again).
-///
-/// While the acknowledgements do not come, it says so in the log every [`STALLED`] and makes
-/// sure the topics exist: a broker that came back empty (a new cluster, lost storage) has
-/// none, and the producer would wait for them forever.
-async fn deliver_unless_stopped(
-    producer: &FutureProducer,
-    messages: &[(&str, Message)],
-    settings: &KafkaSettings,
-    shutdown: &mut watch::Receiver<bool>,
-) -> anyhow::Result<bool> {
-    let delivery = kafka::deliver(producer, messages);
-    tokio::pin!(delivery);
-    let waiting_since = Instant::now();
-    let mut stalled = tokio::time::interval_at(tokio::time::Instant::now() + STALLED, STALLED);
-    stalled.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            delivered = &mut delivery => return delivered.map(|()| true),
-            _ = shutdown.changed() => break,
-            _ = stalled.tick() => {
-                tracing::warn!(
-                    waiting_s = waiting_since.elapsed().as_secs(),
-                    messages = messages.len(),
-                    "the Kafka broker has not acknowledged the batch yet: publishing waits \
-                     (writes go on)"
-                );
-                if let Err(error) = kafka::ensure_topics(settings).await {
-                    tracing::debug!(error = format!("{error:#}"), "the broker is still away");
-                }
-            }
-        }
-    }
-    match tokio::time::timeout(SHUTDOWN_GRACE, delivery).await {
-        Ok(delivered) => delivered.map(|()| true),
-        Err(_) => {
-            tracing::warn!(
-                "stopping with a batch the broker has not acknowledged: it is sent again at \
-                 the next start"
-            );
-            Ok(false)
-        }
+/// A batch handed to the producer, waiting for the broker's acknowledgements.
+struct InFlight {
+    /// The position of its last event: the checkpoint once it is acknowledged.
+    last: Position,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    sent_at: Instant,
+    acknowledged: kafka::Acknowledgements,
+}
+
+impl InFlight {
+    /// Where the batch ends: its last event's position and commit time.
+    fn end(&self) -> (Position, chrono::DateTime<chrono::Utc>) {
+        (self.last, self.recorded_at)
     }
 }
 

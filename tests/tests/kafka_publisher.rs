@@ -214,8 +214,9 @@ fn published(stream: &str) -> bool {
         .any(|prefix| stream.starts_with(prefix))
 }
 
-/// A history that has every event type of users, roles and applications.
-async fn every_kind_of_change(world: &World) {
+/// A history that has every event type of users, roles and applications; the id of its most
+/// changed user.
+async fn every_kind_of_change(world: &World) -> UserId {
     let ada = world.create_user("ada_lovelace").await;
     let bob = world.create_user("bob_builder").await;
     let mut profile = ProfileChanges::default();
@@ -355,6 +356,7 @@ async fn every_kind_of_change(world: &World) {
         )
         .await;
     world.application(partner, ApplicationCommand::Delete).await;
+    ada
 }
 
 /// What the subject of `stream` looks like after each of its events, by event id, folded
@@ -409,7 +411,19 @@ fn states_after(log: &[RecordedEvent]) -> HashMap<String, Value> {
 async fn every_event_type_arrives_with_its_key_headers_and_payload() {
     let brokers = Broker::shared().expect("a broker");
     let world = World::new(brokers).await;
-    every_kind_of_change(&world).await;
+    let ada = every_kind_of_change(&world).await;
+    let (stop, publisher) = world.publish();
+    world.receive_all(&world.log().await, Duration::from_secs(60));
+    stop.send(true).unwrap();
+    publisher.stopped().await;
+    // More changes, published by a new publisher: it knows no user's state and folds ada's
+    // from her stream (what a restarted publisher does).
+    for command in [
+        UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(2))),
+        UserCommand::SetBanned(Toggle::on(None)),
+    ] {
+        world.user(ada, command).await;
+    }
     let (stop, publisher) = world.publish();
     let log = world.log().await;
     let received = world.receive_all(&log, Duration::from_secs(60));

@@ -225,6 +225,16 @@ pub trait EventStore: Send + Sync + 'static {
         from_revision: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Every event of each of `streams`, each stream in revision order (one round trip where
+    /// the store can; by default one [`EventStore::read_stream`] per stream).
+    async fn read_streams(&self, streams: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = Vec::new();
+        for stream in streams {
+            events.extend(self.read_stream(stream, 0).await?);
+        }
+        Ok(events)
+    }
+
     /// Up to `limit` events of the global log after `after` (from the start when `None`), in
     /// position order. Never returns an event before one that may still commit below it.
     async fn read_all(

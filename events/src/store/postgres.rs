@@ -325,6 +325,18 @@ impl EventStore for PostgresEventStore {
         Ok(rows.into_iter().map(RecordedEvent::from).collect())
     }
 
+    async fn read_streams(&self, streams: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT position, stream_id, revision, event_id, event_type, data, metadata, recorded_at \
+               FROM events WHERE stream_id = ANY($1) ORDER BY stream_id, revision",
+        )
+        .bind(streams)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(rows.into_iter().map(RecordedEvent::from).collect())
+    }
+
     async fn read_all(
         &self,
         after: Option<Position>,

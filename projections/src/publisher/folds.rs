@@ -35,6 +35,72 @@ impl<S: Subject> Folds<S> {
         }
     }
 
+    /// Folds, in one read of the store, the subjects of `batch` that are not in memory at the
+    /// revision their first event of the batch needs, so that [`Folds::after`] finds them.
+    pub async fn prefetch(
+        &mut self,
+        store: &dyn EventStore,
+        batch: &[RecordedEvent],
+    ) -> anyhow::Result<()> {
+        let mut wanted: HashMap<&str, u64> = HashMap::new();
+        for recorded in batch {
+            if crate::stream_id(&recorded.stream, S::CATEGORY).is_some() {
+                wanted.entry(&recorded.stream).or_insert(recorded.revision);
+            }
+        }
+        wanted.retain(|stream, revision| *revision > 0 && !self.knows(stream, *revision));
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let streams: Vec<String> = wanted.keys().map(|s| (*s).to_owned()).collect();
+        let history = store
+            .read_streams(&streams)
+            .await
+            .context("reading the streams of a batch")?;
+        let mut folded: HashMap<&str, S::State> = HashMap::new();
+        for recorded in &history {
+            let Some(until) = wanted.get(recorded.stream.as_str()) else {
+                continue;
+            };
+            if recorded.revision >= *until {
+                continue;
+            }
+            let decoded = decode::<S::Event>(recorded).with_context(|| {
+                format!(
+                    "decoding {} at revision {}",
+                    recorded.stream, recorded.revision
+                )
+            })?;
+            let state = folded.remove(recorded.stream.as_str()).unwrap_or_default();
+            folded.insert(&recorded.stream, S::evolve(state, &decoded));
+        }
+        for (stream, revision) in wanted {
+            let state = folded.remove(stream).unwrap_or_default();
+            self.remember(stream, revision, state);
+        }
+        Ok(())
+    }
+
+    fn knows(&self, stream: &str, revision: u64) -> bool {
+        self.young
+            .get(stream)
+            .or_else(|| self.old.get(stream))
+            .is_some_and(|folded| folded.next_revision == revision)
+    }
+
+    fn remember(&mut self, stream: &str, next_revision: u64, state: S::State) {
+        if self.young.len() >= self.capacity {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(
+            stream.to_owned(),
+            Folded {
+                next_revision,
+                state,
+            },
+        );
+    }
+
     /// The subject's state after `recorded` (decoded as `decoded`).
     pub async fn after(
         &mut self,
@@ -53,16 +119,7 @@ impl<S: Subject> Folds<S> {
             None => Self::fold(store, &recorded.stream, recorded.revision).await?,
         };
         let after = S::evolve(before, decoded);
-        if self.young.len() >= self.capacity {
-            self.old = std::mem::take(&mut self.young);
-        }
-        self.young.insert(
-            recorded.stream.clone(),
-            Folded {
-                next_revision: recorded.revision + 1,
-                state: after.clone(),
-            },
-        );
+        self.remember(&recorded.stream, recorded.revision + 1, after.clone());
         Ok(after)
     }
 

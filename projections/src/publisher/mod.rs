@@ -282,6 +282,9 @@ impl<'a> Translator<'a> {
     ) -> anyhow::Result<Vec<(&'a str, Message)>> {
         let users = self.settings.user_topic.as_str();
         let others = self.settings.role_application_topic.as_str();
+        self.users.prefetch(self.store, batch).await?;
+        self.roles.prefetch(self.store, batch).await?;
+        self.applications.prefetch(self.store, batch).await?;
         let mut messages = Vec::with_capacity(batch.len());
         for recorded in batch {
             let stream = recorded.stream.as_str();

@@ -189,6 +189,9 @@ pub enum ApiError {
     /// The hashing pool is saturated: retry after this many seconds.
     #[error("busy")]
     Busy { retry_after_secs: u64 },
+    /// Over a rate limit (per client or per IP): retry after this many seconds.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -224,6 +227,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ResourceConflict(_) | ApiError::InProgress => StatusCode::CONFLICT,
             ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -257,6 +261,10 @@ impl ApiError {
                 Some(json!({ "reason": "a request with this Idempotency-Key is in progress" })),
             ),
             ApiError::Busy { .. } => ("ServiceUnavailable", None),
+            ApiError::RateLimited { retry_after_secs } => (
+                "RateLimitError",
+                Some(json!({ "retryAfterSeconds": retry_after_secs })),
+            ),
             ApiError::Internal(_) => ("InternalServerError", None),
         }
     }
@@ -283,7 +291,9 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let ApiError::Busy { retry_after_secs } = self {
+        if let ApiError::Busy { retry_after_secs } | ApiError::RateLimited { retry_after_secs } =
+            self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

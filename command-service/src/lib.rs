@@ -7,7 +7,8 @@
 //! - [`auth`]: tokens, the [`auth::Caller`] extractor, the `shared`/`session` scope checks,
 //!   revocation.
 //! - [`pipeline`]: load, decide, append at the expected revision, retry on conflict.
-//! - [`hashing`]: argon2id on a bounded pool.
+//! - [`hashing`]: argon2id on a bounded pool; [`rate_limit`]: per client and per IP limits on
+//!   the token endpoint and on writes.
 //! - [`users`], [`roles`], [`clients`], [`oauth`]: the routes, one file per command where a
 //!   family grows.
 //! - [`bootstrap`]: system roles, the first super_admin and internal client.
@@ -23,6 +24,7 @@ pub mod health;
 pub mod idempotency;
 pub mod oauth;
 pub mod pipeline;
+pub mod rate_limit;
 pub mod roles;
 pub mod settings;
 pub mod stream_cache;
@@ -60,6 +62,7 @@ pub struct AppState {
     /// PostgreSQL for what the write side keeps beside the log (idempotency keys); `None`
     /// turns `Idempotency-Key` support off.
     pub database: Option<sqlx::PgPool>,
+    pub rate_limits: Arc<rate_limit::RateLimiters>,
 }
 
 impl AppState {
@@ -70,6 +73,7 @@ impl AppState {
             access: Arc::new(AccessCache::new(log.clone(), settings.revocation_check_ttl)),
             log,
             hasher: Hasher::new(settings.hashing_workers, settings.hashing_queue),
+            rate_limits: Arc::new(rate_limit::RateLimiters::new(settings.rate_limits)),
             settings: Arc::new(settings),
             store,
             database: None,
@@ -119,6 +123,10 @@ fn layered(state: AppState, routes: Router<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::middleware,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(cors(&state.settings.cors_origins))
@@ -234,7 +242,11 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        // The peer's address reaches the handlers (rate limits per IP address).
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")

@@ -1,0 +1,240 @@
+//! Rate limits on the token endpoint and on writes, per client and per IP address: more than
+//! the configured requests per minute get 429 `RateLimitError` with `Retry-After`, and change
+//! nothing (the request is refused before its handler runs).
+//!
+//! Each key (`ip:<address>`, `client:<id>`) has a GCRA cell: a request is allowed when the
+//! key's theoretical arrival time is at most a minute ahead of now, which allows a burst of a
+//! minute's worth and then the configured rate. The client of a write is the `client` claim of
+//! its bearer token (verified); of a token request, its `client_id` (form or Basic auth).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+
+use crate::envelope::ApiError;
+use crate::AppState;
+
+/// Keys kept before forgotten ones (those whose cell has caught up with now) are swept.
+const SWEEP_AT: usize = 100_000;
+
+/// One limit (requests per minute) over any number of keys.
+pub struct RateLimiter {
+    /// Time between two requests at the sustained rate; `None`: no limit.
+    interval: Option<Duration>,
+    cells: Mutex<HashMap<String, Instant>>,
+}
+
+impl RateLimiter {
+    /// `per_minute` requests a minute per key; 0 turns the limit off.
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self {
+            interval: (per_minute > 0).then(|| Duration::from_secs(60) / per_minute),
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a request of every key in `keys`: `Err(retry after)` when one of them is over
+    /// its limit (then none is counted).
+    pub fn check(&self, keys: &[String], now: Instant) -> Result<(), Duration> {
+        let Some(interval) = self.interval else {
+            return Ok(());
+        };
+        let window = Duration::from_secs(60);
+        let mut cells = self.cells.lock().expect("the rate limiter's lock");
+        let mut arrivals = Vec::with_capacity(keys.len());
+        for key in keys {
+            let arrival = cells.get(key).copied().unwrap_or(now).max(now);
+            let ahead = arrival - now;
+            if ahead + interval > window {
+                return Err(ahead + interval - window);
+            }
+            arrivals.push(arrival + interval);
+        }
+        if cells.len() >= SWEEP_AT {
+            cells.retain(|_, arrival| *arrival > now);
+        }
+        for (key, arrival) in keys.iter().zip(arrivals) {
+            cells.insert(key.clone(), arrival);
+        }
+        Ok(())
+    }
+}
+
+/// The limiters of one process.
+pub struct RateLimiters {
+    token: RateLimiter,
+    writes: RateLimiter,
+}
+
+impl RateLimiters {
+    pub fn new(limits: crate::settings::RateLimits) -> Self {
+        Self {
+            token: RateLimiter::per_minute(limits.token_per_minute),
+            writes: RateLimiter::per_minute(limits.writes_per_minute),
+        }
+    }
+}
+
+/// Applies the token and write limits before the request reaches its route.
+pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| format!("ip:{}", address.ip()));
+    let token_request = request.method() == Method::POST && request.uri().path() == "/oauth/token";
+    let write = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let (limiter, client, request) = if token_request {
+        match token_client(request, state.settings.body_limit).await {
+            Ok((client, request)) => (&state.rate_limits.token, client, request),
+            Err(refused) => return refused,
+        }
+    } else if write {
+        let client = bearer_client(&state, &request);
+        (&state.rate_limits.writes, client, request)
+    } else {
+        return next.run(request).await;
+    };
+    let keys: Vec<String> = ip
+        .into_iter()
+        .chain(client.map(|client| format!("client:{client}")))
+        .collect();
+    match limiter.check(&keys, Instant::now()) {
+        Ok(()) => next.run(request).await,
+        Err(retry_after) => {
+            metrics::counter!("userledger_rate_limited_total", "limit" => if token_request { "token" } else { "writes" })
+                .increment(1);
+            ApiError::RateLimited {
+                retry_after_secs: retry_after.as_secs().max(1),
+            }
+            .into_response()
+        }
+    }
+}
+
+/// The application a write comes from: the `client` claim of a valid bearer token.
+fn bearer_client(state: &AppState, request: &Request) -> Option<String> {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    state
+        .tokens
+        .verify(token.trim())
+        .ok()
+        .map(|claims| claims.client)
+}
+
+/// The `client_id` of a token request (Basic auth, or the form), and the request to pass on
+/// (its body read and put back).
+async fn token_client(
+    request: Request,
+    body_limit: usize,
+) -> Result<(Option<String>, Request), Response> {
+    if let Some(client) = basic_client(&request) {
+        return Ok((Some(client), request));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, body_limit)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge { limit: body_limit }.into_response())?;
+    let client = form_urlencoded_client(&bytes);
+    Ok((client, Request::from_parts(parts, Body::from(bytes))))
+}
+
+fn basic_client(request: &Request) -> Option<String> {
+    let encoded = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    decoded.split_once(':').map(|(client, _)| client.to_owned())
+}
+
+fn form_urlencoded_client(body: &[u8]) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(key, _)| key == "client_id")
+        .map(|(_, value)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(keys: &[&str]) -> Vec<String> {
+        keys.iter().map(|k| (*k).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_minute_s_worth_passes_then_the_rate() {
+        let limiter = RateLimiter::per_minute(60);
+        let now = Instant::now();
+        for _ in 0..60 {
+            assert!(limiter.check(&keys(&["ip:a"]), now).is_ok());
+        }
+        let retry = limiter.check(&keys(&["ip:a"]), now).unwrap_err();
+        assert_eq!(retry, Duration::from_secs(1));
+        // Another key has its own budget; a second later one more passes.
+        assert!(limiter.check(&keys(&["ip:b"]), now).is_ok());
+        assert!(limiter
+            .check(&keys(&["ip:a"]), now + Duration::from_secs(1))
+            .is_ok());
+        assert!(limiter
+            .check(&keys(&["ip:a"]), now + Duration::from_secs(1))
+            .is_err());
+    }
+
+    #[test]
+    fn a_refused_request_counts_against_no_key() {
+        let limiter = RateLimiter::per_minute(2);
+        let now = Instant::now();
+        assert!(limiter.check(&keys(&["ip:a", "client:x"]), now).is_ok());
+        assert!(limiter.check(&keys(&["ip:a"]), now).is_ok());
+        // ip:a is spent: refused, and client:x keeps its second request.
+        assert!(limiter.check(&keys(&["ip:a", "client:x"]), now).is_err());
+        assert!(limiter.check(&keys(&["ip:b", "client:x"]), now).is_ok());
+        assert!(limiter.check(&keys(&["ip:c", "client:x"]), now).is_err());
+    }
+
+    #[test]
+    fn zero_is_no_limit() {
+        let limiter = RateLimiter::per_minute(0);
+        let now = Instant::now();
+        for _ in 0..10_000 {
+            assert!(limiter.check(&keys(&["ip:a"]), now).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_client_of_a_token_request_is_read_from_the_form_or_basic_auth() {
+        assert_eq!(
+            form_urlencoded_client(b"grant_type=password&client_id=my%20app&x=1"),
+            Some("my app".to_owned())
+        );
+        assert_eq!(form_urlencoded_client(b"grant_type=password"), None);
+        let request = Request::builder()
+            .header(header::AUTHORIZATION, "Basic bXlfYXBwOnNlY3JldA==")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(basic_client(&request), Some("my_app".to_owned()));
+    }
+}

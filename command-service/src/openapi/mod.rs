@@ -56,7 +56,6 @@ use utoipa::openapi::{
 use utoipa::ToSchema;
 
 use crate::auth::Edge;
-use crate::envelope::CONSISTENCY_TOKEN;
 use crate::idempotency;
 use crate::AppState;
 
@@ -423,6 +422,18 @@ impl Doc {
         self.answer(status, description, content_type, schema)
     }
 
+    /// 303 See Other, with `Location`.
+    pub fn redirect(mut self, description: &str) -> Self {
+        let location = HeaderBuilder::new()
+            .description(Some("where to go"))
+            .build();
+        let response = ResponseBuilder::new()
+            .description(description)
+            .header("Location", location);
+        self.answers.push((303, response.build()));
+        self
+    }
+
     fn answer(
         mut self,
         status: u16,
@@ -436,7 +447,7 @@ impl Doc {
         );
         if self.is_write() {
             response = response.header(
-                CONSISTENCY_TOKEN,
+                "X-Consistency-Token",
                 HeaderBuilder::new()
                     .description(Some(
                         "the log position of the last event appended (absent when nothing was)",
@@ -493,13 +504,17 @@ impl Doc {
             by_status.entry(case.status).or_default().push(case);
         }
         for (status, cases) in by_status {
-            let mut codes: Vec<&str> = cases.iter().map(|c| c.code).collect();
-            codes.dedup();
+            let mut codes: Vec<&str> = Vec::new();
+            for case in &cases {
+                if !codes.contains(&case.code) {
+                    codes.push(case.code);
+                }
+            }
             let description = cases
                 .iter()
-                .map(|c| format!("`{}`: {}", c.code, c.when))
+                .map(|c| format!("- `{}`: {}", c.code, c.when))
                 .collect::<Vec<_>>()
-                .join("; ");
+                .join("\n");
             let schema = AllOfBuilder::new().item(error_schema.clone()).item(
                 ObjectBuilder::new().property(
                     "error",
@@ -782,7 +797,7 @@ pub(crate) fn meta_routes() -> Routes {
                     "Redirects to `/docs/`, Swagger UI on this document; its assets are served \
                      by the service itself (no network needed).",
                 )
-                .text(303, "text/plain", "a redirect to `/docs/`"),
+                .redirect("to `/docs/`"),
             || async { Redirect::to("/docs/") },
         )
 }

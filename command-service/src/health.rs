@@ -1,13 +1,17 @@
 //! `GET /health`: the process is up and answering.
 
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
-use crate::AppState;
+use crate::openapi::{schemas, Doc, Routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health))
+pub fn routes() -> Routes {
+    Routes::new().route(
+        Doc::get("/health", "Liveness")
+            .public()
+            .plain::<schemas::Done>("application/json", "the process is up: `{\"ok\":1}`"),
+        health,
+    )
 }
 
 async fn health() -> Json<Value> {

@@ -13,6 +13,8 @@
 //!   family grows.
 //! - [`bootstrap`]: system roles, the first super_admin and internal client.
 //! - [`health`] answers `GET /health` (liveness).
+//! - [`openapi`]: the OpenAPI document (`GET /openapi.json`, Swagger UI at `GET /docs`); every
+//!   route is mounted through its [`openapi::Routes`], with its documentation.
 
 pub mod auth;
 pub mod bootstrap;
@@ -23,6 +25,7 @@ pub mod hashing;
 pub mod health;
 pub mod idempotency;
 pub mod oauth;
+pub mod openapi;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod roles;
@@ -47,6 +50,7 @@ use auth::access::AccessCache;
 use auth::TokenKeys;
 use envelope::ApiError;
 use hashing::Hasher;
+pub use openapi::{Doc, Routes};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -92,12 +96,13 @@ impl AppState {
 
 /// Every route of the write side, with the body limit and the contract's 404.
 pub fn router(state: AppState) -> Router {
-    router_with(state, Router::new())
+    router_with(state, Routes::new())
 }
 
 /// The write routes plus `extra` (the read side, when one process serves the whole API),
-/// all under the same layers: CORS, body limit, idempotency, the contract's 404.
-pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
+/// all under the same layers: CORS, body limit, idempotency, the contract's 404; and the
+/// OpenAPI document of exactly these routes.
+pub fn router_with(state: AppState, extra: Routes) -> Router {
     let routes = extra
         .merge(oauth::router())
         .merge(users::router())
@@ -108,18 +113,23 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
 
 /// `routes` alone, without the write routes (the read side in a process of its own), under
 /// the same layers as [`router_with`].
-pub fn router_without_writes(state: AppState, routes: Router<AppState>) -> Router {
+pub fn router_without_writes(state: AppState, routes: Routes) -> Router {
     layered(state, routes)
 }
 
-fn layered(state: AppState, routes: Router<AppState>) -> Router {
+fn layered(state: AppState, routes: Routes) -> Router {
     let body_limit = state.settings.body_limit;
     let in_flight = state.settings.max_concurrent_requests.max(1);
+    let (routes, documented) = routes.into_parts();
+    // Liveness and the documentation stay outside the request limit.
+    let (unlimited, unlimited_documented) = health::routes().into_parts();
+    let (meta, meta_documented) = openapi::meta_routes().into_parts();
+    let document = openapi::document([documented, unlimited_documented, meta_documented]);
     routes
         .fallback(unknown_route)
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(in_flight))
-        // Liveness stays outside the request limit.
-        .merge(health::router())
+        .merge(unlimited)
+        .merge(openapi::serve(meta, &document))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::middleware,
@@ -180,7 +190,7 @@ impl Application {
         database: Option<sqlx::PgPool>,
         settings: Settings,
     ) -> anyhow::Result<Self> {
-        Self::build_with(listen, store, database, settings, Router::new()).await
+        Self::build_with(listen, store, database, settings, Routes::new()).await
     }
 
     /// [`Self::build`], also serving `extra` (the read routes) under the same base URL.
@@ -189,7 +199,7 @@ impl Application {
         store: Arc<dyn EventStore>,
         database: Option<sqlx::PgPool>,
         settings: Settings,
-        extra: Router<AppState>,
+        extra: Routes,
     ) -> anyhow::Result<Self> {
         let (listener, state) = Self::bind(listen, store, database, settings).await?;
         bootstrap::bootstrap(&state)
@@ -208,7 +218,7 @@ impl Application {
         store: Arc<dyn EventStore>,
         database: Option<sqlx::PgPool>,
         settings: Settings,
-        routes: Router<AppState>,
+        routes: Routes,
     ) -> anyhow::Result<Self> {
         let (listener, state) = Self::bind(listen, store, database, settings).await?;
         Ok(Self {

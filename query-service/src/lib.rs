@@ -15,6 +15,8 @@
 //!   (editable-fields, subscription-tiers), [`clients`] (`/client/admin-api/list`), [`roles`]
 //!   (`/roles/list`), [`social`] (block-status, follow-status, followers, following; client
 //!   edge only).
+//! - [`openapi`]: the schemas of the read side's answers for the OpenAPI document; each
+//!   route's documentation is written where the route is mounted.
 //! - [`history`]: history and point-in-time state of a user, role or application, for
 //!   auditors. The one exception to "read models only": it reads the event log, the audit
 //!   trail itself.
@@ -27,64 +29,194 @@ pub mod configuration;
 pub mod consistency;
 pub mod error;
 pub mod history;
+pub mod openapi;
 pub mod paging;
 pub mod projection_status;
 pub mod roles;
 pub mod social;
 pub mod users;
 
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
+use command_service::auth::Edge;
 use command_service::envelope::ApiError;
-use command_service::AppState;
+use command_service::openapi::schemas::InviteCodes;
+use command_service::{AppState, Doc, Routes};
 pub use projection_status::ProjectorsHere;
 
 /// Every read route, in a process that runs no projector. Mount it beside the write routes:
-/// `command_service::router(state.clone()).merge(query_service::router().with_state(state))`.
-pub fn router() -> Router<AppState> {
+/// `command_service::router_with(state, query_service::router())`.
+pub fn router() -> Routes {
     router_with_projectors(ProjectorsHere::default())
 }
 
 /// Every read route, in a process that also runs the projectors whose progress `here` follows
-/// (`projections::ReadModels::progress`): the status routes tell which are active here.
-pub fn router_with_projectors(here: ProjectorsHere) -> Router<AppState> {
-    let mut router = Router::new()
-        .route("/projections/status", get(projection_status::status))
-        .route("/metrics", get(projection_status::metrics))
-        .route(
-            "/user/admin-api/subscription-tiers",
-            get(configuration::subscription_tiers),
+/// (`projections::ReadModels::progress`): the status routes tell which are active here. Each
+/// route comes with its documentation ([`command_service::openapi`]).
+pub fn router_with_projectors(here: ProjectorsHere) -> Routes {
+    let history_query = |doc: Doc| {
+        doc.query(
+            "target",
+            true,
+            "the user's or application's `_id`, the role's `id`",
         )
-        .route("/client/admin-api/list", get(clients::list_clients))
-        .route("/roles/list", get(roles::list_roles))
-        .route("/roles/admin-api/history", get(history::role_history))
-        .route("/client/admin-api/history", get(history::client_history))
+        .query(
+            "limit",
+            false,
+            "events per page: default 100, at most 1000 (read as `list` reads it)",
+        )
+        .query("from", false, "the stream revision to start at (default 0)")
+        .query(
+            "at",
+            false,
+            "a time (RFC 3339) or a log position: answers the target as it was then \
+                 instead of its events",
+        )
+        .error(
+            400,
+            "ClientInputError",
+            "`target` is missing or malformed, `at` is neither a time nor a position, or \
+                 `from` is not a revision",
+        )
+        .error(
+            404,
+            "NotFound",
+            "the target never existed, or did not exist yet at `at`",
+        )
+        .ok::<openapi::History>("the target's events in stream order, or its state at `at`")
+        .describe("Reads the event log itself (the audit trail), so it needs no consistency token.")
+    };
+    let routes = Routes::new()
+        .route(
+            Doc::get("/projections/status", "Each read model's position and lag")
+                .public()
+                .fails_internally()
+                .plain::<openapi::ProjectionsStatus>("application/json", "by read model"),
+            projection_status::status,
+        )
+        .route(
+            Doc::get("/metrics", "Read-model gauges for Prometheus")
+                .public()
+                .fails_internally()
+                .describe(
+                    "`userledger_projection_lag_seconds`, `userledger_projection_position` and \
+                     `userledger_projection_active`, labelled by `projection`.",
+                )
+                .text(200, "text/plain; version=0.0.4", "Prometheus' text format"),
+            projection_status::metrics,
+        )
+        .route(
+            Doc::get(
+                "/user/admin-api/subscription-tiers",
+                "The configured subscription tiers",
+            )
+            .shared(Edge::Admin, "configuration:read")
+            .ok::<openapi::SubscriptionTiers>("every tier, the base tier marked"),
+            configuration::subscription_tiers,
+        )
+        .route(
+            Doc::get("/client/admin-api/list", "A page of OAuth applications")
+                .session(Edge::Admin, "admin:system:client:read")
+                .read()
+                .paged()
+                .error(400, "ClientInputError", "`offset` is not an id")
+                .ok::<openapi::Clients>("a page in creation order, without secrets"),
+            clients::list_clients,
+        )
+        .route(
+            Doc::get("/roles/list", "Every role, by ranking")
+                .session_or_super_admin(Edge::Admin, "delegated:roles:read")
+                .read()
+                .ok::<openapi::Roles>("every role"),
+            roles::list_roles,
+        )
+        .route(
+            history_query(
+                Doc::get(
+                    "/roles/admin-api/history",
+                    "A role's history, or its state at a moment",
+                )
+                .shared(Edge::Admin, "roles:read"),
+            ),
+            history::role_history,
+        )
+        .route(
+            history_query(
+                Doc::get(
+                    "/client/admin-api/history",
+                    "An application's history, or its state at a moment",
+                )
+                .session(Edge::Admin, "admin:system:client:read"),
+            ),
+            history::client_history,
+        )
         .merge(social::router());
-    for edge in ["admin", "client"] {
-        router = router
-            .route(&format!("/user/{edge}-api/list"), get(users::list_users))
-            .route(
-                &format!("/user/{edge}-api/retrieve-user-info"),
-                post(users::retrieve_user_info),
+    [Edge::Admin, Edge::Client]
+        .into_iter()
+        .fold(routes, |routes, edge| {
+            routes.merge(user_reads(edge, history_query))
+        })
+        .layer(Extension(here))
+}
+
+/// The user reads of one edge: `/user/<edge>-api/<path>`.
+fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes {
+    let at = |path: &str| format!("/user/{}-api/{path}", edge.as_str());
+    Routes::new()
+        .route(
+            Doc::get(at("list"), "A page of users")
+                .shared(edge, "profile:read")
+                .read()
+                .paged()
+                .error(400, "ClientInputError", "`offset` is not an id")
+                .ok::<openapi::UsersPage>("a page in creation order, and the number of users"),
+            users::list_users,
+        )
+        .route(
+            Doc::post(at("retrieve-user-info"), "Users by id or email")
+                .shared(edge, "profile:read")
+                .read()
+                .json_body::<openapi::RetrieveUserInfoBody>()
+                .ok::<openapi::Users>("the users found"),
+            users::retrieve_user_info,
+        )
+        .route(
+            Doc::get(at("user-info"), "Users by id")
+                .shared(edge, "profile:read")
+                .read()
+                .query("targets", true, "comma-separated user `_id`s")
+                .error(
+                    400,
+                    "ClientInputError",
+                    "`targets` is missing or holds a malformed id",
+                )
+                .ok::<openapi::Users>("the users found"),
+            users::user_info,
+        )
+        .route(
+            Doc::get(
+                at("editable-fields"),
+                "The profile fields the caller may write",
             )
-            .route(
-                &format!("/user/{edge}-api/user-info"),
-                get(users::user_info),
-            )
-            .route(
-                &format!("/user/{edge}-api/editable-fields"),
-                get(configuration::editable_fields),
-            )
-            .route(
-                &format!("/user/{edge}-api/invite-codes"),
-                get(users::invite_codes),
-            )
-            .route(
-                &format!("/user/{edge}-api/history"),
-                get(history::user_history),
-            );
-    }
-    router.layer(Extension(here))
+            .shared(edge, "configuration:read")
+            .ok::<openapi::EditableFields>("the writable fields and every field's level"),
+            configuration::editable_fields,
+        )
+        .route(
+            Doc::get(at("invite-codes"), "A user's invite codes")
+                .shared(edge, "social:invite-code:read")
+                .read()
+                .query("target", true, "the owner's `_id`")
+                .error(400, "ClientInputError", "`target` is missing or not an id")
+                .ok::<InviteCodes>("the owner's codes"),
+            users::invite_codes,
+        )
+        .route(
+            history_query(
+                Doc::get(at("history"), "A user's history, or its state at a moment")
+                    .shared(edge, "profile:history:read"),
+            ),
+            history::user_history,
+        )
 }
 
 /// The read models' database, or a 500 when the service runs without one.

@@ -9,12 +9,10 @@
 //! reading like every other read of a user.
 
 use axum::extract::{RawQuery, State};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
-use command_service::auth::Caller;
+use command_service::auth::{Caller, Edge};
 use command_service::envelope::{Answer, ApiError, FieldError};
-use command_service::AppState;
+use command_service::{AppState, Doc, Routes};
 use events::user::view::format_date;
 use events::user::UserView;
 use projections::{social, users};
@@ -26,6 +24,7 @@ use uuid::Uuid;
 use crate::consistency::Consistency;
 use crate::database;
 use crate::error::ReadError;
+use crate::openapi::{BlockStatus, FollowRecords, FollowStatus};
 use crate::paging::{Page, QueryString};
 
 /// The session scope of `block-status`.
@@ -33,15 +32,65 @@ const BLOCK_READ: &str = "client:social:block:read";
 /// The session scope of `follow-status`, `followers` and `following`.
 const FOLLOW_READ: &str = "client:social:follow:read";
 
-/// The social routes, on the client edge only (API.md §3: "no" in the admin column).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/user/client-api/block-status", get(block_status))
-        .route("/user/client-api/follow-status", get(follow_status))
-        .route("/user/client-api/user-followers", get(followers))
-        .route("/user/client-api/followers", get(followers))
-        .route("/user/client-api/user-following", get(following))
-        .route("/user/client-api/following", get(following))
+/// The social routes, on the client edge only (API.md §3: "no" in the admin column), with
+/// their documentation.
+pub fn router() -> Routes {
+    let status = |path: &str, summary: &str, scope: &str| {
+        Doc::get(format!("/user/client-api/{path}"), summary)
+            .read()
+            .session(Edge::Client, scope)
+            .query(
+                "source",
+                true,
+                "the user whose relation is asked about (`_id`)",
+            )
+            .query("target", true, "the other user (`_id`)")
+            .error(
+                400,
+                "ClientInputError",
+                "`source` or `target` is missing or not an id",
+            )
+            .error(404, "NotFound", "no user has `source` or `target`")
+    };
+    let page = |path: &str, summary: &str| {
+        Doc::get(format!("/user/client-api/{path}"), summary)
+            .read()
+            .session(Edge::Client, FOLLOW_READ)
+            .query("target", true, "the user whose follows are listed (`_id`)")
+            .paged()
+            .error(
+                400,
+                "ClientInputError",
+                "`target` or `offset` is missing or not an id",
+            )
+            .error(404, "NotFound", "no user has `target`")
+            .ok::<FollowRecords>("a page of follows in creation order")
+    };
+    let who_follows = "Who follows a user (pending requests have `approved: false`)";
+    let whom_followed = "Whom a user follows";
+    Routes::new()
+        .route(
+            status(
+                "block-status",
+                "Whether `source` blocks `target`",
+                BLOCK_READ,
+            )
+            .ok::<BlockStatus>("`{blocked}`"),
+            block_status,
+        )
+        .route(
+            status(
+                "follow-status",
+                "Whether `source` follows `target` (approved follows only)",
+                FOLLOW_READ,
+            )
+            .ok::<FollowStatus>("`{following}`"),
+            follow_status,
+        )
+        .route(page("user-followers", who_follows), followers)
+        .route(page("followers", who_follows), followers)
+        .route(page("user-following", whom_followed), following)
+        .route(page("following", whom_followed), following)
 }
 
 /// `GET block-status?source=&target=` -> `{blocked}`: whether `source` blocks `target`.

@@ -52,8 +52,7 @@ async fn spawn_app() -> App {
     command_service::bootstrap::bootstrap(&state)
         .await
         .expect("bootstrap");
-    let router =
-        command_service::router(state.clone()).merge(query_service::router().with_state(state));
+    let router = command_service::router_with(state, query_service::router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");

@@ -9,5 +9,5 @@ pub mod access;
 pub mod caller;
 pub mod tokens;
 
-pub use caller::{Caller, TokenKind};
+pub use caller::{Caller, Edge, TokenKind};
 pub use tokens::{TokenClaims, TokenKeys, TokenUse};

@@ -6,8 +6,6 @@
 //! answer; the log, the answers of update and the read side never hold them in plain.
 
 use axum::extract::State;
-use axum::routing::{delete, patch, post};
-use axum::Router;
 use chrono::Utc;
 use events::application::{
     Application, ApplicationChanges, ApplicationCommand, CreateApplication, UpdateApplication,
@@ -21,17 +19,97 @@ use events::values::{
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Edge};
 use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
 use crate::extract::JsonBody;
+use crate::openapi::{schemas, Doc, Routes};
 use crate::pipeline::{execute, load_aggregate};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/client/admin-api/create", post(create))
-        .route("/client/admin-api/update", patch(update))
-        .route("/client/admin-api/delete", delete(remove))
+/// The application writes, with their documentation.
+pub fn router() -> Routes {
+    const WRITE: [&str; 2] = [
+        "admin:system:internal-client:write",
+        "admin:system:external-client:write",
+    ];
+    const DELETE: [&str; 2] = [
+        "admin:system:internal-client:delete",
+        "admin:system:external-client:delete",
+    ];
+    let missing = |doc: Doc| {
+        doc.error(
+            400,
+            "InvalidTarget",
+            "no application has this `_id` (Liquid's code)",
+        )
+    };
+    Routes::new()
+        .route(
+            Doc::post("/client/admin-api/create", "Register an OAuth application")
+                .session_any(
+                    Edge::Admin,
+                    &WRITE,
+                    "`admin:system:internal-client:write` or \
+                     `admin:system:external-client:write`, by the body's `role`.",
+                )
+                .json_body::<schemas::ClientBody>()
+                .write()
+                .hashes()
+                .ok::<schemas::ClientAnswer>("the application, with its secret (shown only here)")
+                .error(
+                    409,
+                    "ResourceConflict",
+                    "an application has this `id` already",
+                )
+                .error(
+                    401,
+                    "InsufficientPrivileges",
+                    "a `scope` the caller does not hold",
+                ),
+            create,
+        )
+        .route(
+            missing(
+                Doc::patch("/client/admin-api/update", "Update an OAuth application")
+                    .session_any(
+                        Edge::Admin,
+                        &WRITE,
+                        "the write scope of the application's current role and of its new \
+                         `role`: `admin:system:internal-client:write` or \
+                         `admin:system:external-client:write`.",
+                    )
+                    .json_body::<schemas::ClientBody>()
+                    .write()
+                    .hashes()
+                    .ok::<schemas::ClientAnswer>("the application after the update (no secret)"),
+            )
+            .error(
+                409,
+                "ResourceConflict",
+                "an application has the new `id` already",
+            )
+            .error(
+                401,
+                "InsufficientPrivileges",
+                "a `scope` the caller does not hold",
+            ),
+            update,
+        )
+        .route(
+            missing(
+                Doc::delete("/client/admin-api/delete", "Delete an OAuth application")
+                    .session_any(
+                        Edge::Admin,
+                        &DELETE,
+                        "`admin:system:internal-client:delete` or \
+                         `admin:system:external-client:delete`, by the application's role.",
+                    )
+                    .json_body::<schemas::ClientTarget>()
+                    .write()
+                    .done("deleted; its tokens stop working"),
+            ),
+            remove,
+        )
 }
 
 /// An application as the API shows it: never its secret or the secret's hash.

@@ -14,8 +14,7 @@ use axum::extract::{Form, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use events::application::{Application, CLIENT_ID_CLAIM};
 use events::role::Role;
@@ -31,11 +30,63 @@ use uuid::Uuid;
 
 use crate::auth::{TokenClaims, TokenKind, TokenUse};
 use crate::envelope::{ApiError, OAuthError};
+use crate::openapi::{schemas, Doc, Routes};
 use crate::pipeline::load_aggregate;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/oauth/token", post(token))
+/// The token endpoint, with its documentation.
+pub fn router() -> Routes {
+    Routes::new().route(
+        Doc::post("/oauth/token", "Issue an access token")
+            .public()
+            .describe(
+                "Grants: `client_credentials` (`client_id`, `client_secret`, `scope`), \
+                 `password` (`username` or email, `password`, `client_id`, `client_secret`; the \
+                 application must list the grant) and `refresh_token`. Client credentials may \
+                 also come as HTTP Basic authentication. Errors are in OAuth's shape.",
+            )
+            .form_body::<schemas::TokenRequest>()
+            .plain::<schemas::TokenResponse>("application/json", "the token")
+            .oauth_errors()
+            .error(
+                400,
+                "invalid_request",
+                "the form is malformed or lacks a field",
+            )
+            .error(401, "invalid_client", "unknown application or wrong secret")
+            .error(
+                429,
+                "RateLimitError",
+                "over the token rate limit of this `client_id` or IP address (`Retry-After`; \
+                 `USERLEDGER_RATE_LIMIT_TOKEN_PER_MINUTE`), in the contract's error envelope",
+            )
+            .error(
+                401,
+                "invalid_grant",
+                "wrong username or password, or a bad refresh token",
+            )
+            .error(
+                401,
+                "invalid_scope",
+                "a requested scope is not allowed to the application",
+            )
+            .error(
+                401,
+                "unsupported_grant_type",
+                "a grant the application does not list, or an unknown one",
+            )
+            .error(
+                500,
+                "server_error",
+                "an unexpected failure (logged, never detailed)",
+            )
+            .error(
+                503,
+                "temporarily_unavailable",
+                "the password hashing pool is saturated",
+            ),
+        token,
+    )
 }
 
 /// The form of a token request; which fields matter depends on `grant_type`.

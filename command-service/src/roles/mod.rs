@@ -8,8 +8,6 @@
 mod delete;
 
 use axum::extract::State;
-use axum::routing::{delete as delete_route, patch, post};
-use axum::Router;
 use chrono::Utc;
 use events::metadata::CommandContext;
 use events::role::{CreateRole, Role, RoleCommand, UpdateRole, ROLE_ID_CLAIM};
@@ -18,20 +16,63 @@ use events::values::{Ranking, RoleDescription, RoleDisplayName, RoleId};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Edge};
 use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
 use crate::extract::JsonBody;
+use crate::openapi::{schemas, Doc, Routes};
 use crate::pipeline::{execute, Failure};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/roles/admin-api/create", post(create))
-        .route("/roles/client-api/create", post(create))
-        .route("/roles/admin-api/update", patch(update))
-        .route("/roles/client-api/update", patch(update))
-        .route("/roles/admin-api/delete", delete_route(delete::delete))
-        .route("/roles/client-api/delete", delete_route(delete::delete))
+/// The role writes of both edges, with their documentation.
+pub fn router() -> Routes {
+    [Edge::Admin, Edge::Client]
+        .into_iter()
+        .fold(Routes::new(), |routes, edge| {
+            routes.merge(edge_router(edge))
+        })
+}
+
+fn edge_router(edge: Edge) -> Routes {
+    let at = |path: &str| format!("/roles/{}-api/{path}", edge.as_str());
+    let missing = |doc: Doc| doc.error(400, "NotFound", "no role has this id (Liquid's code)");
+    Routes::new()
+        .route(
+            Doc::post(at("create"), "Create a role")
+                .shared(edge, "roles:write")
+                .json_body::<schemas::NewRole>()
+                .write()
+                .ok::<schemas::RoleAnswer>("the role created")
+                .error(400, "DuplicateResource", "a role has this id already"),
+            create,
+        )
+        .route(
+            missing(
+                Doc::patch(
+                    at("update"),
+                    "Update a role's display name, ranking or description",
+                )
+                .shared(edge, "roles:write")
+                .json_body::<schemas::RoleUpdate>()
+                .write()
+                .ok::<schemas::RoleAnswer>("the role after the update"),
+            )
+            .error(400, "SystemRoleUpdate", "the role is a system role"),
+            update,
+        )
+        .route(
+            missing(
+                Doc::delete(
+                    at("delete"),
+                    "Delete a role; its users move to the default role",
+                )
+                .shared(edge, "roles:delete")
+                .json_body::<schemas::RoleTarget>()
+                .write()
+                .done("deleted"),
+            )
+            .error(400, "SystemRoleDelete", "the role is a system role"),
+            delete::delete,
+        )
 }
 
 /// A role as the API shows it.

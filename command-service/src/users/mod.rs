@@ -20,8 +20,6 @@ pub mod toggles;
 pub mod update;
 pub mod view;
 
-use axum::routing::{patch, post, put, MethodRouter};
-use axum::Router;
 use chrono::Utc;
 use events::metadata::CommandContext;
 use events::role::{outranks, Role};
@@ -29,35 +27,208 @@ use events::values::{Ranking, RoleId, UserId, ValidationError};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Edge};
 use crate::envelope::{ApiError, FieldError, FieldErrors};
+use crate::openapi::{schemas, Doc, Routes};
 use crate::pipeline::load_aggregate;
 use crate::AppState;
 
-/// Every user write route, on both edges where the contract has them.
-pub fn router() -> Router<AppState> {
-    let both: [(&str, MethodRouter<AppState>); 10] = [
-        ("create", post(create::create_users)),
-        ("update", patch(update::update_user)),
-        ("custom-data", put(custom_data::replace_custom_data)),
-        ("ban", post(toggles::ban_user)),
-        ("restrict", post(toggles::restrict_user)),
-        ("credits", post(credits::change_credits)),
-        ("access", post(access::change_access)),
-        ("subscription", post(subscription::change_subscription)),
-        (
-            "subscription-cancel",
-            post(subscription::set_subscription_cancelled),
-        ),
-        ("invite-codes", post(invite_codes::generate_invite_codes)),
-    ];
-    let mut router = Router::new().route("/user/admin-api/verify", post(toggles::verify_user));
-    for (path, handler) in both {
-        router = router
-            .route(&format!("/user/admin-api/{path}"), handler.clone())
-            .route(&format!("/user/client-api/{path}"), handler);
-    }
-    router
+/// Every user write route, on both edges where the contract has them, with its documentation.
+pub fn router() -> Routes {
+    let verify = Doc::post("/user/admin-api/verify", "Verify or unverify a user")
+        .session(Edge::Admin, "admin:profile:verifications:write")
+        .json_body::<schemas::ToggleBody>()
+        .write()
+        .done("set; the date and who did it are recorded (`verifiedDate`, `verifiedBy`)")
+        .error(404, "NotFound", "no live user has this `target`")
+        .error(
+            401,
+            "InsufficientPrivileges",
+            "the caller does not out-rank the user",
+        )
+        .error(
+            409,
+            "ResourceConflict",
+            "the user's role changed during the request",
+        );
+    [Edge::Admin, Edge::Client].into_iter().fold(
+        Routes::new().route(verify, toggles::verify_user),
+        |routes, edge| routes.merge(edge_router(edge)),
+    )
+}
+
+/// The user write routes of one edge: `/user/<edge>-api/<path>`.
+fn edge_router(edge: Edge) -> Routes {
+    let at = |path: &str| format!("/user/{}-api/{path}", edge.as_str());
+    let missing = |doc: Doc| doc.error(404, "NotFound", "no live user has this `target`");
+    let outranked = |doc: Doc| {
+        doc.error(
+            401,
+            "InsufficientPrivileges",
+            "the caller does not out-rank the user (super_admins always do)",
+        )
+        .error(
+            409,
+            "ResourceConflict",
+            "the user's role changed during the request",
+        )
+    };
+    Routes::new()
+        .route(
+            Doc::post(at("create"), "Create users, all or nothing")
+                .shared(edge, "profile:create:write")
+                .json_array_body::<schemas::NewUser>()
+                .write()
+                .hashes()
+                .enveloped::<schemas::InsertedCount>(201, "every user was created")
+                .error(
+                    400,
+                    "ClientInputError",
+                    "a username or email is taken, or repeated in the batch \
+                     (`additionalInfo.existingUsers`)",
+                )
+                .error(400, "NotFound", "a `role` does not exist")
+                .error(
+                    401,
+                    "InsufficientPrivileges",
+                    "the caller does not out-rank a `role`",
+                ),
+            create::create_users,
+        )
+        .route(
+            outranked(missing(
+                Doc::patch(at("update"), "Update a user's profile")
+                    .shared(edge, "profile:write")
+                    .json_body::<schemas::UserUpdate>()
+                    .write()
+                    .hashes()
+                    .ok::<schemas::UserAnswer>("the user after the update"),
+            ))
+            .error(
+                401,
+                "InsufficientPrivileges",
+                "a field is not editable, or its sensitivity scope is not held, or the caller \
+                 does not out-rank the new `role`",
+            )
+            .error(400, "NotFound", "the new `role` does not exist")
+            .error(
+                409,
+                "ResourceConflict",
+                "the username or email is taken (`additionalInfo.duplicateFields`)",
+            ),
+            update::update_user,
+        )
+        .route(
+            missing(
+                Doc::put(at("custom-data"), "Replace a user's custom data")
+                    .shared(edge, "profile:custom-data:write")
+                    .json_body::<schemas::CustomDataBody>()
+                    .write()
+                    .done("replaced"),
+            ),
+            custom_data::replace_custom_data,
+        )
+        .route(
+            outranked(missing(
+                Doc::post(at("ban"), "Ban or unban a user")
+                    .shared(edge, "profile:ban:write")
+                    .json_body::<schemas::ToggleBody>()
+                    .write()
+                    .done("set; `bannedDate`, `bannedBy`, `bannedReason` are recorded"),
+            )),
+            toggles::ban_user,
+        )
+        .route(
+            outranked(missing(
+                Doc::post(at("restrict"), "Restrict or unrestrict a user")
+                    .shared(edge, "profile:restrict:write")
+                    .json_body::<schemas::ToggleBody>()
+                    .write()
+                    .done("set; `restrictedDate`, `restrictedBy`, `restrictedReason` are recorded"),
+            )),
+            toggles::restrict_user,
+        )
+        .route(
+            missing(
+                Doc::post(
+                    at("credits"),
+                    "Increment, decrement or set a user's credits",
+                )
+                .shared(edge, "profile:credits:write")
+                .json_body::<schemas::CreditsBody>()
+                .write()
+                .done("changed (a `set` to the current value is a no-op)"),
+            )
+            .error(
+                400,
+                "InsufficientCredits",
+                "a decrement larger than the balance (nothing changes)",
+            ),
+            credits::change_credits,
+        )
+        .route(
+            outranked(missing(
+                Doc::post(
+                    at("access"),
+                    "Add, remove or set the scopes of users, applications or roles",
+                )
+                .shared(edge, "profile:access:write")
+                .json_body::<schemas::AccessBody>()
+                .write()
+                .done("changed"),
+            ))
+            .error(
+                400,
+                "ClientInputError",
+                "a scope is unknown or not held by the caller",
+            )
+            .error(400, "InvalidTarget", "no application has a `targets` id")
+            .error(400, "NotFound", "no role has a `targets` id")
+            .error(
+                401,
+                "InsufficientPrivileges",
+                "the caller does not out-rank a role",
+            ),
+            access::change_access,
+        )
+        .route(
+            missing(
+                Doc::post(at("subscription"), "Turn a user's subscription on or off")
+                    .shared(edge, "profile:subscriptions:write")
+                    .json_body::<schemas::SubscriptionBody>()
+                    .write()
+                    .done("set"),
+            ),
+            subscription::change_subscription,
+        )
+        .route(
+            missing(
+                Doc::post(
+                    at("subscription-cancel"),
+                    "Mark a user's subscription cancelled or not",
+                )
+                .shared(edge, "profile:subscriptions:write")
+                .json_body::<schemas::SubscriptionCancelBody>()
+                .write()
+                .done("set"),
+            ),
+            subscription::set_subscription_cancelled,
+        )
+        .route(
+            missing(
+                Doc::post(at("invite-codes"), "Generate invite codes for a user")
+                    .shared(edge, "social:invite-code:write")
+                    .json_body::<schemas::InviteCodesBody>()
+                    .write()
+                    .ok::<schemas::InviteCodes>("the codes generated"),
+            )
+            .error(
+                400,
+                "GenerationTargetExceededForRequest",
+                "more than 15 codes asked at once",
+            ),
+            invite_codes::generate_invite_codes,
+        )
 }
 
 /// The context a request's command is decided in: a new command id, the caller, now.

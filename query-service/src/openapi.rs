@@ -1,0 +1,171 @@
+//! The schemas of the read side's answers and bodies, for the OpenAPI document
+//! ([`command_service::openapi`] says how routes and their documentation are built together).
+//! Written after API.md and the README's "Audit" section.
+
+use command_service::openapi::schemas::{Client, Role, User};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// `list`: a page of users in `_id` (creation) order.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsersPage {
+    pub users: Vec<User>,
+    pub total_users: u64,
+}
+
+/// `retrieve-user-info`, `user-info`: the users found, in `_id` order (targets that match
+/// nobody are left out).
+#[derive(Serialize, ToSchema)]
+pub struct Users {
+    pub users: Vec<User>,
+}
+
+/// `retrieve-user-info`.
+#[derive(Serialize, ToSchema)]
+pub struct RetrieveUserInfoBody {
+    /// At most 650.
+    #[schema(max_items = 650)]
+    pub targets: Vec<String>,
+    /// What `targets` are: `_id` (default), `email` or `sanitizedEmail` (emails ignore case).
+    #[schema(pattern = "^(_id|email|sanitizedEmail)$")]
+    pub field: Option<String>,
+}
+
+/// `editable-fields`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EditableFields {
+    /// The fields the caller may write (it holds their sensitivity scope).
+    pub editable_fields: Vec<String>,
+    /// Every configured field's write sensitivity: `low`, `medium`, `high` or `extreme`.
+    pub sensitivity_levels: std::collections::BTreeMap<String, String>,
+}
+
+/// One subscription tier.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionTier {
+    pub name: String,
+    pub is_base_tier: bool,
+}
+
+/// `subscription-tiers`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionTiers {
+    pub subscription_tiers: Vec<SubscriptionTier>,
+}
+
+/// `/client/admin-api/list` (no secrets).
+#[derive(Serialize, ToSchema)]
+pub struct Clients {
+    pub clients: Vec<Client>,
+}
+
+/// `/roles/list`, by ranking.
+#[derive(Serialize, ToSchema)]
+pub struct Roles {
+    pub roles: Vec<Role>,
+}
+
+/// `block-status`.
+#[derive(Serialize, ToSchema)]
+pub struct BlockStatus {
+    pub blocked: bool,
+}
+
+/// `follow-status` (approved follows only).
+#[derive(Serialize, ToSchema)]
+pub struct FollowStatus {
+    pub following: bool,
+}
+
+/// One follow: `source` (on followers pages) or `target` (on following pages) is the other
+/// user.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowRecord {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub approved: bool,
+    pub source: Option<User>,
+    pub target: Option<User>,
+}
+
+/// `followers`, `following`.
+#[derive(Serialize, ToSchema)]
+pub struct FollowRecords {
+    pub records: Vec<FollowRecord>,
+}
+
+/// Who caused an event.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryActor {
+    pub id: Option<String>,
+    /// `user`, `client` or `system`.
+    #[schema(pattern = "^(user|client|system)$")]
+    pub kind: String,
+}
+
+/// One event of a history page.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEvent {
+    /// The event's revision in its stream.
+    pub revision: u64,
+    /// Its log position (a consistency token).
+    pub position: String,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[schema(format = DateTime)]
+    pub occurred_at: String,
+    pub actor: HistoryActor,
+    pub correlation_id: String,
+    pub causation_id: String,
+    /// The event's payload; secrets show as `"[redacted]"`.
+    pub changes: Value,
+    /// Its link in the stream's hash chain (absent on older events).
+    pub hash: Option<String>,
+}
+
+/// A history page (without `at`), or the target as it was at `at` (with it: `user`, `role`
+/// or `client` by route, plus `revision`, `position`, `occurredAt`; a deleted role or
+/// application has `"deleted": true`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    pub events: Option<Vec<HistoryEvent>>,
+    /// The `from` of the next page, `null` on the last one.
+    pub next: Option<u64>,
+    pub user: Option<User>,
+    pub role: Option<Role>,
+    pub client: Option<Client>,
+    pub revision: Option<u64>,
+    pub position: Option<String>,
+    #[schema(format = DateTime)]
+    pub occurred_at: Option<String>,
+}
+
+/// One read model's progress.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectionProgress {
+    /// The last log position applied (a consistency token), `null` before the first batch.
+    pub position: Option<String>,
+    /// Age of the oldest event not applied yet; 0 at the head.
+    pub lag_ms: u64,
+    /// Whether this process runs the projection.
+    pub active: bool,
+}
+
+/// `GET /projections/status`, outside the envelope.
+#[derive(Serialize, ToSchema)]
+pub struct ProjectionsStatus {
+    /// By read model: `users`, `roles`, `applications`, `invite_codes`, `social`.
+    pub projections: std::collections::BTreeMap<String, ProjectionProgress>,
+}

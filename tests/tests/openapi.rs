@@ -1,0 +1,528 @@
+//! The OpenAPI document (`GET /openapi.json`) and its page (`GET /docs`).
+//!
+//! How the document stays complete: routes can only be mounted through
+//! `command_service::openapi::Routes::route`, which takes the route's documentation and reads
+//! the path and method the router answers from it, so a served route is always documented
+//! (axum cannot list a router's routes, so this is enforced by construction, not by a test).
+//! These tests check the rest, against the running service:
+//! - the document's routes are exactly [`CONTRACT`] (the routes of API.md and of the README's
+//!   additions): a route dropped, renamed or added without updating this list fails;
+//! - every documented route answers (neither 405 nor the unknown-route 404), in `serve` and in
+//!   the split `command` and `query` processes, whose documents hold exactly their own routes;
+//! - every documented scope is the one the route checks: a caller without it gets 401
+//!   InsufficientPrivileges naming a scope the document lists;
+//! - the user, role and application schemas have the keys the API answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use command_service::Application;
+use reqwest::Method;
+use serde_json::{json, Value};
+use test_support::app::test_settings;
+use test_support::{spawn_app, TestDatabase};
+
+/// Every route of the API: API.md §2 to §5, and the README's history, status, metrics,
+/// health and documentation routes.
+const CONTRACT: &[(&str, &str)] = &[
+    ("POST", "/oauth/token"),
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/projections/status"),
+    ("GET", "/metrics"),
+    ("POST", "/user/admin-api/verify"),
+    ("GET", "/user/admin-api/subscription-tiers"),
+    ("GET", "/user/client-api/block-status"),
+    ("GET", "/user/client-api/follow-status"),
+    ("GET", "/user/client-api/user-followers"),
+    ("GET", "/user/client-api/followers"),
+    ("GET", "/user/client-api/user-following"),
+    ("GET", "/user/client-api/following"),
+    ("POST", "/client/admin-api/create"),
+    ("PATCH", "/client/admin-api/update"),
+    ("DELETE", "/client/admin-api/delete"),
+    ("GET", "/client/admin-api/list"),
+    ("GET", "/client/admin-api/history"),
+    ("GET", "/roles/list"),
+    ("GET", "/roles/admin-api/history"),
+];
+
+/// The user routes of both edges (`/user/admin-api/*` and `/user/client-api/*`).
+const USER_ROUTES_ON_BOTH_EDGES: &[(&str, &str)] = &[
+    ("POST", "create"),
+    ("PATCH", "update"),
+    ("PUT", "custom-data"),
+    ("POST", "ban"),
+    ("POST", "restrict"),
+    ("POST", "credits"),
+    ("POST", "access"),
+    ("POST", "subscription"),
+    ("POST", "subscription-cancel"),
+    ("GET", "editable-fields"),
+    ("GET", "list"),
+    ("POST", "retrieve-user-info"),
+    ("GET", "user-info"),
+    ("GET", "invite-codes"),
+    ("POST", "invite-codes"),
+    ("GET", "history"),
+];
+
+/// The role writes of both edges (`/roles/admin-api/*` and `/roles/client-api/*`).
+const ROLE_ROUTES_ON_BOTH_EDGES: &[(&str, &str)] = &[
+    ("POST", "create"),
+    ("PATCH", "update"),
+    ("DELETE", "delete"),
+];
+
+/// The routes only a write-side process (`userledger command`) serves.
+fn is_write(method: &str, path: &str) -> bool {
+    const READS: [&str; 14] = [
+        "list",
+        "retrieve-user-info",
+        "user-info",
+        "editable-fields",
+        "subscription-tiers",
+        "history",
+        "block-status",
+        "follow-status",
+        "user-followers",
+        "followers",
+        "user-following",
+        "following",
+        "status",
+        "metrics",
+    ];
+    let last = path.rsplit('/').next().unwrap_or_default();
+    !(READS.contains(&last) || (method == "GET" && last == "invite-codes"))
+}
+
+/// Served by every process.
+fn is_everywhere(path: &str) -> bool {
+    ["/health", "/openapi.json", "/docs"].contains(&path)
+}
+
+fn contract() -> BTreeSet<(String, String)> {
+    let mut routes: BTreeSet<(String, String)> = CONTRACT
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    for edge in ["admin", "client"] {
+        for (method, path) in USER_ROUTES_ON_BOTH_EDGES {
+            routes.insert((method.to_string(), format!("/user/{edge}-api/{path}")));
+        }
+        for (method, path) in ROLE_ROUTES_ON_BOTH_EDGES {
+            routes.insert((method.to_string(), format!("/roles/{edge}-api/{path}")));
+        }
+    }
+    routes
+}
+
+/// Every operation of a document: (METHOD, path) -> operation.
+fn operations(document: &Value) -> BTreeMap<(String, String), Value> {
+    let mut found = BTreeMap::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            found.insert((method.to_uppercase(), path.clone()), operation.clone());
+        }
+    }
+    found
+}
+
+async fn fetch_document(http: &reqwest::Client, address: &str) -> Value {
+    let response = http
+        .get(format!("{address}/openapi.json"))
+        .send()
+        .await
+        .expect("the service answers");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let document: Value = response.json().await.expect("JSON");
+    assert_eq!(document["openapi"], "3.1.0");
+    document
+}
+
+/// Sends every documented route a tokenless request; none may be unknown to the router.
+async fn assert_every_documented_route_answers(
+    http: &reqwest::Client,
+    address: &str,
+    document: &Value,
+) {
+    for (method, path) in operations(document).keys() {
+        let response = http
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{address}{path}"),
+            )
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("the service answers");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_ne!(
+            status, 405,
+            "{method} {path} is documented but not served: {body}"
+        );
+        assert!(
+            !(status == 404 && body["additionalInfo"]["path"] == path.as_str()),
+            "{method} {path} is documented but not served: {body}"
+        );
+    }
+}
+
+/// Every `$ref` of the document names one of its schemas.
+fn assert_references_resolve(document: &Value, at: &str, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                let name = reference
+                    .strip_prefix("#/components/schemas/")
+                    .unwrap_or_else(|| panic!("{at}: an unexpected reference {reference}"));
+                assert!(
+                    document["components"]["schemas"].get(name).is_some(),
+                    "{at}: {reference} is not in the document"
+                );
+            }
+            for (key, inner) in map {
+                assert_references_resolve(document, &format!("{at}/{key}"), inner);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                assert_references_resolve(document, at, item);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app.http, &app.address).await;
+
+    let documented: BTreeSet<(String, String)> = operations(&document).into_keys().collect();
+    let expected = contract();
+    let missing: Vec<_> = expected.difference(&documented).collect();
+    let unexpected: Vec<_> = documented.difference(&expected).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the document: {missing:?}"
+    );
+    assert!(
+        unexpected.is_empty(),
+        "documented routes the contract does not have (add them to CONTRACT): {unexpected:?}"
+    );
+    assert_every_documented_route_answers(&app.http, &app.address, &document).await;
+    assert_references_resolve(&document, "", &document);
+
+    for ((method, path), operation) in operations(&document) {
+        let at = format!("{method} {path}");
+        assert!(
+            operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{at}: a summary"
+        );
+        let responses = operation["responses"].as_object().expect("responses");
+        assert!(
+            responses
+                .keys()
+                .any(|status| status.starts_with('2') || status.starts_with('3')),
+            "{at}: a success answer"
+        );
+        // Token-protected prefixes (the Caller's rule) have a security requirement naming
+        // the token kind of their edge, with scopes, and document the 401s.
+        let scheme =
+            if path.starts_with("/user/client-api/") || path.starts_with("/roles/client-api/") {
+                Some("client")
+            } else if path.starts_with("/user/admin-api/")
+                || path.starts_with("/roles/")
+                || path.starts_with("/client/admin-api/")
+            {
+                Some("delegated")
+            } else {
+                None
+            };
+        match scheme {
+            Some(scheme) => {
+                let requirements = operation["security"].as_array().expect("security");
+                assert!(!requirements.is_empty(), "{at}: a security requirement");
+                for requirement in requirements {
+                    let scopes = requirement[scheme]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("{at}: a {scheme} requirement: {requirement}"));
+                    assert!(!scopes.is_empty(), "{at}: scopes");
+                }
+                let description = operation["description"].as_str().unwrap_or_default();
+                assert!(
+                    description.contains("**Scope check**: shared")
+                        || description.contains("**Scope check**: session"),
+                    "{at}: names its scope check: {description}"
+                );
+                assert!(responses.contains_key("401"), "{at}: documents 401");
+            }
+            None => assert!(operation.get("security").is_none(), "{at}: takes no token"),
+        }
+        if operation.get("requestBody").is_some() && path != "/oauth/token" {
+            assert!(responses.contains_key("400"), "{at}: documents 400");
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_route_checks_the_scopes_its_document_lists() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app.http, &app.address).await;
+    // A delegated token with no admin or client scope: a plain user's.
+    app.register_user("plain_user", "plain-password-1", "user")
+        .await;
+    let user_token = app.user_token("plain_user", "plain-password-1").await;
+    // A client token with no scope: an external application given none.
+    let admin = app.admin_token().await;
+    let (status, body) = app
+        .post(
+            "/client/admin-api/create",
+            &admin,
+            &json!({
+                "id": "scopeless_app", "displayName": "Scopeless application",
+                "role": "external_client", "grants": ["client_credentials"],
+                "secret": "scopeless-secret-1", "scope": [],
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "scopeless_app"),
+            ("client_secret", "scopeless-secret-1"),
+        ])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let client_token = body["access_token"].as_str().unwrap().to_owned();
+
+    let mut checked = 0;
+    let mut protected = 0;
+    for ((method, path), operation) in operations(&document) {
+        let Some(requirements) = operation["security"].as_array() else {
+            continue;
+        };
+        protected += 1;
+        let documented: BTreeSet<&str> = requirements
+            .iter()
+            .flat_map(|r| r.as_object().unwrap().values())
+            .flat_map(|scopes| scopes.as_array().unwrap())
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        let token = if requirements[0].get("client").is_some() {
+            &client_token
+        } else {
+            &user_token
+        };
+        let (status, body) = app
+            .call(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                &path,
+                token,
+                Some(&json!({})),
+            )
+            .await;
+        if status == 401 && body["error"] == "InsufficientPrivileges" {
+            let required = body["additionalInfo"]["requiredScope"].as_str().unwrap();
+            assert!(
+                documented.contains(required),
+                "{method} {path} checks {required}; the document lists {documented:?}"
+            );
+            checked += 1;
+        } else {
+            // A plain user's token holds `delegated:*`, enough for `/roles/list`.
+            assert_eq!(path, "/roles/list", "{method} {path}: {status} {body}");
+        }
+    }
+    assert!(protected > 50, "{protected} token-protected routes");
+    assert_eq!(
+        checked,
+        protected - 1,
+        "every token-protected route but /roles/list was checked"
+    );
+}
+
+/// `(properties, required)` of a named schema.
+fn schema_keys(document: &Value, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let schema = &document["components"]["schemas"][name];
+    let properties = schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{name} has properties"))
+        .keys()
+        .cloned()
+        .collect();
+    let required = schema["required"]
+        .as_array()
+        .map(|r| r.iter().map(|k| k.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    (properties, required)
+}
+
+fn assert_matches_schema(document: &Value, name: &str, object: &Value) {
+    let keys: BTreeSet<String> = object
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect();
+    let (properties, required) = schema_keys(document, name);
+    let undocumented: Vec<_> = keys.difference(&properties).collect();
+    assert!(
+        undocumented.is_empty(),
+        "{name} lacks {undocumented:?}: {object}"
+    );
+    let absent: Vec<_> = required.difference(&keys).collect();
+    assert!(
+        absent.is_empty(),
+        "{name} requires {absent:?}, absent from {object}"
+    );
+}
+
+#[tokio::test]
+async fn the_schemas_of_users_roles_and_applications_have_the_keys_the_api_answers() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app.http, &app.address).await;
+    let admin = app.admin_token().await;
+
+    let (status, body) = app
+        .call(Method::GET, "/user/admin-api/list", &admin, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let user = &body["data"]["users"][0];
+    assert_matches_schema(&document, "User", user);
+    // Every property of a user is answered (none is only in the document).
+    let (properties, _) = schema_keys(&document, "User");
+    let keys: BTreeSet<String> = user.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(properties, keys);
+
+    let (status, body) = app.call(Method::GET, "/roles/list", &admin, None).await;
+    assert_eq!(status, 200, "{body}");
+    for role in body["data"]["roles"].as_array().unwrap() {
+        assert_matches_schema(&document, "Role", role);
+    }
+
+    let (status, body) = app
+        .post(
+            "/client/admin-api/create",
+            &admin,
+            &json!({
+                "id": "documented_app", "displayName": "Documented application",
+                "role": "internal_client", "grants": ["client_credentials"],
+                "redirectUris": ["https://example.com/callback"], "secret": "documented-1",
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_matches_schema(&document, "Client", &body["data"]["client"]);
+
+    // A body of the wrong shape, and fields that fail validation.
+    for bad in [json!({}), json!([{ "username": "x" }])] {
+        let (status, body) = app.post("/user/admin-api/create", &admin, &bad).await;
+        assert_eq!(status, 400, "{body}");
+        assert_matches_schema(&document, "ErrorEnvelope", &body);
+        for error in body["additionalInfo"]["errors"].as_array().unwrap() {
+            assert_matches_schema(&document, "FieldError", error);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_interactive_page_is_served_from_the_service_itself() {
+    let app = spawn_app().await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/docs/");
+
+    let response = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = response.text().await.unwrap();
+    assert!(page.contains("swagger-ui"), "{page}");
+    assert!(
+        !page.contains("https://"),
+        "the page loads nothing from elsewhere: {page}"
+    );
+
+    let initializer = app
+        .http
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css"] {
+        let response = app
+            .http
+            .get(app.url(&format!("/docs/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(response.bytes().await.unwrap().len() > 10_000, "{asset}");
+    }
+}
+
+#[tokio::test]
+async fn the_split_processes_document_exactly_the_routes_they_serve() {
+    let database = TestDatabase::new().await.expect("a test database");
+    let store = Arc::new(
+        events::store::postgres::PostgresEventStore::connect(database.url(), 5)
+            .await
+            .expect("the store connects"),
+    );
+    let http = reqwest::Client::new();
+    // `userledger command`: the write routes; `userledger query`: the read routes.
+    let command = Application::build(
+        "127.0.0.1:0".parse().unwrap(),
+        store.clone(),
+        Some(store.pool().clone()),
+        test_settings(),
+    )
+    .await
+    .expect("the write side builds");
+    let query = Application::build_without_writes(
+        "127.0.0.1:0".parse().unwrap(),
+        store.clone(),
+        Some(store.pool().clone()),
+        test_settings(),
+        query_service::router(),
+    )
+    .await
+    .expect("the read side builds");
+    for (app, writes) in [(command, true), (query, false)] {
+        let address = format!("http://{}", app.local_addr().unwrap());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let document = fetch_document(&http, &address).await;
+        let documented: BTreeSet<(String, String)> = operations(&document).into_keys().collect();
+        let expected: BTreeSet<(String, String)> = contract()
+            .into_iter()
+            .filter(|(method, path)| is_everywhere(path) || is_write(method, path) == writes)
+            .collect();
+        assert_eq!(
+            documented,
+            expected,
+            "the {} side",
+            if writes { "write" } else { "read" }
+        );
+        assert_every_documented_route_answers(&http, &address, &document).await;
+        assert_references_resolve(&document, "", &document);
+    }
+}

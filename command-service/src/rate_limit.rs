@@ -1,4 +1,5 @@
-//! Rate limits on the token endpoint and on writes, per client and per IP address: more than
+//! Rate limits on the token endpoint and on writes (not on reads, not even `POST`
+//! `retrieve-user-info`), per client and per IP address: more than
 //! the configured requests per minute get 429 `RateLimitError` with `Retry-After`, and change
 //! nothing (the request is refused before its handler runs).
 //!
@@ -90,10 +91,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| format!("ip:{}", address.ip()));
     let token_request = request.method() == Method::POST && request.uri().path() == "/oauth/token";
-    let write = matches!(
-        *request.method(),
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    );
+    let write = is_write(request.method(), request.uri().path());
     let (limiter, client, request) = if token_request {
         match token_client(request, state.settings.body_limit).await {
             Ok((client, request)) => (&state.rate_limits.token, client, request),
@@ -120,6 +118,15 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             .into_response()
         }
     }
+}
+
+/// Whether a request changes something: every `POST`, `PUT`, `PATCH` and `DELETE` but
+/// `retrieve-user-info`, a read sent as `POST` (API.md).
+fn is_write(method: &Method, path: &str) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && !path.ends_with("/retrieve-user-info")
 }
 
 /// The application a write comes from: the `client` claim of a valid bearer token.

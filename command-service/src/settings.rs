@@ -40,8 +40,8 @@ impl RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
-            token_per_minute: 300,
-            writes_per_minute: 12_000,
+            token_per_minute: 1_200,
+            writes_per_minute: 60_000,
         }
     }
 }

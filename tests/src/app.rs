@@ -35,8 +35,8 @@ pub struct TestApp {
     _database: TestDatabase,
 }
 
-/// The settings tests run with: the bootstrap accounts above, a fixed token key, and a small
-/// hashing pool.
+/// The settings tests run with: the bootstrap accounts above, a fixed token key, and no rate
+/// limits (tests send bursts from one address).
 pub fn test_settings() -> Settings {
     let mut settings = Settings::new(TOKEN_SECRET);
     settings.bootstrap_admin = Some(BootstrapAdmin {
@@ -48,6 +48,7 @@ pub fn test_settings() -> Settings {
         client_id: CLIENT_ID.into(),
         secret: CLIENT_SECRET.into(),
     });
+    settings.rate_limits = command_service::settings::RateLimits::OFF;
     settings
 }
 

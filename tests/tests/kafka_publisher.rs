@@ -219,8 +219,10 @@ fn published(stream: &str) -> bool {
 async fn every_kind_of_change(world: &World) -> UserId {
     let ada = world.create_user("ada_lovelace").await;
     let bob = world.create_user("bob_builder").await;
-    let mut profile = ProfileChanges::default();
-    profile.first_name = Some(PersonName::parse("Augusta").unwrap());
+    let profile = ProfileChanges {
+        first_name: Some(PersonName::parse("Augusta").unwrap()),
+        ..ProfileChanges::default()
+    };
     world
         .user(
             ada,

@@ -120,6 +120,7 @@ pub static KEYS: &[Key] = &[
     key("USERLEDGER_LISTEN", Public, || {
         Some("127.0.0.1:8080".into())
     }),
+    key("USERLEDGER_STATUS_LISTEN", Public, unset),
     key("DATABASE_URL", Url, unset),
     key("EVENTSTORE_URL", Url, unset),
     key("USERLEDGER_DATABASE_POOL", Public, || Some("32".into())),
@@ -318,6 +319,9 @@ pub struct Config {
     /// The file it was read from, if any.
     pub file: Option<String>,
     pub listen: SocketAddr,
+    /// Where `userledger project` serves `/health`, `/projections/status` and `/metrics`;
+    /// `None`: it serves nothing.
+    pub status_listen: Option<SocketAddr>,
     /// PostgreSQL: the read models, idempotency keys, and the events without `EVENTSTORE_URL`.
     pub database_url: Option<SecretString>,
     /// EventStoreDB, the production event store.
@@ -590,6 +594,11 @@ impl Layers {
                 |v| v.parse::<SocketAddr>().ok(),
             )?,
         )?;
+        let status_listen = parser.parse(
+            "USERLEDGER_STATUS_LISTEN",
+            "an address such as 0.0.0.0:8081",
+            |v| v.parse::<SocketAddr>().ok(),
+        )?;
         let database_url = parser.url("DATABASE_URL", &["postgres", "postgresql"])?;
         let eventstore_url = parser.url("EVENTSTORE_URL", &["esdb", "esdb+discover"])?;
         let database_pool = parser.required(
@@ -695,6 +704,7 @@ impl Layers {
         Ok(Config {
             file,
             listen,
+            status_listen,
             database_url,
             eventstore_url,
             database_pool,

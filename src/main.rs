@@ -16,6 +16,8 @@
 //!
 //! `rebuild`, `replay` and `verify` show a progress bar on standard error.
 //!
+//!   With `USERLEDGER_STATUS_LISTEN`, `project` serves `/health`, `/projections/status` and
+//!   `/metrics` there, for health checks;
 //! - `config` prints the effective configuration, secrets masked, with where each value
 //!   came from.
 //!
@@ -169,13 +171,30 @@ async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
 
 /// Runs the projectors of every read model until Ctrl-C or SIGTERM.
 async fn project(config: &Config) -> anyhow::Result<()> {
-    let (store, _postgres) = event_store(config).await?;
+    let (store, postgres) = event_store(config).await?;
     let url = read_models_url(config)?;
     let kafka = kafka_settings(config);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let read_models = projectors(&store, &url, kafka, stopped);
     tracing::info!("userledger is projecting");
-    shutdown_signal().await;
+    match config.status_listen {
+        // Health checks see this process's projectors through the status routes.
+        Some(listen) => {
+            let database = postgres.map(|p| p.pool().clone());
+            let here = query_service::ProjectorsHere::new(read_models.progress.clone());
+            let status = command_service::Application::build_without_writes(
+                listen,
+                store.clone(),
+                database,
+                config.command_settings(),
+                query_service::status_router(here),
+            )
+            .await?;
+            tracing::info!(address = %status.local_addr()?, "serving the projections' status");
+            status.run_until_stopped(shutdown_signal()).await?;
+        }
+        None => shutdown_signal().await,
+    }
     let _ = stop.send(true);
     read_models.stopped().await;
     Ok(())

@@ -48,9 +48,7 @@ pub fn router() -> Router<AppState> {
 /// Every read route, in a process that also runs the projectors whose progress `here` follows
 /// (`projections::ReadModels::progress`): the status routes tell which are active here.
 pub fn router_with_projectors(here: ProjectorsHere) -> Router<AppState> {
-    let mut router = Router::new()
-        .route("/projections/status", get(projection_status::status))
-        .route("/metrics", get(projection_status::metrics))
+    let mut router = status_routes()
         .route(
             "/user/admin-api/subscription-tiers",
             get(configuration::subscription_tiers),
@@ -85,6 +83,18 @@ pub fn router_with_projectors(here: ProjectorsHere) -> Router<AppState> {
             );
     }
     router.layer(Extension(here))
+}
+
+/// Only `/projections/status` and `/metrics`: what a process that runs projectors and no read
+/// route (`userledger project`) serves for its health checks.
+pub fn status_router(here: ProjectorsHere) -> Router<AppState> {
+    status_routes().layer(Extension(here))
+}
+
+fn status_routes() -> Router<AppState> {
+    Router::new()
+        .route("/projections/status", get(projection_status::status))
+        .route("/metrics", get(projection_status::metrics))
 }
 
 /// The read models' database, or a 500 when the service runs without one.

@@ -145,11 +145,7 @@ async fn config_shows_each_layer_and_never_a_secret() {
 #[tokio::test]
 async fn an_invalid_value_stops_start_up_naming_the_key() {
     let database = TestDatabase::new().await.expect("a test database");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    let listen = free_address();
     let valid = vec![
         ("USERLEDGER_LISTEN", listen.as_str()),
         ("DATABASE_URL", database.url()),
@@ -255,4 +251,61 @@ async fn an_unknown_key_in_the_file_is_refused() {
     let output = run(&["--config", "/nonexistent/userledger.toml", "config"], &[]).await;
     assert!(!output.status.success());
     assert!(text(&output).contains("/nonexistent/userledger.toml"));
+}
+
+#[tokio::test]
+async fn project_serves_its_status_for_health_checks_when_asked() {
+    let database = TestDatabase::new().await.expect("a test database");
+    let listen = free_address();
+    let mut projecting = userledger(
+        &["project"],
+        &[
+            ("DATABASE_URL", database.url()),
+            ("USERLEDGER_DATABASE_POOL", "4"),
+            ("USERLEDGER_STATUS_LISTEN", &listen),
+            ("RUST_LOG", "warn"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("userledger project starts");
+    let client = reqwest::Client::new();
+    let mut active = false;
+    for _ in 0..300 {
+        if let Ok(response) = client
+            .get(format!("http://{listen}/projections/status"))
+            .send()
+            .await
+        {
+            // What docker-compose.yml's health check of `projections` looks for.
+            let body = response.text().await.unwrap_or_default();
+            if body.contains("\"active\":true") {
+                active = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = client.get(format!("http://{listen}/health")).send().await;
+    let read_route = client
+        .get(format!("http://{listen}/user/admin-api/list"))
+        .send()
+        .await;
+    projecting.start_kill().expect("the projector stops");
+    let logs = projecting.wait_with_output().await.expect("its logs");
+    assert!(active, "no active projector reported: {}", text(&logs));
+    assert_eq!(health.expect("/health answers").status(), 200);
+    assert_eq!(
+        read_route.expect("an answer").status(),
+        404,
+        "the status listener serves no read route"
+    );
+}
+
+fn free_address() -> String {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .to_string()
 }

@@ -473,3 +473,18 @@ async fn the_gateway_sends_each_route_to_the_service_that_serves_it() {
     }
     assert!(checked >= WRITE_ROUTES.len() + routes.len(), "{checked}");
 }
+
+#[test]
+fn the_image_runs_the_binary_with_known_keys_only() {
+    let dockerfile = include_str!("../../Dockerfile");
+    assert!(
+        dockerfile.contains("ENTRYPOINT [\"userledger\"]"),
+        "the services' `command` is a userledger subcommand"
+    );
+    for line in dockerfile.lines().filter(|l| l.starts_with("ENV ")) {
+        let (name, _) = line["ENV ".len()..]
+            .split_once('=')
+            .expect("ENV NAME=value");
+        assert!(config::is_known_variable(name), "Dockerfile: {name}");
+    }
+}

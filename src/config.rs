@@ -390,7 +390,7 @@ impl Config {
                 layers.set(key, value, Source::Env);
             }
         }
-        layers.into_config(file.map(|f| f.path.to_owned()))
+        layers.into_config()
     }
 
     /// Every key's effective value, in [`KEYS`] order.
@@ -575,7 +575,7 @@ impl Layers {
         }
     }
 
-    fn into_config(self, file: Option<String>) -> Result<Config, ConfigError> {
+    fn into_config(self) -> Result<Config, ConfigError> {
         let entries: Vec<Entry> = KEYS.iter().map(|key| self.get(key)).collect();
         let parser = Parser {
             layers: &self,
@@ -702,7 +702,7 @@ impl Layers {
             |v| (v.starts_with("http://") || v.starts_with("https://")).then(|| v.to_owned()),
         )?;
         Ok(Config {
-            file,
+            file: self.file.clone(),
             listen,
             status_listen,
             database_url,
@@ -838,14 +838,12 @@ impl Parser<'_> {
         if values.iter().all(Option::is_none) {
             return Ok(None);
         }
+        let set = values.iter().position(Option::is_some).unwrap_or(0);
         match values.iter().position(Option::is_none) {
             None => Ok(Some(values.into_iter().flatten().collect())),
             Some(missing) => Err(ConfigError::Missing {
                 key: self.entry(names[missing]).key.name,
-                because: format!("but {} is: set all of them or none", {
-                    let set = values.iter().position(Option::is_some).unwrap_or(0);
-                    names[set]
-                }),
+                because: format!("but {} is: set all of them or none", names[set]),
             }),
         }
     }

@@ -49,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::from_process(config_file)?;
     init_logs(&config);
+    // Only where logs are the output: replay and config print their results on standard output.
+    if matches!(command.as_str(), "serve" | "command" | "query" | "project") {
+        warn_of_unknown_variables();
+    }
 
     match command.as_str() {
         "serve" => serve(&config, Role::Everything).await,
@@ -84,6 +88,10 @@ fn init_logs(config: &Config) {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
     }
+}
+
+/// `USERLEDGER_*` variables that are no configuration key: likely typos.
+fn warn_of_unknown_variables() {
     let names: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .collect();

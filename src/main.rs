@@ -16,61 +16,89 @@
 //!
 //! `rebuild`, `replay` and `verify` show a progress bar on standard error.
 //!
-//! Configuration (environment):
-//! - `USERLEDGER_LISTEN`: address to serve on (default `127.0.0.1:8080`);
-//! - `DATABASE_URL`: PostgreSQL (the event store unless `EVENTSTORE_URL` is set);
-//! - `EVENTSTORE_URL`: EventStoreDB (`esdb://...`), the production event store;
-//! - `KAFKA_BROKERS`: Kafka to publish to (publishing is off without it), with
-//!   `KAFKA_USER_TOPIC` (default `user-changes`), `KAFKA_ROLE_APPLICATION_TOPIC` (default
-//!   `role-application-changes`), `KAFKA_PARTITIONS` (6) and `KAFKA_REPLICATION_FACTOR` (1) for
-//!   the topics it creates;
-//! - `USERLEDGER_DATABASE_POOL`: PostgreSQL connections (default 32);
-//! - `RUST_LOG`: log filter (default `info`).
+//!   With `USERLEDGER_STATUS_LISTEN`, `project` serves `/health`, `/projections/status` and
+//!   `/metrics` there, for health checks;
+//! - `config` prints the effective configuration, secrets masked, with where each value
+//!   came from.
+//!
+//! Configuration: defaults, then a TOML file (`--config <path>` anywhere on the command line,
+//! or `USERLEDGER_CONFIG`), then environment variables; the keys are in `config::KEYS` and the
+//! README. An invalid value stops every command before it starts, naming the key.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use events::store::eventstoredb::EventStoreDbStore;
 use events::store::postgres::PostgresEventStore;
 use events::store::EventStore;
+use secrecy::ExposeSecret;
+use userledger::config::{self, Config, LogFormat};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
-        )
-        .init();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let config_file = config::take_config_flag(&mut args)?;
+    let command = if args.is_empty() {
+        "serve".to_owned()
+    } else {
+        args.remove(0)
+    };
+    if matches!(command.as_str(), "help" | "--help" | "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let config = Config::from_process(config_file)?;
+    init_logs(&config);
+    // Only where logs are the output: replay and config print their results on standard output.
+    if matches!(command.as_str(), "serve" | "command" | "query" | "project") {
+        warn_of_unknown_variables();
+    }
 
-    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
     match command.as_str() {
-        "serve" => serve(Role::Everything).await,
-        "command" => serve(Role::Command).await,
-        "query" => serve(Role::Query).await,
-        "project" => project().await,
-        "rebuild" => rebuild().await,
-        "republish" => republish().await,
-        "replay" => replay().await,
-        "verify" => verify().await,
+        "serve" => serve(&config, Role::Everything).await,
+        "command" => serve(&config, Role::Command).await,
+        "query" => serve(&config, Role::Query).await,
+        "project" => project(&config).await,
+        "rebuild" => rebuild(&config).await,
+        "republish" => republish(&config, args).await,
+        "replay" => replay(&config, args).await,
+        "verify" => verify(&config).await,
         "migrate" => {
-            connect_postgres().await?;
+            connect_postgres(&config).await?;
             tracing::info!("the PostgreSQL event store is up to date");
             Ok(())
         }
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
+        "config" => {
+            print!("{}", config.render());
             Ok(())
         }
         other => bail!("unknown command {other:?}; {USAGE}"),
     }
 }
 
-const USAGE: &str = "usage: userledger [serve|command|query|project|rebuild|migrate|verify]
+const USAGE: &str = "usage: userledger [--config FILE] [serve|command|query|project|rebuild|migrate|verify|config]
        userledger replay [--stream STREAM | --category CATEGORY] [--from TIME|POSITION] [--to TIME|POSITION]
        userledger republish [--from POSITION]";
+
+/// Logs on standard output: JSON lines, or text with `USERLEDGER_LOG_FORMAT=text`.
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log_filter);
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
+}
+
+/// `USERLEDGER_*` variables that are no configuration key: likely typos.
+fn warn_of_unknown_variables() {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    for name in config::unknown_variables(names.iter().map(String::as_str)) {
+        tracing::warn!(variable = name, "not a configuration key: ignored");
+    }
+}
 
 /// What an HTTP process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,43 +111,24 @@ enum Role {
     Query,
 }
 
-async fn serve(role: Role) -> anyhow::Result<()> {
-    let listen: SocketAddr = std::env::var("USERLEDGER_LISTEN")
-        .unwrap_or_else(|_| "127.0.0.1:8080".into())
-        .parse()
-        .context("USERLEDGER_LISTEN must be an address such as 127.0.0.1:8080")?;
-    let (store, postgres) = event_store().await?;
-    let kafka = kafka_settings()?;
+async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let (store, postgres) = event_store(config).await?;
+    let kafka = kafka_settings(config);
     let database = postgres.map(|p| p.pool().clone());
     if database.is_none() {
         tracing::warn!("DATABASE_URL is not set: Idempotency-Key support is off");
     }
-    let mut settings = command_service::Settings::new(token_secret()?);
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let (Some(username), Some(email), Some(password)) = (
-        var("USERLEDGER_BOOTSTRAP_ADMIN_USERNAME"),
-        var("USERLEDGER_BOOTSTRAP_ADMIN_EMAIL"),
-        var("USERLEDGER_BOOTSTRAP_ADMIN_PASSWORD"),
-    ) {
-        settings.bootstrap_admin = Some(command_service::settings::BootstrapAdmin {
-            username,
-            email,
-            password,
-        });
+    if config.token_secret.is_none() {
+        tracing::warn!("USERLEDGER_TOKEN_SECRET is not set: signing tokens with a random key");
     }
-    if let Some(origins) = var("USERLEDGER_CORS_ORIGINS") {
-        settings.cors_origins = origins.split(',').map(|o| o.trim().to_owned()).collect();
-    }
-    if let (Some(client_id), Some(secret)) = (
-        var("USERLEDGER_BOOTSTRAP_CLIENT_ID"),
-        var("USERLEDGER_BOOTSTRAP_CLIENT_SECRET"),
-    ) {
-        settings.bootstrap_client =
-            Some(command_service::settings::BootstrapClient { client_id, secret });
-    }
+    let settings = config.command_settings();
     // With `serve`, the read models follow the log in this process (one active instance per
     // projection across processes; others wait as standbys).
-    let database_url = std::env::var("DATABASE_URL").ok();
+    let database_url = config
+        .database_url
+        .as_ref()
+        .map(|url| url.expose_secret().to_owned());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let read_models = match role {
         Role::Everything => database_url
@@ -169,14 +178,31 @@ async fn serve(role: Role) -> anyhow::Result<()> {
 }
 
 /// Runs the projectors of every read model until Ctrl-C or SIGTERM.
-async fn project() -> anyhow::Result<()> {
-    let (store, _postgres) = event_store().await?;
-    let url = read_models_url()?;
-    let kafka = kafka_settings()?;
+async fn project(config: &Config) -> anyhow::Result<()> {
+    let (store, postgres) = event_store(config).await?;
+    let url = read_models_url(config)?;
+    let kafka = kafka_settings(config);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let read_models = projectors(&store, &url, kafka, stopped);
     tracing::info!("userledger is projecting");
-    shutdown_signal().await;
+    match config.status_listen {
+        // Health checks see this process's projectors through the status routes.
+        Some(listen) => {
+            let database = postgres.map(|p| p.pool().clone());
+            let here = query_service::ProjectorsHere::new(read_models.progress.clone());
+            let status = command_service::Application::build_without_writes(
+                listen,
+                store.clone(),
+                database,
+                config.command_settings(),
+                query_service::status_router(here),
+            )
+            .await?;
+            tracing::info!(address = %status.local_addr()?, "serving the projections' status");
+            status.run_until_stopped(shutdown_signal()).await?;
+        }
+        None => shutdown_signal().await,
+    }
     let _ = stop.send(true);
     read_models.stopped().await;
     Ok(())
@@ -198,8 +224,8 @@ fn projectors(
 
 /// Publishes the log to Kafka again from `--from <position>` (from the start without it), with
 /// a progress bar on standard error. The publisher's checkpoint stays where it is.
-async fn republish() -> anyhow::Result<()> {
-    let mut arguments = std::env::args().skip(2);
+async fn republish(config: &Config, arguments: Vec<String>) -> anyhow::Result<()> {
+    let mut arguments = arguments.into_iter();
     let mut from = None;
     while let Some(argument) = arguments.next() {
         match argument.as_str() {
@@ -218,8 +244,8 @@ async fn republish() -> anyhow::Result<()> {
             }
         }
     }
-    let settings = kafka_settings()?.context("set KAFKA_BROKERS to republish")?;
-    let (store, _postgres) = event_store().await?;
+    let settings = kafka_settings(config).context("set KAFKA_BROKERS to republish")?;
+    let (store, _postgres) = event_store(config).await?;
     let bar = progress_bar("publishing again")?;
     let republished =
         projections::republish(store, &settings, from, |events| bar.set_position(events)).await;
@@ -236,46 +262,18 @@ async fn republish() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Kafka from the environment: `KAFKA_BROKERS` (publishing is off without it), and optionally
-/// `KAFKA_USER_TOPIC`, `KAFKA_ROLE_APPLICATION_TOPIC`, `KAFKA_PARTITIONS`,
-/// `KAFKA_REPLICATION_FACTOR`.
-fn kafka_settings() -> anyhow::Result<Option<projections::KafkaSettings>> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let Some(brokers) = var("KAFKA_BROKERS") else {
+/// Kafka as configured (`KAFKA_BROKERS`); publishing is off without it.
+fn kafka_settings(config: &Config) -> Option<projections::KafkaSettings> {
+    if config.kafka.is_none() {
         tracing::info!("KAFKA_BROKERS is not set: publishing to Kafka is off");
-        return Ok(None);
-    };
-    let mut settings = projections::KafkaSettings::new(brokers);
-    if let Some(topic) = var("KAFKA_USER_TOPIC") {
-        settings.user_topic = topic;
     }
-    if let Some(topic) = var("KAFKA_ROLE_APPLICATION_TOPIC") {
-        settings.role_application_topic = topic;
-    }
-    if let Some(partitions) = var("KAFKA_PARTITIONS") {
-        settings.partitions = partitions
-            .parse()
-            .ok()
-            .filter(|p: &i32| *p > 0)
-            .context("KAFKA_PARTITIONS must be a positive number")?;
-    }
-    if let Some(factor) = var("KAFKA_REPLICATION_FACTOR") {
-        settings.replication_factor = factor
-            .parse()
-            .ok()
-            .filter(|f: &i32| *f > 0)
-            .context("KAFKA_REPLICATION_FACTOR must be a positive number")?;
-    }
-    if settings.user_topic == settings.role_application_topic {
-        bail!("KAFKA_USER_TOPIC and KAFKA_ROLE_APPLICATION_TOPIC must name two topics");
-    }
-    Ok(Some(settings))
+    config.kafka.clone()
 }
 
 /// Rebuilds the read models from the whole log, with a progress bar on standard error.
-async fn rebuild() -> anyhow::Result<()> {
-    let (store, _postgres) = event_store().await?;
-    let url = read_models_url()?;
+async fn rebuild(config: &Config) -> anyhow::Result<()> {
+    let (store, _postgres) = event_store(config).await?;
+    let url = read_models_url(config)?;
     let bar = progress_bar("rebuilding the read models")?;
     let rebuilt = projections::rebuild(store, &url, |events| bar.set_position(events)).await;
     bar.finish();
@@ -307,11 +305,11 @@ fn progress_bar(message: &'static str) -> anyhow::Result<indicatif::ProgressBar>
 
 /// Prints the log, or the selection the arguments make, as JSON lines on standard output;
 /// the summary goes to standard error.
-async fn replay() -> anyhow::Result<()> {
+async fn replay(config: &Config, arguments: Vec<String>) -> anyhow::Result<()> {
     use std::io::Write;
-    let selection = events::audit::replay::Selection::from_args(std::env::args().skip(2))
+    let selection = events::audit::replay::Selection::from_args(arguments)
         .map_err(|reason| anyhow::anyhow!("{reason}; {USAGE}"))?;
-    let (store, _postgres) = event_store().await?;
+    let (store, _postgres) = event_store(config).await?;
     let bar = progress_bar("replaying the log")?;
     let started = std::time::Instant::now();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -340,9 +338,9 @@ async fn replay() -> anyhow::Result<()> {
 
 /// Checks the hash chains and compares the read models with a rebuild; prints every finding
 /// and a summary on standard output, and exits with status 1 if there is any.
-async fn verify() -> anyhow::Result<()> {
-    let (store, _postgres) = event_store().await?;
-    let url = read_models_url()?;
+async fn verify(config: &Config) -> anyhow::Result<()> {
+    let (store, _postgres) = event_store(config).await?;
+    let url = read_models_url(config)?;
     let bar = progress_bar("checking hash chains")?;
     let mut phase = projections::verify::Phase::Chains;
     let verified = projections::verify(store, &url, |now, events| {
@@ -384,48 +382,49 @@ async fn verify() -> anyhow::Result<()> {
 }
 
 /// PostgreSQL of the read models: `DATABASE_URL`.
-fn read_models_url() -> anyhow::Result<String> {
-    std::env::var("DATABASE_URL")
+fn read_models_url(config: &Config) -> anyhow::Result<String> {
+    config
+        .database_url
+        .as_ref()
+        .map(|url| url.expose_secret().to_owned())
         .context("DATABASE_URL must name the PostgreSQL database of the read models")
 }
 
 /// The event store (EventStoreDB with `EVENTSTORE_URL`, else PostgreSQL), and PostgreSQL when
 /// `DATABASE_URL` is set (it holds the read-side tables, and the events without EventStoreDB).
-async fn event_store() -> anyhow::Result<(Arc<dyn EventStore>, Option<PostgresEventStore>)> {
-    let postgres = match std::env::var("DATABASE_URL") {
-        Ok(_) => Some(connect_postgres().await?),
-        Err(_) => None,
+async fn event_store(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn EventStore>, Option<PostgresEventStore>)> {
+    let postgres = match config.database_url {
+        Some(_) => Some(connect_postgres(config).await?),
+        None => None,
     };
-    let store: Arc<dyn EventStore> = match (std::env::var("EVENTSTORE_URL"), &postgres) {
-        (Ok(url), _) => {
+    let store: Arc<dyn EventStore> = match (&config.eventstore_url, &postgres) {
+        (Some(url), _) => {
             tracing::info!("event store: EventStoreDB");
             Arc::new(
-                EventStoreDbStore::connect(&url)
+                EventStoreDbStore::connect(url.expose_secret())
                     .await
                     .context("EVENTSTORE_URL")?,
             )
         }
-        (Err(_), Some(postgres)) => {
+        (None, Some(postgres)) => {
             tracing::info!("event store: PostgreSQL");
             Arc::new(postgres.clone())
         }
-        (Err(_), None) => {
+        (None, None) => {
             bail!("set DATABASE_URL (PostgreSQL), and EVENTSTORE_URL for EventStoreDB")
         }
     };
     Ok((store, postgres))
 }
 
-async fn connect_postgres() -> anyhow::Result<PostgresEventStore> {
-    let url = std::env::var("DATABASE_URL")
+async fn connect_postgres(config: &Config) -> anyhow::Result<PostgresEventStore> {
+    let url = config
+        .database_url
+        .as_ref()
         .context("DATABASE_URL must name the PostgreSQL database (postgres://...)")?;
-    let pool = match std::env::var("USERLEDGER_DATABASE_POOL") {
-        Ok(size) => size
-            .parse()
-            .context("USERLEDGER_DATABASE_POOL must be a number of connections")?,
-        Err(_) => 32,
-    };
-    PostgresEventStore::connect(&url, pool)
+    PostgresEventStore::connect(url.expose_secret(), config.database_pool)
         .await
         .context("connecting to DATABASE_URL")
 }
@@ -451,17 +450,4 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-/// `USERLEDGER_TOKEN_SECRET` signs tokens; without it a random key is drawn, so tokens do not
-/// survive a restart (fine for a local run, said in the log).
-fn token_secret() -> anyhow::Result<Vec<u8>> {
-    match std::env::var("USERLEDGER_TOKEN_SECRET") {
-        Ok(secret) if secret.len() >= 32 => Ok(secret.into_bytes()),
-        Ok(_) => bail!("USERLEDGER_TOKEN_SECRET must be at least 32 characters"),
-        Err(_) => {
-            tracing::warn!("USERLEDGER_TOKEN_SECRET is not set: signing tokens with a random key");
-            Ok(uuid::Uuid::new_v4().as_bytes().repeat(2))
-        }
-    }
 }

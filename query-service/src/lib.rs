@@ -85,25 +85,7 @@ pub fn router_with_projectors(here: ProjectorsHere) -> Routes {
         .ok::<openapi::History>("the target's events in stream order, or its state at `at`")
         .describe("Reads the event log itself (the audit trail), so it needs no consistency token.")
     };
-    let routes = Routes::new()
-        .route(
-            Doc::get("/projections/status", "Each read model's position and lag")
-                .public()
-                .fails_internally()
-                .plain::<openapi::ProjectionsStatus>("application/json", "by read model"),
-            projection_status::status,
-        )
-        .route(
-            Doc::get("/metrics", "Read-model gauges for Prometheus")
-                .public()
-                .fails_internally()
-                .describe(
-                    "`userledger_projection_lag_seconds`, `userledger_projection_position` and \
-                     `userledger_projection_active`, labelled by `projection`.",
-                )
-                .text(200, "text/plain; version=0.0.4", "Prometheus' text format"),
-            projection_status::metrics,
-        )
+    let routes = status_routes()
         .route(
             Doc::get(
                 "/user/admin-api/subscription-tiers",
@@ -216,6 +198,35 @@ fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes {
                     .shared(edge, "profile:history:read"),
             ),
             history::user_history,
+        )
+}
+
+/// Only `/projections/status` and `/metrics`: what a process that runs projectors and no read
+/// route (`userledger project`) serves for its health checks.
+pub fn status_router(here: ProjectorsHere) -> Routes {
+    status_routes().layer(Extension(here))
+}
+
+/// `/projections/status` and `/metrics`.
+fn status_routes() -> Routes {
+    Routes::new()
+        .route(
+            Doc::get("/projections/status", "Each read model's position and lag")
+                .public()
+                .fails_internally()
+                .plain::<openapi::ProjectionsStatus>("application/json", "by read model"),
+            projection_status::status,
+        )
+        .route(
+            Doc::get("/metrics", "Read-model gauges for Prometheus")
+                .public()
+                .fails_internally()
+                .describe(
+                    "`userledger_projection_lag_seconds`, `userledger_projection_position` and \
+                     `userledger_projection_active`, labelled by `projection`.",
+                )
+                .text(200, "text/plain; version=0.0.4", "Prometheus' text format"),
+            projection_status::metrics,
         )
 }
 

@@ -75,22 +75,22 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> Result<anyhow::Result<T>, ApiError> {
-        let _admitted = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::Busy {
+        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("userledger_hashing_rejected_total").increment(1);
+            ApiError::Busy {
                 retry_after_secs: 1,
-            })?;
-        let _worker = self
-            .workers
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(ApiError::internal)
+            }
+        })?;
+        let waiting = metrics::gauge!("userledger_hashing_waiting");
+        waiting.increment(1.0);
+        let worker = self.workers.clone().acquire_owned().await;
+        waiting.decrement(1.0);
+        let _worker = worker.map_err(ApiError::internal)?;
+        let in_flight = metrics::gauge!("userledger_hashing_in_flight");
+        in_flight.increment(1.0);
+        let done = tokio::task::spawn_blocking(work).await;
+        in_flight.decrement(1.0);
+        done.map_err(ApiError::internal)
     }
 
     /// How many more requests could be admitted now (for saturation metrics).

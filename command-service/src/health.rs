@@ -1,9 +1,14 @@
-//! `GET /health`: the process is up and answering.
+//! `GET /health`: the process is up and answering (liveness). `GET /ready` (readiness): the
+//! event store and the database answer; where the read side is served, its `/ready` also wants
+//! the read models caught up (`query_service`).
 
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
 use crate::openapi::{schemas, Doc, Routes};
+use crate::AppState;
 
 pub fn routes() -> Routes {
     Routes::new().route(
@@ -14,6 +19,70 @@ pub fn routes() -> Routes {
     )
 }
 
+/// `GET /ready` of a process without the read side (`userledger command`).
+pub fn ready_route() -> Routes {
+    Routes::new().route(
+        Doc::get("/ready", "Readiness")
+            .public()
+            .describe(
+                "200 `{\"ok\":1,\"checks\":{...}}` when the event store and the database \
+                 answer; 503 with the same shape (`ok: 0`) and each failed check's reason \
+                 otherwise.",
+            )
+            .plain::<schemas::Done>("application/json", "ready"),
+        ready,
+    )
+}
+
 async fn health() -> Json<Value> {
     Json(json!({ "ok": 1 }))
+}
+
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    readiness(store_checks(&state).await)
+}
+
+/// The answer of `/ready` for `checks` (name, failure reason if any).
+pub fn readiness(checks: Vec<(&'static str, Option<String>)>) -> (StatusCode, Json<Value>) {
+    let ready = checks.iter().all(|(_, failure)| failure.is_none());
+    let checks: serde_json::Map<String, Value> = checks
+        .into_iter()
+        .map(|(name, failure)| {
+            let check = match failure {
+                None => json!({ "ok": 1 }),
+                Some(reason) => json!({ "ok": 0, "reason": reason }),
+            };
+            (name.to_owned(), check)
+        })
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ok": u8::from(ready), "checks": checks })),
+    )
+}
+
+/// Whether the event store and the database answer, each within 2 s.
+pub async fn store_checks(state: &AppState) -> Vec<(&'static str, Option<String>)> {
+    let within = std::time::Duration::from_secs(2);
+    let store = match tokio::time::timeout(within, state.log.read_all(None, 1)).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(_) => Some("no answer within 2 s".to_owned()),
+    };
+    let mut checks = vec![("eventStore", store)];
+    if let Some(database) = &state.database {
+        let answer = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(database);
+        let failure = match tokio::time::timeout(within, answer).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some("no answer within 2 s".to_owned()),
+        };
+        checks.push(("database", failure));
+    }
+    checks
 }

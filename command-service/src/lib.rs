@@ -31,6 +31,7 @@ pub mod rate_limit;
 pub mod roles;
 pub mod settings;
 pub mod stream_cache;
+pub mod telemetry;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -140,6 +141,7 @@ fn layered(state: AppState, routes: Routes) -> Router {
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(cors(&state.settings.cors_origins))
+        .layer(axum::middleware::from_fn(telemetry::middleware))
         .with_state(state)
 }
 
@@ -190,7 +192,14 @@ impl Application {
         database: Option<sqlx::PgPool>,
         settings: Settings,
     ) -> anyhow::Result<Self> {
-        Self::build_with(listen, store, database, settings, Routes::new()).await
+        Self::build_with(
+            listen,
+            store,
+            database,
+            settings,
+            telemetry::metrics_route().merge(health::ready_route()),
+        )
+        .await
     }
 
     /// [`Self::build`], also serving `extra` (the read routes) under the same base URL.

@@ -177,12 +177,18 @@ where
             }
             Err(StoreError::WrongExpectedRevision { .. }) if attempt < attempts => {
                 tracing::debug!(%stream, attempt, "conflict; deciding again");
+                metrics::counter!("userledger_command_conflicts_total", "aggregate" => A::CATEGORY)
+                    .increment(1);
+                metrics::counter!("userledger_command_retries_total", "aggregate" => A::CATEGORY)
+                    .increment(1);
                 tokio::time::sleep(backoff(attempt)).await;
             }
             Err(StoreError::WrongExpectedRevision { .. }) => {
+                metrics::counter!("userledger_command_conflicts_total", "aggregate" => A::CATEGORY)
+                    .increment(1);
                 return Err(Failure::Api(ApiError::ResourceConflict(json!({
                     "reason": "the target kept changing; retry the request"
-                }))))
+                }))));
             }
             Err(other) => return Err(other.into()),
         }

@@ -218,15 +218,31 @@ fn status_routes() -> Routes {
             projection_status::status,
         )
         .route(
-            Doc::get("/metrics", "Read-model gauges for Prometheus")
+            Doc::get("/metrics", "This process's metrics for Prometheus")
                 .public()
                 .fails_internally()
                 .describe(
                     "`userledger_projection_lag_seconds`, `userledger_projection_position` and \
-                     `userledger_projection_active`, labelled by `projection`.",
+                     `userledger_projection_active`, labelled by `projection` (the Kafka \
+                     publisher is `kafka`); then requests by route and status (counts and \
+                     latency histograms), command conflicts and retries, hashing-pool \
+                     saturation, rate-limit refusals, Kafka messages published and publish \
+                     errors.",
                 )
                 .text(200, "text/plain; version=0.0.4", "Prometheus' text format"),
             projection_status::metrics,
+        )
+        .route(
+            Doc::get("/ready", "Readiness")
+                .public()
+                .describe(
+                    "200 `{\"ok\":1,\"checks\":{...}}` when the event store and the database \
+                     answer and every read model (and the Kafka publisher, when it runs) is \
+                     within 10 s of the log's head; 503 with the same shape (`ok: 0`) and each \
+                     failed check's reason otherwise.",
+                )
+                .plain::<command_service::openapi::schemas::Done>("application/json", "ready"),
+            projection_status::ready,
         )
 }
 

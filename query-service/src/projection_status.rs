@@ -142,6 +142,8 @@ pub async fn metrics(
         "1 where this process runs the projection's active instance, else 0.",
         &|status| u8::from(status.active_here).to_string(),
     );
+    // And what this process counted: requests, conflicts, hashing, rate limits, Kafka.
+    text.push_str(&command_service::telemetry::prometheus().render());
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -149,4 +151,35 @@ pub async fn metrics(
         )],
         text,
     ))
+}
+
+/// How far behind the log a read model may be for the service to be ready.
+pub const READY_LAG_MS: u64 = 10_000;
+
+/// `GET /ready` where the read side is served: the event store and the database answer, and
+/// every read model (and the Kafka publisher, when it runs) is within [`READY_LAG_MS`] of the
+/// log's head.
+pub async fn ready(
+    State(state): State<AppState>,
+    Extension(here): Extension<ProjectorsHere>,
+) -> impl IntoResponse {
+    let mut checks = command_service::health::store_checks(&state).await;
+    match statuses(&state, &here).await {
+        Ok(statuses) => {
+            for status in statuses {
+                let failure = (status.lag_ms > READY_LAG_MS).then(|| {
+                    format!(
+                        "{} ms behind the log (ready within {READY_LAG_MS} ms)",
+                        status.lag_ms
+                    )
+                });
+                checks.push((status.name, failure));
+            }
+        }
+        Err(_) => checks.push((
+            "projections",
+            Some("their checkpoints cannot be read".into()),
+        )),
+    }
+    command_service::health::readiness(checks)
 }

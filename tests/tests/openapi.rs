@@ -31,6 +31,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/docs"),
     ("GET", "/projections/status"),
     ("GET", "/metrics"),
+    ("GET", "/ready"),
     ("POST", "/user/admin-api/verify"),
     ("GET", "/user/admin-api/subscription-tiers"),
     ("GET", "/user/client-api/block-status"),
@@ -77,7 +78,7 @@ const ROLE_ROUTES_ON_BOTH_EDGES: &[(&str, &str)] = &[
 
 /// The routes only a write-side process (`userledger command`) serves.
 fn is_write(method: &str, path: &str) -> bool {
-    const READS: [&str; 14] = [
+    const READS: [&str; 13] = [
         "list",
         "retrieve-user-info",
         "user-info",
@@ -91,7 +92,6 @@ fn is_write(method: &str, path: &str) -> bool {
         "user-following",
         "following",
         "status",
-        "metrics",
     ];
     let last = path.rsplit('/').next().unwrap_or_default();
     !(READS.contains(&last) || (method == "GET" && last == "invite-codes"))
@@ -99,7 +99,7 @@ fn is_write(method: &str, path: &str) -> bool {
 
 /// Served by every process.
 fn is_everywhere(path: &str) -> bool {
-    ["/health", "/openapi.json", "/docs"].contains(&path)
+    ["/health", "/openapi.json", "/docs", "/metrics", "/ready"].contains(&path)
 }
 
 fn contract() -> BTreeSet<(String, String)> {

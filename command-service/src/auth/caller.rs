@@ -3,7 +3,7 @@
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use events::metadata::Actor;
+use events::metadata::{Actor, CommandContext};
 use events::scopes;
 use events::values::{ApplicationId, RoleId, UserId};
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use serde_json::json;
 use super::access::AccountStatus;
 use super::tokens::{TokenClaims, TokenError, TokenUse};
 use crate::envelope::ApiError;
+use crate::telemetry::RequestIds;
 use crate::AppState;
 
 /// A user's token (delegated) or an application's own token (client).
@@ -70,6 +71,8 @@ impl Edge {
 pub struct Caller {
     pub edge: Edge,
     pub claims: TokenClaims,
+    /// The request's ids: the causation and correlation ids of the events it causes.
+    pub request: RequestIds,
 }
 
 impl Caller {
@@ -84,6 +87,13 @@ impl Caller {
     pub fn is_super_admin(&self) -> bool {
         self.claims.kind == TokenKind::Delegated
             && self.claims.role == RoleId::super_admin().as_str()
+    }
+
+    /// The context this request's command is decided in: the request's id as the command id
+    /// (the events' causation id), its correlation id, the caller as the actor, now.
+    pub fn command_context(&self) -> CommandContext {
+        CommandContext::new(self.request.request, self.actor(), chrono::Utc::now())
+            .correlated_with(self.request.correlation)
     }
 
     /// The actor recorded in the events this caller causes.
@@ -169,7 +179,15 @@ impl FromRequestParts<AppState> for Caller {
             }));
         }
         match state.access.status(&claims).await? {
-            AccountStatus::Active => Ok(Caller { edge, claims }),
+            AccountStatus::Active => Ok(Caller {
+                edge,
+                claims,
+                request: parts
+                    .extensions
+                    .get::<RequestIds>()
+                    .copied()
+                    .unwrap_or_default(),
+            }),
             AccountStatus::Banned => Err(ApiError::Banned),
             AccountStatus::Gone => Err(ApiError::Unauthorized("the token has been revoked")),
         }
@@ -207,6 +225,7 @@ mod tests {
 
     fn caller(kind: TokenKind, role: &str, scope: &[&str], client_scope: &[&str]) -> Caller {
         Caller {
+            request: RequestIds::new(),
             edge: match kind {
                 TokenKind::Delegated => Edge::Admin,
                 TokenKind::Client => Edge::Client,

@@ -6,18 +6,15 @@
 //! answer; the log, the answers of update and the read side never hold them in plain.
 
 use axum::extract::State;
-use chrono::Utc;
 use events::application::{
     Application, ApplicationChanges, ApplicationCommand, CreateApplication, UpdateApplication,
 };
-use events::metadata::CommandContext;
 use events::scopes::Scope;
 use events::values::{
     ApplicationDisplayName, ApplicationId, ClientId, ClientRole, ClientSecret, Grant, RedirectUri,
     ValidationError,
 };
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 use crate::auth::{Caller, Edge};
 use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
@@ -134,10 +131,6 @@ fn scope_for(role: ClientRole, action: &str) -> String {
         ClientRole::ExternalClient => "external-client",
     };
     format!("admin:system:{kind}:{action}")
-}
-
-fn context(caller: &Caller) -> CommandContext {
-    CommandContext::new(Uuid::now_v7(), caller.actor(), Utc::now())
 }
 
 /// Unknown applications are 400 InvalidTarget (Liquid's code).
@@ -335,7 +328,7 @@ async fn create(
     let outcome = execute::<Application, _>(
         &*state.store,
         &id,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |_| Ok(ApplicationCommand::Create(create.clone())),
     )
@@ -407,7 +400,7 @@ async fn update(
     let outcome = execute::<Application, _>(
         &*state.store,
         &id,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |state| {
             // Decided again on each attempt: the role may have changed since the check above.
@@ -451,7 +444,7 @@ async fn remove(
     let outcome = execute::<Application, _>(
         &*state.store,
         &id,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |state| {
             let application = state

@@ -11,7 +11,7 @@ use events::store::Position;
 use events::user::{User, UserCommand, UserEvent};
 use events::values::{RoleId, UserId};
 
-use super::{context, object, resolve, target, unknown_role};
+use super::{object, resolve, target, unknown_role};
 use crate::auth::Caller;
 use crate::envelope::{Answer, ApiError, FieldErrors};
 use crate::extract::JsonBody;
@@ -39,7 +39,7 @@ pub(super) async fn delete(
     };
     tracing::Span::current().record("role_id", id.as_str());
     let id = resolve(&state, &id).await?;
-    let context = context(&caller);
+    let context = caller.command_context();
     let outcome = execute::<Role, _>(
         &*state.store,
         &id,

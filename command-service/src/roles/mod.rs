@@ -8,13 +8,10 @@
 mod delete;
 
 use axum::extract::State;
-use chrono::Utc;
-use events::metadata::CommandContext;
 use events::role::{CreateRole, Role, RoleCommand, UpdateRole, ROLE_ID_CLAIM};
 use events::store::UniqueClaim;
 use events::values::{Ranking, RoleDescription, RoleDisplayName, RoleId};
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 use crate::auth::{Caller, Edge};
 use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
@@ -91,10 +88,6 @@ pub fn role_json(role: &Role) -> Value {
     object
 }
 
-fn context(caller: &Caller) -> CommandContext {
-    CommandContext::new(Uuid::now_v7(), caller.actor(), Utc::now())
-}
-
 /// Unknown roles are 400 NotFound on role routes (Liquid's code), unlike unknown users (404).
 fn unknown_role() -> ApiError {
     ApiError::Refused {
@@ -141,7 +134,7 @@ async fn create(
     let outcome = execute::<Role, _>(
         &*state.store,
         &id,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |current| match current {
             // The same id in the same case: the claim would say so too; answer alike.
@@ -202,7 +195,7 @@ async fn update(
     let outcome = execute::<Role, _>(
         &*state.store,
         &id,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |current| match current {
             Some(role) if !role.deleted => Ok(RoleCommand::Update(changes.clone())),

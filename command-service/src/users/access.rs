@@ -16,8 +16,7 @@ use events::values::{ApplicationId, RoleId, UserId, ValidationError};
 use serde_json::{json, Value};
 
 use super::{
-    caller_outranks, context, object, outranked, require_outranks_user, required, text,
-    unknown_role,
+    caller_outranks, object, outranked, require_outranks_user, required, text, unknown_role,
 };
 use crate::auth::Caller;
 use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
@@ -148,7 +147,7 @@ pub async fn change_access(
     };
 
     check_targets(&state, &caller, &targets).await?;
-    let context = context(&caller);
+    let context = caller.command_context();
     let attempts = state.settings.command_attempts;
     let store = &*state.store;
     let mut position = None;

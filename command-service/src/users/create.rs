@@ -28,9 +28,7 @@ use events::values::{
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
-use super::{
-    caller_outranks, context, invite_codes, optional, outranked, required, role_rank, text,
-};
+use super::{caller_outranks, invite_codes, optional, outranked, required, role_rank, text};
 use crate::auth::Caller;
 use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
 use crate::extract::JsonBody;
@@ -91,7 +89,7 @@ pub async fn create_users(
         .try_collect()
         .await?;
 
-    let context = context(&caller);
+    let context = caller.command_context();
     let mut created: Vec<UserId> = Vec::with_capacity(users.len());
     let mut position = None;
     for (index, (user, password_hash)) in users.into_iter().zip(hashes).enumerate() {

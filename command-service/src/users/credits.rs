@@ -8,7 +8,7 @@ use events::user::{CreditsChange, User, UserCommand};
 use events::values::{Credits, ValidationError};
 use serde_json::Value;
 
-use super::{context, object, required, target, text, whole_number};
+use super::{object, required, target, text, whole_number};
 use crate::auth::Caller;
 use crate::envelope::{Answer, ApiError, FieldErrors};
 use crate::extract::JsonBody;
@@ -64,7 +64,7 @@ pub async fn change_credits(
     let outcome = execute::<User, _>(
         &*state.store,
         &target,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |_| Ok(UserCommand::ChangeCredits(change)),
     )

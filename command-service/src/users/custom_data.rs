@@ -6,7 +6,7 @@ use events::user::{User, UserCommand};
 use events::values::CustomData;
 use serde_json::Value;
 
-use super::{context, object, target};
+use super::{object, target};
 use crate::auth::Caller;
 use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
 use crate::extract::JsonBody;
@@ -42,7 +42,7 @@ pub async fn replace_custom_data(
     let outcome = execute::<User, _>(
         &*state.store,
         &target,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |_| Ok(UserCommand::ReplaceCustomData(custom_data.clone())),
     )

@@ -13,7 +13,7 @@ use events::DomainError;
 use rand::Rng;
 use serde_json::json;
 
-use super::{context, object, optional, target};
+use super::{object, optional, target};
 use crate::auth::Caller;
 use crate::envelope::{Answer, ApiError, FieldErrors};
 use crate::extract::JsonBody;
@@ -55,7 +55,7 @@ pub async fn generate_invite_codes(
     let outcome = execute::<User, _>(
         &*state.store,
         &target,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |_| Ok(UserCommand::GenerateInviteCodes(codes.clone())),
     )

@@ -20,12 +20,9 @@ pub mod toggles;
 pub mod update;
 pub mod view;
 
-use chrono::Utc;
-use events::metadata::CommandContext;
 use events::role::{outranks, Role};
 use events::values::{Ranking, RoleId, UserId, ValidationError};
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 use crate::auth::{Caller, Edge};
 use crate::envelope::{ApiError, FieldError, FieldErrors};
@@ -229,11 +226,6 @@ fn edge_router(edge: Edge) -> Routes {
             ),
             invite_codes::generate_invite_codes,
         )
-}
-
-/// The context a request's command is decided in: a new command id, the caller, now.
-pub(crate) fn context(caller: &Caller) -> CommandContext {
-    CommandContext::new(Uuid::now_v7(), caller.actor(), Utc::now())
 }
 
 /// The body as a JSON object, or 400.

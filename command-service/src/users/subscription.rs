@@ -9,7 +9,7 @@ use events::user::{SubscriptionChange, User, UserCommand};
 use events::values::{SubscriptionIdentifier, ValidationError};
 use serde_json::Value;
 
-use super::{boolean, context, object, optional, required, target, text};
+use super::{boolean, object, optional, required, target, text};
 use crate::auth::Caller;
 use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
 use crate::extract::JsonBody;
@@ -64,7 +64,7 @@ pub async fn change_subscription(
     let outcome = execute::<User, _>(
         &*state.store,
         &target,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |_| Ok(UserCommand::ChangeSubscription(change.clone())),
     )
@@ -92,7 +92,7 @@ pub async fn set_subscription_cancelled(
     let outcome = execute::<User, _>(
         &*state.store,
         &target,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |_| Ok(UserCommand::SetSubscriptionCancelled(cancelled)),
     )

@@ -10,8 +10,7 @@ use events::values::{Reason, RoleId};
 use serde_json::json;
 
 use super::{
-    boolean, context, load_user, object, optional, require_outranks_user, required, single_target,
-    text,
+    boolean, load_user, object, optional, require_outranks_user, required, single_target, text,
 };
 use crate::auth::Caller;
 use crate::envelope::{Answer, ApiError, FieldErrors};
@@ -86,7 +85,7 @@ async fn set_flag(
     let outcome = execute::<User, _>(
         &*state.store,
         &target,
-        &context(caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |current| {
             if let Some(role) = &checked_role {

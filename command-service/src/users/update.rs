@@ -23,8 +23,8 @@ use serde_json::{json, Map, Value};
 use super::toggles::role_unchanged;
 use super::view::user_view;
 use super::{
-    boolean, caller_outranks, context, load_user, object, outranked, require_outranks_user,
-    role_rank, target, text, unknown_role,
+    boolean, caller_outranks, load_user, object, outranked, require_outranks_user, role_rank,
+    target, text, unknown_role,
 };
 use crate::auth::Caller;
 use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
@@ -97,7 +97,7 @@ pub async fn update_user(
     let outcome = execute::<User, _>(
         &*state.store,
         &target,
-        &context(&caller),
+        &caller.command_context(),
         state.settings.command_attempts,
         |current| {
             role_unchanged(current, &checked_role)?;

@@ -134,8 +134,13 @@ impl Publisher {
                             None => std::future::pending().await,
                         }
                     }, if !in_flight.is_empty() => {
-                        acknowledged?;
+                        if let Err(error) = acknowledged {
+                            metrics::counter!("userledger_kafka_publish_errors_total").increment(1);
+                            return Err(error);
+                        }
                         let batch = in_flight.pop_front().expect("the acknowledged batch");
+                        metrics::counter!("userledger_kafka_published_total")
+                            .increment(batch.messages);
                         if !self.checkpoint(&mut connection, &mut committed, batch.end()).await? {
                             continue 'from_checkpoint;
                         }
@@ -147,6 +152,7 @@ impl Publisher {
                         let Some(last) = batch.last() else { continue };
                         let messages = translator.messages(&batch).await?;
                         in_flight.push_back(InFlight {
+                            messages: messages.len() as u64,
                             last: last.position,
                             recorded_at: last.recorded_at,
                             sent_at: Instant::now(),
@@ -240,6 +246,7 @@ impl Publisher {
 
 /// A batch handed to the producer, waiting for the broker's acknowledgements.
 struct InFlight {
+    messages: u64,
     /// The position of its last event: the checkpoint once it is acknowledged.
     last: Position,
     recorded_at: chrono::DateTime<chrono::Utc>,

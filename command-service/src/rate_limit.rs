@@ -3,13 +3,15 @@
 //! the configured requests per minute get 429 `RateLimitError` with `Retry-After`, and change
 //! nothing (the request is refused before its handler runs).
 //!
-//! Each key (`ip:<address>`, `client:<id>`) has a GCRA cell: a request is allowed when the
+//! Behind a proxy on a private network (the compose gateway), the address is the one the proxy
+//! reports (`X-Real-IP`, `X-Forwarded-For`). Each key (`ip:<address>`, `client:<id>`) has a
+//! GCRA cell: a request is allowed when the
 //! key's theoretical arrival time is at most a minute ahead of now, which allows a burst of a
 //! minute's worth and then the configured rate. The client of a write is the `client` claim of
 //! its bearer token (verified); of a token request, its `client_id` (form or Basic auth).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -86,10 +88,7 @@ impl RateLimiters {
 
 /// Applies the token and write limits before the request reaches its route.
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| format!("ip:{}", address.ip()));
+    let ip = client_ip(&request).map(|ip| format!("ip:{ip}"));
     let token_request = request.method() == Method::POST && request.uri().path() == "/oauth/token";
     let write = is_write(request.method(), request.uri().path());
     let (limiter, client, request) = if token_request {
@@ -118,6 +117,39 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             .into_response()
         }
     }
+}
+
+/// The caller's address: the peer's, or, when the peer is a proxy on a private network or this
+/// host (the compose gateway, a load balancer), the address that proxy reports in `X-Real-IP`
+/// or as the last hop of `X-Forwarded-For`. A public peer's forwarding headers are not
+/// trusted: anyone can send them.
+fn client_ip(request: &Request) -> Option<IpAddr> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())?;
+    let private = match peer {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    if !private {
+        return Some(peer);
+    }
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let reported = header("x-real-ip").or_else(|| {
+        header("x-forwarded-for").and_then(|hops| hops.rsplit(',').next().map(str::to_owned))
+    });
+    Some(
+        reported
+            .and_then(|address| address.trim().parse().ok())
+            .unwrap_or(peer),
+    )
 }
 
 /// Whether a request changes something: every `POST`, `PUT`, `PATCH` and `DELETE` but
@@ -229,6 +261,40 @@ mod tests {
         for _ in 0..10_000 {
             assert!(limiter.check(&keys(&["ip:a"]), now).is_ok());
         }
+    }
+
+    fn from(peer: &str, headers: &[(&str, &str)]) -> Request {
+        let mut request = Request::builder();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    }
+
+    #[test]
+    fn a_private_proxy_s_report_of_the_caller_is_trusted_a_public_peer_s_is_not() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let forwarded = [("x-forwarded-for", "203.0.113.9, 198.51.100.7")];
+        assert_eq!(
+            client_ip(&from("10.0.0.5:4000", &forwarded)),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(&from("172.18.0.3:4000", &[("x-real-ip", "198.51.100.8")])),
+            ip("198.51.100.8")
+        );
+        assert_eq!(client_ip(&from("127.0.0.1:4000", &[])), ip("127.0.0.1"));
+        assert_eq!(
+            client_ip(&from("192.0.2.1:4000", &forwarded)),
+            ip("192.0.2.1")
+        );
+        assert_eq!(
+            client_ip(&from("10.0.0.5:4000", &[("x-real-ip", "junk")])),
+            ip("10.0.0.5")
+        );
     }
 
     #[test]

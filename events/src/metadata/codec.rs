@@ -5,7 +5,9 @@
 //! version lives in the metadata. Reading an old version runs the family's upcasters, one
 //! version step at a time, before the payload is deserialised, so old events stay readable.
 
+use serde::de::value::MapDeserializer;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -143,20 +145,28 @@ fn decode_parts<E: EventFamily>(
     if !E::EVENT_TYPES.contains(&event_type) {
         return Err(DecodeError::UnknownType(event_type.to_owned()));
     }
-    let metadata: EventMetadata =
-        serde_json::from_value(metadata.clone()).map_err(|source| DecodeError::Metadata {
+    // Read from the stored values in place (no copy of them): projections and the publisher
+    // decode every event of the log.
+    let metadata =
+        EventMetadata::deserialize(metadata).map_err(|source| DecodeError::Metadata {
             event_type: event_type.to_owned(),
             source,
         })?;
-    let data = upcast::<E>(event_type, metadata.schema_version, data.clone())?;
-    let mut tagged = Map::new();
-    tagged.insert("type".to_owned(), Value::String(event_type.to_owned()));
-    tagged.insert("data".to_owned(), data);
-    let event =
-        serde_json::from_value(Value::Object(tagged)).map_err(|source| DecodeError::Payload {
-            event_type: event_type.to_owned(),
-            source,
-        })?;
+    let upcast_data;
+    let data = if metadata.schema_version == E::schema_version(event_type) {
+        data
+    } else {
+        upcast_data = upcast::<E>(event_type, metadata.schema_version, data.clone())?;
+        &upcast_data
+    };
+    let type_name = Value::String(event_type.to_owned());
+    let tagged = MapDeserializer::<_, serde_json::Error>::new(
+        [("type", &type_name), ("data", data)].into_iter(),
+    );
+    let event = E::deserialize(tagged).map_err(|source| DecodeError::Payload {
+        event_type: event_type.to_owned(),
+        source,
+    })?;
     Ok(Decoded { event, metadata })
 }
 

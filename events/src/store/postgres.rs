@@ -27,7 +27,7 @@ use super::{
 };
 
 /// How many events a subscription reads per query while it catches up.
-const SUBSCRIPTION_BATCH: usize = 1_000;
+const SUBSCRIPTION_BATCH: usize = 5_000;
 /// How often an idle subscription looks for events written by other processes. Appends made
 /// through this store wake its subscriptions at once.
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -327,8 +327,12 @@ impl EventStore for PostgresEventStore {
 
     async fn read_streams(&self, streams: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT position, stream_id, revision, event_id, event_type, data, metadata, recorded_at \
-               FROM events WHERE stream_id = ANY($1) ORDER BY stream_id, revision",
+            // One index lookup per wanted stream.
+            "SELECT e.position, e.stream_id, e.revision, e.event_id, e.event_type, e.data, \
+                    e.metadata, e.recorded_at \
+               FROM unnest($1::text[]) AS wanted(stream) \
+               JOIN events e ON e.stream_id = wanted.stream \
+              ORDER BY e.stream_id, e.revision",
         )
         .bind(streams)
         .fetch_all(&self.pool)

@@ -88,17 +88,20 @@ impl<S: Subject> Folds<S> {
             .is_some_and(|folded| folded.next_revision == revision)
     }
 
-    fn remember(&mut self, stream: &str, next_revision: u64, state: S::State) {
+    /// Keeps `state` as the stream's state before its event at `next_revision`; the kept state.
+    fn remember(&mut self, stream: &str, next_revision: u64, state: S::State) -> &S::State {
         if self.young.len() >= self.capacity {
             self.old = std::mem::take(&mut self.young);
         }
-        self.young.insert(
-            stream.to_owned(),
-            Folded {
+        let folded = self
+            .young
+            .entry(stream.to_owned())
+            .insert_entry(Folded {
                 next_revision,
                 state,
-            },
-        );
+            })
+            .into_mut();
+        &folded.state
     }
 
     /// The subject's state after `recorded` (decoded as `decoded`).
@@ -107,7 +110,7 @@ impl<S: Subject> Folds<S> {
         store: &dyn EventStore,
         recorded: &RecordedEvent,
         decoded: &Decoded<S::Event>,
-    ) -> anyhow::Result<S::State> {
+    ) -> anyhow::Result<&S::State> {
         let known = self
             .young
             .remove(&recorded.stream)
@@ -119,8 +122,7 @@ impl<S: Subject> Folds<S> {
             None => Self::fold(store, &recorded.stream, recorded.revision).await?,
         };
         let after = S::evolve(before, decoded);
-        self.remember(&recorded.stream, recorded.revision + 1, after.clone());
-        Ok(after)
+        Ok(self.remember(&recorded.stream, recorded.revision + 1, after))
     }
 
     /// The state of `stream` before its event at `revision`, folded from the store.

@@ -1,10 +1,13 @@
 //! One Kafka message per event: key = the subject's id, value = the change and the subject's
 //! public state after it, CloudEvents 1.0 binary-mode headers (DESIGN.md, "Kafka").
 
+use std::borrow::Cow;
+
 use chrono::SecondsFormat;
-use events::metadata::Decoded;
+use events::metadata::{Decoded, EventFamily, EventMetadata};
 use events::store::RecordedEvent;
-use serde_json::json;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 use super::subjects::Subject;
 
@@ -31,21 +34,22 @@ pub fn message<S: Subject>(
     let time = metadata
         .occurred_at
         .to_rfc3339_opts(SecondsFormat::Micros, true);
-    let mut payload = json!({
-        "id": metadata.event_id,
-        "type": recorded.event_type,
-        "schemaVersion": metadata.schema_version,
-        "subject": id,
-        "stream": recorded.stream,
-        "revision": recorded.revision,
-        "position": recorded.position.to_string(),
-        "occurredAt": time,
-        "actor": metadata.actor,
-        "correlationId": metadata.correlation_id,
-        "causationId": metadata.causation_id,
-        "change": events::audit::payload(&decoded.event),
-    });
-    payload[S::KIND] = S::public(after);
+    // The change as stored (its schema version is the metadata's), but for the events that
+    // hold a secret, which show every field redacted.
+    let change = if decoded.event.contains_secret() {
+        Cow::Owned(events::audit::payload(&decoded.event))
+    } else {
+        Cow::Borrowed(&recorded.data)
+    };
+    let payload = Payload {
+        recorded,
+        id,
+        metadata,
+        time: &time,
+        change,
+        kind: S::KIND,
+        state: S::public(after),
+    };
     Message {
         key: id.to_owned(),
         headers: vec![
@@ -56,12 +60,44 @@ pub fn message<S: Subject>(
                 "ce_type",
                 cloud_event_type(S::KIND, &recorded.event_type, metadata.schema_version),
             ),
-            ("ce_time", time),
+            ("ce_time", time.clone()),
             ("ce_subject", id.to_owned()),
             ("content-type", "application/json".to_owned()),
         ],
-        payload: serde_json::to_vec(&payload).expect("a JSON value serialises"),
+        payload: serde_json::to_vec(&payload).expect("a payload serialises"),
         timestamp_ms: metadata.occurred_at.timestamp_millis(),
+    }
+}
+
+/// The value of a message, written straight from its parts (no intermediate JSON tree).
+struct Payload<'a, P: Serialize> {
+    recorded: &'a RecordedEvent,
+    id: &'a str,
+    metadata: &'a EventMetadata,
+    time: &'a str,
+    change: Cow<'a, Value>,
+    /// `user`, `role` or `application`: the name of the state.
+    kind: &'static str,
+    state: P,
+}
+
+impl<P: Serialize> Serialize for Payload<'_, P> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(13))?;
+        map.serialize_entry("id", &self.metadata.event_id)?;
+        map.serialize_entry("type", &self.recorded.event_type)?;
+        map.serialize_entry("schemaVersion", &self.metadata.schema_version)?;
+        map.serialize_entry("subject", self.id)?;
+        map.serialize_entry("stream", &self.recorded.stream)?;
+        map.serialize_entry("revision", &self.recorded.revision)?;
+        map.serialize_entry("position", &self.recorded.position.to_string())?;
+        map.serialize_entry("occurredAt", self.time)?;
+        map.serialize_entry("actor", &self.metadata.actor)?;
+        map.serialize_entry("correlationId", &self.metadata.correlation_id)?;
+        map.serialize_entry("causationId", &self.metadata.causation_id)?;
+        map.serialize_entry("change", &self.change)?;
+        map.serialize_entry(self.kind, &self.state)?;
+        map.end()
     }
 }
 

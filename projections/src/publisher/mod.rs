@@ -328,7 +328,7 @@ async fn translate<S: Subject>(
     let decoded = decode::<S::Event>(recorded)
         .with_context(|| format!("decoding {} at {}", recorded.event_type, recorded.position))?;
     let after = folds.after(store, recorded, &decoded).await?;
-    Ok(message::message::<S>(recorded, id, &decoded, &after))
+    Ok(message::message::<S>(recorded, id, &decoded, after))
 }
 
 async fn prepare(connection: &mut PgConnection) -> anyhow::Result<()> {

@@ -6,7 +6,7 @@ use events::metadata::{Decoded, EventFamily};
 use events::role::{self, Role, RoleEvent, RoleState};
 use events::user::{User, UserEvent, UserView};
 use events::Aggregate;
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::applications::ApplicationDocument;
 use crate::roles::RoleDocument;
@@ -24,7 +24,7 @@ pub trait Subject: Send + Sync + 'static {
     fn evolve(state: Self::State, decoded: &Decoded<Self::Event>) -> Self::State;
 
     /// The state as downstream services may see it; `null` when there is none (deleted).
-    fn public(state: &Self::State) -> Value;
+    fn public(state: &Self::State) -> impl Serialize + '_;
 }
 
 pub struct Users;
@@ -39,9 +39,9 @@ impl Subject for Users {
         UserView::evolve(state, &decoded.event, &decoded.metadata)
     }
 
-    fn public(state: &Self::State) -> Value {
+    fn public(state: &Self::State) -> impl Serialize + '_ {
         // The user object of the contract: it never holds the password hash.
-        serde_json::to_value(state).unwrap_or(Value::Null)
+        state
     }
 }
 
@@ -57,9 +57,8 @@ impl Subject for Roles {
         role::evolve(state, &decoded.event)
     }
 
-    fn public(state: &Self::State) -> Value {
-        let document = state.as_ref().and_then(RoleDocument::of);
-        serde_json::to_value(document).unwrap_or(Value::Null)
+    fn public(state: &Self::State) -> impl Serialize + '_ {
+        state.as_ref().and_then(RoleDocument::of)
     }
 }
 
@@ -75,9 +74,8 @@ impl Subject for Applications {
         application::evolve(state, &decoded.event)
     }
 
-    fn public(state: &Self::State) -> Value {
+    fn public(state: &Self::State) -> impl Serialize + '_ {
         // The document the applications read model holds: no secret hash.
-        let document = state.as_ref().and_then(ApplicationDocument::of);
-        serde_json::to_value(document).unwrap_or(Value::Null)
+        state.as_ref().and_then(ApplicationDocument::of)
     }
 }

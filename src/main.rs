@@ -31,6 +31,7 @@ use anyhow::{bail, Context};
 use events::store::eventstoredb::EventStoreDbStore;
 use events::store::postgres::PostgresEventStore;
 use events::store::EventStore;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use secrecy::ExposeSecret;
 use userledger::config::{self, Config, LogFormat};
 
@@ -48,13 +49,13 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::from_process(config_file)?;
-    init_logs(&config);
+    let traces = init_logs(&config)?;
     // Only where logs are the output: replay and config print their results on standard output.
     if matches!(command.as_str(), "serve" | "command" | "query" | "project") {
         warn_of_unknown_variables();
     }
 
-    match command.as_str() {
+    let done = match command.as_str() {
         "serve" => serve(&config, Role::Everything).await,
         "command" => serve(&config, Role::Command).await,
         "query" => serve(&config, Role::Query).await,
@@ -72,22 +73,64 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", config.render());
             Ok(())
         }
-        other => bail!("unknown command {other:?}; {USAGE}"),
+        other => Err(anyhow::anyhow!("unknown command {other:?}; {USAGE}")),
+    };
+    if let Some(provider) = traces {
+        // The spans still in the batch go out before the process ends.
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
     }
+    done
 }
 
 const USAGE: &str = "usage: userledger [--config FILE] [serve|command|query|project|rebuild|migrate|verify|config]
        userledger replay [--stream STREAM | --category CATEGORY] [--from TIME|POSITION] [--to TIME|POSITION]
        userledger republish [--from POSITION]";
 
-/// Logs on standard output: JSON lines, or text with `USERLEDGER_LOG_FORMAT=text`.
-fn init_logs(config: &Config) {
+/// Logs on standard output: JSON lines, or text with `USERLEDGER_LOG_FORMAT=text`. With
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, spans (each request's, with its ids) also go to that
+/// OpenTelemetry collector over OTLP/HTTP; the returned provider flushes them at exit.
+fn init_logs(config: &Config) -> anyhow::Result<Option<SdkTracerProvider>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = tracing_subscriber::EnvFilter::new(&config.log_filter);
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match config.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs.init(),
-    }
+    let logs = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+    };
+    let provider = match &config.otel_exporter_otlp_endpoint {
+        None => None,
+        Some(endpoint) => {
+            use opentelemetry_otlp::WithExportConfig;
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                .build()
+                .context("OTEL_EXPORTER_OTLP_ENDPOINT: building the OTLP exporter")?;
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name("userledger")
+                .build();
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource)
+                    .build(),
+            )
+        }
+    };
+    // Spans are exported whatever the log filter says (at info and above).
+    let traces = provider.as_ref().map(|provider| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("userledger"))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(traces)
+        .init();
+    Ok(provider)
 }
 
 /// `USERLEDGER_*` variables that are no configuration key: likely typos.

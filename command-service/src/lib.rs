@@ -169,8 +169,14 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
             header::ACCEPT,
             HeaderName::from_static(idempotency::HEADER),
             HeaderName::from_static(envelope::CONSISTENCY_TOKEN),
+            telemetry::REQUEST_ID,
+            telemetry::CORRELATION_ID,
         ])
-        .expose_headers([HeaderName::from_static(envelope::CONSISTENCY_TOKEN)])
+        .expose_headers([
+            HeaderName::from_static(envelope::CONSISTENCY_TOKEN),
+            telemetry::REQUEST_ID,
+            telemetry::CORRELATION_ID,
+        ])
 }
 
 async fn unknown_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {

@@ -5,6 +5,8 @@
 //! - [`postgres`]: a database per test, in the cluster named by `DATABASE_URL`, or else in a
 //!   throwaway cluster that this process starts with `initdb` and `pg_ctl` and that is removed
 //!   when the process ends.
+//! - [`world`]: a bootstrapped log and the domain's commands run on it, for tests of what
+//!   follows the log.
 //! - [`kafka`]: a `tansu` broker per process (or `KAFKA_BROKERS`), brokers a test can stop and
 //!   restart, and a reader of every partition of a topic.
 //!
@@ -14,6 +16,7 @@ pub mod app;
 pub mod history;
 pub mod kafka;
 pub mod postgres;
+pub mod world;
 
 pub use app::{spawn_app, TestApp};
 pub use postgres::{PostgresCluster, TestDatabase};

@@ -8,20 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use command_service::pipeline::execute;
-use command_service::AppState;
 use events::application::{
     Application, ApplicationChanges, ApplicationCommand, ApplicationEvent, CreateApplication,
     UpdateApplication,
 };
-use events::metadata::{decode, Actor, CommandContext, Decoded, EventFamily};
+use events::metadata::{decode, Decoded, EventFamily};
 use events::role::{CreateRole, Role, RoleCommand, RoleEvent, UpdateRole};
 use events::scopes::{Scope, ScopeOperation};
-use events::store::postgres::PostgresEventStore;
-use events::store::{EventStore, Position, RecordedEvent};
+use events::store::RecordedEvent;
 use events::user::{
-    CreateUser, CreditsChange, ProfileChanges, SubscriptionChange, Toggle, UpdateUser, User,
-    UserCommand, UserEvent, UserView,
+    CreditsChange, ProfileChanges, SubscriptionChange, Toggle, UpdateUser, User, UserCommand,
+    UserEvent, UserView,
 };
 use events::values::{
     ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Credits, CustomData, Email, Grant,
@@ -30,41 +27,35 @@ use events::values::{
 use events::Aggregate;
 use projections::KafkaSettings;
 use serde_json::{json, Value};
-use test_support::app::test_settings;
+use test_support::history::HASH;
 use test_support::kafka::{Broker, Received, TopicReader};
-use test_support::TestDatabase;
+use test_support::world::World;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-const HASH: &str = "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA";
-
 /// A bootstrapped log in a database of its own, and topics of this test's own.
-struct World {
-    database: TestDatabase,
-    store: Arc<PostgresEventStore>,
+struct Published {
+    world: World,
     kafka: KafkaSettings,
 }
 
-impl World {
+impl std::ops::Deref for Published {
+    type Target = World;
+
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
+impl Published {
     async fn new(brokers: &str) -> Self {
-        let database = TestDatabase::new().await.expect("a test database");
-        let store = Arc::new(
-            PostgresEventStore::connect(database.url(), 10)
-                .await
-                .expect("the store connects"),
-        );
-        let state = AppState::new(store.clone(), test_settings());
-        command_service::bootstrap::bootstrap(&state)
-            .await
-            .expect("bootstrap");
         let suffix = Uuid::now_v7().simple().to_string();
         let mut kafka = KafkaSettings::new(brokers);
         kafka.user_topic = format!("user-changes-{suffix}");
         kafka.role_application_topic = format!("role-application-changes-{suffix}");
         kafka.partitions = 3;
         Self {
-            database,
-            store,
+            world: World::new().await,
             kafka,
         }
     }
@@ -79,90 +70,6 @@ impl World {
             &stopped,
         );
         (stop, models)
-    }
-
-    fn context(&self) -> CommandContext {
-        CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now())
-    }
-
-    async fn user(&self, id: UserId, command: UserCommand) {
-        execute::<User, _>(&*self.store, &id, &self.context(), 16, |_| {
-            Ok(command.clone())
-        })
-        .await
-        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-        .expect("the user command runs");
-    }
-
-    async fn create_user(&self, username: &str) -> UserId {
-        let id = UserId::new();
-        self.user(
-            id,
-            UserCommand::Create(CreateUser {
-                id,
-                username: Username::parse(username).unwrap(),
-                email: Email::parse(&format!("{username}@example.com")).unwrap(),
-                password_hash: SecretHash::parse(HASH).unwrap(),
-                first_name: PersonName::parse("Ada").unwrap(),
-                last_name: PersonName::parse("Lovelace").unwrap(),
-                middle_name: None,
-                role: RoleId::user(),
-                phone: None,
-                phone_country_code: None,
-                credits: Credits::new(0),
-                invite_codes: Vec::new(),
-                invited_by: None,
-            }),
-        )
-        .await;
-        id
-    }
-
-    async fn role(&self, id: &str, command: RoleCommand) {
-        let id = RoleId::parse(id).unwrap();
-        execute::<Role, _>(&*self.store, &id, &self.context(), 16, |_| {
-            Ok(command.clone())
-        })
-        .await
-        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-        .expect("the role command runs");
-    }
-
-    async fn application(&self, id: ApplicationId, command: ApplicationCommand) {
-        execute::<Application, _>(&*self.store, &id, &self.context(), 16, |_| {
-            Ok(command.clone())
-        })
-        .await
-        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-        .expect("the application command runs");
-    }
-
-    /// Every event of the log once readers see all that has committed.
-    async fn log(&self) -> Vec<RecordedEvent> {
-        let committed: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
-            .fetch_one(self.store.pool())
-            .await
-            .expect("the log's head");
-        let committed = committed.map(|p| Position::at(p as u64));
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let mut all: Vec<RecordedEvent> = Vec::new();
-            loop {
-                let page = self
-                    .store
-                    .read_all(all.last().map(|e| e.position), 1_000)
-                    .await
-                    .expect("the log reads");
-                if page.is_empty() {
-                    break;
-                }
-                all.extend(page);
-            }
-            if all.last().map(|e| e.position) == committed || std::time::Instant::now() > deadline {
-                return all;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// Reads both topics until every event of `log` arrived (at least once).
@@ -216,7 +123,7 @@ fn published(stream: &str) -> bool {
 
 /// A history that has every event type of users, roles and applications; the id of its most
 /// changed user.
-async fn every_kind_of_change(world: &World) -> UserId {
+async fn every_kind_of_change(world: &Published) -> UserId {
     let ada = world.create_user("ada_lovelace").await;
     let bob = world.create_user("bob_builder").await;
     let profile = ProfileChanges {
@@ -412,7 +319,7 @@ fn states_after(log: &[RecordedEvent]) -> HashMap<String, Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_type_arrives_with_its_key_headers_and_payload() {
     let brokers = Broker::shared().expect("a broker");
-    let world = World::new(brokers).await;
+    let world = Published::new(brokers).await;
     let ada = every_kind_of_change(&world).await;
     let (stop, publisher) = world.publish();
     world.receive_all(&world.log().await, Duration::from_secs(60));
@@ -538,7 +445,7 @@ async fn per_user_order_holds_under_concurrent_writers() {
     const WRITERS: usize = 6;
     const INCREMENTS: usize = 40;
     let brokers = Broker::shared().expect("a broker");
-    let world = Arc::new(World::new(brokers).await);
+    let world = Arc::new(Published::new(brokers).await);
     let (stop, publisher) = world.publish();
     let mut users = Vec::new();
     for i in 0..USERS {
@@ -606,7 +513,7 @@ async fn a_broker_stopped_for_30_seconds_mid_stream_loses_nothing() {
     // A broker of this test's own, stopped (SIGSTOP: it answers nothing, its clients' requests
     // time out) for 30 s while writes go on, then started again (SIGCONT).
     let broker = Broker::start_in_memory().expect("a broker");
-    let world = Arc::new(World::new(broker.address()).await);
+    let world = Arc::new(Published::new(broker.address()).await);
     let (stop, publisher) = world.publish();
     let user = world.create_user("through_the_outage").await;
     let writing = {

@@ -3,153 +3,38 @@
 //! mid-way resumes from its checkpoint and ends identical to a clean rebuild (invariant 4).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use command_service::pipeline::execute;
-use command_service::AppState;
 use events::application::{Application, ApplicationCommand, CreateApplication};
-use events::metadata::{decode, Actor, CommandContext};
+use events::metadata::decode;
 use events::role::{CreateRole, Role, RoleCommand};
 use events::scopes::Scope;
-use events::store::postgres::PostgresEventStore;
-use events::store::{EventStore, Position, RecordedEvent};
-use events::user::{CreateUser, CreditsChange, Toggle, User, UserCommand, UserEvent, UserView};
+use events::store::{Position, RecordedEvent};
+use events::user::{CreditsChange, Toggle, UserCommand, UserEvent, UserView};
 use events::values::{
-    ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Credits, Email, Grant, InviteCode,
-    PersonName, Ranking, RoleDisplayName, RoleId, SecretHash, UserId, Username,
+    ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Credits, Grant, InviteCode,
+    Ranking, RoleDisplayName, RoleId, SecretHash,
 };
 use events::Aggregate;
 use projections::runtime::{Progress, Projection, Projector};
 use projections::users::UsersReadModel;
 use serde_json::Value;
-use sqlx::PgPool;
-use test_support::app::test_settings;
-use test_support::TestDatabase;
+use test_support::history::HASH;
+use test_support::world::World;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-const HASH: &str = "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA";
-
-struct World {
-    database: TestDatabase,
-    store: Arc<PostgresEventStore>,
-    pool: PgPool,
+/// What the read-model tests read of their world's tables.
+trait Tables {
+    async fn documents(&self, schema: &str, table: &str) -> BTreeMap<String, Value>;
+    async fn invite_code_rows(
+        &self,
+        schema: &str,
+    ) -> Vec<(String, Uuid, Option<Uuid>, String, String)>;
 }
 
-impl World {
-    /// A database with a bootstrapped log: the system roles, the first super_admin (with a
-    /// password) and the internal client (with a secret).
-    async fn new() -> Self {
-        let database = TestDatabase::new().await.expect("a test database");
-        let store = Arc::new(
-            PostgresEventStore::connect(database.url(), 10)
-                .await
-                .expect("the store connects"),
-        );
-        let settings = test_settings();
-        let state = AppState::new(store.clone(), settings);
-        command_service::bootstrap::bootstrap(&state)
-            .await
-            .expect("bootstrap");
-        let pool = store.pool().clone();
-        Self {
-            database,
-            store,
-            pool,
-        }
-    }
-
-    fn context(&self) -> CommandContext {
-        CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now())
-    }
-
-    async fn user(&self, id: UserId, command: UserCommand) {
-        execute::<User, _>(&*self.store, &id, &self.context(), 3, |_| {
-            Ok(command.clone())
-        })
-        .await
-        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-        .expect("the user command runs");
-    }
-
-    async fn create_user(&self, username: &str) -> UserId {
-        let id = UserId::new();
-        self.user(
-            id,
-            UserCommand::Create(CreateUser {
-                id,
-                username: Username::parse(username).unwrap(),
-                email: Email::parse(&format!("{username}.Mail+tag@Gmail.com")).unwrap(),
-                password_hash: SecretHash::parse(HASH).unwrap(),
-                first_name: PersonName::parse("Ada").unwrap(),
-                last_name: PersonName::parse("Lovelace").unwrap(),
-                middle_name: None,
-                role: RoleId::user(),
-                phone: None,
-                phone_country_code: None,
-                credits: Credits::new(0),
-                invite_codes: Vec::new(),
-                invited_by: None,
-            }),
-        )
-        .await;
-        id
-    }
-
-    async fn role(&self, id: &str, command: RoleCommand) {
-        let id = RoleId::parse(id).unwrap();
-        execute::<Role, _>(&*self.store, &id, &self.context(), 3, |_| {
-            Ok(command.clone())
-        })
-        .await
-        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-        .expect("the role command runs");
-    }
-
-    async fn application(&self, id: ApplicationId, command: ApplicationCommand) {
-        execute::<Application, _>(&*self.store, &id, &self.context(), 3, |_| {
-            Ok(command.clone())
-        })
-        .await
-        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
-        .expect("the application command runs");
-    }
-
-    /// Every event of the log, in order: once readers see all that has committed (they may lag
-    /// a moment behind commits while other transactions in the cluster run).
-    async fn log(&self) -> Vec<RecordedEvent> {
-        let committed: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
-            .fetch_one(&self.pool)
-            .await
-            .expect("the log's head");
-        let committed = committed.map(|p| Position::at(p as u64));
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let mut all = Vec::new();
-            loop {
-                let page = self
-                    .store
-                    .read_all(all.last().map(|e: &RecordedEvent| e.position), 1_000)
-                    .await
-                    .expect("the log reads");
-                if page.is_empty() {
-                    break;
-                }
-                all.extend(page);
-            }
-            if all.last().map(|e| e.position) == committed || std::time::Instant::now() > deadline {
-                return all;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn last_position(&self) -> Position {
-        self.log().await.last().expect("a log").position
-    }
-
+impl Tables for World {
     /// Rows of `table` in `schema` as `key -> document` (as text, to compare whole).
     async fn documents(&self, schema: &str, table: &str) -> BTreeMap<String, Value> {
         let rows: Vec<(String, Value)> =

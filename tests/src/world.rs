@@ -1,0 +1,145 @@
+//! A bootstrapped log in a database of its own (system roles, the first super_admin, the
+//! internal client), and the domain's commands run on it through the command pipeline, as the
+//! routes run them: for tests of what follows the log (read models, the Kafka publisher).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use command_service::pipeline::execute;
+use command_service::AppState;
+use events::application::{Application, ApplicationCommand};
+use events::metadata::{Actor, CommandContext};
+use events::role::{Role, RoleCommand};
+use events::store::postgres::PostgresEventStore;
+use events::store::{EventStore, Position, RecordedEvent};
+use events::user::{CreateUser, User, UserCommand};
+use events::values::{
+    ApplicationId, Credits, Email, PersonName, RoleId, SecretHash, UserId, Username,
+};
+use sqlx::PgPool;
+
+use crate::app::test_settings;
+use crate::history::HASH;
+use crate::TestDatabase;
+
+/// Attempts of a command when writers race (the pipeline's retries).
+const ATTEMPTS: usize = 16;
+
+pub struct World {
+    pub database: TestDatabase,
+    pub store: Arc<PostgresEventStore>,
+    pub pool: PgPool,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let database = TestDatabase::new().await.expect("a test database");
+        let store = Arc::new(
+            PostgresEventStore::connect(database.url(), 10)
+                .await
+                .expect("the store connects"),
+        );
+        let state = AppState::new(store.clone(), test_settings());
+        command_service::bootstrap::bootstrap(&state)
+            .await
+            .expect("bootstrap");
+        let pool = store.pool().clone();
+        Self {
+            database,
+            store,
+            pool,
+        }
+    }
+
+    /// A new command of the system actor, now.
+    pub fn context(&self) -> CommandContext {
+        CommandContext::new(uuid::Uuid::now_v7(), Actor::system(), Utc::now())
+    }
+
+    pub async fn user(&self, id: UserId, command: UserCommand) {
+        execute::<User, _>(&*self.store, &id, &self.context(), ATTEMPTS, |_| {
+            Ok(command.clone())
+        })
+        .await
+        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .expect("the user command runs");
+    }
+
+    /// A user named `username`, with the email `<username>.Mail+tag@Gmail.com`.
+    pub async fn create_user(&self, username: &str) -> UserId {
+        let id = UserId::new();
+        self.user(
+            id,
+            UserCommand::Create(CreateUser {
+                id,
+                username: Username::parse(username).unwrap(),
+                email: Email::parse(&format!("{username}.Mail+tag@Gmail.com")).unwrap(),
+                password_hash: SecretHash::parse(HASH).unwrap(),
+                first_name: PersonName::parse("Ada").unwrap(),
+                last_name: PersonName::parse("Lovelace").unwrap(),
+                middle_name: None,
+                role: RoleId::user(),
+                phone: None,
+                phone_country_code: None,
+                credits: Credits::new(0),
+                invite_codes: Vec::new(),
+                invited_by: None,
+            }),
+        )
+        .await;
+        id
+    }
+
+    pub async fn role(&self, id: &str, command: RoleCommand) {
+        let id = RoleId::parse(id).unwrap();
+        execute::<Role, _>(&*self.store, &id, &self.context(), ATTEMPTS, |_| {
+            Ok(command.clone())
+        })
+        .await
+        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .expect("the role command runs");
+    }
+
+    pub async fn application(&self, id: ApplicationId, command: ApplicationCommand) {
+        execute::<Application, _>(&*self.store, &id, &self.context(), ATTEMPTS, |_| {
+            Ok(command.clone())
+        })
+        .await
+        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .expect("the application command runs");
+    }
+
+    /// Every event of the log, in order: once readers see all that has committed (they may lag
+    /// a moment behind commits while other transactions in the cluster run).
+    pub async fn log(&self) -> Vec<RecordedEvent> {
+        let committed: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("the log's head");
+        let committed = committed.map(|p| Position::at(p as u64));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut all: Vec<RecordedEvent> = Vec::new();
+            loop {
+                let page = self
+                    .store
+                    .read_all(all.last().map(|e| e.position), 1_000)
+                    .await
+                    .expect("the log reads");
+                if page.is_empty() {
+                    break;
+                }
+                all.extend(page);
+            }
+            if all.last().map(|e| e.position) == committed || Instant::now() > deadline {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn last_position(&self) -> Position {
+        self.log().await.last().expect("a log").position
+    }
+}

@@ -36,21 +36,7 @@ pub async fn write_history(
         let username = format!("w{writer}_user_{n}");
         user(
             id,
-            UserCommand::Create(CreateUser {
-                id,
-                username: Username::parse(&username).unwrap(),
-                email: Email::parse(&format!("{username}@example.com")).unwrap(),
-                password_hash: SecretHash::parse(HASH).unwrap(),
-                first_name: PersonName::parse("Ada").unwrap(),
-                last_name: PersonName::parse("Lovelace").unwrap(),
-                middle_name: None,
-                role: RoleId::user(),
-                phone: None,
-                phone_country_code: None,
-                credits: Credits::new(0),
-                invite_codes: Vec::new(),
-                invited_by: None,
-            }),
+            create_user(id, &username, &format!("{username}@example.com")),
         )
         .await;
         users.push((id, false));
@@ -94,4 +80,23 @@ pub async fn write_history(
         }
     }
     credits
+}
+
+/// The command that creates a plain user (role `user`, no credits) named `username`.
+pub fn create_user(id: UserId, username: &str, email: &str) -> UserCommand {
+    UserCommand::Create(CreateUser {
+        id,
+        username: Username::parse(username).unwrap(),
+        email: Email::parse(email).unwrap(),
+        password_hash: SecretHash::parse(HASH).unwrap(),
+        first_name: PersonName::parse("Ada").unwrap(),
+        last_name: PersonName::parse("Lovelace").unwrap(),
+        middle_name: None,
+        role: RoleId::user(),
+        phone: None,
+        phone_country_code: None,
+        credits: Credits::new(0),
+        invite_codes: Vec::new(),
+        invited_by: None,
+    })
 }

@@ -13,14 +13,12 @@ use events::metadata::{Actor, CommandContext};
 use events::role::{Role, RoleCommand};
 use events::store::postgres::PostgresEventStore;
 use events::store::{EventStore, Position, RecordedEvent};
-use events::user::{CreateUser, User, UserCommand};
-use events::values::{
-    ApplicationId, Credits, Email, PersonName, RoleId, SecretHash, UserId, Username,
-};
+use events::user::{User, UserCommand};
+use events::values::{ApplicationId, RoleId, UserId};
 use sqlx::PgPool;
 
 use crate::app::test_settings;
-use crate::history::HASH;
+use crate::history::create_user;
 use crate::TestDatabase;
 
 /// Attempts of a command when writers race (the pipeline's retries).
@@ -71,21 +69,7 @@ impl World {
         let id = UserId::new();
         self.user(
             id,
-            UserCommand::Create(CreateUser {
-                id,
-                username: Username::parse(username).unwrap(),
-                email: Email::parse(&format!("{username}.Mail+tag@Gmail.com")).unwrap(),
-                password_hash: SecretHash::parse(HASH).unwrap(),
-                first_name: PersonName::parse("Ada").unwrap(),
-                last_name: PersonName::parse("Lovelace").unwrap(),
-                middle_name: None,
-                role: RoleId::user(),
-                phone: None,
-                phone_country_code: None,
-                credits: Credits::new(0),
-                invite_codes: Vec::new(),
-                invited_by: None,
-            }),
+            create_user(id, username, &format!("{username}.Mail+tag@Gmail.com")),
         )
         .await;
         id

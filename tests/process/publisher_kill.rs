@@ -6,17 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use command_service::AppState;
-use events::store::postgres::PostgresEventStore;
-use events::store::{EventStore, Position, RecordedEvent};
+use events::store::{Position, RecordedEvent};
 use sqlx::PgPool;
-use test_support::app::test_settings;
 use test_support::history::write_history;
 use test_support::kafka::{Broker, Received, TopicReader};
-use test_support::TestDatabase;
+use test_support::world::World;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
@@ -33,16 +29,8 @@ struct Topics {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_killed_at_random_moments_loses_nothing_and_repeats_only_ids() {
     let brokers = Broker::shared().expect("a broker");
-    let database = TestDatabase::new().await.expect("a test database");
-    let store = Arc::new(
-        PostgresEventStore::connect(database.url(), 10)
-            .await
-            .expect("the store connects"),
-    );
-    let state = AppState::new(store.clone(), test_settings());
-    command_service::bootstrap::bootstrap(&state)
-        .await
-        .expect("bootstrap");
+    let world = World::new().await;
+    let (database, store, state) = (&world.database, &world.store, world.state());
     let suffix = Uuid::now_v7().simple();
     let topics = Topics {
         users: format!("user-changes-{suffix}"),
@@ -95,7 +83,7 @@ async fn a_publisher_killed_at_random_moments_loses_nothing_and_repeats_only_ids
     publisher.start_kill().expect("SIGKILL");
     publisher.wait().await.expect("the publisher is reaped");
 
-    let log = whole_log(&*store).await;
+    let log = world.log().await;
     let events: BTreeMap<String, &RecordedEvent> = log
         .iter()
         .filter(|e| !e.stream.starts_with("unique-"))
@@ -228,18 +216,4 @@ async fn checkpoint(pool: &PgPool) -> Option<u64> {
     .fetch_optional(pool)
     .await;
     reached.ok().flatten().map(|at| at as u64)
-}
-
-async fn whole_log(store: &dyn EventStore) -> Vec<RecordedEvent> {
-    let mut all: Vec<RecordedEvent> = Vec::new();
-    loop {
-        let page = store
-            .read_all(all.last().map(|e| e.position), 5_000)
-            .await
-            .expect("the log reads");
-        if page.is_empty() {
-            return all;
-        }
-        all.extend(page);
-    }
 }

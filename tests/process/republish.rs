@@ -3,33 +3,20 @@
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::sync::Arc;
 
-use command_service::AppState;
-use events::store::postgres::PostgresEventStore;
-use events::store::{EventStore, RecordedEvent};
-use test_support::app::test_settings;
 use test_support::history::write_history;
 use test_support::kafka::{Broker, TopicReader};
-use test_support::TestDatabase;
+use test_support::world::World;
 use tokio::process::Command;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn republish_sends_the_log_again_from_a_position() {
     let brokers = Broker::shared().expect("a broker");
-    let database = TestDatabase::new().await.expect("a test database");
-    let store = Arc::new(
-        PostgresEventStore::connect(database.url(), 4)
-            .await
-            .expect("the store connects"),
-    );
-    let state = AppState::new(store.clone(), test_settings());
-    command_service::bootstrap::bootstrap(&state)
-        .await
-        .expect("bootstrap");
+    let world = World::new().await;
+    let (database, _store, state) = (&world.database, &world.store, world.state());
     write_history(&state, 0, 300, 10).await;
-    let log = whole_log(&*store).await;
+    let log = world.log().await;
     let middle = &log[log.len() / 2];
     let suffix = Uuid::now_v7().simple();
 
@@ -78,19 +65,5 @@ async fn republish_sends_the_log_again_from_a_position() {
         .await
         .unwrap();
         assert_eq!(received, expected, "from {from:?}");
-    }
-}
-
-async fn whole_log(store: &dyn EventStore) -> Vec<RecordedEvent> {
-    let mut all: Vec<RecordedEvent> = Vec::new();
-    loop {
-        let page = store
-            .read_all(all.last().map(|e| e.position), 1_000)
-            .await
-            .expect("the log reads");
-        if page.is_empty() {
-            return all;
-        }
-        all.extend(page);
     }
 }

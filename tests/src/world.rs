@@ -50,6 +50,11 @@ impl World {
         }
     }
 
+    /// The command service's state on this world's store (for helpers that take one).
+    pub fn state(&self) -> AppState {
+        AppState::new(self.store.clone(), test_settings())
+    }
+
     /// A new command of the system actor, now.
     pub fn context(&self) -> CommandContext {
         CommandContext::new(uuid::Uuid::now_v7(), Actor::system(), Utc::now())

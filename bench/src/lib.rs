@@ -113,6 +113,17 @@ pub fn machine() -> serde_json::Value {
     serde_json::json!({ "cpus": cpus, "cpu": model })
 }
 
+/// A database of its own on `BENCH_DATABASE_URL`'s server, or on a throwaway PostgreSQL with
+/// durable settings (fsync on), removed when the program ends.
+pub async fn durable_database() -> anyhow::Result<test_support::TestDatabase> {
+    use test_support::postgres::{ClusterSettings, PostgresCluster};
+    let cluster = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(url) => PostgresCluster::from_url(&url),
+        Err(_) => PostgresCluster::start_throwaway(&ClusterSettings::durable())?,
+    };
+    cluster.create_database().await
+}
+
 /// `BENCH_SECONDS` (default `default`): how long each scenario runs.
 pub fn scenario_duration(default: u64) -> Duration {
     let seconds = std::env::var("BENCH_SECONDS")

@@ -26,7 +26,6 @@ use events::user::{CreateUser, User, UserCommand};
 use events::values::{Credits, Email, PersonName, RoleId, UserId, Username};
 use serde_json::json;
 use test_support::app::test_settings;
-use test_support::postgres::{ClusterSettings, PostgresCluster};
 use userledger_bench::{
     admin_token, drive, machine, scenario_duration, write_results, Measurement,
 };
@@ -39,15 +38,7 @@ const MAX_OPERATIONS: u64 = 1_000_000;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let duration = scenario_duration(10);
-    let admin_url = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) => PostgresCluster::start_throwaway(&ClusterSettings::durable())?
-            .admin_url()
-            .to_owned(),
-    };
-    let database = PostgresCluster::from_url(&admin_url)
-        .create_database()
-        .await?;
+    let database = userledger_bench::durable_database().await?;
     let store = Arc::new(PostgresEventStore::connect(database.url(), 100).await?);
     let settings = test_settings();
     let app = command_service::Application::build(

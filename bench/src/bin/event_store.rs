@@ -13,7 +13,6 @@ use events::store::postgres::PostgresEventStore;
 use events::store::{AppendRequest, EventStore, ExpectedRevision, NewEvent};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
-use test_support::postgres::{ClusterSettings, PostgresCluster};
 use userledger_bench::{drive, machine, scenario_duration, write_results};
 use uuid::Uuid;
 
@@ -37,15 +36,7 @@ fn new_event(worker: usize, i: u64) -> NewEvent {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let duration = scenario_duration(8);
-    let admin_url = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) => PostgresCluster::start_throwaway(&ClusterSettings::durable())?
-            .admin_url()
-            .to_owned(),
-    };
-    let cluster_db = test_support::PostgresCluster::from_url(&admin_url)
-        .create_database()
-        .await?;
+    let cluster_db = userledger_bench::durable_database().await?;
     let url = cluster_db.url().to_owned();
     let store = Arc::new(PostgresEventStore::connect(&url, 80).await?);
     let baseline_pool = PgPoolOptions::new()

@@ -21,7 +21,6 @@ use events::store::postgres::PostgresEventStore;
 use events::store::{EventStore, Position};
 use serde_json::json;
 use test_support::app::test_settings;
-use test_support::postgres::{ClusterSettings, PostgresCluster};
 use userledger_bench::seeding::{seed, user_id};
 use userledger_bench::{
     admin_token, drive, machine, scenario_duration, summarize, write_results, Measurement,
@@ -39,15 +38,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let admin_url = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) => PostgresCluster::start_throwaway(&ClusterSettings::durable())?
-            .admin_url()
-            .to_owned(),
-    };
-    let database = PostgresCluster::from_url(&admin_url)
-        .create_database()
-        .await?;
+    let database = userledger_bench::durable_database().await?;
     let url = database.url().to_owned();
     let store = Arc::new(PostgresEventStore::connect(&url, 100).await?);
 

@@ -1,6 +1,7 @@
 //! Shared pieces of the benchmark programs: a bounded closed-loop load driver and the result
 //! files under `bench/results/`.
 
+pub mod http1;
 pub mod seeding;
 
 use std::future::Future;

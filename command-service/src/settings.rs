@@ -71,7 +71,9 @@ pub struct Settings {
     /// Hashing requests that may wait for a worker before the service answers 503.
     pub hashing_queue: usize,
     /// Requests served at once (beyond `/health`); more wait their turn without taking CPU, so
-    /// a saturated service still answers liveness checks and keeps latencies even.
+    /// a saturated service still answers liveness checks and keeps latencies even. Most of a
+    /// request's time is spent waiting on the database, so it takes many at once to keep the
+    /// database busy (and to let concurrent reads share its queries): 64 per core.
     pub max_concurrent_requests: usize,
     /// Attempts of load-decide-append when writers race on one stream.
     pub command_attempts: usize,
@@ -99,7 +101,7 @@ impl Settings {
             invite_only: false,
             hashing_workers: cores,
             hashing_queue: 256,
-            max_concurrent_requests: 3 * cores,
+            max_concurrent_requests: 64 * cores,
             command_attempts: 16,
             bootstrap_admin: None,
             bootstrap_client: None,

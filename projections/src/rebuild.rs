@@ -65,7 +65,7 @@ pub async fn rebuild(
         replay
             .catch_up(&store, &mut connection, &mut on_progress)
             .await?;
-        deferred.finish(&mut connection).await?;
+        deferred.finish(&mut connection, database_url).await?;
         replay.swap_in(&store, &mut connection, unix).await?;
         on_progress(replay.events);
         anyhow::Ok(replay)
@@ -132,16 +132,24 @@ impl BulkLoad {
         })
     }
 
-    /// Builds the indexes again and logs the tables.
-    async fn finish(self, connection: &mut PgConnection) -> anyhow::Result<()> {
+    /// Logs the tables and builds the indexes again, each index on a connection of its own:
+    /// the builds of one table share its lock, and run side by side.
+    async fn finish(self, connection: &mut PgConnection, database_url: &str) -> anyhow::Result<()> {
         for table in &self.tables {
             sqlx::query(&format!("ALTER TABLE {table} SET LOGGED"))
                 .execute(&mut *connection)
                 .await?;
         }
-        for definition in &self.indexes {
-            sqlx::query(definition).execute(&mut *connection).await?;
-        }
+        let builds = self.indexes.iter().map(|definition| async move {
+            let mut builder = PgConnection::connect(database_url).await?;
+            // Sorted in memory rather than in temporary files: a million keys fit.
+            sqlx::query("SET maintenance_work_mem = '256MB'")
+                .execute(&mut builder)
+                .await?;
+            sqlx::query(definition).execute(&mut builder).await?;
+            anyhow::Ok(())
+        });
+        futures::future::try_join_all(builds).await?;
         Ok(())
     }
 }

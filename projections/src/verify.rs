@@ -357,6 +357,20 @@ async fn compare(
             }
             Some(_) => {}
         }
+        // `json` has no equality: its columns compare as the `jsonb` of their text (the same
+        // object whatever the order of its keys).
+        let select: String = sqlx::query_scalar(
+            "SELECT string_agg(CASE WHEN a.atttypid = 'json'::regtype
+                                    THEN format('%I::jsonb AS %I', a.attname, a.attname)
+                                    ELSE format('%I', a.attname) END, ', ' ORDER BY a.attnum)
+               FROM pg_attribute a
+              WHERE a.attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
+                AND a.attnum > 0 AND NOT a.attisdropped",
+        )
+        .bind(schema)
+        .bind(&table)
+        .fetch_one(&mut *connection)
+        .await?;
         let (live, rebuilt) = (
             format!("{READ_MODEL_SCHEMA}.{table}"),
             format!("{schema}.{table}"),
@@ -368,9 +382,9 @@ async fn compare(
         .await?;
         rows += counted as u64;
         let found: Vec<(bool, Value)> = sqlx::query_as(&format!(
-            "SELECT true, to_jsonb(d) FROM (SELECT * FROM {live} EXCEPT ALL SELECT * FROM {rebuilt}) d
+            "SELECT true, to_jsonb(d) FROM (SELECT {select} FROM {live} EXCEPT ALL SELECT {select} FROM {rebuilt}) d
              UNION ALL
-             SELECT false, to_jsonb(d) FROM (SELECT * FROM {rebuilt} EXCEPT ALL SELECT * FROM {live}) d"
+             SELECT false, to_jsonb(d) FROM (SELECT {select} FROM {rebuilt} EXCEPT ALL SELECT {select} FROM {live}) d"
         ))
         .fetch_all(&mut *connection)
         .await?;

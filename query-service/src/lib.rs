@@ -11,7 +11,9 @@
 //! - [`paging`]: the query string: `limit` and `offset` as Liquid reads them.
 //! - [`projection_status`]: `GET /projections/status` and `GET /metrics`, each read model's
 //!   position and lag.
-//! - [`users`] (list, retrieve-user-info, user-info, invite-codes), [`configuration`]
+//! - [`users`] (list, retrieve-user-info, user-info, invite-codes), with
+//!   [`user_lookups`] (lookups by id of concurrent requests batched into one query),
+//!   [`configuration`]
 //!   (editable-fields, subscription-tiers), [`clients`] (`/client/admin-api/list`), [`roles`]
 //!   (`/roles/list`), [`social`] (block-status, follow-status, followers, following; client
 //!   edge only).
@@ -34,6 +36,7 @@ pub mod paging;
 pub mod projection_status;
 pub mod roles;
 pub mod social;
+pub mod user_lookups;
 pub mod users;
 
 use axum::Extension;
@@ -138,6 +141,7 @@ pub fn router_with_projectors(here: ProjectorsHere) -> Routes {
             routes.merge(user_reads(edge, history_query))
         })
         .layer(Extension(here))
+        .layer(Extension(std::sync::Arc::new(users::UserReads::default())))
 }
 
 /// The user reads of one edge: `/user/<edge>-api/<path>`.

@@ -3,9 +3,13 @@
 //! `list`, `retrieve-user-info`, `user-info` and `GET invite-codes`. Every user object is
 //! hydrated for the time of reading (subscriptions, API.md §3).
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use chrono::{DateTime, Utc};
 use command_service::auth::Caller;
 use command_service::envelope::{Answer, ApiError, FieldError, FieldErrors};
@@ -20,6 +24,7 @@ use crate::consistency::Consistency;
 use crate::database;
 use crate::error::ReadError;
 use crate::paging::{Page, QueryString};
+use crate::user_lookups::UserLookups;
 
 /// The most users one `retrieve-user-info` or `user-info` request may name (Liquid's
 /// `get-user-max-items`).
@@ -31,6 +36,7 @@ pub const MAX_TARGETS: usize = 650;
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn list_users(
     State(state): State<AppState>,
+    Extension(reads): Extension<Arc<UserReads>>,
     caller: Caller,
     consistency: Consistency,
     RawQuery(query): RawQuery,
@@ -41,51 +47,68 @@ pub async fn list_users(
     consistency.wait(database, users::NAME).await?;
     // Two statements, not `$1 IS NULL OR id > $1`: a generic plan of that could not start the
     // index scan at the offset, and deep pages would read every row before them.
-    let base = base_tier(&state);
     let documents: Vec<String> = match page.after {
         Some(after) => {
-            sqlx::query_scalar(&format!(
-                "SELECT {} FROM read_models.users WHERE id > $1 ORDER BY id LIMIT $2",
-                hydrated_document(3)
-            ))
+            sqlx::query_scalar(
+                "SELECT document::text FROM read_models.users WHERE id > $1 ORDER BY id LIMIT $2",
+            )
             .bind(after)
             .bind(page.limit)
-            .bind(&base)
             .fetch_all(database)
             .await?
         }
         None => {
-            sqlx::query_scalar(&format!(
-                "SELECT {} FROM read_models.users ORDER BY id LIMIT $1",
-                hydrated_document(2)
-            ))
-            .bind(page.limit)
-            .bind(&base)
-            .fetch_all(database)
-            .await?
+            sqlx::query_scalar("SELECT document::text FROM read_models.users ORDER BY id LIMIT $1")
+                .bind(page.limit)
+                .fetch_all(database)
+                .await?
         }
     };
-    let total = total_users(database).await?;
-    Ok(users_answer(&documents, Some(total)))
+    let total = reads.total_users(database).await?;
+    users_answer(&state, &documents, Some(total))
 }
 
 /// Beyond this many users `totalUsers` is PostgreSQL's estimate, as Liquid's is MongoDB's: an
 /// exact count reads every row, which a page of a large directory must not wait for.
 const EXACT_COUNT_UP_TO: f32 = 100_000.0;
 
-/// `totalUsers`: exact for small directories, the planner's estimate (kept by autovacuum's
-/// analyze) for large ones.
-async fn total_users(database: &sqlx::PgPool) -> Result<i64, ReadError> {
-    let estimate: Option<f32> = sqlx::query_scalar(
-        "SELECT reltuples FROM pg_class WHERE oid = 'read_models.users'::regclass",
-    )
-    .fetch_optional(database)
-    .await?;
-    match estimate {
-        Some(estimate) if estimate > EXACT_COUNT_UP_TO => Ok(estimate as i64),
-        _ => Ok(sqlx::query_scalar("SELECT count(*) FROM read_models.users")
-            .fetch_one(database)
-            .await?),
+/// How long the estimate of `totalUsers` is reused: it changes slowly (autovacuum's analyze
+/// moves it), and asking for it is a statement of its own on every page.
+const ESTIMATE_REUSED_FOR: Duration = Duration::from_secs(1);
+
+/// What the user reads of one router share: id lookups batched across requests, and the
+/// last estimate of the number of users.
+#[derive(Default)]
+pub struct UserReads {
+    lookups: UserLookups,
+    estimate: Mutex<Option<(Instant, f32)>>,
+}
+
+impl UserReads {
+    /// `totalUsers`: exact for small directories, the planner's estimate (kept by
+    /// autovacuum's analyze) for large ones.
+    async fn total_users(&self, database: &sqlx::PgPool) -> Result<i64, ReadError> {
+        let reused = *self.estimate.lock().unwrap_or_else(|p| p.into_inner());
+        let estimate = match reused {
+            Some((at, estimate)) if at.elapsed() < ESTIMATE_REUSED_FOR => Some(estimate),
+            _ => {
+                let asked = Instant::now();
+                let estimate: Option<f32> = sqlx::query_scalar(
+                    "SELECT reltuples FROM pg_class WHERE oid = 'read_models.users'::regclass",
+                )
+                .fetch_optional(database)
+                .await?;
+                *self.estimate.lock().unwrap_or_else(|p| p.into_inner()) =
+                    estimate.map(|estimate| (asked, estimate));
+                estimate
+            }
+        };
+        match estimate {
+            Some(estimate) if estimate > EXACT_COUNT_UP_TO => Ok(estimate as i64),
+            _ => Ok(sqlx::query_scalar("SELECT count(*) FROM read_models.users")
+                .fetch_one(database)
+                .await?),
+        }
     }
 }
 
@@ -103,6 +126,7 @@ enum LookupField {
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn retrieve_user_info(
     State(state): State<AppState>,
+    Extension(reads): Extension<Arc<UserReads>>,
     caller: Caller,
     consistency: Consistency,
     JsonBody(body): JsonBody,
@@ -114,14 +138,13 @@ pub async fn retrieve_user_info(
     let (field, targets) = lookup(body)?;
     let database = database(&state)?;
     consistency.wait(database, users::NAME).await?;
-    let base = base_tier(&state);
     let documents: Vec<String> = match field {
         LookupField::Id => {
             let ids: Vec<Uuid> = targets
                 .iter()
                 .filter_map(|t| Uuid::parse_str(t).ok())
                 .collect();
-            by_ids(database, &ids, &base).await?
+            reads.lookups.by_ids(database, &ids).await?
         }
         LookupField::Email | LookupField::SanitizedEmail => {
             let column = match field {
@@ -130,16 +153,14 @@ pub async fn retrieve_user_info(
             };
             let emails: Vec<String> = targets.iter().map(|t| t.to_lowercase()).collect();
             sqlx::query_scalar(&format!(
-                "SELECT {} FROM read_models.users WHERE {column} = ANY($1) ORDER BY id",
-                hydrated_document(2)
+                "SELECT document::text FROM read_models.users WHERE {column} = ANY($1) ORDER BY id"
             ))
             .bind(&emails)
-            .bind(&base)
             .fetch_all(database)
             .await?
         }
     };
-    Ok(users_answer(&documents, None))
+    users_answer(&state, &documents, None)
 }
 
 /// The body of `retrieve-user-info`, every invalid field reported.
@@ -208,6 +229,7 @@ fn lookup(body: &Map<String, Value>) -> Result<(LookupField, Vec<String>), ApiEr
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn user_info(
     State(state): State<AppState>,
+    Extension(reads): Extension<Arc<UserReads>>,
     caller: Caller,
     consistency: Consistency,
     RawQuery(query): RawQuery,
@@ -217,8 +239,8 @@ pub async fn user_info(
     let ids = targets_of(query.get("targets"))?;
     let database = database(&state)?;
     consistency.wait(database, users::NAME).await?;
-    let documents = by_ids(database, &ids, &base_tier(&state)).await?;
-    Ok(users_answer(&documents, None))
+    let documents = reads.lookups.by_ids(database, &ids).await?;
+    users_answer(&state, &documents, None)
 }
 
 /// The `targets` query parameter: comma-separated user ids.
@@ -326,56 +348,29 @@ impl InviteCodeRow {
     }
 }
 
-async fn by_ids(
-    database: &sqlx::PgPool,
-    ids: &[Uuid],
-    base: &str,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(&format!(
-        "SELECT {} FROM read_models.users WHERE id = ANY($1) ORDER BY id",
-        hydrated_document(2)
-    ))
-    .bind(ids)
-    .bind(base)
-    .fetch_all(database)
-    .await
-}
-
-/// The stored user document as a reader sees it now, as JSON text (API.md §3: a subscription
-/// that is off, expired or on the base tier shows `isSubscribed: false` and the base tier), the
-/// same rule as `UserView::hydrated`. PostgreSQL applies it and hands over text, which goes
-/// into the answer as it is: a page of users is never parsed and re-serialised here.
-/// `$base` is the parameter holding the base tier's name.
-fn hydrated_document(base: usize) -> String {
-    format!(
-        "(CASE WHEN (document->>'isSubscribed')::boolean
-                AND (document->>'subscriptionExpiry')::timestamptz > now()
-                AND coalesce(document->>'subscriptionTier', ${base}::text) <> ${base}::text
-           THEN document
-           ELSE document || jsonb_build_object('isSubscribed', false, 'subscriptionTier', ${base}::text)
-         END)::text"
-    )
-}
-
-fn base_tier(state: &AppState) -> String {
-    state.settings.subscription_tiers.base().to_string()
-}
-
-/// `{"ok":1,"data":{"users":[...]}}` (with `totalUsers` for `list`) around documents that are
-/// JSON text already.
-fn users_answer(documents: &[String], total: Option<i64>) -> Response {
-    let mut body = String::with_capacity(documents.iter().map(|d| d.len() + 1).sum::<usize>() + 64);
+/// `{"ok":1,"data":{"users":[...]}}` (with `totalUsers` for `list`) around stored user
+/// objects, each hydrated for now as its text is copied in (`projections::users::shown`): a
+/// page of users is never parsed and re-serialised here.
+fn users_answer(
+    state: &AppState,
+    documents: &[String],
+    total: Option<i64>,
+) -> Result<Response, ReadError> {
+    let tiers = &state.settings.subscription_tiers;
+    let now = Utc::now();
+    let mut body =
+        String::with_capacity(documents.iter().map(|d| d.len() + 32).sum::<usize>() + 64);
     body.push_str(r#"{"ok":1,"data":{"users":["#);
     for (i, document) in documents.iter().enumerate() {
         if i > 0 {
             body.push(',');
         }
-        body.push_str(document);
+        users::shown(document, tiers, now, &mut body).map_err(ApiError::internal)?;
     }
     body.push(']');
     if let Some(total) = total {
         body.push_str(&format!(r#","totalUsers":{total}"#));
     }
     body.push_str("}}");
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -503,7 +503,7 @@ async fn verify_finds_a_read_model_row_altered_by_hand() {
     let mut altered = 0;
     for _ in 0..100 {
         altered = sqlx::query(
-            "UPDATE read_models.users SET document = jsonb_set(document, '{credits}', '12345')
+            "UPDATE read_models.users SET document = jsonb_set(document::jsonb, '{credits}', '12345')::json
               WHERE id = $1::uuid AND document->>'credits' = '5'",
         )
         .bind(&id)

@@ -792,6 +792,80 @@ async fn a_thousand_creates_are_read_back_at_once_with_their_token() {
 }
 
 #[tokio::test]
+async fn concurrent_lookups_by_id_each_get_exactly_their_users() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let token = app.create_users(&admin, &usernames("lookup", 40)).await;
+    app.get("/user/admin-api/list?limit=1", &admin, Some(&token))
+        .await;
+    let all = app.list_ids(&admin, 100).await;
+    assert_eq!(all.len(), 41); // and the bootstrap admin
+    let nobody = uuid::Uuid::now_v7().to_string();
+    // 64 requests at once, 5 times over, each naming its own ids (some twice, one of nobody),
+    // half by POST retrieve-user-info and half by GET user-info.
+    let request = |task: usize, round: usize| {
+        let (app, admin, all, nobody) = (&app, &admin, &all, &nobody);
+        async move {
+            let mut named: Vec<String> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (i * 7 + task + round) % 5 == 0)
+                .map(|(_, id)| id.clone())
+                .collect();
+            let mut expected = named.clone();
+            expected.sort();
+            named.push(named[0].clone());
+            named.insert(1, nobody.clone());
+            named.reverse();
+            let reply = if task % 2 == 0 {
+                app.post(
+                    "/user/admin-api/retrieve-user-info",
+                    admin,
+                    &json!({ "targets": named }),
+                    None,
+                )
+                .await
+            } else {
+                app.get(
+                    &format!("/user/admin-api/user-info?targets={}", named.join(",")),
+                    admin,
+                    None,
+                )
+                .await
+            };
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            assert_eq!(
+                ids_of(&reply.body["data"]["users"]),
+                expected,
+                "task {task} round {round}"
+            );
+        }
+    };
+    for round in 0..5 {
+        futures::future::join_all((0..64).map(|task| request(task, round))).await;
+    }
+    // The lookups were served by fewer queries than there were lookups.
+    let metrics = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    let (lookups, queries) = (
+        counter("userledger_user_lookups_total"),
+        counter("userledger_user_lookup_queries_total"),
+    );
+    assert_eq!(lookups, 320);
+    assert!(queries < lookups, "{queries} queries for {lookups} lookups");
+}
+
+#[tokio::test]
 async fn a_token_the_read_models_cannot_reach_is_503_and_a_bad_one_400() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;

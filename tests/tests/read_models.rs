@@ -252,7 +252,7 @@ async fn read_models_are_folds_of_the_log_without_secrets() {
     // may appear: it is a grant's name.)
     let everything: Vec<String> = sqlx::query_scalar(
         "SELECT row_to_json(t)::text FROM (
-            SELECT document FROM read_models.users
+            SELECT document::jsonb FROM read_models.users
             UNION ALL SELECT document FROM read_models.roles
             UNION ALL SELECT document FROM read_models.applications) t",
     )

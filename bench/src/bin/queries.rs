@@ -23,7 +23,7 @@ use serde_json::json;
 use test_support::app::test_settings;
 use userledger_bench::seeding::{seed, user_id};
 use userledger_bench::{
-    admin_token, drive, machine, scenario_duration, summarize, write_results, Measurement,
+    admin_token, drive, http1, machine, scenario_duration, summarize, write_results, Measurement,
 };
 use uuid::Uuid;
 
@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut targets = Vec::new();
     for query in ["retrieve-user-info", "list"] {
-        let measured = http_reads(query, &http, &base, &token, users, duration).await;
+        let measured = http_reads(query, &base, &token, users, duration).await?;
         let raw = pgbench(query, &url, users, duration)?;
         let ratio = measured.per_second / raw.per_second;
         println!(
@@ -160,39 +160,51 @@ async fn main() -> anyhow::Result<()> {
 
 async fn http_reads(
     query: &'static str,
-    http: &reqwest::Client,
     base: &str,
     token: &str,
     users: u64,
     duration: Duration,
-) -> Measurement {
-    let (http, base, token) = (http.clone(), base.to_owned(), token.to_owned());
-    drive(CLIENTS, duration, MAX_OPERATIONS, move |_, _| {
-        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+) -> anyhow::Result<Measurement> {
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut connections = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        connections.push(tokio::sync::Mutex::new(
+            http1::Connection::open(&address).await?,
+        ));
+    }
+    let (connections, token) = (Arc::new(connections), token.to_owned());
+    Ok(drive(CLIENTS, duration, MAX_OPERATIONS, move |worker, _| {
+        let connections = connections.clone();
         let n = 1 + rand_below(users.saturating_sub(100).max(1));
+        let request = match query {
+            "list" => http1::request(
+                "GET",
+                &format!("/user/admin-api/list?limit=100&offset={}", user_id(n)),
+                &address,
+                &token,
+                None,
+            ),
+            _ => http1::request(
+                "POST",
+                "/user/admin-api/retrieve-user-info",
+                &address,
+                &token,
+                Some(&format!(r#"{{"targets":["{}"]}}"#, user_id(n))),
+            ),
+        };
         async move {
-            let request = match query {
-                "list" => http.get(format!(
-                    "{base}/user/admin-api/list?limit=100&offset={}",
-                    user_id(n)
-                )),
-                _ => http
-                    .post(format!("{base}/user/admin-api/retrieve-user-info"))
-                    .json(&json!({ "targets": [user_id(n)] })),
-            };
-            let response = request.bearer_auth(&token).send().await?;
-            if !response.status().is_success() {
-                bail!("{query}: {}", response.status());
+            let answer = connections[worker].lock().await.send(&request).await?;
+            if answer.status != 200 {
+                bail!("{query}: {}", answer.status);
             }
             // Checked, not parsed: the load generator shares the cores with the service.
-            let body = response.bytes().await?;
-            if !body.windows(5).any(|w| w == b"\"_id\"") {
+            if !answer.body.windows(5).any(|w| w == b"\"_id\"") {
                 bail!("{query}: no user in the answer");
             }
             Ok(())
         }
     })
-    .await
+    .await)
 }
 
 fn rand_below(n: u64) -> u64 {
@@ -207,11 +219,11 @@ fn pgbench(query: &str, url: &str, users: u64, duration: Duration) -> anyhow::Re
     let script = dir.join("script.sql");
     let sql = match query {
         "list" => format!(
-            "\\set n random(1, {})\nSELECT document FROM read_models.users WHERE id > {SQL_USER_ID} ORDER BY id LIMIT 100;\nSELECT reltuples FROM pg_class WHERE oid = 'read_models.users'::regclass;\n",
+            "\\set n random(1, {})\nSELECT document::text FROM read_models.users WHERE id > {SQL_USER_ID} ORDER BY id LIMIT 100;\n",
             users.saturating_sub(100).max(1)
         ),
         _ => format!(
-            "\\set n random(1, {users})\nSELECT id, document FROM read_models.users WHERE id = ANY(ARRAY[{SQL_USER_ID}]);\n"
+            "\\set n random(1, {users})\nSELECT id, document::text FROM read_models.users WHERE id = ANY(ARRAY[{SQL_USER_ID}]);\n"
         ),
     };
     std::fs::write(&script, sql)?;

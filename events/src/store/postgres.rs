@@ -31,6 +31,8 @@ const SUBSCRIPTION_BATCH: usize = 5_000;
 /// How often an idle subscription looks for events written by other processes. Appends made
 /// through this store wake its subscriptions at once.
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// A pooled connection idle this long is pinged before it is used again.
+const CHECK_IDLE_CONNECTIONS_AFTER: Duration = Duration::from_secs(30);
 /// An append with `ExpectedRevision::Any` that races another writer retries this many times.
 const ANY_REVISION_ATTEMPTS: usize = 10;
 /// Events one transaction may append: the low 16 bits of a position.
@@ -74,6 +76,18 @@ impl PostgresEventStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            // Not a ping before every statement (sqlx's default): that doubles the round trips
+            // of every read and append. Only a connection idle long enough to have been cut
+            // (a restarted server, a proxy's idle timeout) is checked before it is handed out.
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IDLE_CONNECTIONS_AFTER {
+                        sqlx::Connection::ping(connection).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await
             .map_err(StoreError::backend)?;

@@ -51,11 +51,6 @@ pub struct UserView {
     pub is_private: bool,
     pub following_count: u64,
     pub follower_count: u64,
-    pub is_subscribed: bool,
-    /// `None` (as recorded) means the base tier; [`UserView::hydrated`] names it.
-    pub subscription_tier: Option<String>,
-    #[serde(serialize_with = "iso_millis")]
-    pub subscription_expiry: Option<DateTime<Utc>>,
     #[serde(serialize_with = "iso_millis")]
     pub subscription_activated_at: Option<DateTime<Utc>>,
     pub subscription_identifier: Option<String>,
@@ -82,6 +77,14 @@ pub struct UserView {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso_millis_required")]
     pub updated_at: DateTime<Utc>,
+    // The three fields a reader's hydration depends on come last, in this order: the users
+    // read model hydrates its stored JSON text by rewriting just this tail
+    // (`projections::users::shown`).
+    pub is_subscribed: bool,
+    /// `None` (as recorded) means the base tier; [`UserView::hydrated`] names it.
+    pub subscription_tier: Option<String>,
+    #[serde(serialize_with = "iso_millis")]
+    pub subscription_expiry: Option<DateTime<Utc>>,
 }
 
 /// `2026-01-02T03:04:05.123Z`: the contract's date form.

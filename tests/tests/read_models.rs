@@ -14,7 +14,7 @@ use events::store::{Position, RecordedEvent};
 use events::user::{CreditsChange, Toggle, UserCommand, UserEvent, UserView};
 use events::values::{
     ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Credits, Grant, InviteCode,
-    Ranking, RoleDisplayName, RoleId, SecretHash,
+    Ranking, RoleDisplayName, RoleId, SecretHash, UserId,
 };
 use events::Aggregate;
 use projections::runtime::{Progress, Projection, Projector};
@@ -530,4 +530,73 @@ async fn a_rebuild_swaps_in_under_live_projectors_which_resume_from_it() {
     .await
     .unwrap();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A users table made before user objects were stored as `json` (a `jsonb` column) is
+/// converted in place when its projector starts, and its objects are shown exactly as freshly
+/// projected ones; the next write of a user stores it anew.
+#[tokio::test]
+async fn a_users_table_of_jsonb_objects_is_converted_in_place_and_read_the_same() {
+    let world = World::new().await;
+    let alice = world.create_user("alice_jsonb").await;
+    let bob = world.create_user("bob_jsonb").await;
+    world
+        .user(
+            alice,
+            UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(3))),
+        )
+        .await;
+    project_to_end(&world, UsersReadModel, "fresh").await;
+    project_to_end(&world, UsersReadModel, "migrated").await;
+    sqlx::query(
+        "ALTER TABLE migrated.users ALTER COLUMN document TYPE jsonb USING document::jsonb",
+    )
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    let column_type = |schema: &'static str| {
+        sqlx::query_scalar::<_, String>(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+              WHERE attrelid = format('%I.users', $1::text)::regclass AND attname = 'document'",
+        )
+        .bind(schema)
+        .fetch_one(&world.pool)
+    };
+    assert_eq!(column_type("migrated").await.unwrap(), "jsonb");
+
+    world
+        .user(
+            bob,
+            UserCommand::ChangeCredits(CreditsChange::Increment(Credits::new(5))),
+        )
+        .await;
+    project_to_end(&world, UsersReadModel, "migrated").await;
+    project_to_end(&world, UsersReadModel, "fresh").await;
+    assert_eq!(column_type("migrated").await.unwrap(), "json");
+
+    let shown = |schema: &'static str, id: UserId| {
+        let pool = world.pool.clone();
+        async move {
+            let stored: String = sqlx::query_scalar(&format!(
+                "SELECT document::text FROM {schema}.users WHERE id = $1"
+            ))
+            .bind(id.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            let mut out = String::new();
+            let tiers = events::values::SubscriptionTiers::default();
+            projections::users::shown(&stored, &tiers, Utc::now(), &mut out).unwrap();
+            (stored, serde_json::from_str::<Value>(&out).unwrap())
+        }
+    };
+    for id in [alice, bob] {
+        let (fresh_text, fresh) = shown("fresh", id).await;
+        let (migrated_text, migrated) = shown("migrated", id).await;
+        assert_eq!(migrated, fresh);
+        assert_eq!(fresh["subscriptionTier"], "basic");
+        // Alice's object still has jsonb's key order; Bob's was written again since.
+        assert_eq!(migrated_text == fresh_text, id == bob, "{migrated_text}");
+    }
+    assert_eq!(shown("migrated", alice).await.1["credits"], 3);
 }

@@ -65,7 +65,7 @@ pub async fn rebuild(
         replay
             .catch_up(&store, &mut connection, &mut on_progress)
             .await?;
-        deferred.finish(&mut connection, database_url).await?;
+        deferred.finish(database_url).await?;
         replay.swap_in(&store, &mut connection, unix).await?;
         on_progress(replay.events);
         anyhow::Ok(replay)
@@ -87,23 +87,18 @@ pub async fn rebuild(
     }
 }
 
-/// Fresh tables load faster without their secondary indexes, built once at the end, and
-/// unlogged, logged once at the end.
+/// Fresh tables load faster without their secondary indexes, built once at the end. They stay
+/// logged: making them unlogged for the load and logged at the end wrote every table to the
+/// WAL in one go after the replay (about 9 of the 13 s a 1,000,000-event rebuild spent after
+/// its replay), while logged pages are written by the WAL writer as the replay goes (its
+/// commits are not waited for).
 pub(crate) struct BulkLoad {
-    tables: Vec<String>,
     indexes: Vec<String>,
 }
 
 impl BulkLoad {
-    /// Drops the indexes of `schema`'s tables that back no constraint, remembering them, and
-    /// makes the tables unlogged.
+    /// Drops the indexes of `schema`'s tables that back no constraint, remembering them.
     pub(crate) async fn start(connection: &mut PgConnection, schema: &str) -> anyhow::Result<Self> {
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = $1",
-        )
-        .bind(schema)
-        .fetch_all(&mut *connection)
-        .await?;
         let indexes: Vec<(String, String)> = sqlx::query_as(
             "SELECT format('%I.%I', i.schemaname, i.indexname), i.indexdef FROM pg_indexes i
               WHERE i.schemaname = $1 AND NOT EXISTS (
@@ -118,13 +113,7 @@ impl BulkLoad {
                 .execute(&mut *connection)
                 .await?;
         }
-        for table in &tables {
-            sqlx::query(&format!("ALTER TABLE {table} SET UNLOGGED"))
-                .execute(&mut *connection)
-                .await?;
-        }
         Ok(Self {
-            tables,
             indexes: indexes
                 .into_iter()
                 .map(|(_, definition)| definition)
@@ -132,14 +121,9 @@ impl BulkLoad {
         })
     }
 
-    /// Logs the tables and builds the indexes again, each index on a connection of its own:
-    /// the builds of one table share its lock, and run side by side.
-    async fn finish(self, connection: &mut PgConnection, database_url: &str) -> anyhow::Result<()> {
-        for table in &self.tables {
-            sqlx::query(&format!("ALTER TABLE {table} SET LOGGED"))
-                .execute(&mut *connection)
-                .await?;
-        }
+    /// Builds the indexes again, each on a connection of its own: the builds of one table share
+    /// its lock, and run side by side.
+    async fn finish(self, database_url: &str) -> anyhow::Result<()> {
         let builds = self.indexes.iter().map(|definition| async move {
             let mut builder = PgConnection::connect(database_url).await?;
             // Sorted in memory rather than in temporary files: a million keys fit.

@@ -809,7 +809,7 @@ async fn concurrent_lookups_by_id_each_get_exactly_their_users() {
             let mut named: Vec<String> = all
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| (i * 7 + task + round) % 5 == 0)
+                .filter(|(i, _)| (i * 7 + task + round).is_multiple_of(5))
                 .map(|(_, id)| id.clone())
                 .collect();
             let mut expected = named.clone();
@@ -817,7 +817,7 @@ async fn concurrent_lookups_by_id_each_get_exactly_their_users() {
             named.push(named[0].clone());
             named.insert(1, nobody.clone());
             named.reverse();
-            let reply = if task % 2 == 0 {
+            let reply = if task.is_multiple_of(2) {
                 app.post(
                     "/user/admin-api/retrieve-user-info",
                     admin,

@@ -20,6 +20,8 @@ use crate::AppState;
 
 /// Events read per page while looking for a role's users.
 const PAGE: usize = 1_000;
+/// How long the scan for a role's users waits for the log to show the role's deletion.
+const WAIT_FOR_THE_DELETION: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[tracing::instrument(skip_all, fields(role_id))]
 pub(super) async fn delete(
@@ -51,7 +53,8 @@ pub(super) async fn delete(
         },
     )
     .await?;
-    let (moved, position) = move_users_to_default_role(&state, &id, &context).await?;
+    let (moved, position) =
+        move_users_to_default_role(&state, &id, &context, outcome.position).await?;
     tracing::info!(role = %id, moved, "role deleted");
     // Liquid answers a delete with `{"ok":1}`; the count goes to the log only.
     Ok(Answer::done().at(position.or(outcome.position)))
@@ -67,10 +70,11 @@ async fn move_users_to_default_role(
     state: &AppState,
     deleted: &RoleId,
     context: &CommandContext,
+    deleted_at: Option<Position>,
 ) -> Result<(usize, Option<Position>), ApiError> {
     let mut moved = 0;
     let mut position = None;
-    for user in users_with_role(state, deleted).await? {
+    for user in users_with_role(state, deleted, deleted_at).await? {
         let outcome = execute::<User, _>(
             &*state.store,
             &user,
@@ -101,17 +105,29 @@ async fn move_users_to_default_role(
     Ok((moved, position))
 }
 
-/// The live users whose current role is `role`.
+/// The live users whose current role is `role`, as the log stands once it shows `until` (the
+/// role's deletion): every user created before the deletion shows before it, but the log may
+/// hide both for a moment while an older transaction is still in flight.
 ///
 /// There is no users read model on the write side yet, so this folds the whole global log:
 /// correct, but O(size of the log) per role delete. **Replace it with a query on the users
 /// read model** (`WHERE role = $1`) once the projections exist; the moves themselves stay.
-async fn users_with_role(state: &AppState, role: &RoleId) -> Result<Vec<UserId>, ApiError> {
+async fn users_with_role(
+    state: &AppState,
+    role: &RoleId,
+    until: Option<Position>,
+) -> Result<Vec<UserId>, ApiError> {
     let mut roles: HashMap<UserId, RoleId> = HashMap::new();
-    let mut after = None;
+    let mut after: Option<Position> = None;
+    let started = std::time::Instant::now();
     loop {
         let page = state.store.read_all(after, PAGE).await?;
         let Some(last) = page.last() else {
+            let behind = until.is_some_and(|until| after.is_none_or(|after| after < until));
+            if behind && started.elapsed() < WAIT_FOR_THE_DELETION {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
             break;
         };
         after = Some(last.position);

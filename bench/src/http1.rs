@@ -62,13 +62,12 @@ impl Connection {
         Ok(Answer { status, body })
     }
 
+    /// Reads what has arrived into the buffer's spare room (not zeroed first).
     async fn fill(&mut self) -> anyhow::Result<()> {
-        let mut chunk = [0u8; 64 * 1024];
-        let read = self.stream.read(&mut chunk).await?;
-        if read == 0 {
+        self.buffer.reserve(64 * 1024);
+        if self.stream.read_buf(&mut self.buffer).await? == 0 {
             bail!("the service closed the connection");
         }
-        self.buffer.extend_from_slice(&chunk[..read]);
         Ok(())
     }
 }

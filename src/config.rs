@@ -155,6 +155,9 @@ pub static KEYS: &[Key] = &[
     key("USERLEDGER_MAX_CONCURRENT_REQUESTS", Public, || {
         Some(command_defaults().max_concurrent_requests.to_string())
     }),
+    key("USERLEDGER_MAX_CONCURRENT_READS", Public, || {
+        Some(command_defaults().max_concurrent_reads.to_string())
+    }),
     key("USERLEDGER_BODY_LIMIT_BYTES", Public, || {
         Some(command_defaults().body_limit.to_string())
     }),
@@ -340,6 +343,7 @@ pub struct Config {
     pub hashing_workers: usize,
     pub hashing_queue: usize,
     pub max_concurrent_requests: usize,
+    pub max_concurrent_reads: usize,
     pub body_limit: usize,
     pub rate_limits: RateLimits,
     /// Publishing to Kafka; `None` without `KAFKA_BROKERS`.
@@ -451,6 +455,7 @@ impl Config {
         settings.hashing_workers = self.hashing_workers;
         settings.hashing_queue = self.hashing_queue;
         settings.max_concurrent_requests = self.max_concurrent_requests;
+        settings.max_concurrent_reads = self.max_concurrent_reads;
         settings.body_limit = self.body_limit;
         settings.rate_limits = self.rate_limits;
         settings
@@ -671,6 +676,7 @@ impl Layers {
         let hashing_workers = count("USERLEDGER_HASHING_WORKERS")?;
         let hashing_queue = count("USERLEDGER_HASHING_QUEUE")?;
         let max_concurrent_requests = count("USERLEDGER_MAX_CONCURRENT_REQUESTS")?;
+        let max_concurrent_reads = count("USERLEDGER_MAX_CONCURRENT_READS")?;
         let body_limit = count("USERLEDGER_BODY_LIMIT_BYTES")?;
         let per_minute = |name| parser.required(name, parser.number::<u32>(name, 0)?);
         let rate_limits = RateLimits {
@@ -720,6 +726,7 @@ impl Layers {
             hashing_workers,
             hashing_queue,
             max_concurrent_requests,
+            max_concurrent_reads,
             body_limit,
             rate_limits,
             kafka,

@@ -104,23 +104,31 @@ pub fn router(state: AppState) -> Router {
 /// all under the same layers: CORS, body limit, idempotency, the contract's 404; and the
 /// OpenAPI document of exactly these routes.
 pub fn router_with(state: AppState, extra: Routes) -> Router {
-    let routes = extra
-        .merge(oauth::router())
+    let writes = oauth::router()
         .merge(users::router())
         .merge(roles::router())
         .merge(clients::router());
+    let routes = limited(extra, state.settings.max_concurrent_reads)
+        .merge(limited(writes, state.settings.max_concurrent_requests));
     layered(state, routes)
 }
 
 /// `routes` alone, without the write routes (the read side in a process of its own), under
 /// the same layers as [`router_with`].
 pub fn router_without_writes(state: AppState, routes: Routes) -> Router {
+    let routes = limited(routes, state.settings.max_concurrent_reads);
     layered(state, routes)
+}
+
+/// `routes` served at most `in_flight` at once, all together; the others wait their turn.
+fn limited(routes: Routes, in_flight: usize) -> Routes {
+    routes.layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+        in_flight.max(1),
+    ))
 }
 
 fn layered(state: AppState, routes: Routes) -> Router {
     let body_limit = state.settings.body_limit;
-    let in_flight = state.settings.max_concurrent_requests.max(1);
     let (routes, documented) = routes.into_parts();
     // Liveness and the documentation stay outside the request limit.
     let (unlimited, unlimited_documented) = health::routes().into_parts();
@@ -128,7 +136,6 @@ fn layered(state: AppState, routes: Routes) -> Router {
     let document = openapi::document([documented, unlimited_documented, meta_documented]);
     routes
         .fallback(unknown_route)
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(in_flight))
         .merge(unlimited)
         .merge(openapi::serve(meta, &document))
         .layer(axum::middleware::from_fn_with_state(

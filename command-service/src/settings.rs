@@ -70,11 +70,14 @@ pub struct Settings {
     pub hashing_workers: usize,
     /// Hashing requests that may wait for a worker before the service answers 503.
     pub hashing_queue: usize,
-    /// Requests served at once (beyond `/health`); more wait their turn without taking CPU, so
-    /// a saturated service still answers liveness checks and keeps latencies even. Most of a
-    /// request's time is spent waiting on the database, so it takes many at once to keep the
-    /// database busy (and to let concurrent reads share its queries): 64 per core.
+    /// Write requests (and token requests) served at once (beyond `/health`); more wait their
+    /// turn without taking CPU, so a saturated service still answers liveness checks and keeps
+    /// latencies even.
     pub max_concurrent_requests: usize,
+    /// Read requests served at once. A read spends most of its time waiting on the database,
+    /// and concurrent lookups by id share one query, so reads need many in flight to keep the
+    /// database busy: 64 per core (3 per core served half as many lookups a second).
+    pub max_concurrent_reads: usize,
     /// Attempts of load-decide-append when writers race on one stream.
     pub command_attempts: usize,
     pub bootstrap_admin: Option<BootstrapAdmin>,
@@ -101,7 +104,8 @@ impl Settings {
             invite_only: false,
             hashing_workers: cores,
             hashing_queue: 256,
-            max_concurrent_requests: 64 * cores,
+            max_concurrent_requests: 3 * cores,
+            max_concurrent_reads: 64 * cores,
             command_attempts: 16,
             bootstrap_admin: None,
             bootstrap_client: None,

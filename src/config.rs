@@ -18,7 +18,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use command_service::settings::{BootstrapAdmin, BootstrapClient, RateLimits, Settings};
+use command_service::settings::{BootstrapAdmin, BootstrapClient, Settings};
+use http_edge::RateLimits;
 use projections::KafkaSettings;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -153,13 +154,13 @@ pub static KEYS: &[Key] = &[
         Some(command_defaults().hashing_queue.to_string())
     }),
     key("USERLEDGER_MAX_CONCURRENT_REQUESTS", Public, || {
-        Some(command_defaults().max_concurrent_requests.to_string())
+        Some(command_defaults().edge.max_concurrent_requests.to_string())
     }),
     key("USERLEDGER_MAX_CONCURRENT_READS", Public, || {
-        Some(command_defaults().max_concurrent_reads.to_string())
+        Some(command_defaults().edge.max_concurrent_reads.to_string())
     }),
     key("USERLEDGER_BODY_LIMIT_BYTES", Public, || {
-        Some(command_defaults().body_limit.to_string())
+        Some(command_defaults().edge.body_limit.to_string())
     }),
     key("USERLEDGER_RATE_LIMIT_TOKEN_PER_MINUTE", Public, || {
         Some(RateLimits::default().token_per_minute.to_string())
@@ -448,16 +449,16 @@ impl Config {
                 client_id: client.client_id.clone(),
                 secret: client.secret.expose_secret().to_owned(),
             });
-        settings.cors_origins = self.cors_origins.clone();
+        settings.edge.cors_origins = self.cors_origins.clone();
         settings.initial_credits = self.initial_credits;
         settings.invite_only = self.invite_only;
         settings.can_edit_peer_data = self.can_edit_peer_data;
         settings.hashing_workers = self.hashing_workers;
         settings.hashing_queue = self.hashing_queue;
-        settings.max_concurrent_requests = self.max_concurrent_requests;
-        settings.max_concurrent_reads = self.max_concurrent_reads;
-        settings.body_limit = self.body_limit;
-        settings.rate_limits = self.rate_limits;
+        settings.edge.max_concurrent_requests = self.max_concurrent_requests;
+        settings.edge.max_concurrent_reads = self.max_concurrent_reads;
+        settings.edge.body_limit = self.body_limit;
+        settings.edge.rate_limits = self.rate_limits;
         settings
     }
 }
@@ -1075,13 +1076,16 @@ mod tests {
         )
         .expect("valid");
         let settings = config.command_settings();
-        assert_eq!(settings.token_secret, b"0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            settings.edge.token_secret,
+            b"0123456789abcdef0123456789abcdef"
+        );
         assert_eq!(settings.access_token_ttl, Duration::from_secs(60));
         assert_eq!(settings.initial_credits, 5);
         assert_eq!(settings.hashing_workers, 3);
         assert!(settings.invite_only);
         assert_eq!(
-            settings.cors_origins,
+            settings.edge.cors_origins,
             ["https://a.example", "https://b.example"]
         );
         assert_eq!(settings.bootstrap_client.unwrap().secret, "s");

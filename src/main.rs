@@ -185,12 +185,18 @@ async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|models| query_service::ProjectorsHere::new(models.progress.clone()))
                 .unwrap_or_default();
+            let reads = query_service::AppState::new(
+                store.clone(),
+                database.clone(),
+                settings.subscription_tiers.clone(),
+            );
+            let routes = query_service::router_with_projectors(reads, here);
             command_service::Application::build_with(
                 listen,
                 store.clone(),
                 database,
                 settings,
-                query_service::router_with_projectors(here),
+                routes,
             )
             .await?
         }
@@ -201,12 +207,17 @@ async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
             if database.is_none() {
                 bail!("userledger query reads the read models: set DATABASE_URL");
             }
-            command_service::Application::build_without_writes(
+            let reads = query_service::AppState::new(
+                store.clone(),
+                database.clone(),
+                settings.subscription_tiers.clone(),
+            );
+            http_edge::Server::build(
                 listen,
+                settings.edge,
                 store.clone(),
                 database,
-                settings,
-                query_service::router(),
+                query_service::router(reads),
             )
             .await?
         }
@@ -233,12 +244,18 @@ async fn project(config: &Config) -> anyhow::Result<()> {
         Some(listen) => {
             let database = postgres.map(|p| p.pool().clone());
             let here = query_service::ProjectorsHere::new(read_models.progress.clone());
-            let status = command_service::Application::build_without_writes(
+            let settings = config.command_settings();
+            let reads = query_service::AppState::new(
+                store.clone(),
+                database.clone(),
+                settings.subscription_tiers,
+            );
+            let status = http_edge::Server::build(
                 listen,
+                settings.edge,
                 store.clone(),
                 database,
-                config.command_settings(),
-                query_service::status_router(here),
+                query_service::status_router(reads, here),
             )
             .await?;
             tracing::info!(address = %status.local_addr()?, "serving the projections' status");

@@ -28,7 +28,7 @@ pub async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
             // Already there (another start won, or an earlier one): nothing to do.
             match current {
                 Some(existing) if !existing.deleted => Err(Failure::Api(
-                    crate::envelope::ApiError::refused("AlreadyBootstrapped"),
+                    http_edge::envelope::ApiError::refused("AlreadyBootstrapped"),
                 )),
                 _ => Ok(RoleCommand::Create(role.clone())),
             }
@@ -36,7 +36,7 @@ pub async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
         .await
         {
             Ok(_) => tracing::info!(role = %id, "created system role"),
-            Err(Failure::Api(crate::envelope::ApiError::Refused {
+            Err(Failure::Api(http_edge::envelope::ApiError::Refused {
                 code: "AlreadyBootstrapped",
                 ..
             })) => {}

@@ -10,7 +10,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Versio
 use events::values::SecretHash;
 use tokio::sync::Semaphore;
 
-use crate::envelope::ApiError;
+use http_edge::envelope::ApiError;
 
 /// OWASP's argon2id recommendation (m = 19 MiB, t = 2, p = 1).
 pub const MEMORY_KIB: u32 = 19 * 1024;

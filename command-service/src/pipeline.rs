@@ -10,7 +10,7 @@ use events::store::{AppendRequest, EventStore, Position, StoreError, UniqueClaim
 use events::{load, uniqueness_changes, Aggregate, DomainError, Loaded};
 use serde_json::json;
 
-use crate::envelope::ApiError;
+use http_edge::envelope::ApiError;
 
 /// What a command did: the state after it, the events it appended (none when nothing
 /// changed), and the log position of its last event (the consistency token).

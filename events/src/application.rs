@@ -7,6 +7,10 @@
 //! `NotFound`. The secret is held only as an argon2 hash, in events of its own
 //! ([`ApplicationEvent::SecretSet`]) so that read models and Kafka can skip them whole.
 
+pub mod view;
+
+pub use view::ApplicationView;
+
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};

@@ -6,6 +6,10 @@
 //! same stream. Moving a deleted role's users to the default role is the command service's job
 //! (it touches user streams).
 
+pub mod view;
+
+pub use view::RoleView;
+
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Deserializer, Serialize};

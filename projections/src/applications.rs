@@ -6,15 +6,10 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use events::application::{self, Application, ApplicationEvent};
+use events::application::{self, Application, ApplicationEvent, ApplicationView};
 use events::metadata::decode;
-use events::scopes::Scope;
 use events::store::RecordedEvent;
-use events::values::{
-    ApplicationDisplayName, ApplicationId, ClientId, ClientRole, Grant, RedirectUri,
-};
 use events::Aggregate;
-use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -24,56 +19,6 @@ use crate::stream_id;
 
 /// The projection's name: its checkpoint and its lock.
 pub const NAME: &str = "applications";
-
-/// An application as the API lists it (the command service's `client_json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplicationDocument {
-    #[serde(rename = "_id")]
-    pub id: ApplicationId,
-    /// The OAuth `client_id`.
-    #[serde(rename = "id")]
-    pub client_id: ClientId,
-    pub display_name: ApplicationDisplayName,
-    pub role: ClientRole,
-    pub grants: Vec<Grant>,
-    pub redirect_uris: Vec<RedirectUri>,
-    pub is_public: bool,
-    pub scope: Vec<Scope>,
-}
-
-impl ApplicationDocument {
-    /// The document of an application state; `None` for a deleted application.
-    pub fn of(application: &Application) -> Option<Self> {
-        (!application.deleted).then(|| Self {
-            id: application.id,
-            client_id: application.client_id.clone(),
-            display_name: application.display_name.clone(),
-            role: application.role,
-            grants: application.grants.clone(),
-            redirect_uris: application.redirect_uris.clone(),
-            is_public: application.is_public,
-            scope: application.scope.clone(),
-        })
-    }
-
-    /// The aggregate's state this document shows (without its secret, which the read side
-    /// never has), to fold further events into.
-    fn into_state(self) -> Application {
-        Application {
-            id: self.id,
-            client_id: self.client_id,
-            display_name: self.display_name,
-            role: self.role,
-            grants: self.grants,
-            redirect_uris: self.redirect_uris,
-            is_public: self.is_public,
-            secret_hash: None,
-            scope: self.scope,
-            deleted: false,
-        }
-    }
-}
 
 /// Keeps `applications` up to date.
 #[derive(Debug, Clone, Copy, Default)]
@@ -125,7 +70,7 @@ impl Projection for ApplicationsReadModel {
             states.insert(id, application::evolve(state, &decoded.event));
         }
         for (id, state) in states {
-            match state.as_ref().and_then(ApplicationDocument::of) {
+            match state.as_ref().and_then(ApplicationView::of) {
                 Some(document) => {
                     sqlx::query(
                         "INSERT INTO applications (id, client_id, document) VALUES ($1, $2, $3)
@@ -151,7 +96,7 @@ impl Projection for ApplicationsReadModel {
 }
 
 async fn load(connection: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<Application>> {
-    let row: Option<Json<ApplicationDocument>> =
+    let row: Option<Json<ApplicationView>> =
         sqlx::query_scalar("SELECT document FROM applications WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *connection)

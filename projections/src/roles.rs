@@ -6,12 +6,9 @@ use std::collections::HashMap;
 use anyhow::Context;
 use async_trait::async_trait;
 use events::metadata::decode;
-use events::role::{self, Role, RoleEvent};
-use events::scopes::Scope;
+use events::role::{self, Role, RoleEvent, RoleView};
 use events::store::RecordedEvent;
-use events::values::{Ranking, RoleDescription, RoleDisplayName, RoleId};
 use events::Aggregate;
-use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
@@ -20,50 +17,6 @@ use crate::stream_id;
 
 /// The projection's name: its checkpoint and its lock.
 pub const NAME: &str = "roles";
-
-/// A role as the API shows it (the command service's `role_json`), and as the row stores it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoleDocument {
-    pub id: RoleId,
-    pub display_name: RoleDisplayName,
-    pub ranking: Ranking,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<RoleDescription>,
-    pub scope: Vec<Scope>,
-    /// Always `user` (Liquid's role type).
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub system: bool,
-}
-
-impl RoleDocument {
-    /// The document of a role state; `None` for a deleted role.
-    pub fn of(role: &Role) -> Option<Self> {
-        (!role.deleted).then(|| Self {
-            id: role.id.clone(),
-            display_name: role.display_name.clone(),
-            ranking: role.ranking,
-            description: role.description.clone(),
-            scope: role.scope.clone(),
-            kind: "user".to_owned(),
-            system: role.system,
-        })
-    }
-
-    /// The aggregate's state this document shows, to fold further events into.
-    fn into_state(self) -> Role {
-        Role {
-            id: self.id,
-            display_name: self.display_name,
-            ranking: self.ranking,
-            description: self.description,
-            scope: self.scope,
-            system: self.system,
-            deleted: false,
-        }
-    }
-}
 
 /// Keeps `roles` up to date.
 #[derive(Debug, Clone, Copy, Default)]
@@ -109,7 +62,7 @@ impl Projection for RolesReadModel {
             states.insert(id.to_owned(), role::evolve(state, &decoded.event));
         }
         for (id, state) in states {
-            match state.as_ref().and_then(RoleDocument::of) {
+            match state.as_ref().and_then(RoleView::of) {
                 Some(document) => {
                     sqlx::query(
                         "INSERT INTO roles (id, document) VALUES ($1, $2)
@@ -133,7 +86,7 @@ impl Projection for RolesReadModel {
 }
 
 async fn load(connection: &mut PgConnection, id: &str) -> anyhow::Result<Option<Role>> {
-    let row: Option<Json<RoleDocument>> =
+    let row: Option<Json<RoleView>> =
         sqlx::query_scalar("SELECT document FROM roles WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *connection)

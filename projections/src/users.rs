@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events::metadata::decode;
 use events::store::RecordedEvent;
-use events::user::view::format_date;
+use events::user::view::{format_date, shown_subscription};
 use events::user::{User, UserEvent, UserView};
 use events::values::SubscriptionTiers;
 use events::Aggregate;
@@ -187,7 +187,7 @@ struct Subscription {
 const TAIL: &str = ",\"isSubscribed\":";
 
 /// Appends to `out` the stored user object `stored` as a reader at `now` sees it: the same
-/// rule as [`UserView::hydrated`] (a subscription that is off, expired or on the base tier
+/// rule as [`UserView::hydrated`] ([`shown_subscription`]: a subscription that is off, expired or on the base tier
 /// shows `isSubscribed: false` on the base tier). Only the tail is read and rewritten; an
 /// object stored otherwise (before the `json` column) is parsed and hydrated whole.
 pub fn shown(
@@ -211,17 +211,13 @@ pub fn shown(
         out.push_str(&serde_json::to_string(&view.hydrated(tiers, now))?);
         return Ok(());
     };
-    let base = tiers.base().to_string();
-    let tier = subscription
-        .subscription_tier
-        .unwrap_or_else(|| base.clone());
-    let live =
-        subscription.is_subscribed && subscription.subscription_expiry.is_some_and(|e| e > now);
-    let (is_subscribed, tier) = if live && tier != base {
-        (true, tier)
-    } else {
-        (false, base)
-    };
+    let (is_subscribed, tier) = shown_subscription(
+        subscription.is_subscribed,
+        subscription.subscription_tier.as_deref(),
+        subscription.subscription_expiry,
+        tiers,
+        now,
+    );
     out.push_str(&stored[..at]);
     out.push_str(TAIL);
     out.push_str(if is_subscribed { "true" } else { "false" });

@@ -1,10 +1,10 @@
 //! `GET /client/admin-api/list` (API.md §4): a page of applications in `_id` order, without
 //! secrets (the read model never holds one).
 
+use crate::AppState;
 use axum::extract::{RawQuery, State};
-use command_service::auth::Caller;
-use command_service::envelope::Answer;
-use command_service::AppState;
+use http_edge::auth::Caller;
+use http_edge::envelope::Answer;
 use projections::applications;
 use serde_json::{json, Value};
 
@@ -20,7 +20,6 @@ pub async fn list_clients(
     consistency: Consistency,
     RawQuery(query): RawQuery,
 ) -> Result<Answer, ReadError> {
-    caller.require_session("admin:system:client:read")?;
     let page = Page::from_query(&QueryString::parse(query.as_deref())?)?;
     let database = database(&state)?;
     consistency.wait(database, applications::NAME).await?;

@@ -1,11 +1,11 @@
 //! The configuration read routes of API.md §3: `editable-fields` (both edges) and
 //! `subscription-tiers` (admin only). They read the service's settings, not a read model.
 
+use crate::AppState;
 use axum::extract::State;
-use command_service::auth::Caller;
-use command_service::envelope::Answer;
-use command_service::users::update::EDITABLE_FIELDS;
-use command_service::AppState;
+use events::user::editable::{sensitivity_scope, EDITABLE_FIELDS};
+use http_edge::auth::Caller;
+use http_edge::envelope::Answer;
 use serde_json::{json, Map, Value};
 
 use crate::error::ReadError;
@@ -15,10 +15,9 @@ use crate::error::ReadError;
 /// every configured field's level.
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn editable_fields(caller: Caller) -> Result<Answer, ReadError> {
-    caller.require_shared("configuration:read")?;
     let writable: Vec<&str> = EDITABLE_FIELDS
         .iter()
-        .filter(|(_, level)| caller.shared(&format!("profile:sensitive:{level}:write")))
+        .filter(|(_, level)| caller.shared(&sensitivity_scope(level)))
         .map(|(field, _)| *field)
         .collect();
     let levels: Map<String, Value> = EDITABLE_FIELDS
@@ -37,8 +36,7 @@ pub async fn subscription_tiers(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Answer, ReadError> {
-    caller.require_shared("configuration:read")?;
-    let tiers = &state.settings.subscription_tiers;
+    let tiers = &state.subscription_tiers;
     let base = tiers.base();
     let listed: Vec<Value> = tiers
         .names()

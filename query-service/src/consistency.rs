@@ -9,11 +9,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use command_service::envelope::{ApiError, FieldError, CONSISTENCY_TOKEN};
-use command_service::AppState;
 use events::store::Position;
+use http_edge::envelope::{ApiError, FieldError, CONSISTENCY_TOKEN};
 use serde_json::Value;
 use sqlx::PgPool;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use command_service::envelope::ApiError;
 use events::store::Position;
+use http_edge::envelope::ApiError;
 use serde_json::json;
 
 #[derive(Debug)]

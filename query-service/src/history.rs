@@ -13,21 +13,21 @@
 //! `{events: [...], next: <revision of the next page> | null}` or, with `at`,
 //! `{<user|role|client>: {...}, revision, position, occurredAt}`.
 
+use crate::AppState;
 use axum::extract::{RawQuery, State};
 use chrono::{DateTime, SecondsFormat, Utc};
-use command_service::auth::Caller;
-use command_service::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use command_service::AppState;
 use events::application::Application;
+use events::application::ApplicationView;
 use events::audit::{self, ChainHash, Moment};
 use events::metadata::{decode, Decoded};
 use events::role::Role;
+use events::role::RoleView;
 use events::store::RecordedEvent;
 use events::user::{User, UserView};
 use events::values::{ApplicationId, RoleId, UserId, ValidationError};
 use events::Aggregate;
-use projections::applications::ApplicationDocument;
-use projections::roles::RoleDocument;
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
 use serde_json::{json, Value};
 
 use crate::error::ReadError;
@@ -46,7 +46,6 @@ pub async fn user_history(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Answer, ReadError> {
-    caller.require_shared("profile:history:read")?;
     history::<User>(&state, query.as_deref()).await
 }
 
@@ -57,7 +56,6 @@ pub async fn role_history(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Answer, ReadError> {
-    caller.require_shared("roles:read")?;
     history::<Role>(&state, query.as_deref()).await
 }
 
@@ -69,7 +67,6 @@ pub async fn client_history(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Answer, ReadError> {
-    caller.require_session("admin:system:client:read")?;
     history::<Application>(&state, query.as_deref()).await
 }
 
@@ -102,7 +99,7 @@ impl Audited for User {
         now: DateTime<Utc>,
     ) -> Option<Value> {
         let view = UserView::from_history(history)?;
-        serde_json::to_value(view.hydrated(&state.settings.subscription_tiers, now)).ok()
+        serde_json::to_value(view.hydrated(&state.subscription_tiers, now)).ok()
     }
 }
 
@@ -117,7 +114,7 @@ impl Audited for Role {
     fn document(_: &AppState, history: &[Decoded<Self::Event>], _: DateTime<Utc>) -> Option<Value> {
         let role = Role::fold(history.iter().map(|d| &d.event))?;
         let deleted = role.deleted;
-        let document = RoleDocument::of(&Role {
+        let document = RoleView::of(&Role {
             deleted: false,
             ..role
         })?;
@@ -137,7 +134,7 @@ impl Audited for Application {
     fn document(_: &AppState, history: &[Decoded<Self::Event>], _: DateTime<Utc>) -> Option<Value> {
         let application = Application::fold(history.iter().map(|d| &d.event))?;
         let deleted = application.deleted;
-        let document = ApplicationDocument::of(&Application {
+        let document = ApplicationView::of(&Application {
             deleted: false,
             ..application
         })?;

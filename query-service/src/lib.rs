@@ -3,7 +3,8 @@
 //! and the auditors' history routes, which read the event log (see [`history`]).
 //!
 //! # Layout
-//! - [`router`]: the routes, as a `Router<AppState>` to merge beside the write side's.
+//! - [`router`]: the routes, as [`http_edge::Routes`] to serve alone or beside the write
+//!   side's; [`AppState`]: what their handlers reach.
 //! - [`consistency`]: read-your-writes (invariant 7): a request presenting a write's
 //!   `X-Consistency-Token` waits, at most [`consistency::WAIT_LIMIT`], until the read model it
 //!   reads has applied that log position.
@@ -23,7 +24,7 @@
 //!   auditors. The one exception to "read models only": it reads the event log, the audit
 //!   trail itself.
 //!
-//! Authentication and scopes use the command service's [`command_service::auth::Caller`], so
+//! Authentication and scopes use the command service's [`http_edge::auth::Caller`], so
 //! both sides check tokens the same way.
 
 pub mod clients;
@@ -39,23 +40,51 @@ pub mod social;
 pub mod user_lookups;
 pub mod users;
 
+use std::sync::Arc;
+
 use axum::Extension;
-use command_service::auth::Edge;
-use command_service::envelope::ApiError;
-use command_service::openapi::schemas::InviteCodes;
-use command_service::{AppState, Doc, Routes};
+use events::store::EventStore;
+use events::user::InviteCodesView;
+use events::values::SubscriptionTiers;
+use http_edge::envelope::ApiError;
+use http_edge::{Doc, Edge, Routes};
 pub use projection_status::ProjectorsHere;
 
-/// Every read route, in a process that runs no projector. Mount it beside the write routes:
-/// `command_service::router_with(state, query_service::router())`.
-pub fn router() -> Routes {
-    router_with_projectors(ProjectorsHere::default())
+/// What every read handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The event log: the auditors' history routes and readiness read it.
+    pub log: Arc<dyn EventStore>,
+    /// The read models' database; without it every read answers 500.
+    pub database: Option<sqlx::PgPool>,
+    /// The configured subscription tiers: what a user's subscription is shown as.
+    pub subscription_tiers: Arc<SubscriptionTiers>,
+}
+
+impl AppState {
+    pub fn new(
+        log: Arc<dyn EventStore>,
+        database: Option<sqlx::PgPool>,
+        subscription_tiers: SubscriptionTiers,
+    ) -> Self {
+        Self {
+            log,
+            database,
+            subscription_tiers: Arc::new(subscription_tiers),
+        }
+    }
+}
+
+/// Every read route, in a process that runs no projector, to serve alone or beside the write
+/// routes.
+pub fn router(state: AppState) -> Routes {
+    router_with_projectors(state, ProjectorsHere::default())
 }
 
 /// Every read route, in a process that also runs the projectors whose progress `here` follows
 /// (`projections::ReadModels::progress`): the status routes tell which are active here. Each
-/// route comes with its documentation ([`command_service::openapi`]).
-pub fn router_with_projectors(here: ProjectorsHere) -> Routes {
+/// route comes with its entry in the route table ([`http_edge::openapi`]).
+pub fn router_with_projectors(state: AppState, here: ProjectorsHere) -> Routes {
     let history_query = |doc: Doc| {
         doc.query(
             "target",
@@ -141,11 +170,12 @@ pub fn router_with_projectors(here: ProjectorsHere) -> Routes {
             routes.merge(user_reads(edge, history_query))
         })
         .layer(Extension(here))
-        .layer(Extension(std::sync::Arc::new(users::UserReads::default())))
+        .layer(Extension(Arc::new(users::UserReads::default())))
+        .with_state(state)
 }
 
 /// The user reads of one edge: `/user/<edge>-api/<path>`.
-fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes {
+fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes<AppState> {
     let at = |path: &str| format!("/user/{}-api/{path}", edge.as_str());
     Routes::new()
         .route(
@@ -193,7 +223,7 @@ fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes {
                 .read()
                 .query("target", true, "the owner's `_id`")
                 .error(400, "ClientInputError", "`target` is missing or not an id")
-                .ok::<InviteCodes>("the owner's codes"),
+                .ok::<InviteCodesView>("the owner's codes"),
             users::invite_codes,
         )
         .route(
@@ -207,12 +237,12 @@ fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes {
 
 /// Only `/projections/status` and `/metrics`: what a process that runs projectors and no read
 /// route (`userledger project`) serves for its health checks.
-pub fn status_router(here: ProjectorsHere) -> Routes {
-    status_routes().layer(Extension(here))
+pub fn status_router(state: AppState, here: ProjectorsHere) -> Routes {
+    status_routes().layer(Extension(here)).with_state(state)
 }
 
-/// `/projections/status` and `/metrics`.
-fn status_routes() -> Routes {
+/// `/projections/status`, `/metrics` and `/ready`.
+fn status_routes() -> Routes<AppState> {
     Routes::new()
         .route(
             Doc::get("/projections/status", "Each read model's position and lag")
@@ -245,7 +275,7 @@ fn status_routes() -> Routes {
                      within 10 s of the log's head; 503 with the same shape (`ok: 0`) and each \
                      failed check's reason otherwise.",
                 )
-                .plain::<command_service::openapi::schemas::Done>("application/json", "ready"),
+                .plain::<http_edge::openapi::schemas::Done>("application/json", "ready"),
             projection_status::ready,
         )
 }

@@ -1,8 +1,10 @@
 //! The schemas of the read side's answers and bodies, for the OpenAPI document
-//! ([`command_service::openapi`] says how routes and their documentation are built together).
+//! ([`http_edge::openapi`] says how routes and their documentation are built together).
 //! Written after API.md and the README's "Audit" section.
 
-use command_service::openapi::schemas::{Client, Role, User};
+use events::application::ApplicationView;
+use events::role::RoleView;
+use events::user::UserView;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -11,7 +13,7 @@ use utoipa::ToSchema;
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsersPage {
-    pub users: Vec<User>,
+    pub users: Vec<UserView>,
     pub total_users: u64,
 }
 
@@ -19,7 +21,7 @@ pub struct UsersPage {
 /// nobody are left out).
 #[derive(Serialize, ToSchema)]
 pub struct Users {
-    pub users: Vec<User>,
+    pub users: Vec<UserView>,
 }
 
 /// `retrieve-user-info`.
@@ -61,13 +63,13 @@ pub struct SubscriptionTiers {
 /// `/client/admin-api/list` (no secrets).
 #[derive(Serialize, ToSchema)]
 pub struct Clients {
-    pub clients: Vec<Client>,
+    pub clients: Vec<ApplicationView>,
 }
 
 /// `/roles/list`, by ranking.
 #[derive(Serialize, ToSchema)]
 pub struct Roles {
-    pub roles: Vec<Role>,
+    pub roles: Vec<RoleView>,
 }
 
 /// `block-status`.
@@ -92,8 +94,8 @@ pub struct FollowRecord {
     #[schema(format = DateTime)]
     pub created_at: String,
     pub approved: bool,
-    pub source: Option<User>,
-    pub target: Option<User>,
+    pub source: Option<UserView>,
+    pub target: Option<UserView>,
 }
 
 /// `followers`, `following`.
@@ -142,9 +144,9 @@ pub struct History {
     pub events: Option<Vec<HistoryEvent>>,
     /// The `from` of the next page, `null` on the last one.
     pub next: Option<u64>,
-    pub user: Option<User>,
-    pub role: Option<Role>,
-    pub client: Option<Client>,
+    pub user: Option<UserView>,
+    pub role: Option<RoleView>,
+    pub client: Option<ApplicationView>,
     pub revision: Option<u64>,
     pub position: Option<String>,
     #[schema(format = DateTime)]

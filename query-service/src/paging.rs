@@ -2,7 +2,7 @@
 //! `parseInt` would (`25.7` is 25; `0`, empty or junk is the default; above the maximum is the
 //! maximum), `offset` as the `_id` of the last record of the previous page (keyset paging).
 
-use command_service::envelope::{ApiError, FieldError};
+use http_edge::envelope::{ApiError, FieldError};
 use serde_json::Value;
 use uuid::Uuid;
 

@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
+use crate::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use command_service::envelope::ApiError;
-use command_service::AppState;
 use events::store::Position;
+use http_edge::envelope::ApiError;
 use projections::runtime::Progress;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
@@ -143,7 +143,7 @@ pub async fn metrics(
         &|status| u8::from(status.active_here).to_string(),
     );
     // And what this process counted: requests, conflicts, hashing, rate limits, Kafka.
-    text.push_str(&command_service::telemetry::prometheus().render());
+    text.push_str(&http_edge::telemetry::prometheus().render());
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -163,7 +163,7 @@ pub async fn ready(
     State(state): State<AppState>,
     Extension(here): Extension<ProjectorsHere>,
 ) -> impl IntoResponse {
-    let mut checks = command_service::health::store_checks(&state).await;
+    let mut checks = http_edge::health::store_checks(&*state.log, state.database.as_ref()).await;
     match statuses(&state, &here).await {
         Ok(statuses) => {
             for status in statuses {
@@ -181,5 +181,5 @@ pub async fn ready(
             Some("their checkpoints cannot be read".into()),
         )),
     }
-    command_service::health::readiness(checks)
+    http_edge::health::readiness(checks)
 }

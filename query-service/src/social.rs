@@ -8,13 +8,14 @@
 //! writes); the users in a page are the contract's user object, hydrated for the time of
 //! reading like every other read of a user.
 
+use crate::AppState;
 use axum::extract::{RawQuery, State};
 use chrono::{DateTime, Utc};
-use command_service::auth::{Caller, Edge};
-use command_service::envelope::{Answer, ApiError, FieldError};
-use command_service::{AppState, Doc, Routes};
 use events::user::view::format_date;
 use events::user::UserView;
+use http_edge::auth::{Caller, Edge};
+use http_edge::envelope::{Answer, ApiError, FieldError};
+use http_edge::{Doc, Routes};
 use projections::{social, users};
 use serde_json::{json, Value};
 use sqlx::types::Json;
@@ -34,7 +35,7 @@ const FOLLOW_READ: &str = "client:social:follow:read";
 
 /// The social routes, on the client edge only (API.md §3: "no" in the admin column), with
 /// their documentation.
-pub fn router() -> Routes {
+pub fn router() -> Routes<AppState> {
     let status = |path: &str, summary: &str, scope: &str| {
         Doc::get(format!("/user/client-api/{path}"), summary)
             .read()
@@ -101,7 +102,6 @@ pub async fn block_status(
     consistency: Consistency,
     RawQuery(query): RawQuery,
 ) -> Result<Answer, ReadError> {
-    caller.require_session(BLOCK_READ)?;
     let (source, target) = source_and_target(&QueryString::parse(query.as_deref())?)?;
     let database = database(&state)?;
     caught_up(database, consistency).await?;
@@ -125,7 +125,6 @@ pub async fn follow_status(
     consistency: Consistency,
     RawQuery(query): RawQuery,
 ) -> Result<Answer, ReadError> {
-    caller.require_session(FOLLOW_READ)?;
     let (source, target) = source_and_target(&QueryString::parse(query.as_deref())?)?;
     let database = database(&state)?;
     caught_up(database, consistency).await?;
@@ -151,14 +150,7 @@ pub async fn followers(
     consistency: Consistency,
     RawQuery(query): RawQuery,
 ) -> Result<Answer, ReadError> {
-    follows_page(
-        &state,
-        &caller,
-        consistency,
-        query.as_deref(),
-        Side::Followers,
-    )
-    .await
+    follows_page(&state, consistency, query.as_deref(), Side::Followers).await
 }
 
 /// `GET user-following` / `following` `?target=&limit=&offset=` ->
@@ -171,14 +163,7 @@ pub async fn following(
     consistency: Consistency,
     RawQuery(query): RawQuery,
 ) -> Result<Answer, ReadError> {
-    follows_page(
-        &state,
-        &caller,
-        consistency,
-        query.as_deref(),
-        Side::Following,
-    )
-    .await
+    follows_page(&state, consistency, query.as_deref(), Side::Following).await
 }
 
 /// Which end of the follows of the queried user a page lists.
@@ -231,12 +216,10 @@ struct FollowRow {
 
 async fn follows_page(
     state: &AppState,
-    caller: &Caller,
     consistency: Consistency,
     query: Option<&str>,
     side: Side,
 ) -> Result<Answer, ReadError> {
-    caller.require_session(FOLLOW_READ)?;
     let query = QueryString::parse(query)?;
     let (target, page) = match (user_id(&query, "target"), Page::from_query(&query)) {
         (Ok(target), Ok(page)) => (target, page),
@@ -260,7 +243,7 @@ async fn follows_page(
         .fetch_all(database)
         .await?;
     let now = Utc::now();
-    let tiers = &state.settings.subscription_tiers;
+    let tiers = &state.subscription_tiers;
     let records: Vec<Value> = rows
         .into_iter()
         .map(|row| {

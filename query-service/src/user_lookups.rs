@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use uuid::Uuid;
 
-use command_service::envelope::ApiError;
+use http_edge::envelope::ApiError;
 
 use crate::error::ReadError;
 

@@ -6,18 +6,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::AppState;
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, Utc};
-use command_service::auth::Caller;
-use command_service::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use command_service::extract::JsonBody;
-use command_service::AppState;
-use events::user::view::format_date;
+use events::user::{InviteCodeView, InviteCodesView};
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
+use http_edge::extract::JsonBody;
 use projections::{invite_codes, users};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::consistency::Consistency;
@@ -41,7 +41,6 @@ pub async fn list_users(
     consistency: Consistency,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ReadError> {
-    caller.require_shared("profile:read")?;
     let page = Page::from_query(&QueryString::parse(query.as_deref())?)?;
     let database = database(&state)?;
     consistency.wait(database, users::NAME).await?;
@@ -131,7 +130,6 @@ pub async fn retrieve_user_info(
     consistency: Consistency,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ReadError> {
-    caller.require_shared("profile:read")?;
     let body = body
         .as_object()
         .ok_or_else(|| ApiError::Body("the body must be a JSON object".into()))?;
@@ -234,7 +232,6 @@ pub async fn user_info(
     consistency: Consistency,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ReadError> {
-    caller.require_shared("profile:read")?;
     let query = QueryString::parse(query.as_deref())?;
     let ids = targets_of(query.get("targets"))?;
     let database = database(&state)?;
@@ -286,7 +283,6 @@ pub async fn invite_codes(
     consistency: Consistency,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ReadError> {
-    caller.require_shared("social:invite-code:read")?;
     let query = QueryString::parse(query.as_deref())?;
     let target = match query.get("target").map(str::trim) {
         None | Some("") => Err(ApiError::validation(FieldError::query(
@@ -320,8 +316,11 @@ pub async fn invite_codes(
     .bind(target)
     .fetch_all(database)
     .await?;
-    let codes: Vec<Value> = rows.iter().map(InviteCodeRow::shown).collect();
-    Ok(Answer::ok(json!({ "inviteCodes": codes })).into_response())
+    let invite_codes = rows
+        .into_iter()
+        .map(|row| InviteCodeView::new(row.code, row.target_id, &row.created_at, &row.updated_at))
+        .collect();
+    Ok(Answer::ok(InviteCodesView { invite_codes }).into_response())
 }
 
 /// One row of `read_models.invite_codes`.
@@ -333,21 +332,6 @@ struct InviteCodeRow {
     updated_at: DateTime<Utc>,
 }
 
-impl InviteCodeRow {
-    /// As `GET invite-codes` shows a code: `targetId` only once somebody redeemed it.
-    fn shown(&self) -> Value {
-        let mut code = json!({
-            "code": self.code,
-            "createdAt": format_date(&self.created_at),
-            "updatedAt": format_date(&self.updated_at),
-        });
-        if let Some(target_id) = self.target_id {
-            code["targetId"] = json!(target_id);
-        }
-        code
-    }
-}
-
 /// `{"ok":1,"data":{"users":[...]}}` (with `totalUsers` for `list`) around stored user
 /// objects, each hydrated for now as its text is copied in (`projections::users::shown`): a
 /// page of users is never parsed and re-serialised here.
@@ -356,7 +340,7 @@ fn users_answer(
     documents: &[String],
     total: Option<i64>,
 ) -> Result<Response, ReadError> {
-    let tiers = &state.settings.subscription_tiers;
+    let tiers = &state.subscription_tiers;
     let now = Utc::now();
     let mut body =
         String::with_capacity(documents.iter().map(|d| d.len() + 32).sum::<usize>() + 64);

@@ -434,9 +434,16 @@ async fn the_gateway_sends_each_route_to_the_service_that_serves_it() {
             .await
             .expect("the store connects"),
     );
-    let state = command_service::AppState::new(store, test_settings());
-    let command = command_service::router(state.clone());
-    let query = command_service::router_without_writes(state, query_service::router());
+    let settings = test_settings();
+    let edge = Arc::new(http_edge::EdgeState::without_database_setup(
+        settings.edge.clone(),
+        store.clone(),
+        None,
+    ));
+    let reads = query_service::AppState::new(store, None, settings.subscription_tiers.clone());
+    let state = command_service::AppState::with_edge(edge.clone(), settings);
+    let command = http_edge::server::router(edge.clone(), command_service::router(state));
+    let query = http_edge::server::router(edge, query_service::router(reads));
 
     let side_of = |method: &str, path: &str| {
         routes

@@ -48,7 +48,7 @@ pub fn test_settings() -> Settings {
         client_id: CLIENT_ID.into(),
         secret: CLIENT_SECRET.into(),
     });
-    settings.rate_limits = command_service::settings::RateLimits::OFF;
+    settings.edge.rate_limits = http_edge::RateLimits::OFF;
     settings
 }
 
@@ -84,9 +84,14 @@ pub async fn spawn_app_publishing(
         store.clone(),
         Some(store.pool().clone()),
         settings.clone(),
-        query_service::router_with_projectors(query_service::ProjectorsHere::new(
-            read_models.progress.clone(),
-        )),
+        query_service::router_with_projectors(
+            query_service::AppState::new(
+                store.clone(),
+                Some(store.pool().clone()),
+                settings.subscription_tiers.clone(),
+            ),
+            query_service::ProjectorsHere::new(read_models.progress.clone()),
+        ),
     )
     .await
     .expect("the application builds");
@@ -181,7 +186,7 @@ impl TestApp {
         let status = response.status().as_u16();
         let consistency = response
             .headers()
-            .get(command_service::envelope::CONSISTENCY_TOKEN)
+            .get(http_edge::envelope::CONSISTENCY_TOKEN)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         (

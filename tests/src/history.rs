@@ -27,7 +27,7 @@ pub async fn write_history(
     let user = |id: UserId, command: UserCommand| async move {
         execute::<User, _>(&*state.store, &id, &context(), 5, |_| Ok(command.clone()))
             .await
-            .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+            .map_err(|e| format!("{:?}", http_edge::envelope::ApiError::from(e)))
             .expect("the user command runs");
     };
     let mut users = Vec::new();
@@ -56,7 +56,7 @@ pub async fn write_history(
             });
             execute::<Role, _>(&*state.store, &role, &context(), 5, |_| Ok(command.clone()))
                 .await
-                .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+                .map_err(|e| format!("{:?}", http_edge::envelope::ApiError::from(e)))
                 .expect("the role command runs");
         } else if step % 50 == 0 {
             let codes = command_service::users::invite_codes::draw(2, Utc::now());

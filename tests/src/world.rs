@@ -65,7 +65,7 @@ impl World {
             Ok(command.clone())
         })
         .await
-        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .map_err(|e| format!("{:?}", http_edge::envelope::ApiError::from(e)))
         .expect("the user command runs");
     }
 
@@ -86,7 +86,7 @@ impl World {
             Ok(command.clone())
         })
         .await
-        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .map_err(|e| format!("{:?}", http_edge::envelope::ApiError::from(e)))
         .expect("the role command runs");
     }
 
@@ -95,7 +95,7 @@ impl World {
             Ok(command.clone())
         })
         .await
-        .map_err(|e| format!("{:?}", command_service::envelope::ApiError::from(e)))
+        .map_err(|e| format!("{:?}", http_edge::envelope::ApiError::from(e)))
         .expect("the application command runs");
     }
 

@@ -23,7 +23,7 @@ async fn event_types(store: &PostgresEventStore) -> Vec<String> {
     types
 }
 
-async fn start(store: Arc<PostgresEventStore>) -> Application {
+async fn start(store: Arc<PostgresEventStore>) -> http_edge::Server {
     Application::build(
         "127.0.0.1:0".parse().unwrap(),
         store.clone(),

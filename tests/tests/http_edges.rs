@@ -8,7 +8,7 @@ use test_support::spawn_app;
 #[tokio::test]
 async fn preflights_allow_configured_origins_only() {
     let mut settings = test_settings();
-    settings.cors_origins = vec!["https://admin.example.com".into()];
+    settings.edge.cors_origins = vec!["https://admin.example.com".into()];
     let app = spawn_app_with(settings).await;
 
     let preflight = |origin: &'static str| {

@@ -1,8 +1,8 @@
 //! `Idempotency-Key`: a retried write with the same key and body gets the first answer and
 //! appends nothing; the key reused with another body is refused; keys belong to their caller.
 
-use command_service::envelope::CONSISTENCY_TOKEN;
-use command_service::idempotency::{HEADER, REPLAYED};
+use http_edge::envelope::CONSISTENCY_TOKEN;
+use http_edge::idempotency::{HEADER, REPLAYED};
 use serde_json::{json, Value};
 use test_support::{spawn_app, TestApp};
 

@@ -292,7 +292,7 @@ fn states_after(log: &[RecordedEvent]) -> HashMap<String, Value> {
             for event in events {
                 let decoded: Decoded<RoleEvent> = decode(event).unwrap();
                 role = Role::evolve(role, &decoded.event);
-                let document = role.as_ref().and_then(projections::roles::RoleDocument::of);
+                let document = role.as_ref().and_then(events::role::RoleView::of);
                 after.insert(
                     event.event_id.to_string(),
                     serde_json::to_value(document).unwrap(),
@@ -305,7 +305,7 @@ fn states_after(log: &[RecordedEvent]) -> HashMap<String, Value> {
                 application = Application::evolve(application, &decoded.event);
                 let document = application
                     .as_ref()
-                    .and_then(projections::applications::ApplicationDocument::of);
+                    .and_then(events::application::ApplicationView::of);
                 after.insert(
                     event.event_id.to_string(),
                     serde_json::to_value(document).unwrap(),

@@ -1,7 +1,7 @@
 //! The OpenAPI document (`GET /openapi.json`) and its page (`GET /docs`).
 //!
 //! How the document stays complete: routes can only be mounted through
-//! `command_service::openapi::Routes::route`, which takes the route's documentation and reads
+//! `http_edge::openapi::Routes::route`, which takes the route's documentation and reads
 //! the path and method the router answers from it, so a served route is always documented
 //! (axum cannot list a router's routes, so this is enforced by construction, not by a test).
 //! These tests check the rest, against the running service:
@@ -276,29 +276,42 @@ async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
 async fn each_route_checks_the_scopes_its_document_lists() {
     let app = spawn_app().await;
     let document = fetch_document(&app.http, &app.address).await;
-    // A delegated token with no admin or client scope: a plain user's.
+    // A delegated token with no admin or client scope: a plain user's, issued through an
+    // application whose own scope grants nothing a route checks (a session check wants both).
     app.register_user("plain_user", "plain-password-1", "user")
         .await;
-    let user_token = app.user_token("plain_user", "plain-password-1").await;
-    // A client token with no scope: an external application given none.
     let admin = app.admin_token().await;
+    let register = |id: &str, grants: &[&str], scope: &[&str]| {
+        json!({
+            "id": id, "displayName": "Application of narrow scope",
+            "role": "external_client", "grants": grants,
+            "secret": format!("{id}-secret-1"), "scope": scope,
+        })
+    };
+    for body in [
+        register("narrow_app", &["password"], &["delegated:profile:read"]),
+        // A client token with no scope: an external application given none.
+        register("scopeless_app", &["client_credentials"], &[]),
+    ] {
+        let (status, body) = app.post("/client/admin-api/create", &admin, &body).await;
+        assert_eq!(status, 200, "{body}");
+    }
     let (status, body) = app
-        .post(
-            "/client/admin-api/create",
-            &admin,
-            &json!({
-                "id": "scopeless_app", "displayName": "Scopeless application",
-                "role": "external_client", "grants": ["client_credentials"],
-                "secret": "scopeless-secret-1", "scope": [],
-            }),
-        )
+        .token_request(&[
+            ("grant_type", "password"),
+            ("username", "plain_user"),
+            ("password", "plain-password-1"),
+            ("client_id", "narrow_app"),
+            ("client_secret", "narrow_app-secret-1"),
+        ])
         .await;
     assert_eq!(status, 200, "{body}");
+    let user_token = body["access_token"].as_str().unwrap().to_owned();
     let (status, body) = app
         .token_request(&[
             ("grant_type", "client_credentials"),
             ("client_id", "scopeless_app"),
-            ("client_secret", "scopeless-secret-1"),
+            ("client_secret", "scopeless_app-secret-1"),
         ])
         .await;
     assert_eq!(status, 200, "{body}");
@@ -330,40 +343,62 @@ async fn each_route_checks_the_scopes_its_document_lists() {
                 Some(&json!({})),
             )
             .await;
-        if status == 401 && body["error"] == "InsufficientPrivileges" {
-            let required = body["additionalInfo"]["requiredScope"].as_str().unwrap();
-            assert!(
-                documented.contains(required),
-                "{method} {path} checks {required}; the document lists {documented:?}"
-            );
-            checked += 1;
-        } else {
-            // A plain user's token holds `delegated:*`, enough for `/roles/list`.
-            assert_eq!(path, "/roles/list", "{method} {path}: {status} {body}");
-        }
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("InsufficientPrivileges")),
+            "{method} {path}: {body}"
+        );
+        let required = body["additionalInfo"]["requiredScope"].as_str().unwrap();
+        assert!(
+            documented.contains(required),
+            "{method} {path} checks {required}; the document lists {documented:?}"
+        );
+        checked += 1;
     }
     assert!(protected > 50, "{protected} token-protected routes");
     assert_eq!(
-        checked,
-        protected - 1,
-        "every token-protected route but /roles/list was checked"
+        checked, protected,
+        "every token-protected route was checked"
     );
 }
 
-/// `(properties, required)` of a named schema.
+/// `(properties, required)` of a named schema, with those of the schemas it is `allOf`.
 fn schema_keys(document: &Value, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
-    let schema = &document["components"]["schemas"][name];
-    let properties = schema["properties"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{name} has properties"))
-        .keys()
-        .cloned()
-        .collect();
-    let required = schema["required"]
-        .as_array()
-        .map(|r| r.iter().map(|k| k.as_str().unwrap().to_owned()).collect())
-        .unwrap_or_default();
+    let (mut properties, mut required) = (BTreeSet::new(), BTreeSet::new());
+    collect_keys(
+        document,
+        &document["components"]["schemas"][name],
+        &mut properties,
+        &mut required,
+    );
+    assert!(!properties.is_empty(), "{name} has properties");
     (properties, required)
+}
+
+fn collect_keys(
+    document: &Value,
+    schema: &Value,
+    properties: &mut BTreeSet<String>,
+    required: &mut BTreeSet<String>,
+) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return collect_keys(
+            document,
+            &document["components"]["schemas"][name],
+            properties,
+            required,
+        );
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        collect_keys(document, part, properties, required);
+    }
+    if let Some(own) = schema["properties"].as_object() {
+        properties.extend(own.keys().cloned());
+    }
+    for key in schema["required"].as_array().into_iter().flatten() {
+        required.insert(key.as_str().unwrap().to_owned());
+    }
 }
 
 fn assert_matches_schema(document: &Value, name: &str, object: &Value) {
@@ -421,7 +456,14 @@ async fn the_schemas_of_users_roles_and_applications_have_the_keys_the_api_answe
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_matches_schema(&document, "Client", &body["data"]["client"]);
+    assert_matches_schema(&document, "CreatedClient", &body["data"]["client"]);
+    let (status, body) = app
+        .call(Method::GET, "/client/admin-api/list", &admin, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for client in body["data"]["clients"].as_array().unwrap() {
+        assert_matches_schema(&document, "Client", client);
+    }
 
     // A body of the wrong shape, and fields that fail validation.
     for bad in [json!({}), json!([{ "username": "x" }])] {
@@ -498,18 +540,25 @@ async fn the_split_processes_document_exactly_the_routes_they_serve() {
     )
     .await
     .expect("the write side builds");
-    let query = Application::build_without_writes(
+    let query = http_edge::Server::build(
         "127.0.0.1:0".parse().unwrap(),
+        test_settings().edge,
         store.clone(),
         Some(store.pool().clone()),
-        test_settings(),
-        query_service::router(),
+        query_service::router(query_service::AppState::new(
+            store.clone(),
+            Some(store.pool().clone()),
+            test_settings().subscription_tiers,
+        )),
     )
     .await
     .expect("the read side builds");
-    for (app, writes) in [(command, true), (query, false)] {
-        let address = format!("http://{}", app.local_addr().unwrap());
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let command_address = command.local_addr().unwrap();
+    let query_address = query.local_addr().unwrap();
+    tokio::spawn(command.run_until_stopped(std::future::pending()));
+    tokio::spawn(query.run_until_stopped(std::future::pending()));
+    for (address, writes) in [(command_address, true), (query_address, false)] {
+        let address = format!("http://{address}");
         let document = fetch_document(&http, &address).await;
         let documented: BTreeSet<(String, String)> = operations(&document).into_keys().collect();
         let expected: BTreeSet<(String, String)> = contract()

@@ -105,7 +105,11 @@ async fn a_process_without_projectors_reports_the_checkpoints_and_a_growing_lag(
         store.clone(),
         Some(store.pool().clone()),
         test_settings(),
-        query_service::router(),
+        query_service::router(query_service::AppState::new(
+            store.clone(),
+            Some(store.pool().clone()),
+            test_settings().subscription_tiers,
+        )),
     )
     .await
     .expect("the application builds");

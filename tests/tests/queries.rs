@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use command_service::AppState;
 use events::store::postgres::PostgresEventStore;
 use events::store::EventStore;
 use serde_json::{json, Value};
@@ -45,19 +44,23 @@ async fn spawn_app() -> App {
             .await
             .expect("the store connects"),
     );
-    let state = AppState::new(store.clone(), test_settings())
-        .with_database(store.pool().clone())
-        .await
-        .expect("the state builds");
-    command_service::bootstrap::bootstrap(&state)
-        .await
-        .expect("bootstrap");
-    let router = command_service::router_with(state, query_service::router());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let pool = store.pool().clone();
+    let reads = query_service::AppState::new(
+        store.clone(),
+        Some(pool.clone()),
+        test_settings().subscription_tiers,
+    );
+    let app = command_service::Application::build_with(
+        "127.0.0.1:0".parse().unwrap(),
+        store.clone(),
+        Some(pool),
+        test_settings(),
+        query_service::router(reads),
+    )
+    .await
+    .expect("the application builds");
+    let address = format!("http://{}", app.local_addr().unwrap());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
     let (stop, stopped) = watch::channel(false);
     let store: Arc<dyn EventStore> = store;
     let _models = projections::spawn_read_models(store, database.url(), stopped);

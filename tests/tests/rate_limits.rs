@@ -2,14 +2,14 @@
 //! `Retry-After` once a client or an IP address is over its limit, and a refused write appends
 //! nothing; reads are not limited.
 
-use command_service::settings::RateLimits;
+use http_edge::RateLimits;
 use serde_json::json;
 use test_support::app::{spawn_app_with, test_settings, CLIENT_ID, CLIENT_SECRET};
 
 #[tokio::test]
 async fn the_token_endpoint_refuses_a_client_over_its_limit() {
     let mut settings = test_settings();
-    settings.rate_limits = RateLimits {
+    settings.edge.rate_limits = RateLimits {
         token_per_minute: 4,
         writes_per_minute: 0,
     };
@@ -50,7 +50,7 @@ async fn the_token_endpoint_refuses_a_client_over_its_limit() {
 #[tokio::test]
 async fn writes_over_the_limit_are_refused_and_append_nothing() {
     let mut settings = test_settings();
-    settings.rate_limits = RateLimits {
+    settings.edge.rate_limits = RateLimits {
         token_per_minute: 0,
         writes_per_minute: 3,
     };

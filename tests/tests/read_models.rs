@@ -187,8 +187,8 @@ async fn read_models_are_folds_of_the_log_without_secrets() {
                 .map(|e| decode(e).unwrap().event)
                 .fold(None, |state, event| Role::evolve(state, &event))
                 .unwrap();
-            if !role.deleted {
-                roles.insert(id.to_owned(), command_service::roles::role_json(&role));
+            if let Some(view) = events::role::RoleView::of(&role) {
+                roles.insert(id.to_owned(), serde_json::to_value(view).unwrap());
             }
         } else if let Some(id) = stream.strip_prefix("client-") {
             let application = events
@@ -196,11 +196,8 @@ async fn read_models_are_folds_of_the_log_without_secrets() {
                 .map(|e| decode(e).unwrap().event)
                 .fold(None, |state, event| Application::evolve(state, &event))
                 .unwrap();
-            if !application.deleted {
-                applications.insert(
-                    id.to_owned(),
-                    command_service::clients::client_json(&application),
-                );
+            if let Some(view) = events::application::ApplicationView::of(&application) {
+                applications.insert(id.to_owned(), serde_json::to_value(view).unwrap());
             }
         }
     }

@@ -287,7 +287,7 @@ async fn create_refusals_append_nothing() {
     // Over the body limit.
     let huge = format!(
         "[{{\"bio\":\"{}\"}}]",
-        "x".repeat(app.settings.body_limit + 1)
+        "x".repeat(app.settings.edge.body_limit + 1)
     );
     let raw = send_raw(app, &path, &s.admin, "application/json", huge.into_bytes()).await;
     assert_refused(app, before, raw, 413, "ClientInputError").await;

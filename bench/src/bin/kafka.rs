@@ -179,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
                     let answered = Instant::now();
                     let Some(position) = response
                         .headers()
-                        .get(command_service::envelope::CONSISTENCY_TOKEN)
+                        .get(http_edge::envelope::CONSISTENCY_TOKEN)
                         .and_then(|v| v.to_str().ok())
                     else {
                         continue;

@@ -82,9 +82,14 @@ async fn main() -> anyhow::Result<()> {
         store.clone(),
         Some(store.pool().clone()),
         test_settings(),
-        query_service::router_with_projectors(query_service::ProjectorsHere::new(
-            read_models.progress.clone(),
-        )),
+        query_service::router_with_projectors(
+            query_service::AppState::new(
+                store.clone(),
+                Some(store.pool().clone()),
+                test_settings().subscription_tiers,
+            ),
+            query_service::ProjectorsHere::new(read_models.progress.clone()),
+        ),
     )
     .await?;
     let base = format!("http://{}", app.local_addr()?);
@@ -313,7 +318,7 @@ async fn projection_lag(
                     let answered = Instant::now();
                     let position = response
                         .headers()
-                        .get(command_service::envelope::CONSISTENCY_TOKEN)
+                        .get(http_edge::envelope::CONSISTENCY_TOKEN)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<Position>().ok());
                     let Some(position) = position else { continue };

@@ -16,15 +16,17 @@ use events::values::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::auth::{Caller, Edge};
-use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use crate::extract::JsonBody;
-use crate::openapi::{schemas, Doc, Routes};
 use crate::pipeline::{execute, load_aggregate};
+use crate::schemas::{self, ClientAnswer, CreatedClient};
 use crate::AppState;
+use events::application::ApplicationView;
+use http_edge::auth::{Caller, Edge};
+use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
+use http_edge::extract::JsonBody;
+use http_edge::{Doc, Routes};
 
 /// The application writes, with their documentation.
-pub fn router() -> Routes {
+pub fn router() -> Routes<AppState> {
     const WRITE: [&str; 2] = [
         "admin:system:internal-client:write",
         "admin:system:external-client:write",
@@ -109,17 +111,19 @@ pub fn router() -> Routes {
         )
 }
 
-/// An application as the API shows it: never its secret or the secret's hash.
-pub fn client_json(application: &Application) -> Value {
-    json!({
-        "_id": application.id,
-        "id": application.client_id,
-        "displayName": application.display_name,
-        "role": application.role,
-        "grants": application.grants,
-        "redirectUris": application.redirect_uris,
-        "isPublic": application.is_public,
-        "scope": application.scope,
+/// `{"client": ...}`: a live application as the API shows it, with `secret` only when it was
+/// just set by `create` (shown that once; only its hash is kept).
+fn client_answer(
+    application: &Application,
+    secret: Option<String>,
+) -> Result<ClientAnswer, ApiError> {
+    let application = ApplicationView::of(application)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a deleted application has no view")))?;
+    Ok(ClientAnswer {
+        client: CreatedClient {
+            application,
+            secret,
+        },
     })
 }
 
@@ -270,24 +274,12 @@ fn check_scopes_held(caller: &Caller, scopes: &[Scope]) -> Result<(), ApiError> 
     }
 }
 
-/// Refuses early a caller who may write neither kind of application, before any work.
-fn require_any(caller: &Caller, action: &str) -> Result<(), ApiError> {
-    let internal = scope_for(ClientRole::InternalClient, action);
-    let external = scope_for(ClientRole::ExternalClient, action);
-    if caller.session(&internal) || caller.session(&external) {
-        Ok(())
-    } else {
-        caller.require_session(&external)
-    }
-}
-
 #[tracing::instrument(skip_all, fields(application))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    require_any(&caller, "write")?;
     let body = object(&body)?;
     let mut errors = FieldErrors::new();
     let is_public = body.get("isPublic").and_then(Value::as_bool) == Some(true);
@@ -337,12 +329,11 @@ async fn create(
         .state
         .as_ref()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a created application has no state")))?;
-    let mut client = client_json(application);
-    // Shown this once; only its hash is kept.
-    if let Some(secret) = &fields.secret {
-        client["secret"] = json!(secret.expose());
-    }
-    Ok(Answer::ok(json!({ "client": client })).at(outcome.position))
+    let secret = fields
+        .secret
+        .as_ref()
+        .map(|secret| secret.expose().to_owned());
+    Ok(Answer::ok(client_answer(application, secret)?).at(outcome.position))
 }
 
 #[tracing::instrument(skip_all, fields(application))]
@@ -351,7 +342,6 @@ async fn update(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    require_any(&caller, "write")?;
     let body = object(&body)?;
     let mut errors = FieldErrors::new();
     for (key, value) in body {
@@ -415,11 +405,11 @@ async fn update(
     .await?;
     let (position, after) = (outcome.position, outcome.state);
     // Tokens carry the client's scope: drop cached answers so the change is seen at once.
-    state.access.forget(&id.to_string());
+    state.edge.access.forget(&id.to_string());
     let application = after.as_ref().ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!("an updated application has no state"))
     })?;
-    Ok(Answer::ok(json!({ "client": client_json(application) })).at(position))
+    Ok(Answer::ok(client_answer(application, None)?).at(position))
 }
 
 #[tracing::instrument(skip_all, fields(application))]
@@ -428,7 +418,6 @@ async fn remove(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    require_any(&caller, "delete")?;
     let body = object(&body)?;
     let mut errors = FieldErrors::new();
     let id = target(&mut errors, body);
@@ -457,7 +446,7 @@ async fn remove(
     )
     .await?;
     // Its tokens stop at once, not when the revocation cache expires.
-    state.access.forget(&id.to_string());
+    state.edge.access.forget(&id.to_string());
     tracing::info!(application = %id, "application deleted");
     Ok(Answer::done().at(outcome.position))
 }

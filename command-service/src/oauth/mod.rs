@@ -28,14 +28,15 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::auth::{TokenClaims, TokenKind, TokenUse};
-use crate::envelope::{ApiError, OAuthError};
-use crate::openapi::{schemas, Doc, Routes};
 use crate::pipeline::load_aggregate;
+use crate::schemas;
 use crate::AppState;
+use http_edge::auth::{TokenClaims, TokenKind, TokenUse};
+use http_edge::envelope::{ApiError, OAuthError};
+use http_edge::{Doc, Routes};
 
 /// The token endpoint, with its documentation.
-pub fn router() -> Routes {
+pub fn router() -> Routes<AppState> {
     Routes::new().route(
         Doc::post("/oauth/token", "Issue an access token")
             .public()
@@ -45,6 +46,7 @@ pub fn router() -> Routes {
                  application must list the grant) and `refresh_token`. Client credentials may \
                  also come as HTTP Basic authentication. Errors are in OAuth's shape.",
             )
+            .token_requests()
             .form_body::<schemas::TokenRequest>()
             .plain::<schemas::TokenResponse>("application/json", "the token")
             .oauth_errors()
@@ -276,7 +278,7 @@ async fn password(state: &AppState, request: &TokenRequest) -> Result<TokenRespo
 async fn refresh(state: &AppState, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
     let presented = required(&request.refresh_token, "refresh_token")?;
     let invalid = || OAuthError::new("invalid_grant", "the refresh token is not valid");
-    let claims = state.tokens.verify(presented).map_err(|_| invalid())?;
+    let claims = state.edge.tokens.verify(presented).map_err(|_| invalid())?;
     if claims.token_use != TokenUse::Refresh || claims.kind != TokenKind::Delegated {
         return Err(invalid());
     }
@@ -524,6 +526,7 @@ fn respond(
 
 fn sign(state: &AppState, claims: TokenClaims, ttl: Duration) -> Result<String, OAuthError> {
     state
+        .edge
         .tokens
         .issue(claims, ttl)
         .map_err(|error| OAuthError::from(ApiError::Internal(error)))

@@ -12,11 +12,11 @@ use events::user::{User, UserCommand, UserEvent};
 use events::values::{RoleId, UserId};
 
 use super::{object, resolve, target, unknown_role};
-use crate::auth::Caller;
-use crate::envelope::{Answer, ApiError, FieldErrors};
-use crate::extract::JsonBody;
 use crate::pipeline::{execute, Failure};
 use crate::AppState;
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldErrors};
+use http_edge::extract::JsonBody;
 
 /// Events read per page while looking for a role's users.
 const PAGE: usize = 1_000;
@@ -29,7 +29,6 @@ pub(super) async fn delete(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("roles:delete")?;
     let body = object(&body)?;
     let mut errors = FieldErrors::new();
     let id = target(&mut errors, body);

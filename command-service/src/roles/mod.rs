@@ -13,15 +13,17 @@ use events::store::UniqueClaim;
 use events::values::{Ranking, RoleDescription, RoleDisplayName, RoleId};
 use serde_json::{json, Map, Value};
 
-use crate::auth::{Caller, Edge};
-use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use crate::extract::JsonBody;
-use crate::openapi::{schemas, Doc, Routes};
 use crate::pipeline::{execute, Failure};
+use crate::schemas::{self, RoleAnswer};
 use crate::AppState;
+use events::role::RoleView;
+use http_edge::auth::{Caller, Edge};
+use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
+use http_edge::extract::JsonBody;
+use http_edge::{Doc, Routes};
 
 /// The role writes of both edges, with their documentation.
-pub fn router() -> Routes {
+pub fn router() -> Routes<AppState> {
     [Edge::Admin, Edge::Client]
         .into_iter()
         .fold(Routes::new(), |routes, edge| {
@@ -29,7 +31,7 @@ pub fn router() -> Routes {
         })
 }
 
-fn edge_router(edge: Edge) -> Routes {
+fn edge_router(edge: Edge) -> Routes<AppState> {
     let at = |path: &str| format!("/roles/{}-api/{path}", edge.as_str());
     let missing = |doc: Doc| doc.error(400, "NotFound", "no role has this id (Liquid's code)");
     Routes::new()
@@ -72,20 +74,11 @@ fn edge_router(edge: Edge) -> Routes {
         )
 }
 
-/// A role as the API shows it.
-pub fn role_json(role: &Role) -> Value {
-    let mut object = json!({
-        "id": role.id,
-        "displayName": role.display_name,
-        "ranking": role.ranking,
-        "scope": role.scope,
-        "type": "user",
-        "system": role.system,
-    });
-    if let Some(description) = &role.description {
-        object["description"] = json!(description);
-    }
-    object
+/// `{"role": ...}`: a live role as the API shows it.
+fn role_answer(role: &Role) -> Result<RoleAnswer, ApiError> {
+    RoleView::of(role)
+        .map(|role| RoleAnswer { role })
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a deleted role has no view")))
 }
 
 /// Unknown roles are 400 NotFound on role routes (Liquid's code), unlike unknown users (404).
@@ -102,7 +95,6 @@ async fn create(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("roles:write")?;
     let body = object(&body)?;
     let mut errors = FieldErrors::new();
     let id = errors.parse("id", field(body, "id"), |v| RoleId::parse(text(v, "id")?));
@@ -149,7 +141,7 @@ async fn create(
         .state
         .as_ref()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a created role has no state")))?;
-    Ok(Answer::ok(json!({ "role": role_json(role) })).at(outcome.position))
+    Ok(Answer::ok(role_answer(role)?).at(outcome.position))
 }
 
 #[tracing::instrument(skip_all, fields(role_id))]
@@ -158,7 +150,6 @@ async fn update(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("roles:write")?;
     let body = object(&body)?;
     let mut errors = FieldErrors::new();
     for (key, value) in body {
@@ -207,7 +198,7 @@ async fn update(
         .state
         .as_ref()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("an updated role has no state")))?;
-    Ok(Answer::ok(json!({ "role": role_json(role) })).at(outcome.position))
+    Ok(Answer::ok(role_answer(role)?).at(outcome.position))
 }
 
 /// The stream id of the live role whose id is `id` in any case (role ids are unique

@@ -18,11 +18,11 @@ use serde_json::{json, Value};
 use super::{
     caller_outranks, object, outranked, require_outranks_user, required, text, unknown_role,
 };
-use crate::auth::Caller;
-use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use crate::extract::JsonBody;
 use crate::pipeline::{execute, load_aggregate};
 use crate::AppState;
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
+use http_edge::extract::JsonBody;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TargetType {
@@ -102,7 +102,6 @@ pub async fn change_access(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("profile:access:write")?;
     let map = object(&body)?;
     let mut errors = FieldErrors::new();
     let target_type = required(&mut errors, map, "", "targetType", text(target_type));

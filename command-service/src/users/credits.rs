@@ -9,11 +9,11 @@ use events::values::{Credits, ValidationError};
 use serde_json::Value;
 
 use super::{object, required, target, text, whole_number};
-use crate::auth::Caller;
-use crate::envelope::{Answer, ApiError, FieldErrors};
-use crate::extract::JsonBody;
 use crate::pipeline::execute;
 use crate::AppState;
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldErrors};
+use http_edge::extract::JsonBody;
 
 #[derive(Debug, Clone, Copy)]
 enum Operation {
@@ -40,7 +40,6 @@ pub async fn change_credits(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("profile:credits:write")?;
     let map = object(&body)?;
     let mut errors = FieldErrors::new();
     let target = target(&mut errors, map);

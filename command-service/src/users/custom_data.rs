@@ -7,11 +7,11 @@ use events::values::CustomData;
 use serde_json::Value;
 
 use super::{object, target};
-use crate::auth::Caller;
-use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use crate::extract::JsonBody;
 use crate::pipeline::execute;
 use crate::AppState;
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
+use http_edge::extract::JsonBody;
 
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn replace_custom_data(
@@ -19,7 +19,6 @@ pub async fn replace_custom_data(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("profile:custom-data:write")?;
     let map = object(&body)?;
     let mut errors = FieldErrors::new();
     let target = target(&mut errors, map);

@@ -6,19 +6,19 @@ use std::collections::BTreeSet;
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use events::user::view::format_date;
-use events::user::{User, UserCommand, MAX_INVITE_CODES_PER_REQUEST};
+use events::user::{
+    InviteCodeView, InviteCodesView, User, UserCommand, MAX_INVITE_CODES_PER_REQUEST,
+};
 use events::values::InviteCode;
 use events::DomainError;
 use rand::Rng;
-use serde_json::json;
 
 use super::{object, optional, target};
-use crate::auth::Caller;
-use crate::envelope::{Answer, ApiError, FieldErrors};
-use crate::extract::JsonBody;
 use crate::pipeline::{domain_error, execute};
 use crate::AppState;
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldErrors};
+use http_edge::extract::JsonBody;
 
 const DEFAULT_COUNT: u64 = 5;
 
@@ -28,7 +28,6 @@ pub async fn generate_invite_codes(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("social:invite-code:write")?;
     let map = object(&body)?;
     let mut errors = FieldErrors::new();
     let target = target(&mut errors, map);
@@ -60,12 +59,11 @@ pub async fn generate_invite_codes(
         |_| Ok(UserCommand::GenerateInviteCodes(codes.clone())),
     )
     .await?;
-    let created_at = format_date(&now);
-    let answered: Vec<_> = codes
+    let invite_codes = codes
         .iter()
-        .map(|code| json!({ "code": code.as_str(), "createdAt": created_at, "updatedAt": created_at }))
+        .map(|code| InviteCodeView::new(code.as_str(), None, &now, &now))
         .collect();
-    Ok(Answer::ok(json!({ "inviteCodes": answered })).at(outcome.position))
+    Ok(Answer::ok(InviteCodesView { invite_codes }).at(outcome.position))
 }
 
 /// `count` distinct codes made at `at`: four random uppercase letters, four random digits and

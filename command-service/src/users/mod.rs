@@ -24,14 +24,15 @@ use events::role::{outranks, Role};
 use events::values::{Ranking, RoleId, UserId, ValidationError};
 use serde_json::{json, Map, Value};
 
-use crate::auth::{Caller, Edge};
-use crate::envelope::{ApiError, FieldError, FieldErrors};
-use crate::openapi::{schemas, Doc, Routes};
 use crate::pipeline::load_aggregate;
+use crate::schemas;
 use crate::AppState;
+use http_edge::auth::{Caller, Edge};
+use http_edge::envelope::{ApiError, FieldError, FieldErrors};
+use http_edge::{Doc, Routes};
 
 /// Every user write route, on both edges where the contract has them, with its documentation.
-pub fn router() -> Routes {
+pub fn router() -> Routes<AppState> {
     let verify = Doc::post("/user/admin-api/verify", "Verify or unverify a user")
         .session(Edge::Admin, "admin:profile:verifications:write")
         .json_body::<schemas::ToggleBody>()
@@ -55,7 +56,7 @@ pub fn router() -> Routes {
 }
 
 /// The user write routes of one edge: `/user/<edge>-api/<path>`.
-fn edge_router(edge: Edge) -> Routes {
+fn edge_router(edge: Edge) -> Routes<AppState> {
     let at = |path: &str| format!("/user/{}-api/{path}", edge.as_str());
     let missing = |doc: Doc| doc.error(404, "NotFound", "no live user has this `target`");
     let outranked = |doc: Doc| {
@@ -217,7 +218,7 @@ fn edge_router(edge: Edge) -> Routes {
                     .shared(edge, "social:invite-code:write")
                     .json_body::<schemas::InviteCodesBody>()
                     .write()
-                    .ok::<schemas::InviteCodes>("the codes generated"),
+                    .ok::<events::user::InviteCodesView>("the codes generated"),
             )
             .error(
                 400,

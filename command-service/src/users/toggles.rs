@@ -12,11 +12,11 @@ use serde_json::json;
 use super::{
     boolean, load_user, object, optional, require_outranks_user, required, single_target, text,
 };
-use crate::auth::Caller;
-use crate::envelope::{Answer, ApiError, FieldErrors};
-use crate::extract::JsonBody;
 use crate::pipeline::{execute, Failure};
 use crate::AppState;
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldErrors};
+use http_edge::extract::JsonBody;
 
 #[derive(Debug, Clone, Copy)]
 enum Flag {
@@ -31,7 +31,6 @@ pub async fn ban_user(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("profile:ban:write")?;
     set_flag(&state, &caller, &body, Flag::Ban).await
 }
 
@@ -41,7 +40,6 @@ pub async fn restrict_user(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("profile:restrict:write")?;
     set_flag(&state, &caller, &body, Flag::Restrict).await
 }
 
@@ -51,7 +49,6 @@ pub async fn verify_user(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_session("admin:profile:verifications:write")?;
     set_flag(&state, &caller, &body, Flag::Verify).await
 }
 
@@ -101,7 +98,7 @@ async fn set_flag(
     .await?;
     if matches!(flag, Flag::Ban) {
         // Revocation is immediate in this process (other processes: within the cache TTL).
-        state.access.forget(&target.to_string());
+        state.edge.access.forget(&target.to_string());
     }
     tracing::info!(user = %target, ?flag, state = on, changed = !outcome.events.is_empty(), "flag set");
     Ok(Answer::done().at(outcome.position))

@@ -11,7 +11,6 @@
 //! The answer is the user after the update (Liquid answers the user before it; API.md §6).
 
 use axum::extract::State;
-use events::scopes;
 use events::store::UniqueClaim;
 use events::user::{ProfileChanges, UpdateUser, User, UserCommand, EMAIL_CLAIM, USERNAME_CLAIM};
 use events::values::{
@@ -26,34 +25,15 @@ use super::{
     boolean, caller_outranks, load_user, object, outranked, require_outranks_user, role_rank,
     target, text, unknown_role,
 };
-use crate::auth::Caller;
-use crate::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use crate::extract::JsonBody;
 use crate::pipeline::execute;
 use crate::AppState;
+use events::user::editable::{sensitivity_scope, EDITABLE_FIELDS};
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
+use http_edge::extract::JsonBody;
 
 /// The value that clears an optional field.
 pub const UNSET: &str = "__unset__";
-
-/// The editable fields and the sensitivity level their write needs (API.md §3).
-pub const EDITABLE_FIELDS: &[(&str, &str)] = &[
-    ("firstName", "low"),
-    ("lastName", "low"),
-    ("middleName", "low"),
-    ("bio", "low"),
-    ("pronouns", "low"),
-    ("customLink", "low"),
-    ("organization", "low"),
-    ("designation", "low"),
-    ("gender", "low"),
-    ("preferredLanguage", "low"),
-    ("email", "medium"),
-    ("username", "high"),
-    ("password", "high"),
-    ("role", "high"),
-    ("country", "high"),
-    ("isDeleted", "extreme"),
-];
 
 /// A parsed `update` request; the password is hashed after every check passed.
 struct Requested {
@@ -68,7 +48,6 @@ pub async fn update_user(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    caller.require_shared("profile:write")?;
     let map = object(&body)?;
     check_editable(map)?;
     check_sensitivity(&caller, map)?;
@@ -106,7 +85,7 @@ pub async fn update_user(
     )
     .await?;
     if outcome.state.as_ref().is_some_and(|u| u.deleted) {
-        state.access.forget(&target.to_string());
+        state.edge.access.forget(&target.to_string());
     }
     let user = user_view(&state, target, outcome.position).await?;
     Ok(Answer::ok(json!({ "user": user })).at(outcome.position))
@@ -134,8 +113,7 @@ fn check_sensitivity(caller: &Caller, map: &Map<String, Value>) -> Result<(), Ap
         if !map.contains_key(*field) {
             continue;
         }
-        let x = format!("profile:sensitive:{level}:write");
-        debug_assert!(scopes::is_known(&format!("admin:{x}")));
+        let x = sensitivity_scope(level);
         if !caller.shared(&x) {
             return Err(ApiError::InsufficientPrivileges(json!({
                 "requiredScope": format!("{}:{x}", caller.edge.as_str()),

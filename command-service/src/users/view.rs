@@ -8,8 +8,8 @@ use events::user::view::UserView;
 use events::user::{User, UserEvent};
 use events::values::UserId;
 
-use crate::envelope::ApiError;
 use crate::AppState;
+use http_edge::envelope::ApiError;
 
 /// The user as of the log position `up_to` (the write's own last event; everything when
 /// `None`), so that the answer shows this write's result and not a later one's.

@@ -9,7 +9,9 @@
 
 mod commands;
 mod decide;
+pub mod editable;
 mod events;
+pub mod invite_codes;
 #[cfg(test)]
 mod tests;
 pub mod view;
@@ -19,6 +21,7 @@ pub use commands::{
     MAX_INVITE_CODES_PER_REQUEST,
 };
 pub use events::{ProfileChanges, UserEvent};
+pub use invite_codes::{InviteCodeView, InviteCodesView};
 pub use view::UserView;
 
 use std::collections::BTreeSet;

@@ -19,6 +19,7 @@ use crate::values::SubscriptionTiers;
 /// the user does not have is `null`. Dates are ISO-8601 UTC with milliseconds. It reads back
 /// from its own JSON (the read model stores it so), with dates at millisecond precision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = User))]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     #[serde(rename = "_id")]
@@ -46,44 +47,55 @@ pub struct UserView {
     pub profile_picture_url: Option<String>,
     pub verified: bool,
     #[serde(serialize_with = "iso_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub verified_date: Option<DateTime<Utc>>,
     pub verified_by: Option<String>,
     pub is_private: bool,
     pub following_count: u64,
     pub follower_count: u64,
     #[serde(serialize_with = "iso_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub subscription_activated_at: Option<DateTime<Utc>>,
     pub subscription_identifier: Option<String>,
     pub subscription_cancelled: bool,
     #[serde(serialize_with = "iso_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub subscription_cancelled_at: Option<DateTime<Utc>>,
     pub credits: u64,
     pub is_banned: bool,
     #[serde(serialize_with = "iso_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub banned_date: Option<DateTime<Utc>>,
     pub banned_by: Option<String>,
     pub banned_reason: Option<String>,
     pub is_restricted: bool,
     #[serde(serialize_with = "iso_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub restricted_date: Option<DateTime<Utc>>,
     pub restricted_by: Option<String>,
     pub restricted_reason: Option<String>,
     pub is_deleted: bool,
     #[serde(serialize_with = "iso_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub deleted_date: Option<DateTime<Utc>>,
+    /// Any JSON object, `null`, `true` or `false`.
     pub custom_data: serde_json::Value,
     pub invited_by: Option<String>,
     #[serde(serialize_with = "iso_millis_required")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "iso_millis_required")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: DateTime<Utc>,
     // The three fields a reader's hydration depends on come last, in this order: the users
     // read model hydrates its stored JSON text by rewriting just this tail
     // (`projections::users::shown`).
+    /// `false` when the subscription is off, expired or on the base tier.
     pub is_subscribed: bool,
     /// `None` (as recorded) means the base tier; [`UserView::hydrated`] names it.
     pub subscription_tier: Option<String>,
     #[serde(serialize_with = "iso_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub subscription_expiry: Option<DateTime<Utc>>,
 }
 
@@ -318,19 +330,36 @@ impl UserView {
     /// The view as a reader at `now` sees it (API.md §3): a subscription that is off, expired
     /// or on the base tier shows `isSubscribed: false` on the base tier.
     pub fn hydrated(mut self, tiers: &SubscriptionTiers, now: DateTime<Utc>) -> UserView {
-        let base = tiers.base().to_string();
-        let tier = self
-            .subscription_tier
-            .clone()
-            .unwrap_or_else(|| base.clone());
-        let live = self.is_subscribed && self.subscription_expiry.is_some_and(|e| e > now);
-        if !live || tier == base {
-            self.is_subscribed = false;
-            self.subscription_tier = Some(base);
-        } else {
-            self.subscription_tier = Some(tier);
-        }
+        let (is_subscribed, tier) = shown_subscription(
+            self.is_subscribed,
+            self.subscription_tier.as_deref(),
+            self.subscription_expiry,
+            tiers,
+            now,
+        );
+        self.is_subscribed = is_subscribed;
+        self.subscription_tier = Some(tier);
         self
+    }
+}
+
+/// The subscription a reader at `now` is shown of one recorded as `is_subscribed` on `tier`
+/// (`None`: the base tier) until `expiry`: `(isSubscribed, subscriptionTier)`. A subscription
+/// that is off, expired or on the base tier shows as not subscribed, on the base tier. The one
+/// definition of the rule: [`UserView::hydrated`] applies it to a view, the users read model
+/// (`projections::users::shown`) to a stored object's text.
+pub fn shown_subscription(
+    is_subscribed: bool,
+    tier: Option<&str>,
+    expiry: Option<DateTime<Utc>>,
+    tiers: &SubscriptionTiers,
+    now: DateTime<Utc>,
+) -> (bool, String) {
+    let base = tiers.base().to_string();
+    let live = is_subscribed && expiry.is_some_and(|e| e > now);
+    match tier {
+        Some(tier) if live && tier != base => (true, tier.to_owned()),
+        _ => (false, base),
     }
 }
 

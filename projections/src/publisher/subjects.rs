@@ -8,8 +8,8 @@ use events::user::{User, UserEvent, UserView};
 use events::Aggregate;
 use serde::Serialize;
 
-use crate::applications::ApplicationDocument;
-use crate::roles::RoleDocument;
+use events::application::ApplicationView;
+use events::role::RoleView;
 
 /// A kind of stream the publisher publishes.
 pub trait Subject: Send + Sync + 'static {
@@ -58,7 +58,7 @@ impl Subject for Roles {
     }
 
     fn public(state: &Self::State) -> impl Serialize + '_ {
-        state.as_ref().and_then(RoleDocument::of)
+        state.as_ref().and_then(RoleView::of)
     }
 }
 
@@ -76,6 +76,6 @@ impl Subject for Applications {
 
     fn public(state: &Self::State) -> impl Serialize + '_ {
         // The document the applications read model holds: no secret hash.
-        state.as_ref().and_then(ApplicationDocument::of)
+        state.as_ref().and_then(ApplicationView::of)
     }
 }

@@ -1,6 +1,8 @@
 //! Request bodies as the contract wants them refused: unparseable JSON or a wrong content type
 //! is 400 ClientInputError, a body over the limit is 413.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -8,17 +10,21 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use crate::envelope::ApiError;
-use crate::AppState;
+use crate::EdgeState;
 
 /// A JSON body, parsed but not yet validated: handlers validate field by field so that every
 /// invalid field is reported.
 #[derive(Debug, Clone)]
 pub struct JsonBody(pub Value);
 
-impl FromRequest<AppState> for JsonBody {
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let limit = request
+            .extensions()
+            .get::<Arc<EdgeState>>()
+            .map_or(usize::MAX, |edge| edge.settings.body_limit);
         let is_json = request
             .headers()
             .get(CONTENT_TYPE)
@@ -34,9 +40,7 @@ impl FromRequest<AppState> for JsonBody {
             Bytes::from_request(request, state)
                 .await
                 .map_err(|rejection| match rejection.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge {
-                        limit: state.settings.body_limit,
-                    },
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
                     _ => ApiError::Body(rejection.body_text()),
                 })?;
         serde_json::from_slice(&bytes)

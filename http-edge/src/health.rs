@@ -1,26 +1,31 @@
 //! `GET /health`: the process is up and answering (liveness). `GET /ready` (readiness): the
 //! event store and the database answer; where the read side is served, its `/ready` also wants
-//! the read models caught up (`query_service`).
+//! the read models caught up (`query_service`), built from [`store_checks`] and [`readiness`].
 
-use axum::extract::State;
+use std::sync::Arc;
+
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
+use events::store::EventStore;
 use serde_json::{json, Value};
+use sqlx::PgPool;
 
 use crate::openapi::{schemas, Doc, Routes};
-use crate::AppState;
+use crate::EdgeState;
 
-pub fn routes() -> Routes {
+/// `GET /health`, outside every limit.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     Routes::new().route(
         Doc::get("/health", "Liveness")
             .public()
+            .unlimited()
             .plain::<schemas::Done>("application/json", "the process is up: `{\"ok\":1}`"),
         health,
     )
 }
 
 /// `GET /ready` of a process without the read side (`userledger command`).
-pub fn ready_route() -> Routes {
+pub fn ready_route<S: Clone + Send + Sync + 'static>() -> Routes<S> {
     Routes::new().route(
         Doc::get("/ready", "Readiness")
             .public()
@@ -38,8 +43,8 @@ async fn health() -> Json<Value> {
     Json(json!({ "ok": 1 }))
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    readiness(store_checks(&state).await)
+async fn ready(Extension(edge): Extension<Arc<EdgeState>>) -> (StatusCode, Json<Value>) {
+    readiness(store_checks(&*edge.log, edge.database.as_ref()).await)
 }
 
 /// The answer of `/ready` for `checks` (name, failure reason if any).
@@ -67,15 +72,18 @@ pub fn readiness(checks: Vec<(&'static str, Option<String>)>) -> (StatusCode, Js
 }
 
 /// Whether the event store and the database answer, each within 2 s.
-pub async fn store_checks(state: &AppState) -> Vec<(&'static str, Option<String>)> {
+pub async fn store_checks(
+    log: &dyn EventStore,
+    database: Option<&PgPool>,
+) -> Vec<(&'static str, Option<String>)> {
     let within = std::time::Duration::from_secs(2);
-    let store = match tokio::time::timeout(within, state.log.read_all(None, 1)).await {
+    let store = match tokio::time::timeout(within, log.read_all(None, 1)).await {
         Ok(Ok(_)) => None,
         Ok(Err(error)) => Some(error.to_string()),
         Err(_) => Some("no answer within 2 s".to_owned()),
     };
     let mut checks = vec![("eventStore", store)];
-    if let Some(database) = &state.database {
+    if let Some(database) = database {
         let answer = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(database);
         let failure = match tokio::time::timeout(within, answer).await {
             Ok(Ok(_)) => None,

@@ -1,86 +1,14 @@
-//! The schemas of the document: the envelopes, the objects the API answers (user, role,
-//! application) and the write side's bodies, written after API.md. They only describe: the
-//! handlers read bodies as JSON values field by field (so that every invalid field is
-//! reported) and build answers from the domain's views; `tests/tests/openapi.rs` checks that
-//! the objects' properties are the keys the API really answers.
+//! The schemas of the write side's bodies and answers, written after API.md. They only
+//! describe: the handlers read bodies as JSON values field by field (so that every invalid
+//! field is reported) and build answers from the domain's views, whose schemas are derived from
+//! them (`events`, feature `openapi`).
 
+use events::application::ApplicationView;
+use events::role::RoleView;
+use events::user::UserView;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-
-/// `{"ok":1}`: an operation with nothing to return.
-#[derive(Serialize, ToSchema)]
-pub struct Done {
-    #[schema(minimum = 1, maximum = 1)]
-    pub ok: u8,
-}
-
-/// `{"ok":0,"error":"<Code>","additionalInfo":{...}}`.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorEnvelope {
-    #[schema(minimum = 0, maximum = 0)]
-    pub ok: u8,
-    /// The error's code: `ClientInputError`, `Unauthorized`, `InsufficientPrivileges`,
-    /// `Banned`, `NotFound`, `ResourceConflict`, ...
-    pub error: String,
-    /// Details: `errors` (every invalid field) for `ClientInputError`, `requiredScope` for
-    /// `InsufficientPrivileges`, `duplicateFields` for `ResourceConflict`, `method` and
-    /// `path` for an unknown route, ...
-    pub additional_info: Option<AdditionalInfo>,
-}
-
-/// What an error adds; which keys appear depends on the error.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AdditionalInfo {
-    /// `ClientInputError`: every invalid field.
-    pub errors: Option<Vec<FieldError>>,
-    /// `InsufficientPrivileges`: the scope the check wanted.
-    pub required_scope: Option<String>,
-    /// `ResourceConflict`: `username`, `email`, `client-id`, ...
-    pub duplicate_fields: Option<Vec<String>>,
-    /// `ClientInputError` of `create`: the users or batch items that clash.
-    pub existing_users: Option<Vec<Value>>,
-    /// Why, in words.
-    pub reason: Option<String>,
-}
-
-/// One invalid field, or (`type: body`, without `value` and `path`) a body that is not what
-/// the route takes at all.
-#[derive(Serialize, ToSchema)]
-pub struct FieldError {
-    /// `field`, or `body`.
-    #[serde(rename = "type")]
-    #[schema(pattern = "^(field|body)$")]
-    pub kind: String,
-    /// The value as sent.
-    pub value: Option<Value>,
-    /// A readable reason.
-    pub msg: String,
-    /// The field: `username`, `[0].username` in array bodies, `grants[1]`, ...
-    pub path: Option<String>,
-    #[schema(pattern = "^(body|query)$")]
-    pub location: String,
-}
-
-/// OAuth's error shape (RFC 6749 §5.2), answered by `/oauth/token`.
-#[derive(Serialize, ToSchema)]
-pub struct OAuthError {
-    /// `invalid_request` (400), `invalid_client`, `invalid_grant`, `invalid_scope`,
-    /// `unsupported_grant_type` (401), `server_error` (500), `temporarily_unavailable` (503).
-    pub error: String,
-    pub error_description: String,
-}
-
-/// Any JSON document (the OpenAPI document itself).
-#[derive(Serialize, ToSchema)]
-pub struct OpenApiDocument {
-    pub openapi: String,
-    pub info: Value,
-    pub paths: Value,
-    pub components: Option<Value>,
-}
 
 /// A token request (form-urlencoded); which fields matter depends on `grant_type`. Client
 /// credentials may also come as HTTP Basic authentication.
@@ -112,75 +40,6 @@ pub struct TokenResponse {
     pub expires_in: u64,
     /// With the `password` and `refresh_token` grants (valid 14 days).
     pub refresh_token: Option<String>,
-}
-
-/// A user as the API shows it (admin and client views alike); no password or secret ever.
-/// Dates are ISO-8601 UTC with milliseconds.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    #[serde(rename = "_id")]
-    pub id: String,
-    pub username: String,
-    pub first_name: String,
-    pub middle_name: Option<String>,
-    pub last_name: String,
-    pub email: String,
-    pub sanitized_email: String,
-    pub email_verified: bool,
-    pub phone: Option<String>,
-    pub phone_country_code: Option<String>,
-    pub phone_verified: bool,
-    pub role: String,
-    pub scope: Vec<String>,
-    pub gender: Option<String>,
-    pub bio: Option<String>,
-    pub designation: Option<String>,
-    pub pronouns: Option<String>,
-    pub organization: Option<String>,
-    pub custom_link: Option<String>,
-    pub preferred_language: Option<String>,
-    pub country: Option<String>,
-    pub profile_picture_url: Option<String>,
-    pub verified: bool,
-    #[schema(format = DateTime)]
-    pub verified_date: Option<String>,
-    pub verified_by: Option<String>,
-    pub is_private: bool,
-    pub following_count: u64,
-    pub follower_count: u64,
-    /// `false` when the subscription is off, expired or on the base tier.
-    pub is_subscribed: bool,
-    pub subscription_tier: Option<String>,
-    #[schema(format = DateTime)]
-    pub subscription_expiry: Option<String>,
-    #[schema(format = DateTime)]
-    pub subscription_activated_at: Option<String>,
-    pub subscription_identifier: Option<String>,
-    pub subscription_cancelled: bool,
-    #[schema(format = DateTime)]
-    pub subscription_cancelled_at: Option<String>,
-    pub credits: u64,
-    pub is_banned: bool,
-    #[schema(format = DateTime)]
-    pub banned_date: Option<String>,
-    pub banned_by: Option<String>,
-    pub banned_reason: Option<String>,
-    pub is_restricted: bool,
-    #[schema(format = DateTime)]
-    pub restricted_date: Option<String>,
-    pub restricted_by: Option<String>,
-    pub restricted_reason: Option<String>,
-    pub is_deleted: bool,
-    #[schema(format = DateTime)]
-    pub deleted_date: Option<String>,
-    /// Any JSON object, `null`, `true` or `false`.
-    pub custom_data: Value,
-    pub invited_by: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
 }
 
 /// One user of a `create` body.
@@ -257,7 +116,7 @@ pub struct UserUpdate {
 /// `update`'s answer: the user after the change.
 #[derive(Serialize, ToSchema)]
 pub struct UserAnswer {
-    pub user: User,
+    pub user: UserView,
 }
 
 /// `custom-data`: replaces the whole value.
@@ -350,47 +209,6 @@ pub struct InviteCodesBody {
     pub count: Option<u32>,
 }
 
-/// An invite code, `ABCD-1234-<epoch millis>`.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InviteCode {
-    pub code: String,
-    /// The user who redeemed it.
-    pub target_id: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-}
-
-/// Invite codes (the ones generated, or an owner's).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InviteCodes {
-    pub invite_codes: Vec<InviteCode>,
-}
-
-/// A role.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Role {
-    #[schema(min_length = 1, max_length = 128, pattern = "^[a-zA-Z0-9_]+$")]
-    pub id: String,
-    #[schema(min_length = 1, max_length = 128)]
-    pub display_name: String,
-    /// A lower number is more powerful.
-    #[schema(minimum = 1)]
-    pub ranking: u64,
-    #[schema(min_length = 1, max_length = 512)]
-    pub description: Option<String>,
-    pub scope: Vec<String>,
-    #[serde(rename = "type")]
-    #[schema(pattern = "^user$")]
-    pub kind: String,
-    /// System roles cannot be updated or deleted.
-    pub system: bool,
-}
-
 /// `roles create`; a `scope` is ignored (scopes are given through `access`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -431,27 +249,7 @@ pub struct RoleTarget {
 /// A role answered by `create` and `update`.
 #[derive(Serialize, ToSchema)]
 pub struct RoleAnswer {
-    pub role: Role,
-}
-
-/// An OAuth application. Its secret is shown only in the create answer.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Client {
-    /// The database id, used as `target`.
-    #[serde(rename = "_id")]
-    pub database_id: String,
-    /// The OAuth `client_id`.
-    pub id: String,
-    pub display_name: String,
-    #[schema(pattern = "^(internal_client|external_client)$")]
-    pub role: String,
-    pub grants: Vec<String>,
-    pub redirect_uris: Vec<String>,
-    pub is_public: bool,
-    pub scope: Vec<String>,
-    /// Only in the create answer.
-    pub secret: Option<String>,
+    pub role: RoleView,
 }
 
 /// `client create` (`id`, `displayName`, `role` and, unless public, `secret` are required)
@@ -489,5 +287,15 @@ pub struct ClientTarget {
 /// An application answered by `create` and `update`.
 #[derive(Serialize, ToSchema)]
 pub struct ClientAnswer {
-    pub client: Client,
+    pub client: CreatedClient,
+}
+
+/// An application with, in the create answer only, its secret (shown nowhere else).
+#[derive(Serialize, ToSchema)]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    pub application: ApplicationView,
+    /// Only in the create answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }

@@ -8,17 +8,17 @@
 //! taken over after a minute.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::auth::caller::bearer_claims;
+use crate::auth::Caller;
 use crate::envelope::{ApiError, CONSISTENCY_TOKEN};
-use crate::AppState;
+use crate::EdgeState;
 
 pub const HEADER: &str = "idempotency-key";
 /// Set on an answer that was replayed from an earlier request.
@@ -69,13 +69,17 @@ enum Remembered {
     },
 }
 
-pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(pool) = state.database.clone() else {
+/// Runs a write of `caller` that its route's policy makes idempotent: the first answer for its
+/// key, or the answer remembered for it.
+pub(crate) async fn run(
+    edge: &EdgeState,
+    caller: &Caller,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(pool) = edge.database.clone() else {
         return next.run(request).await;
     };
-    if ![Method::POST, Method::PUT, Method::PATCH].contains(request.method()) {
-        return next.run(request).await;
-    }
     let Some(key) = request.headers().get(HEADER).cloned() else {
         return next.run(request).await;
     };
@@ -89,19 +93,11 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         }
     };
     let (parts, body) = request.into_parts();
-    // Without a valid token the route answers 401 itself; nothing to remember.
-    let Ok(claims) = bearer_claims(&parts, &state) else {
-        return next.run(Request::from_parts(parts, body)).await;
-    };
-    let caller = format!("{:?}:{}", claims.kind, claims.sub);
-    let bytes = match to_bytes(body, state.settings.body_limit).await {
+    let caller = format!("{:?}:{}", caller.claims.kind, caller.claims.sub);
+    let limit = edge.settings.body_limit;
+    let bytes = match to_bytes(body, limit).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return ApiError::BodyTooLarge {
-                limit: state.settings.body_limit,
-            }
-            .into_response()
-        }
+        Err(_) => return ApiError::BodyTooLarge { limit }.into_response(),
     };
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str());

@@ -2,21 +2,24 @@
 //! `GET /docs`.
 //!
 //! # One source for the router and the document
-//! A route can only be mounted through [`Routes::route`], which takes the route's [`Doc`] and
-//! its handler: the path and the method the router answers are read from the `Doc`, and the
-//! same `Doc` becomes the route's operation in the document. [`crate::router_with`] and
-//! [`crate::router_without_writes`] take [`Routes`], not axum routers, so a route cannot reach
-//! the application without its documentation, and the document of a process lists exactly
-//! the routes that process answers (the write side alone, the read side alone, or both). The
-//! black-box test `tests/tests/openapi.rs` checks what types cannot: that every documented
-//! route answers (no 404 or 405), and that the route list is the contract's.
+//! A route can only be mounted through [`Routes::route`], which takes the route's [`Doc`] (its
+//! entry in the route table) and its handler: the path and the method the router answers are
+//! read from the `Doc`, the route's [`Policy`] (edge, scope check, read or write, idempotency,
+//! rate-limit class) is enforced by the middleware mounted with it ([`crate::policy`]), and
+//! the same `Doc` becomes the route's operation in the document. A [`crate::Server`] takes
+//! [`Routes`], not axum routers, so a route cannot reach the application without its
+//! documentation and its policy, and the document of a process lists exactly the routes that
+//! process answers (the write side alone, the read side alone, or both). The black-box test
+//! `tests/tests/openapi.rs` checks what types cannot: that every documented route answers (no
+//! 404 or 405), that every route refuses a token without its scope, and that the route list
+//! is the contract's.
 //!
 //! Why not `#[utoipa::path]` on the handlers: most user routes are one handler mounted on two
 //! edges (`/user/admin-api/*`, `/user/client-api/*`) with different tokens and scopes, and an
 //! attribute names one path; and attributes would leave the router's `.route(...)` calls a
-//! second list to keep in step. The schemas of bodies and answers are `ToSchema` types
-//! ([`schemas`]), written after API.md (handlers read `serde_json::Value` bodies field by field
-//! so that every invalid field is reported).
+//! second list to keep in step. The schemas of bodies and answers are `ToSchema` types: the
+//! envelopes here ([`schemas`]), the user, role and application views derived from the
+//! domain's types (`events`, feature `openapi`), the bodies beside the routes that take them.
 //!
 //! # Layout
 //! - [`Doc`]: one route's documentation: summary, token and scope check, body, query,
@@ -24,7 +27,7 @@
 //! - [`Routes`]: routes and their documentation, built together.
 //! - [`document`]: the whole document of a set of routes; [`meta_routes`]: `/openapi.json`
 //!   and `/docs` themselves.
-//! - [`schemas`]: the envelopes, the user object and the write side's bodies and answers.
+//! - [`schemas`]: the envelopes and the error shapes.
 
 pub mod schemas;
 
@@ -36,6 +39,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request};
 use axum::handler::Handler;
 use axum::http::{header, Method, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, on, MethodFilter, Route};
 use axum::{Extension, Router};
@@ -56,8 +60,7 @@ use utoipa::openapi::{
 use utoipa::ToSchema;
 
 use crate::auth::Edge;
-use crate::idempotency;
-use crate::AppState;
+use crate::policy::{self, Access, Policy, RateClass, ScopeCheck};
 
 /// A named schema for the document's components.
 type NamedSchema = (String, RefOr<Schema>);
@@ -90,6 +93,7 @@ pub struct Doc {
     schemas: Vec<NamedSchema>,
     /// OAuth's error shape instead of the envelope (`/oauth/token`).
     oauth_errors: bool,
+    policy: Policy,
 }
 
 impl Doc {
@@ -106,6 +110,7 @@ impl Doc {
             errors: Vec::new(),
             schemas: Vec::new(),
             oauth_errors: false,
+            policy: Policy::default(),
         }
     }
 
@@ -137,6 +142,11 @@ impl Doc {
         &self.path
     }
 
+    /// What mounting the route enforces.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// A paragraph of the operation's description.
     pub fn describe(mut self, text: impl Into<String>) -> Self {
         self.description.push(text.into());
@@ -156,6 +166,7 @@ impl Doc {
             Edge::Client => format!("admin:{x}"),
         };
         let scheme = scheme(edge);
+        self.policy.caller = Some((edge, ScopeCheck::Shared(x.to_owned())));
         self.security = vec![
             SecurityRequirement::new(scheme, [named.as_str()]),
             SecurityRequirement::new(scheme, [other.as_str()]),
@@ -169,6 +180,7 @@ impl Doc {
 
     /// The `session s` check of API.md §2 on `edge`.
     pub fn session(mut self, edge: Edge, s: &str) -> Self {
+        self.policy.caller = Some((edge, ScopeCheck::Session(s.to_owned())));
         self.security = vec![SecurityRequirement::new(scheme(edge), [s])];
         self.authenticated(edge).describe(format!(
             "**Scope check**: session `{s}`: the token's scope and the scope of the application \
@@ -178,6 +190,7 @@ impl Doc {
 
     /// The session check, with the super_admin bypass (`/roles/list`).
     pub fn session_or_super_admin(mut self, edge: Edge, s: &str) -> Self {
+        self.policy.caller = Some((edge, ScopeCheck::SessionOrSuperAdmin(s.to_owned())));
         self.security = vec![SecurityRequirement::new(scheme(edge), [s])];
         self.authenticated(edge).describe(format!(
             "**Scope check**: session `{s}` (the token's scope and the scope of the application \
@@ -185,8 +198,11 @@ impl Doc {
         ))
     }
 
-    /// Any of `scopes` on `edge`, each a session check (applications: by their role).
+    /// Any of `scopes` on `edge`, each a session check (applications: by their role; the
+    /// handler checks the one that applies). A caller holding none is refused naming the last.
     pub fn session_any(mut self, edge: Edge, scopes: &[&str], rule: &str) -> Self {
+        let any = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.policy.caller = Some((edge, ScopeCheck::SessionAny(any)));
         self.security = scopes
             .iter()
             .map(|s| SecurityRequirement::new(scheme(edge), [*s]))
@@ -333,7 +349,10 @@ impl Doc {
     /// A write: `Idempotency-Key` is honoured (POST, PUT, PATCH), the answer carries the
     /// consistency token of the events it appended, and the writes rate limit applies.
     pub fn write(mut self) -> Self {
+        self.policy.access = Access::Write;
+        self.policy.rate = Some(RateClass::Writes);
         if [Method::POST, Method::PUT, Method::PATCH].contains(&self.method) {
+            self.policy.idempotent = true;
             self = self
                 .header(
                     "Idempotency-Key",
@@ -358,6 +377,19 @@ impl Doc {
             "over the writes rate limit of the calling application or of this IP address \
              (`Retry-After`; `USERLEDGER_RATE_LIMIT_WRITES_PER_MINUTE`)",
         )
+    }
+
+    /// The token endpoint: counted among the writes in flight, against the token rate limit.
+    pub fn token_requests(mut self) -> Self {
+        self.policy.access = Access::Write;
+        self.policy.rate = Some(RateClass::Token);
+        self
+    }
+
+    /// Never waits among the requests in flight (liveness, the documentation).
+    pub fn unlimited(mut self) -> Self {
+        self.policy.access = Access::Unlimited;
+        self
     }
 
     /// A read of the read models: honours `X-Consistency-Token` (read your writes).
@@ -465,10 +497,7 @@ impl Doc {
     }
 
     fn is_write(&self) -> bool {
-        self.parameters
-            .iter()
-            .any(|p| p.name.eq_ignore_ascii_case(idempotency::HEADER))
-            || self.method == Method::DELETE
+        self.policy.rate == Some(RateClass::Writes)
     }
 
     /// An error the route can answer, in the envelope (or OAuth's shape on `/oauth/token`).
@@ -606,21 +635,21 @@ fn tag_of(path: &str) -> &'static str {
 }
 
 /// Routes and their documentation, built together: the only way to mount a route (see the
-/// module's documentation).
+/// module's documentation). `S` is the state of their handlers.
 #[must_use]
-pub struct Routes {
-    router: Router<AppState>,
+pub struct Routes<S = ()> {
+    router: Router<S>,
     paths: Paths,
     schemas: Vec<NamedSchema>,
 }
 
-impl Default for Routes {
+impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Routes {
+impl<S: Clone + Send + Sync + 'static> Routes<S> {
     pub fn new() -> Self {
         Self {
             router: Router::new(),
@@ -629,22 +658,26 @@ impl Routes {
         }
     }
 
-    /// Mounts `handler` at the method and path of `doc`, and documents it with `doc`.
+    /// Mounts `handler` at the method and path of `doc`, behind the enforcement of its policy,
+    /// and documents it with `doc`.
     pub fn route<H, T>(mut self, doc: Doc, handler: H) -> Self
     where
-        H: Handler<T, AppState>,
+        H: Handler<T, S>,
         T: 'static,
     {
         let filter = MethodFilter::try_from(doc.method().clone())
             .unwrap_or_else(|_| panic!("{} is not a method a route can take", doc.method()));
-        self.router = self.router.route(doc.path(), on(filter, handler));
+        let enforced = from_fn_with_state(Arc::new(doc.policy.clone()), policy::enforce);
+        self.router = self
+            .router
+            .route(doc.path(), on(filter, handler).route_layer(enforced));
         let (method, path, operation, schemas) = doc.into_operation();
         self.paths.add_path_operation(path, vec![method], operation);
         self.schemas.extend(schemas);
         self
     }
 
-    pub fn merge(mut self, other: Routes) -> Self {
+    pub fn merge(mut self, other: Routes<S>) -> Self {
         self.router = self.router.merge(other.router);
         self.paths.merge(other.paths);
         self.schemas.extend(other.schemas);
@@ -664,8 +697,18 @@ impl Routes {
         self
     }
 
+    /// The routes with their handlers' state given: ready to serve beside routes of another
+    /// state (the write side's and the read side's, in one process).
+    pub fn with_state(self, state: S) -> Routes<()> {
+        Routes {
+            router: self.router.with_state(state),
+            paths: self.paths,
+            schemas: self.schemas,
+        }
+    }
+
     /// The router, and the documentation of its routes.
-    pub(crate) fn into_parts(self) -> (Router<AppState>, Documented) {
+    pub(crate) fn into_parts(self) -> (Router<S>, Documented) {
         (
             self.router,
             Documented {
@@ -792,12 +835,14 @@ pub(crate) fn meta_routes() -> Routes {
         .route(
             Doc::get("/openapi.json", "This OpenAPI 3.1 document")
                 .public()
+                .unlimited()
                 .plain::<schemas::OpenApiDocument>("application/json", "the document"),
             openapi_json,
         )
         .route(
             Doc::get("/docs", "The interactive documentation (Swagger UI)")
                 .public()
+                .unlimited()
                 .describe(
                     "Redirects to `/docs/`, Swagger UI on this document; its assets are served \
                      by the service itself (no network needed).",
@@ -809,7 +854,7 @@ pub(crate) fn meta_routes() -> Routes {
 
 /// Serves `document` to [`meta_routes`]' handlers, and Swagger UI's page and assets under
 /// `/docs/` (which are not API routes, so they are not in the document).
-pub(crate) fn serve(meta: Router<AppState>, document: &OpenApi) -> Router<AppState> {
+pub(crate) fn serve(meta: Router, document: &OpenApi) -> Router {
     let json = document
         .to_json()
         .unwrap_or_else(|error| panic!("the OpenAPI document serialises: {error}"));

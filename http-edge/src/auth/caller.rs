@@ -1,30 +1,22 @@
 //! The verified caller of a request, and the contract's two scope checks (API.md §2).
 
-use axum::extract::{FromRequestParts, OriginalUri};
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use events::metadata::{Actor, CommandContext};
 use events::scopes;
 use events::values::{ApplicationId, RoleId, UserId};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::access::AccountStatus;
-use super::tokens::{TokenClaims, TokenError, TokenUse};
+use super::access::{AccessCache, AccountStatus};
+use super::tokens::{TokenClaims, TokenError, TokenKeys, TokenKind, TokenUse};
 use crate::envelope::ApiError;
 use crate::telemetry::RequestIds;
-use crate::AppState;
-
-/// A user's token (delegated) or an application's own token (client).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenKind {
-    Delegated,
-    Client,
-}
 
 /// Which side of the API a route belongs to: `admin` routes take delegated tokens, `client`
-/// routes take client tokens. It is also the `E` of the `shared E:x` check.
+/// routes take client tokens. It is also the `E` of the `shared E:x` check. A route declares
+/// its edge in its policy ([`crate::policy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Edge {
     Admin,
@@ -32,24 +24,6 @@ pub enum Edge {
 }
 
 impl Edge {
-    /// The edge of a request path; `None` outside the token-protected prefixes.
-    pub fn of_path(path: &str) -> Option<Edge> {
-        const ADMIN: [&str; 4] = [
-            "/user/admin-api/",
-            "/client/admin-api/",
-            "/roles/admin-api/",
-            "/roles/list",
-        ];
-        const CLIENT: [&str; 2] = ["/user/client-api/", "/roles/client-api/"];
-        if ADMIN.iter().any(|prefix| path.starts_with(prefix)) {
-            Some(Edge::Admin)
-        } else if CLIENT.iter().any(|prefix| path.starts_with(prefix)) {
-            Some(Edge::Client)
-        } else {
-            None
-        }
-    }
-
     pub fn token_kind(self) -> TokenKind {
         match self {
             Edge::Admin => TokenKind::Delegated,
@@ -156,17 +130,16 @@ pub fn insufficient(scope: &str) -> ApiError {
     ApiError::InsufficientPrivileges(json!({ "requiredScope": scope }))
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let path = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or_else(|| parts.uri.path().to_owned(), |uri| uri.path().to_owned());
-        let edge =
-            Edge::of_path(&path).ok_or(ApiError::Unauthorized("no token is accepted here"))?;
-        let claims = bearer_claims(parts, state)?;
+impl Caller {
+    /// The caller of a request on `edge` whose bearer token verified as `claims`: an access
+    /// token of the edge's kind whose user and client may still act.
+    pub(crate) async fn admit(
+        edge: Edge,
+        claims: Result<TokenClaims, ApiError>,
+        access: &AccessCache,
+        request: RequestIds,
+    ) -> Result<Caller, ApiError> {
+        let claims = claims?;
         if claims.token_use != TokenUse::Access {
             return Err(ApiError::Unauthorized(
                 "a refresh token is not an access token",
@@ -178,15 +151,11 @@ impl FromRequestParts<AppState> for Caller {
                 Edge::Client => "this route takes a client token",
             }));
         }
-        match state.access.status(&claims).await? {
+        match access.status(&claims).await? {
             AccountStatus::Active => Ok(Caller {
                 edge,
                 claims,
-                request: parts
-                    .extensions
-                    .get::<RequestIds>()
-                    .copied()
-                    .unwrap_or_default(),
+                request,
             }),
             AccountStatus::Banned => Err(ApiError::Banned),
             AccountStatus::Gone => Err(ApiError::Unauthorized("the token has been revoked")),
@@ -194,10 +163,23 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The verified claims of the request's bearer token.
-pub fn bearer_claims(parts: &Parts, state: &AppState) -> Result<TokenClaims, ApiError> {
-    let header = parts
-        .headers
+/// The caller that the route's policy admitted (see [`crate::policy`]): the token was verified
+/// once, before the handler, and the caller left in the request's extensions.
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized("no token is accepted here"))
+    }
+}
+
+/// The verified claims of the bearer token in `headers`.
+pub fn bearer_claims(headers: &HeaderMap, tokens: &TokenKeys) -> Result<TokenClaims, ApiError> {
+    let header = headers
         .get(AUTHORIZATION)
         .ok_or(ApiError::Unauthorized("no bearer token"))?;
     let token = header
@@ -211,7 +193,7 @@ pub fn bearer_claims(parts: &Parts, state: &AppState) -> Result<TokenClaims, Api
         .map(str::trim)
         .filter(|token| !token.is_empty())
         .ok_or(ApiError::Unauthorized("malformed bearer token"))?;
-    state.tokens.verify(token).map_err(|error| match error {
+    tokens.verify(token).map_err(|error| match error {
         TokenError::Expired => ApiError::Unauthorized("the token has expired"),
         TokenError::Invalid => ApiError::Unauthorized("the token is not valid"),
     })
@@ -220,7 +202,6 @@ pub fn bearer_claims(parts: &Parts, state: &AppState) -> Result<TokenClaims, Api
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::tokens::TokenUse;
     use uuid::Uuid;
 
     fn caller(kind: TokenKind, role: &str, scope: &[&str], client_scope: &[&str]) -> Caller {
@@ -306,18 +287,5 @@ mod tests {
         );
         assert!(extreme.shared("profile:sensitive:extreme:write"));
         assert!(!extreme.shared("profile:sensitive:high:write"));
-    }
-
-    #[test]
-    fn paths_decide_the_token_kind() {
-        assert_eq!(Edge::of_path("/user/admin-api/ban"), Some(Edge::Admin));
-        assert_eq!(Edge::of_path("/client/admin-api/create"), Some(Edge::Admin));
-        assert_eq!(Edge::of_path("/roles/list"), Some(Edge::Admin));
-        assert_eq!(Edge::of_path("/user/client-api/ban"), Some(Edge::Client));
-        assert_eq!(
-            Edge::of_path("/roles/client-api/create"),
-            Some(Edge::Client)
-        );
-        assert_eq!(Edge::of_path("/oauth/token"), None);
     }
 }

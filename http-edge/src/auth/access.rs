@@ -1,9 +1,8 @@
 //! Revocation: a token stops working once its user is banned or deleted, or its client is
 //! deleted. Tokens are stateless, so every request asks the event store, through a cache of a
-//! few seconds (`Settings::revocation_check_ttl`); that bounds how long a revoked token lives.
+//! few seconds (`EdgeSettings::revocation_check_ttl`, kept by `moka`); that bounds how long a revoked token lives.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use events::application::Application;
@@ -11,9 +10,9 @@ use events::store::EventStore;
 use events::user::User;
 use events::values::{ApplicationId, UserId};
 use events::{load, Aggregate};
+use moka::sync::Cache;
 
-use super::caller::TokenKind;
-use super::tokens::TokenClaims;
+use super::tokens::{TokenClaims, TokenKind};
 use crate::envelope::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,54 +26,54 @@ pub enum AccountStatus {
 
 /// A token's account: its kind, subject and issuing client.
 type Account = (TokenKind, String, String);
-type Answers = HashMap<Account, (Instant, AccountStatus)>;
 
-#[derive(Default)]
-struct Cached {
-    answers: Answers,
-    /// When each subject (user or application id) was last forgotten: answers cached before
-    /// that are stale. Kept for one TTL, after which those answers have expired anyway.
-    forgotten: HashMap<String, Instant>,
-}
+/// Answers kept at most, and subjects remembered as forgotten at most: beyond them the least
+/// used go (a dropped answer is cheap to recompute).
+const MAX_ENTRIES: u64 = 100_000;
 
 pub struct AccessCache {
     store: Arc<dyn EventStore>,
-    ttl: Duration,
-    entries: Mutex<Cached>,
+    /// Each account's status, and when it was asked for; kept one TTL.
+    answers: Cache<Account, (Instant, AccountStatus)>,
+    /// When each subject (user or application id) was last forgotten: answers asked for
+    /// before that are stale, even one whose look-up was under way when the subject was
+    /// forgotten. Kept one TTL, after which those answers have expired anyway.
+    forgotten: Cache<String, Instant>,
 }
 
-/// Beyond this many cached answers the cache is emptied: stale answers are cheap to recompute.
-const MAX_ENTRIES: usize = 100_000;
+/// A cache of at most [`MAX_ENTRIES`], each kept `ttl`.
+fn bounded<K, V>(ttl: Duration) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(MAX_ENTRIES)
+        .time_to_live(ttl)
+        .build()
+}
 
 impl AccessCache {
     pub fn new(store: Arc<dyn EventStore>, ttl: Duration) -> Self {
         Self {
             store,
-            ttl,
-            entries: Mutex::new(Cached::default()),
+            answers: bounded(ttl),
+            forgotten: bounded(ttl),
         }
     }
 
     /// Whether the token's account (and the client that issued it) may still act.
     pub async fn status(&self, claims: &TokenClaims) -> Result<AccountStatus, ApiError> {
         let key = (claims.kind, claims.sub.clone(), claims.client.clone());
-        {
-            let cached = self.lock();
-            if let Some((at, status)) = cached.answers.get(&key) {
-                let forgotten_since =
-                    |id: &String| cached.forgotten.get(id).is_some_and(|f| f >= at);
-                if at.elapsed() < self.ttl && !forgotten_since(&key.1) && !forgotten_since(&key.2) {
-                    return Ok(*status);
-                }
+        if let Some((at, status)) = self.answers.get(&key) {
+            let forgotten_since = |id: &String| self.forgotten.get(id).is_some_and(|f| f >= at);
+            if !forgotten_since(&key.1) && !forgotten_since(&key.2) {
+                return Ok(status);
             }
         }
         let asked_at = Instant::now();
         let status = self.look_up(claims).await?;
-        let mut cached = self.lock();
-        if cached.answers.len() >= MAX_ENTRIES {
-            cached.answers.clear();
-        }
-        cached.answers.insert(key, (asked_at, status));
+        self.answers.insert(key, (asked_at, status));
         Ok(status)
     }
 
@@ -82,18 +81,7 @@ impl AccessCache {
     /// (called by the writes that ban or delete). Constant time: it marks the subject rather
     /// than searching the answers.
     pub fn forget(&self, subject: &str) {
-        let ttl = self.ttl;
-        let mut cached = self.lock();
-        if cached.forgotten.len() >= MAX_ENTRIES {
-            cached.forgotten.retain(|_, at| at.elapsed() < ttl);
-        }
-        cached.forgotten.insert(subject.to_owned(), Instant::now());
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.forgotten.insert(subject.to_owned(), Instant::now());
     }
 
     async fn look_up(&self, claims: &TokenClaims) -> Result<AccountStatus, ApiError> {

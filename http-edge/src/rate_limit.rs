@@ -1,5 +1,6 @@
 //! Rate limits on the token endpoint and on writes (not on reads, not even `POST`
-//! `retrieve-user-info`), per client and per IP address: more than
+//! `retrieve-user-info`), per client and per IP address; a route's policy names its class
+//! ([`RateClass`]). More than
 //! the configured requests per minute get 429 `RateLimitError` with `Retry-After`, and change
 //! nothing (the request is refused before its handler runs).
 //!
@@ -16,14 +17,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, Method};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
+use crate::auth::caller::bearer_claims;
+use crate::auth::TokenClaims;
 use crate::envelope::ApiError;
-use crate::AppState;
+use crate::policy::RateClass;
+use crate::settings::RateLimits;
+use crate::EdgeState;
 
 /// Keys kept before forgotten ones (those whose cell has caught up with now) are swept.
 const SWEEP_AT: usize = 100_000;
@@ -78,7 +82,7 @@ pub struct RateLimiters {
 }
 
 impl RateLimiters {
-    pub fn new(limits: crate::settings::RateLimits) -> Self {
+    pub fn new(limits: RateLimits) -> Self {
         Self {
             token: RateLimiter::per_minute(limits.token_per_minute),
             writes: RateLimiter::per_minute(limits.writes_per_minute),
@@ -86,35 +90,42 @@ impl RateLimiters {
     }
 }
 
-/// Applies the token and write limits before the request reaches its route.
-pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The claims of a write's bearer token, verified once for its limit and its caller.
+pub(crate) type Verified = Option<Result<TokenClaims, ApiError>>;
+
+/// Counts `request` against the limit of `class`. Passes on the request (a token request's
+/// body read and put back) and, for a write, its bearer token's verified claims; or answers
+/// 429 with `Retry-After`.
+pub(crate) async fn limit(
+    edge: &EdgeState,
+    class: RateClass,
+    request: Request,
+) -> Result<(Request, Verified), Response> {
     let ip = client_ip(&request).map(|ip| format!("ip:{ip}"));
-    let token_request = request.method() == Method::POST && request.uri().path() == "/oauth/token";
-    let write = is_write(request.method(), request.uri().path());
-    let (limiter, client, request) = if token_request {
-        match token_client(request, state.settings.body_limit).await {
-            Ok((client, request)) => (&state.rate_limits.token, client, request),
-            Err(refused) => return refused,
+    let (limiter, client, request, claims) = match class {
+        RateClass::Token => {
+            let (client, request) = token_client(request, edge.settings.body_limit).await?;
+            (&edge.rate_limits.token, client, request, None)
         }
-    } else if write {
-        let client = bearer_client(&state, &request);
-        (&state.rate_limits.writes, client, request)
-    } else {
-        return next.run(request).await;
+        RateClass::Writes => {
+            let claims = bearer_claims(request.headers(), &edge.tokens);
+            let client = claims.as_ref().ok().map(|claims| claims.client.clone());
+            (&edge.rate_limits.writes, client, request, Some(claims))
+        }
     };
     let keys: Vec<String> = ip
         .into_iter()
         .chain(client.map(|client| format!("client:{client}")))
         .collect();
     match limiter.check(&keys, Instant::now()) {
-        Ok(()) => next.run(request).await,
+        Ok(()) => Ok((request, claims)),
         Err(retry_after) => {
-            metrics::counter!("userledger_rate_limited_total", "limit" => if token_request { "token" } else { "writes" })
+            metrics::counter!("userledger_rate_limited_total", "limit" => class.as_str())
                 .increment(1);
-            ApiError::RateLimited {
+            Err(ApiError::RateLimited {
                 retry_after_secs: retry_after.as_secs().max(1),
             }
-            .into_response()
+            .into_response())
         }
     }
 }
@@ -150,30 +161,6 @@ fn client_ip(request: &Request) -> Option<IpAddr> {
             .and_then(|address| address.trim().parse().ok())
             .unwrap_or(peer),
     )
-}
-
-/// Whether a request changes something: every `POST`, `PUT`, `PATCH` and `DELETE` but
-/// `retrieve-user-info`, a read sent as `POST` (API.md).
-fn is_write(method: &Method, path: &str) -> bool {
-    matches!(
-        *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && !path.ends_with("/retrieve-user-info")
-}
-
-/// The application a write comes from: the `client` claim of a valid bearer token.
-fn bearer_client(state: &AppState, request: &Request) -> Option<String> {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    state
-        .tokens
-        .verify(token.trim())
-        .ok()
-        .map(|claims| claims.client)
 }
 
 /// The `client_id` of a token request (Basic auth, or the form), and the request to pass on

@@ -1,0 +1,181 @@
+//! A route's policy: what it declares in its route table entry ([`crate::Doc`]) and what
+//! mounting it enforces, before its handler runs:
+//!
+//! 1. the rate limit of its class ([`RateClass`]): per IP address and per calling client;
+//! 2. its place among the requests in flight of its kind ([`Access`]): reads and writes have a
+//!    limit each, and liveness and the documentation none;
+//! 3. the caller, on the routes of an edge: the bearer token is verified once (a write's
+//!    limit, the caller and its idempotency key all use that one verification), the account
+//!    must not be banned or deleted, and the route's [`ScopeCheck`] must pass; the admitted
+//!    [`Caller`] is left in the request's extensions for the handler's extractor;
+//! 4. on writes by POST, PUT and PATCH, `Idempotency-Key`.
+//!
+//! A handler therefore never repeats its route's checks: what it checks is what depends on the
+//! data (ranking, per-field sensitivity, the role of the application it touches).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::auth::caller::{bearer_claims, insufficient};
+use crate::auth::{Caller, Edge};
+use crate::envelope::ApiError;
+use crate::telemetry::RequestIds;
+use crate::{idempotency, rate_limit, EdgeState};
+
+/// The scope check of API.md §2 that a route's caller must pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeCheck {
+    /// `shared E:x` ([`Caller::shared`]), with `x` given after the edge (`profile:ban:write`).
+    Shared(String),
+    /// `session s` ([`Caller::session`]).
+    Session(String),
+    /// `session s`, or the caller is a super_admin (`/roles/list`).
+    SessionOrSuperAdmin(String),
+    /// `session s` for one of these scopes; which one applies depends on the data (an
+    /// application's role), so the handler checks that one. A caller holding none is refused
+    /// naming the last.
+    SessionAny(Vec<String>),
+}
+
+impl ScopeCheck {
+    /// `Ok` when `caller` passes, else 401 InsufficientPrivileges naming the scope.
+    pub fn check(&self, caller: &Caller) -> Result<(), ApiError> {
+        match self {
+            ScopeCheck::Shared(x) => caller.require_shared(x),
+            ScopeCheck::Session(s) => caller.require_session(s),
+            ScopeCheck::SessionOrSuperAdmin(s) => {
+                if caller.session(s) || caller.is_super_admin() {
+                    Ok(())
+                } else {
+                    Err(insufficient(s))
+                }
+            }
+            ScopeCheck::SessionAny(scopes) => {
+                if scopes.iter().any(|s| caller.session(s)) {
+                    Ok(())
+                } else {
+                    Err(insufficient(scopes.last().map_or("", String::as_str)))
+                }
+            }
+        }
+    }
+}
+
+/// Which requests in flight a route counts among.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads: [`crate::EdgeSettings::max_concurrent_reads`] at once.
+    Read,
+    /// Writes and token requests: [`crate::EdgeSettings::max_concurrent_requests`] at once.
+    Write,
+    /// Liveness and the documentation: never wait.
+    Unlimited,
+}
+
+/// The rate limit a route counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateClass {
+    /// `POST /oauth/token`: per `client_id` and per IP address.
+    Token,
+    /// Writes: per calling client (the token's `client`) and per IP address.
+    Writes,
+}
+
+impl RateClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateClass::Token => "token",
+            RateClass::Writes => "writes",
+        }
+    }
+}
+
+/// Everything a route declares about who may call it and how it is limited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The edge whose token the route takes, and its scope check; `None`: no token.
+    pub caller: Option<(Edge, ScopeCheck)>,
+    pub access: Access,
+    /// `Idempotency-Key` is honoured.
+    pub idempotent: bool,
+    pub rate: Option<RateClass>,
+}
+
+impl Default for Policy {
+    /// A public read: no token, no rate limit.
+    fn default() -> Self {
+        Self {
+            caller: None,
+            access: Access::Read,
+            idempotent: false,
+            rate: None,
+        }
+    }
+}
+
+/// Enforces `policy` on a request of its route (the middleware [`crate::Routes::route`]
+/// mounts on it), then runs the handler.
+pub(crate) async fn enforce(
+    State(policy): State<Arc<Policy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match admit(&policy, request).await {
+        Ok((request, caller, _permit)) => match caller {
+            Some(caller) if policy.idempotent => {
+                idempotency::run(&edge_of(&request), &caller, request, next).await
+            }
+            _ => next.run(request).await,
+        },
+        Err(refused) => refused,
+    }
+}
+
+fn edge_of(request: &Request) -> Arc<EdgeState> {
+    request
+        .extensions()
+        .get::<Arc<EdgeState>>()
+        .cloned()
+        .expect("admitted requests carry the edge's state")
+}
+
+/// Steps 1 to 3 of the module's list: the request to run, its caller, and its permit.
+async fn admit(
+    policy: &Policy,
+    request: Request,
+) -> Result<(Request, Option<Caller>, Option<OwnedSemaphorePermit>), Response> {
+    let Some(edge) = request.extensions().get::<Arc<EdgeState>>().cloned() else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a route was mounted outside the edge's server"
+        ))
+        .into_response());
+    };
+    let (mut request, claims) = match policy.rate {
+        Some(class) => rate_limit::limit(&edge, class, request).await?,
+        None => (request, None),
+    };
+    let permit = match policy.access {
+        Access::Read => edge.reads.clone().acquire_owned().await.ok(),
+        Access::Write => edge.writes.clone().acquire_owned().await.ok(),
+        Access::Unlimited => None,
+    };
+    let Some((route_edge, check)) = &policy.caller else {
+        return Ok((request, None, permit));
+    };
+    let claims = claims.unwrap_or_else(|| bearer_claims(request.headers(), &edge.tokens));
+    let ids = request
+        .extensions()
+        .get::<RequestIds>()
+        .copied()
+        .unwrap_or_default();
+    let caller = Caller::admit(*route_edge, claims, &edge.access, ids)
+        .await
+        .and_then(|caller| check.check(&caller).map(|()| caller))
+        .map_err(IntoResponse::into_response)?;
+    request.extensions_mut().insert(caller.clone());
+    Ok((request, Some(caller), permit))
+}

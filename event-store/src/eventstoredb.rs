@@ -54,7 +54,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{
+use events::store::{
     AppendRequest, AppendResult, EventStore, EventStream, ExpectedRevision, NewEvent, Position,
     RecordedEvent, StoreError, UniqueClaim,
 };

@@ -28,8 +28,8 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use events::store::eventstoredb::EventStoreDbStore;
-use events::store::postgres::PostgresEventStore;
+use event_store::eventstoredb::EventStoreDbStore;
+use event_store::postgres::PostgresEventStore;
 use events::store::EventStore;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use secrecy::ExposeSecret;

@@ -4,8 +4,8 @@
 
 use anyhow::Context;
 use chrono::Utc;
+use event_store::postgres::PostgresEventStore;
 use events::metadata::{encode_all, Actor, CommandContext};
-use events::store::postgres::PostgresEventStore;
 use events::user::{CreateUser, User, UserCommand};
 use events::values::{Credits, Email, PersonName, RoleId, SecretHash, UserId, Username};
 use events::Aggregate;

@@ -1,8 +1,12 @@
 //! The domain of userledger: its events, aggregates, value types and scope catalogue, and the
-//! event store they are kept in.
+//! interface of the event store they are kept in. Pure: no database, no network; the store's
+//! adapters are in the `event-store` crate.
 //!
 //! # Layout
-//! - [`store`]: the [`store::EventStore`] trait and its PostgreSQL and EventStoreDB adapters.
+//! - [`store`]: the [`store::EventStore`] trait and what crosses it ([`store::AppendRequest`],
+//!   [`store::Position`], [`store::StoreError`], ...). Its PostgreSQL and EventStoreDB
+//!   adapters are in the `event-store` crate (`event_store::postgres`,
+//!   `event_store::eventstoredb`).
 //! - [`values`]: the value types a request is parsed into (`Username`, `SanitizedEmail`,
 //!   `Credits`, ...); holding one is the proof that the contract's rule was checked.
 //! - [`scopes`]: the scope catalogue (a compiled-in copy of the contract's `scopes.tsv`) and

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use events::store::postgres::PostgresEventStore;
+use event_store::postgres::PostgresEventStore;
 use secrecy::ExposeSecret;
 use serde_norway::{Mapping, Value};
 use test_support::app::test_settings;

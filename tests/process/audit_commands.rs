@@ -6,7 +6,7 @@ use std::process::Output;
 use std::sync::Arc;
 
 use command_service::AppState;
-use events::store::postgres::PostgresEventStore;
+use event_store::postgres::PostgresEventStore;
 use serde_json::Value;
 use test_support::app::test_settings;
 use test_support::TestDatabase;

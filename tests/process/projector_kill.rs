@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use command_service::AppState;
-use events::store::postgres::PostgresEventStore;
+use event_store::postgres::PostgresEventStore;
 use events::store::Position;
 use sqlx::PgPool;
 use test_support::app::test_settings;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use command_service::Application;
-use events::store::postgres::PostgresEventStore;
+use event_store::postgres::PostgresEventStore;
 use events::store::EventStore;
 use test_support::app::test_settings;
 use test_support::TestDatabase;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use events::store::postgres::PostgresEventStore;
+use event_store::postgres::PostgresEventStore;
 use events::store::EventStore;
 use test_support::event_store_contract as contract;
 use test_support::TestDatabase;
@@ -26,12 +26,12 @@ async fn postgres() -> Postgres {
     }
 }
 
-async fn eventstoredb() -> Arc<events::store::eventstoredb::EventStoreDbStore> {
+async fn eventstoredb() -> Arc<event_store::eventstoredb::EventStoreDbStore> {
     let url = std::env::var("EVENTSTORE_URL")
         .expect("EVENTSTORE_URL must name an EventStoreDB server (esdb://...) for this test");
     test_support::init_test_log();
     Arc::new(
-        events::store::eventstoredb::EventStoreDbStore::connect(&url)
+        event_store::eventstoredb::EventStoreDbStore::connect(&url)
             .await
             .expect("EventStoreDB connects"),
     )

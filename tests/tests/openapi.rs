@@ -526,7 +526,7 @@ async fn the_interactive_page_is_served_from_the_service_itself() {
 async fn the_split_processes_document_exactly_the_routes_they_serve() {
     let database = TestDatabase::new().await.expect("a test database");
     let store = Arc::new(
-        events::store::postgres::PostgresEventStore::connect(database.url(), 5)
+        event_store::postgres::PostgresEventStore::connect(database.url(), 5)
             .await
             .expect("the store connects"),
     );

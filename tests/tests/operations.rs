@@ -139,7 +139,7 @@ async fn ready_answers_once_the_stores_answer_and_the_read_models_caught_up() {
 async fn a_write_only_process_serves_metrics_and_readiness_too() {
     let database = TestDatabase::new().await.unwrap();
     let store = std::sync::Arc::new(
-        events::store::postgres::PostgresEventStore::connect(database.url(), 4)
+        event_store::postgres::PostgresEventStore::connect(database.url(), 4)
             .await
             .unwrap(),
     );

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use events::store::postgres::PostgresEventStore;
+use event_store::postgres::PostgresEventStore;
 use events::store::{AppendRequest, EventStore, ExpectedRevision, Position};
 use futures::StreamExt;
 use rand::Rng;

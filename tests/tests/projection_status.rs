@@ -95,7 +95,7 @@ async fn the_status_and_metrics_show_the_projectors_running_here_at_the_head() {
 async fn a_process_without_projectors_reports_the_checkpoints_and_a_growing_lag() {
     let database = TestDatabase::new().await.expect("a test database");
     let store = std::sync::Arc::new(
-        events::store::postgres::PostgresEventStore::connect(database.url(), 5)
+        event_store::postgres::PostgresEventStore::connect(database.url(), 5)
             .await
             .expect("the store connects"),
     );

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use events::store::postgres::PostgresEventStore;
+use event_store::postgres::PostgresEventStore;
 use events::store::EventStore;
 use serde_json::{json, Value};
 use test_support::app::{test_settings, ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, CLIENT_SECRET};

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use events::store::postgres::PostgresEventStore;
+use event_store::postgres::PostgresEventStore;
 use events::store::{AppendRequest, EventStore, ExpectedRevision, NewEvent};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;

@@ -1,12 +1,10 @@
 //! The event store: append to a stream at an expected revision together with uniqueness
 //! claims, read a stream, and read or follow the global log.
 //!
-//! Two adapters implement [`EventStore`]: [`postgres::PostgresEventStore`] (sqlx) and
-//! [`eventstoredb::EventStoreDbStore`] (the `eventstore` crate). Both pass the contract suite in
-//! `tests/tests/event_store_contract.rs`.
-
-pub mod eventstoredb;
-pub mod postgres;
+//! Two adapters implement [`EventStore`], in the `event-store` crate:
+//! `event_store::postgres::PostgresEventStore` (sqlx) and
+//! `event_store::eventstoredb::EventStoreDbStore` (the `eventstore` crate). Both pass the
+//! contract suite in `tests/tests/event_store_contract.rs`.
 
 use std::fmt;
 use std::str::FromStr;

@@ -21,7 +21,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{
+use events::store::{
     AppendRequest, AppendResult, EventStore, EventStream, ExpectedRevision, Position,
     RecordedEvent, StoreError, UniqueClaim,
 };

@@ -1,0 +1,15 @@
+//! The event stores of userledger: the adapters that implement [`events::store::EventStore`]
+//! (the trait and its types, `AppendRequest`, `Position`, `StoreError` and the rest, live in the
+//! domain crate `events`). Both pass the contract suite in `tests/tests/event_store_contract.rs`.
+//!
+//! # Layout
+//! - [`postgres`]: [`postgres::PostgresEventStore`] on sqlx: one INSERT per append, claims as
+//!   rows of `unique_claims` in the same transaction, gap-free reading below the oldest running
+//!   transaction. Its schema is in `migrations/` (run by `PostgresEventStore::connect`).
+//! - [`eventstoredb`]: [`eventstoredb::EventStoreDbStore`] on the `eventstore` client, split
+//!   into the store and its `EventStore` impl (`mod.rs`), uniqueness reservations
+//!   (`reservations.rs`), the events append (`append.rs`), reading and following `$all`
+//!   (`subscription.rs`) and the conversions between our types and the client's (`mapping.rs`).
+
+pub mod eventstoredb;
+pub mod postgres;

@@ -214,8 +214,6 @@ pub enum ConfigError {
     File { file: String, reason: String },
     /// `key` is needed because `because` is set.
     Missing { key: &'static str, because: String },
-    /// A command-line option that is malformed.
-    Argument(String),
 }
 
 /// Where a refused value came from, for the message.
@@ -252,7 +250,6 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::File { file, reason } => write!(f, "{file}: {reason}"),
             ConfigError::Missing { key, because } => write!(f, "{key} is not set, {because}"),
-            ConfigError::Argument(reason) => f.write_str(reason),
         }
     }
 }
@@ -460,29 +457,6 @@ impl Config {
         settings.rate_limits = self.rate_limits;
         settings
     }
-}
-
-/// Removes `--config <path>` (or `--config=<path>`) from `args` and answers the path.
-pub fn take_config_flag(args: &mut Vec<String>) -> Result<Option<String>, ConfigError> {
-    let mut path = None;
-    let mut index = 0;
-    while index < args.len() {
-        if args[index] == "--config" {
-            if index + 1 >= args.len() {
-                return Err(ConfigError::Argument(
-                    "--config needs the path of a TOML file".into(),
-                ));
-            }
-            path = Some(args.remove(index + 1));
-            args.remove(index);
-        } else if let Some(value) = args[index].strip_prefix("--config=") {
-            path = Some(value.to_owned());
-            args.remove(index);
-        } else {
-            index += 1;
-        }
-    }
-    Ok(path)
 }
 
 /// Environment variables that look like ours (`USERLEDGER_*`) but are no key: likely typos.
@@ -1241,24 +1215,6 @@ mod tests {
             .expect("a line per key");
         assert!(line.contains(MASK) && line.ends_with("(file)"), "{line}");
         assert_eq!(shown.lines().count(), KEYS.len() + 1);
-    }
-
-    #[test]
-    fn the_config_flag_is_taken_out_of_the_arguments() {
-        let mut args: Vec<String> = ["serve", "--config", "a.toml"].map(String::from).into();
-        assert_eq!(
-            take_config_flag(&mut args).unwrap().as_deref(),
-            Some("a.toml")
-        );
-        assert_eq!(args, ["serve"]);
-        let mut args: Vec<String> = ["--config=b.toml", "replay"].map(String::from).into();
-        assert_eq!(
-            take_config_flag(&mut args).unwrap().as_deref(),
-            Some("b.toml")
-        );
-        assert_eq!(args, ["replay"]);
-        let mut args: Vec<String> = ["serve", "--config"].map(String::from).into();
-        assert!(take_config_flag(&mut args).is_err());
     }
 
     #[test]

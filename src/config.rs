@@ -10,15 +10,20 @@
 //! `database_url`. An unknown key in the file is an error; an empty value (in the file or the
 //! environment) counts as unset.
 //!
-//! Every value of every layer goes through the same parser, defaults included, so an invalid
-//! value stops start-up with a [`ConfigError`] naming the key and the layer it came from.
+//! `figment` merges the layers and tells which one each effective value came from; each layer
+//! is a [`Layer`] of file keys to values as text. Every value of every layer goes through the
+//! same parser, defaults included, so an invalid value stops start-up with a [`ConfigError`]
+//! naming the key and the layer it came from.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use command_service::settings::{BootstrapAdmin, BootstrapClient, Settings};
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use http_edge::RateLimits;
 use projections::KafkaSettings;
 use secrecy::{ExposeSecret, SecretString};
@@ -215,8 +220,6 @@ pub enum ConfigError {
     File { file: String, reason: String },
     /// `key` is needed because `because` is set.
     Missing { key: &'static str, because: String },
-    /// A command-line option that is malformed.
-    Argument(String),
 }
 
 /// Where a refused value came from, for the message.
@@ -253,7 +256,6 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::File { file, reason } => write!(f, "{file}: {reason}"),
             ConfigError::Missing { key, because } => write!(f, "{key} is not set, {because}"),
-            ConfigError::Argument(reason) => f.write_str(reason),
         }
     }
 }
@@ -386,16 +388,15 @@ impl Config {
         file: Option<ConfigFile<'_>>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let mut layers = Layers::default();
+        let mut figment = Figment::from(Layer::defaults());
         if let Some(file) = file {
-            layers.read_file(file)?;
+            figment = figment.merge(Layer::file(file)?);
         }
-        for key in KEYS {
-            if let Some(value) = non_empty(env.get(key.name)) {
-                layers.set(key, value, Source::Env);
-            }
+        Layers {
+            figment: figment.merge(Layer::env(env)),
+            file: file.map(|file| file.path.to_owned()),
         }
-        layers.into_config()
+        .into_config()
     }
 
     /// Every key's effective value, in [`KEYS`] order.
@@ -463,29 +464,6 @@ impl Config {
     }
 }
 
-/// Removes `--config <path>` (or `--config=<path>`) from `args` and answers the path.
-pub fn take_config_flag(args: &mut Vec<String>) -> Result<Option<String>, ConfigError> {
-    let mut path = None;
-    let mut index = 0;
-    while index < args.len() {
-        if args[index] == "--config" {
-            if index + 1 >= args.len() {
-                return Err(ConfigError::Argument(
-                    "--config needs the path of a TOML file".into(),
-                ));
-            }
-            path = Some(args.remove(index + 1));
-            args.remove(index);
-        } else if let Some(value) = args[index].strip_prefix("--config=") {
-            path = Some(value.to_owned());
-            args.remove(index);
-        } else {
-            index += 1;
-        }
-    }
-    Ok(path)
-}
-
 /// Environment variables that look like ours (`USERLEDGER_*`) but are no key: likely typos.
 pub fn unknown_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     names
@@ -498,75 +476,143 @@ fn non_empty(value: Option<&String>) -> Option<String> {
     value.filter(|value| !value.trim().is_empty()).cloned()
 }
 
-/// The raw values set by the file and the environment, each with its origin.
-#[derive(Default)]
+/// One layer of the configuration as a figment provider: file keys (`kafka_brokers`) to the
+/// values as text, the text every layer's values go through the same parser as.
+///
+/// Figment merges the layers and tells which one each value came from. The layers are built
+/// here rather than by figment's own providers, which read keys and values otherwise than
+/// ours: `Env` parses a value (`007` becomes 7, a long numeric secret a rounded float, quotes
+/// vanish) and keeps an empty one, and `Toml` keeps tables nested, where `[kafka] brokers`
+/// and `kafka_brokers` are one key. The file is still parsed by figment's `Toml`.
+struct Layer {
+    source: Source,
+    /// The file of the file layer.
+    path: Option<String>,
+    values: Dict,
+}
+
+impl Layer {
+    fn defaults() -> Self {
+        Layer {
+            source: Source::Default,
+            path: None,
+            values: KEYS
+                .iter()
+                .filter_map(|key| Some((key.file_key(), Value::from(key.default_value()?))))
+                .collect(),
+        }
+    }
+
+    fn env(env: &HashMap<String, String>) -> Self {
+        Layer {
+            source: Source::Env,
+            path: None,
+            values: KEYS
+                .iter()
+                .filter_map(|key| {
+                    Some((key.file_key(), Value::from(non_empty(env.get(key.name))?)))
+                })
+                .collect(),
+        }
+    }
+
+    /// The file's keys, tables joined to their keys with `_`. An unknown key, or a value
+    /// that is no string, whole number, boolean or list of them, is an error naming it.
+    fn file(file: ConfigFile<'_>) -> Result<Self, ConfigError> {
+        let path = file.path.to_owned();
+        let mut profiles =
+            Toml::string(file.contents)
+                .data()
+                .map_err(|error| ConfigError::File {
+                    file: path.clone(),
+                    reason: format!("not a TOML file: {error}"),
+                })?;
+        let mut values = Dict::new();
+        let table = profiles.remove(&Profile::Default).unwrap_or_default();
+        flatten(&path, "", table, &mut values)?;
+        Ok(Layer {
+            source: Source::File,
+            path: Some(path),
+            values,
+        })
+    }
+
+    /// The layer that `metadata` names.
+    fn source_of(metadata: &Metadata) -> Source {
+        [Source::File, Source::Env]
+            .into_iter()
+            .find(|source| metadata.name == source.to_string())
+            .unwrap_or(Source::Default)
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        let metadata = Metadata::named(self.source.to_string());
+        match &self.path {
+            Some(path) => metadata.source(figment::Source::File(path.into())),
+            None => metadata,
+        }
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// Puts the keys of `table` (`prefix` joined to each) into `flat`, as text; empty values
+/// count as unset.
+fn flatten(path: &str, prefix: &str, table: Dict, flat: &mut Dict) -> Result<(), ConfigError> {
+    for (name, value) in table {
+        let file_key = format!("{prefix}{name}");
+        let value = match value {
+            // A TOML date or time is a table of one private key to figment.
+            Value::Dict(_, inner) if !inner.keys().any(|key| key.starts_with('$')) => {
+                flatten(path, &format!("{file_key}_"), inner, flat)?;
+                continue;
+            }
+            value => value,
+        };
+        let key = KEYS
+            .iter()
+            .find(|key| key.file_key() == file_key)
+            .ok_or_else(|| ConfigError::UnknownFileKey {
+                key: file_key.clone(),
+                file: path.to_owned(),
+            })?;
+        let text = toml_text(&value).ok_or_else(|| ConfigError::Invalid {
+            key: key.name,
+            shown: format!("(a TOML {})", toml_type(&value)),
+            from: Origin::File {
+                file: path.to_owned(),
+                key: file_key.clone(),
+            },
+            expected: "a string, a whole number, a boolean or a list of strings".into(),
+        })?;
+        if !text.trim().is_empty() {
+            flat.insert(file_key, Value::from(text));
+        }
+    }
+    Ok(())
+}
+
+/// The effective values of the merged layers, and where each came from.
 struct Layers {
-    values: BTreeMap<&'static str, (String, Source)>,
+    figment: Figment,
+    /// The file of the file layer, if any.
     file: Option<String>,
 }
 
 impl Layers {
-    fn set(&mut self, key: &'static Key, value: String, source: Source) {
-        self.values.insert(key.name, (value, source));
-    }
-
-    fn read_file(&mut self, file: ConfigFile<'_>) -> Result<(), ConfigError> {
-        let table: toml::Table = file.contents.parse().map_err(|error| ConfigError::File {
-            file: file.path.to_owned(),
-            reason: format!("not a TOML file: {error}"),
-        })?;
-        self.file = Some(file.path.to_owned());
-        self.read_table(file.path, "", &table)
-    }
-
-    fn read_table(
-        &mut self,
-        path: &str,
-        prefix: &str,
-        table: &toml::Table,
-    ) -> Result<(), ConfigError> {
-        for (name, value) in table {
-            let file_key = format!("{prefix}{name}");
-            if let toml::Value::Table(inner) = value {
-                self.read_table(path, &format!("{file_key}_"), inner)?;
-                continue;
-            }
-            let key = KEYS
-                .iter()
-                .find(|key| key.file_key() == file_key)
-                .ok_or_else(|| ConfigError::UnknownFileKey {
-                    key: file_key.clone(),
-                    file: path.to_owned(),
-                })?;
-            let text = toml_text(value).ok_or_else(|| ConfigError::Invalid {
-                key: key.name,
-                shown: format!("(a TOML {})", value.type_str()),
-                from: Origin::File {
-                    file: path.to_owned(),
-                    key: file_key.clone(),
-                },
-                expected: "a string, a whole number, a boolean or a list of strings".into(),
-            })?;
-            if !text.trim().is_empty() {
-                self.set(key, text, Source::File);
-            }
-        }
-        Ok(())
-    }
-
     /// The effective value of `key` (the default when no layer sets it).
     fn get(&self, key: &'static Key) -> Entry {
-        match self.values.get(key.name) {
-            Some((value, source)) => Entry {
-                key,
-                value: Some(value.clone()),
-                source: *source,
-            },
-            None => Entry {
-                key,
-                value: key.default_value(),
-                source: Source::Default,
-            },
+        let file_key = key.file_key();
+        Entry {
+            key,
+            value: (self.figment.find_value(&file_key).ok())
+                .and_then(|value| value.as_str().map(str::to_owned)),
+            source: (self.figment.find_metadata(&file_key))
+                .map_or(Source::Default, Layer::source_of),
         }
     }
 
@@ -740,21 +786,31 @@ impl Layers {
 }
 
 /// A TOML scalar (or list of scalars) as the text an environment variable would hold.
-fn toml_text(value: &toml::Value) -> Option<String> {
+fn toml_text(value: &Value) -> Option<String> {
+    let scalar = |value: &Value| match value {
+        Value::String(_, text) => Some(text.clone()),
+        Value::Num(_, number) => (number.to_i128().map(|n| n.to_string()))
+            .or_else(|| number.to_u128().map(|n| n.to_string())),
+        _ => None,
+    };
     match value {
-        toml::Value::String(text) => Some(text.clone()),
-        toml::Value::Integer(number) => Some(number.to_string()),
-        toml::Value::Boolean(flag) => Some(flag.to_string()),
-        toml::Value::Array(items) => items
+        Value::Bool(_, flag) => Some(flag.to_string()),
+        Value::Array(_, items) => items
             .iter()
-            .map(|item| match item {
-                toml::Value::String(text) => Some(text.clone()),
-                toml::Value::Integer(number) => Some(number.to_string()),
-                _ => None,
-            })
+            .map(scalar)
             .collect::<Option<Vec<_>>>()
             .map(|items| items.join(",")),
-        _ => None,
+        value => scalar(value),
+    }
+}
+
+/// What TOML calls the type of `value`, for a message.
+fn toml_type(value: &Value) -> &'static str {
+    match value {
+        Value::Num(..) => "float",
+        Value::Dict(..) => "datetime",
+        Value::Array(..) => "array",
+        _ => "value",
     }
 }
 
@@ -1248,21 +1304,28 @@ mod tests {
     }
 
     #[test]
-    fn the_config_flag_is_taken_out_of_the_arguments() {
-        let mut args: Vec<String> = ["serve", "--config", "a.toml"].map(String::from).into();
-        assert_eq!(
-            take_config_flag(&mut args).unwrap().as_deref(),
-            Some("a.toml")
-        );
-        assert_eq!(args, ["serve"]);
-        let mut args: Vec<String> = ["--config=b.toml", "replay"].map(String::from).into();
-        assert_eq!(
-            take_config_flag(&mut args).unwrap().as_deref(),
-            Some("b.toml")
-        );
-        assert_eq!(args, ["replay"]);
-        let mut args: Vec<String> = ["serve", "--config"].map(String::from).into();
-        assert!(take_config_flag(&mut args).is_err());
+    fn values_reach_the_parser_as_written() {
+        // Digits only: figment's own environment provider would make it a (rounded) number.
+        let secret = "12345678901234567890123456789012345678901234567890";
+        let config = Config::load(
+            file("[database]\npool = \"007\""),
+            &env(&[("USERLEDGER_TOKEN_SECRET", secret)]),
+        )
+        .expect("valid");
+        assert_eq!(config.token_secret.unwrap().expose_secret(), secret);
+        assert_eq!(config.database_pool, 7);
+        for toml in [
+            "listen = 1.5",
+            "listen = 1979-05-27T07:32:00Z",
+            "listen = [1.5]",
+        ] {
+            let error = Config::load(file(toml), &env(&[])).unwrap_err().to_string();
+            assert!(
+                error.starts_with("invalid configuration: USERLEDGER_LISTEN = \"(a TOML ")
+                    && error.contains("(from userledger.toml, key \"listen\")"),
+                "{toml}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -1,25 +1,5 @@
-//! `userledger`: the one binary.
-//! - `serve` runs the whole service in one process: write routes, read routes, projectors;
-//! - `command`, `query` and `project` run one role each, for split deployments behind one
-//!   base URL: `command` the write routes (and first-start bootstrap), `query` the read routes
-//!   and the projection status, `project` the projectors (any number of `project` processes:
-//!   one active per projection, the others standby);
-//! - `rebuild` replays the whole log into fresh read models and swaps them in, while the
-//!   service goes on answering from the old ones;
-//! - `republish [--from <position>]` publishes the log to Kafka again from a position;
-//! - `replay [--stream S | --category C] [--from M] [--to M]` prints the log (or a selection)
-//!   as JSON lines on standard output, secrets redacted; M is an RFC 3339 time or a position;
-//! - `verify` checks every stream's hash chain, rebuilds the read models in a scratch schema and
-//!   compares them with the live ones; it prints every difference and exits with status 1 if
-//!   there is any;
-//! - `migrate` brings the PostgreSQL event store's schema up to date and exits.
-//!
-//! `rebuild`, `replay` and `verify` show a progress bar on standard error.
-//!
-//!   With `USERLEDGER_STATUS_LISTEN`, `project` serves `/health`, `/projections/status` and
-//!   `/metrics` there, for health checks;
-//! - `config` prints the effective configuration, secrets masked, with where each value
-//!   came from.
+//! `userledger`: the one binary, one subcommand per role or task ([`Run`]; `userledger
+//! --help` and `userledger <command> --help` explain each). Without a subcommand it serves.
 //!
 //! Configuration: defaults, then a TOML file (`--config <path>` anywhere on the command line,
 //! or `USERLEDGER_CONFIG`), then environment variables; the keys are in `config::KEYS` and the
@@ -28,52 +8,139 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
 use event_store::eventstoredb::EventStoreDbStore;
 use event_store::postgres::PostgresEventStore;
-use events::store::EventStore;
+use events::audit::replay::Selection;
+use events::audit::Moment;
+use events::store::{EventStore, Position};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use secrecy::ExposeSecret;
-use userledger::config::{self, Config, LogFormat};
+use userledger::config::{Config, LogFormat};
+
+/// Users, roles and OAuth applications as event sourcing + CQRS.
+///
+/// Every command reads one configuration: the defaults, then a TOML file (--config, or
+/// USERLEDGER_CONFIG), then environment variables; `userledger config` shows it.
+#[derive(Debug, Parser)]
+#[command(name = "userledger", version, args_override_self = true)]
+struct Cli {
+    /// The TOML configuration file, between the defaults and the environment (without it,
+    /// USERLEDGER_CONFIG names one)
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<String>,
+
+    /// What to run; `serve` without one
+    #[command(subcommand)]
+    command: Option<Run>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+enum Run {
+    /// Serve everything in one process: write routes, read routes and projectors (the default)
+    ///
+    /// Also brings the PostgreSQL event store's schema up to date at start.
+    Serve,
+    /// Serve the write routes (and do the first-start bootstrap), for split deployments
+    Command,
+    /// Serve the read routes and the projections' status, for split deployments
+    ///
+    /// The read models are kept by `project` processes.
+    Query,
+    /// Run the projectors of every read model until stopped
+    ///
+    /// Any number of `project` processes may run: one is active per projection, the others
+    /// stand by. With USERLEDGER_STATUS_LISTEN it serves /health, /projections/status and
+    /// /metrics there, for health checks.
+    Project,
+    /// Rebuild the read models from the whole log and swap them in
+    ///
+    /// The service goes on answering from the old ones meanwhile. Shows a progress bar on
+    /// standard error.
+    Rebuild,
+    /// Publish the log to Kafka again, from a position or from the start
+    ///
+    /// The publisher's checkpoint stays where it is. Needs KAFKA_BROKERS.
+    Republish {
+        /// The log position (a consistency token) to publish from; the start without it
+        #[arg(long, value_name = "POSITION")]
+        from: Option<Position>,
+    },
+    /// Print the log, or a selection of it, as JSON lines, secrets redacted (for auditors)
+    ///
+    /// The summary and a progress bar go to standard error.
+    Replay(ReplayArgs),
+    /// Check every stream's hash chain and compare the read models with a rebuild (for auditors)
+    ///
+    /// The rebuild goes to a scratch schema. Prints every difference, and exits with status 1
+    /// if there is any.
+    Verify,
+    /// Bring the PostgreSQL event store's schema up to date and exit
+    Migrate,
+    /// Print the effective configuration, one `KEY = value (source)` line per key, secrets masked
+    Config,
+}
+
+/// Which events `replay` prints; all of them without a flag.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+struct ReplayArgs {
+    /// Only this stream (`user-<id>`)
+    #[arg(long, value_name = "STREAM", conflicts_with = "category")]
+    stream: Option<String>,
+    /// Only the streams of this category (`user`, `role`, `client`)
+    #[arg(long, value_name = "CATEGORY")]
+    category: Option<String>,
+    /// From this moment on, inclusive: an RFC 3339 time or a log position
+    #[arg(long, value_name = "TIME|POSITION")]
+    from: Option<Moment>,
+    /// Up to this moment, inclusive: an RFC 3339 time or a log position
+    #[arg(long, value_name = "TIME|POSITION")]
+    to: Option<Moment>,
+}
+
+impl From<ReplayArgs> for Selection {
+    fn from(args: ReplayArgs) -> Self {
+        Selection {
+            stream: args.stream,
+            category: args.category,
+            from: args.from,
+            to: args.to,
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let config_file = config::take_config_flag(&mut args)?;
-    let command = if args.is_empty() {
-        "serve".to_owned()
-    } else {
-        args.remove(0)
-    };
-    if matches!(command.as_str(), "help" | "--help" | "-h") {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    let config = Config::from_process(config_file)?;
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Run::Serve);
+    let config = Config::from_process(cli.config)?;
     let traces = init_logs(&config)?;
     // Only where logs are the output: replay and config print their results on standard output.
-    if matches!(command.as_str(), "serve" | "command" | "query" | "project") {
+    if matches!(
+        command,
+        Run::Serve | Run::Command | Run::Query | Run::Project
+    ) {
         warn_of_unknown_variables();
     }
 
-    let done = match command.as_str() {
-        "serve" => serve(&config, Role::Everything).await,
-        "command" => serve(&config, Role::Command).await,
-        "query" => serve(&config, Role::Query).await,
-        "project" => project(&config).await,
-        "rebuild" => rebuild(&config).await,
-        "republish" => republish(&config, args).await,
-        "replay" => replay(&config, args).await,
-        "verify" => verify(&config).await,
-        "migrate" => {
+    let done = match command {
+        Run::Serve => serve(&config, Role::Everything).await,
+        Run::Command => serve(&config, Role::Command).await,
+        Run::Query => serve(&config, Role::Query).await,
+        Run::Project => project(&config).await,
+        Run::Rebuild => rebuild(&config).await,
+        Run::Republish { from } => republish(&config, from).await,
+        Run::Replay(selection) => replay(&config, selection.into()).await,
+        Run::Verify => verify(&config).await,
+        Run::Migrate => {
             connect_postgres(&config).await?;
             tracing::info!("the PostgreSQL event store is up to date");
             Ok(())
         }
-        "config" => {
+        Run::Config => {
             print!("{}", config.render());
             Ok(())
         }
-        other => Err(anyhow::anyhow!("unknown command {other:?}; {USAGE}")),
     };
     if let Some(provider) = traces {
         // The spans still in the batch go out before the process ends.
@@ -81,10 +148,6 @@ async fn main() -> anyhow::Result<()> {
     }
     done
 }
-
-const USAGE: &str = "usage: userledger [--config FILE] [serve|command|query|project|rebuild|migrate|verify|config]
-       userledger replay [--stream STREAM | --category CATEGORY] [--from TIME|POSITION] [--to TIME|POSITION]
-       userledger republish [--from POSITION]";
 
 /// Logs on standard output: JSON lines, or text with `USERLEDGER_LOG_FORMAT=text`. With
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`, spans (each request's, with its ids) also go to that
@@ -138,7 +201,7 @@ fn warn_of_unknown_variables() {
     let names: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .collect();
-    for name in config::unknown_variables(names.iter().map(String::as_str)) {
+    for name in userledger::config::unknown_variables(names.iter().map(String::as_str)) {
         tracing::warn!(variable = name, "not a configuration key: ignored");
     }
 }
@@ -282,28 +345,9 @@ fn projectors(
     }
 }
 
-/// Publishes the log to Kafka again from `--from <position>` (from the start without it), with
-/// a progress bar on standard error. The publisher's checkpoint stays where it is.
-async fn republish(config: &Config, arguments: Vec<String>) -> anyhow::Result<()> {
-    let mut arguments = arguments.into_iter();
-    let mut from = None;
-    while let Some(argument) = arguments.next() {
-        match argument.as_str() {
-            "--from" => {
-                let position = arguments
-                    .next()
-                    .context("--from needs a log position (a consistency token)")?;
-                from = Some(
-                    position
-                        .parse()
-                        .with_context(|| format!("--from {position:?} is not a log position"))?,
-                );
-            }
-            other => {
-                bail!("unknown option {other:?}; usage: userledger republish [--from <position>]")
-            }
-        }
-    }
+/// Publishes the log to Kafka again from `from` (from the start without it), with a progress
+/// bar on standard error. The publisher's checkpoint stays where it is.
+async fn republish(config: &Config, from: Option<Position>) -> anyhow::Result<()> {
     let settings = kafka_settings(config).context("set KAFKA_BROKERS to republish")?;
     let (store, _postgres) = event_store(config).await?;
     let bar = progress_bar("publishing again")?;
@@ -365,10 +409,8 @@ fn progress_bar(message: &'static str) -> anyhow::Result<indicatif::ProgressBar>
 
 /// Prints the log, or the selection the arguments make, as JSON lines on standard output;
 /// the summary goes to standard error.
-async fn replay(config: &Config, arguments: Vec<String>) -> anyhow::Result<()> {
+async fn replay(config: &Config, selection: Selection) -> anyhow::Result<()> {
     use std::io::Write;
-    let selection = events::audit::replay::Selection::from_args(arguments)
-        .map_err(|reason| anyhow::anyhow!("{reason}; {USAGE}"))?;
     let (store, _postgres) = event_store(config).await?;
     let bar = progress_bar("replaying the log")?;
     let started = std::time::Instant::now();
@@ -510,4 +552,80 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("userledger").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_is_the_default() {
+        let cli = parse(&[]).expect("valid");
+        assert_eq!(cli.command, None);
+        assert_eq!(cli.config, None);
+    }
+
+    #[test]
+    fn config_is_taken_anywhere_on_the_command_line() {
+        for args in [
+            &["--config", "a.toml", "serve"][..],
+            &["serve", "--config", "a.toml"],
+            &["--config=a.toml", "replay", "--stream", "user-1"],
+            &["replay", "--stream", "user-1", "--config", "a.toml"],
+            &["republish", "--config=a.toml", "--from", "10"],
+            &["--config", "b.toml", "config", "--config", "a.toml"],
+            &["--config", "a.toml"],
+        ] {
+            let cli = parse(args).unwrap_or_else(|error| panic!("{args:?}: {error}"));
+            assert_eq!(cli.config.as_deref(), Some("a.toml"), "{args:?}");
+        }
+        assert!(parse(&["serve", "--config"]).is_err());
+    }
+
+    #[test]
+    fn replay_and_republish_read_their_flags() {
+        let cli = parse(&["replay", "--category", "user", "--from", "10", "--to", "20"]).unwrap();
+        let Some(Run::Replay(args)) = cli.command else {
+            panic!("{cli:?}")
+        };
+        let selection = Selection::from(args);
+        assert_eq!(selection.category.as_deref(), Some("user"));
+        assert_eq!(selection.from, Some("10".parse().unwrap()));
+        assert_eq!(selection.to, Some("20".parse().unwrap()));
+        assert!(parse(&["replay", "--stream", "a", "--category", "b"]).is_err());
+        assert!(parse(&["replay", "--from", "yesterday"]).is_err());
+        assert!(parse(&["replay", "--everything"]).is_err());
+
+        let cli = parse(&["republish", "--from", "42"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Some(Run::Republish {
+                from: Some("42".parse().unwrap())
+            })
+        );
+        assert!(parse(&["republish", "--from", "nowhere"]).is_err());
+        assert!(parse(&["republish", "--to", "1"]).is_err());
+    }
+
+    #[test]
+    fn unknown_commands_and_flags_are_refused() {
+        for args in [
+            &["serv"][..],
+            &["serve", "--listen", "x"],
+            &["verify", "extra"],
+        ] {
+            let error = parse(args).expect_err("refused");
+            assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
+        }
+    }
 }

@@ -309,3 +309,77 @@ fn free_address() -> String {
         .expect("a free port")
         .to_string()
 }
+
+#[tokio::test]
+async fn every_subcommand_explains_itself_with_help() {
+    let output = run(&["--help"], &[]).await;
+    assert!(output.status.success(), "{output:?}");
+    let help = String::from_utf8_lossy(&output.stdout).into_owned();
+    let subcommands = [
+        "serve",
+        "command",
+        "query",
+        "project",
+        "rebuild",
+        "republish",
+        "replay",
+        "verify",
+        "migrate",
+        "config",
+    ];
+    for subcommand in subcommands {
+        assert!(
+            help.lines()
+                .any(|line| line.split_whitespace().next() == Some(subcommand)
+                    && line.split_whitespace().count() > 1),
+            "{subcommand} is not explained:\n{help}"
+        );
+    }
+    assert!(help.contains("--config <FILE>"), "{help}");
+
+    for subcommand in subcommands {
+        for flag in ["--help", "-h"] {
+            let output = run(&[subcommand, flag], &[]).await;
+            let help = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "{subcommand} {flag}: {output:?}");
+            assert!(
+                help.contains(&format!("Usage: userledger {subcommand}")),
+                "{subcommand}: {help}"
+            );
+            assert!(help.contains("--config <FILE>"), "{subcommand}: {help}");
+        }
+    }
+    let help = text(&run(&["help", "replay"], &[]).await);
+    for flag in ["--stream", "--category", "--from", "--to"] {
+        assert!(help.contains(flag), "replay's {flag}: {help}");
+    }
+    let help = text(&run(&["republish", "--help"], &[]).await);
+    assert!(help.contains("--from <POSITION>"), "{help}");
+}
+
+#[tokio::test]
+async fn unknown_subcommands_and_flags_are_refused_before_anything_runs() {
+    let listen = free_address();
+    let env = [("USERLEDGER_LISTEN", listen.as_str())];
+    for (args, named) in [
+        (&["serv"][..], "serv"),
+        (&["serve", "--listen", "x"], "--listen"),
+        (&["--verbose", "config"], "--verbose"),
+        (&["replay", "--everything"], "--everything"),
+        (&["republish", "--to", "5"], "--to"),
+        (&["republish", "--from", "nowhere"], "nowhere"),
+        (
+            &["replay", "--stream", "user-1", "--category", "user"],
+            "--category",
+        ),
+    ] {
+        let output = tokio::time::timeout(Duration::from_secs(30), run(args, &env))
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} went on running"));
+        let said = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains(named), "{args:?}: {said}");
+        // The usage, or where to find it.
+        assert!(said.contains("--help"), "{args:?}: {said}");
+    }
+}

@@ -10,6 +10,10 @@
 //! key's theoretical arrival time is at most a minute ahead of now, which allows a burst of a
 //! minute's worth and then the configured rate. The client of a write is the `client` claim of
 //! its bearer token (verified); of a token request, its `client_id` (form or Basic auth).
+//!
+//! Why not the `governor` crate: a request counts against its IP address and its client
+//! together, all or nothing, so that a request refused for one key spends nothing of the other
+//! (`a_refused_request_counts_against_no_key`); `governor` checks and spends one key at a time.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

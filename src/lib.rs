@@ -1,5 +1,7 @@
 //! The `userledger` binary's library: what its tests need to see of it.
 //!
-//! Layout: `main.rs` is the binary (its subcommands); [`config`] is its layered configuration.
+//! # Layout
+//! - `main.rs`: the binary, its subcommands (clap) and how each assembles the services;
+//! - [`config`]: its layered configuration (figment): every key, validation and masking.
 
 pub mod config;

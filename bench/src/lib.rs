@@ -1,5 +1,11 @@
 //! Shared pieces of the benchmark programs: a bounded closed-loop load driver and the result
 //! files under `bench/results/`.
+//!
+//! # Layout
+//! - this file: [`Measurement`], the load driver, the durable PostgreSQL the programs measure,
+//!   and writing results; [`http1`]: a lean kept-alive HTTP/1.1 client (as cheap as pgbench's
+//!   libpq); [`seeding`]: users written straight into the log.
+//! - `src/bin/`: one program per target: `event_store`, `commands`, `queries`, `kafka`.
 
 pub mod http1;
 pub mod seeding;

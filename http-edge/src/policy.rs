@@ -179,3 +179,84 @@ async fn admit(
     request.extensions_mut().insert(caller.clone());
     Ok((request, Some(caller), permit))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::auth::{TokenClaims, TokenKind, TokenUse};
+
+    fn admin(role: &str, scope: &[&str], client_scope: &[&str]) -> Caller {
+        let strings = |scopes: &[&str]| scopes.iter().map(|s| (*s).to_owned()).collect();
+        Caller {
+            edge: Edge::Admin,
+            request: RequestIds::new(),
+            claims: TokenClaims {
+                sub: Uuid::now_v7().to_string(),
+                kind: TokenKind::Delegated,
+                token_use: TokenUse::Access,
+                role: role.into(),
+                scope: strings(scope),
+                client: Uuid::now_v7().to_string(),
+                client_scope: strings(client_scope),
+                iat: 0,
+                exp: 0,
+                jti: Uuid::nil(),
+            },
+        }
+    }
+
+    fn refused_scope(check: &ScopeCheck, caller: &Caller) -> Option<serde_json::Value> {
+        match check.check(caller) {
+            Ok(()) => None,
+            Err(ApiError::InsufficientPrivileges(info)) => Some(info["requiredScope"].clone()),
+            Err(other) => panic!("not a scope refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_check_passes_its_holder_and_refuses_naming_its_scope() {
+        let nobody = admin("user", &["delegated:all"], &["delegated:all"]);
+        let super_admin = admin("super_admin", &[], &[]);
+        let shared = ScopeCheck::Shared("profile:ban:write".into());
+        assert_eq!(
+            refused_scope(&shared, &nobody),
+            Some(json!("admin:profile:ban:write"))
+        );
+        assert_eq!(refused_scope(&shared, &super_admin), None);
+
+        let session = ScopeCheck::Session("admin:system:client:read".into());
+        assert_eq!(
+            refused_scope(&session, &super_admin),
+            Some(json!("admin:system:client:read")),
+            "a session check has no super_admin bypass"
+        );
+        let holder = admin("admin", &["admin:all"], &["admin:all"]);
+        assert_eq!(refused_scope(&session, &holder), None);
+
+        let roles = ScopeCheck::SessionOrSuperAdmin("delegated:roles:read".into());
+        assert_eq!(refused_scope(&roles, &super_admin), None);
+        let narrow = admin("user", &["delegated:all"], &["delegated:profile:read"]);
+        assert_eq!(
+            refused_scope(&roles, &narrow),
+            Some(json!("delegated:roles:read"))
+        );
+
+        let any = ScopeCheck::SessionAny(vec![
+            "admin:system:internal-client:write".into(),
+            "admin:system:external-client:write".into(),
+        ]);
+        let external = admin(
+            "admin",
+            &["admin:system:external-client:write"],
+            &["admin:all"],
+        );
+        assert_eq!(refused_scope(&any, &external), None);
+        assert_eq!(
+            refused_scope(&any, &nobody),
+            Some(json!("admin:system:external-client:write"))
+        );
+    }
+}

@@ -149,11 +149,14 @@ pub async fn retrieve_user_info(
                 LookupField::Email => "lower(email)",
                 _ => "sanitized_email",
             };
-            let emails: Vec<String> = targets.iter().map(|t| t.to_lowercase()).collect();
+            // Both sides lowercased by PostgreSQL, as the `lower(email)` index is: one rule
+            // (Rust's `to_lowercase` knows more of Unicode than the database's `lower`).
             sqlx::query_scalar(&format!(
-                "SELECT document::text FROM read_models.users WHERE {column} = ANY($1) ORDER BY id"
+                "SELECT document::text FROM read_models.users \
+                  WHERE {column} = ANY(ARRAY(SELECT lower(t) FROM unnest($1::text[]) AS t)) \
+                  ORDER BY id"
             ))
-            .bind(&emails)
+            .bind(&targets)
             .fetch_all(database)
             .await?
         }

@@ -58,6 +58,7 @@ async fn projector_processes_killed_at_random_moments_end_identical_to_a_clean_r
     let mut kills = 0;
     while kills < MIN_KILLS || writers.iter().any(|writer| !writer.is_finished()) {
         let mut projector = project(database.url());
+        // A random moment to kill it at is the point, start-up and mid-batch included.
         tokio::time::sleep(Duration::from_millis(rand::random_range(50..700))).await;
         projector.start_kill().expect("SIGKILL");
         projector.wait().await.expect("the projector is reaped");

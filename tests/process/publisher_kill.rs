@@ -62,6 +62,7 @@ async fn a_publisher_killed_at_random_moments_loses_nothing_and_repeats_only_ids
             while checkpoint(&pool).await <= before && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            // The random moment to kill it at is the point, here and below.
             tokio::time::sleep(Duration::from_millis(rand::random_range(0..1_000))).await;
         } else {
             tokio::time::sleep(Duration::from_millis(rand::random_range(500..2_500))).await;

@@ -307,15 +307,20 @@ pub async fn whole_log(store: &PostgresEventStore) -> Vec<RecordedEvent> {
         .fetch_one(store.pool())
         .await
         .expect("the log counts");
-    for _ in 0..500 {
-        let log = store
-            .read_all(None, usize::MAX)
-            .await
-            .expect("the log reads");
-        if log.len() as i64 == written {
-            return log;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the log's {written} events did not all become readable within 10 s");
+    crate::wait::eventually(
+        std::time::Duration::from_secs(10),
+        &format!("the log's {written} events are all readable"),
+        || async {
+            let log = store
+                .read_all(None, usize::MAX)
+                .await
+                .expect("the log reads");
+            if log.len() as i64 == written {
+                Ok(log)
+            } else {
+                Err(format!("{} readable", log.len()))
+            }
+        },
+    )
+    .await
 }

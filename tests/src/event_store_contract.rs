@@ -12,6 +12,8 @@ use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::wait::eventually;
+
 /// Bound on every wait for an event to arrive.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -308,27 +310,33 @@ pub async fn claims_follow_their_append(store: &dyn EventStore) {
 
 /// Every event of the namespace in the global log, in log order, once `count` of them are
 /// visible. Readers of the log may lag a moment behind appends (any transaction still running
-/// in the cluster holds them back), so this waits, within [`PATIENCE`].
+/// in the cluster holds them back), so this waits, within [`PATIENCE`], and panics past it
+/// rather than answer fewer events than were written.
 pub async fn read_namespace(
     store: &dyn EventStore,
     ns: &Namespace,
     count: usize,
 ) -> Vec<RecordedEvent> {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let mut ours = Vec::new();
-        let mut after = None;
-        loop {
-            let page = store.read_all(after, 500).await.unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some(last.position);
-            ours.extend(page.into_iter().filter(|e| ns.owns(e)));
-        }
-        if ours.len() >= count || tokio::time::Instant::now() > deadline {
-            return ours;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        PATIENCE,
+        &format!("{count} events of the namespace are readable"),
+        || async {
+            let mut ours = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store.read_all(after, 500).await.unwrap();
+                let Some(last) = page.last() else { break };
+                after = Some(last.position);
+                ours.extend(page.into_iter().filter(|e| ns.owns(e)));
+            }
+            if ours.len() >= count {
+                Ok(ours)
+            } else {
+                Err(format!("{} of them", ours.len()))
+            }
+        },
+    )
+    .await
 }
 
 /// Reading the global log from a position returns what follows it, in order, in pages.

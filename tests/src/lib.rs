@@ -9,6 +9,8 @@
 //!   follows the log.
 //! - [`kafka`]: a `tansu` broker per process (or `KAFKA_BROKERS`), brokers a test can stop and
 //!   restart, and a reader of every partition of a topic.
+//! - [`wait`]: [`eventually`], a bounded poll of a condition that fails clearly at its deadline
+//!   (tests wait for conditions, not for fixed times).
 //!
 //! `TEST_LOG=1` shows the logs of the code under test.
 
@@ -16,10 +18,12 @@ pub mod app;
 pub mod history;
 pub mod kafka;
 pub mod postgres;
+pub mod wait;
 pub mod world;
 
 pub use app::{spawn_app, TestApp};
 pub use postgres::{PostgresCluster, TestDatabase};
+pub use wait::eventually;
 
 /// Sends the logs of the code under test to the test output when `TEST_LOG` is set.
 pub fn init_test_log() {

@@ -3,7 +3,7 @@
 //! routes run them: for tests of what follows the log (read models, the Kafka publisher).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use command_service::pipeline::execute;
@@ -19,6 +19,7 @@ use sqlx::PgPool;
 
 use crate::app::test_settings;
 use crate::history::create_user;
+use crate::wait::eventually;
 use crate::TestDatabase;
 
 /// Attempts of a command when writers race (the pipeline's retries).
@@ -100,32 +101,39 @@ impl World {
     }
 
     /// Every event of the log, in order: once readers see all that has committed (they may lag
-    /// a moment behind commits while other transactions in the cluster run).
+    /// a moment behind commits while other transactions in the cluster run). Panics if they do
+    /// not within 30 s: a partial log would let a test pass or fail on the wrong events.
     pub async fn log(&self) -> Vec<RecordedEvent> {
         let committed: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
             .fetch_one(&self.pool)
             .await
             .expect("the log's head");
         let committed = committed.map(|p| Position::at(p as u64));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let mut all: Vec<RecordedEvent> = Vec::new();
-            loop {
-                let page = self
-                    .store
-                    .read_all(all.last().map(|e| e.position), 1_000)
-                    .await
-                    .expect("the log reads");
-                if page.is_empty() {
-                    break;
+        eventually(
+            Duration::from_secs(30),
+            &format!("the log up to {committed:?} is readable"),
+            || async {
+                let mut all: Vec<RecordedEvent> = Vec::new();
+                loop {
+                    let page = self
+                        .store
+                        .read_all(all.last().map(|e| e.position), 1_000)
+                        .await
+                        .expect("the log reads");
+                    if page.is_empty() {
+                        break;
+                    }
+                    all.extend(page);
                 }
-                all.extend(page);
-            }
-            if all.last().map(|e| e.position) == committed || Instant::now() > deadline {
-                return all;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+                let read_to = all.last().map(|e| e.position);
+                if read_to == committed {
+                    Ok(all)
+                } else {
+                    Err(format!("{} events, up to {read_to:?}", all.len()))
+                }
+            },
+        )
+        .await
     }
 
     pub async fn last_position(&self) -> Position {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use test_support::wait::{eventually, holds};
 use test_support::{spawn_app, TestApp};
 
 const PASSWORD: &str = "a-good-password-1";
@@ -500,23 +501,23 @@ async fn verify_finds_a_read_model_row_altered_by_hand() {
     )
     .await;
     assert_eq!(status, 200);
-    let mut altered = 0;
-    for _ in 0..100 {
-        altered = sqlx::query(
-            "UPDATE read_models.users SET document = jsonb_set(document::jsonb, '{credits}', '12345')::json
-              WHERE id = $1::uuid AND document->>'credits' = '5'",
-        )
-        .bind(&id)
-        .execute(app.store.pool())
-        .await
-        .expect("the row updates")
-        .rows_affected();
-        if altered == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(altered, 1, "the read model caught up");
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the read model has the credits, to alter",
+        || async {
+            let altered = sqlx::query(
+                "UPDATE read_models.users SET document = jsonb_set(document::jsonb, '{credits}', '12345')::json
+                  WHERE id = $1::uuid AND document->>'credits' = '5'",
+            )
+            .bind(&id)
+            .execute(app.store.pool())
+            .await
+            .expect("the row updates")
+            .rows_affected();
+            holds(altered == 1, format!("{altered} rows altered"))
+        },
+    )
+    .await;
 
     let found = verify(&app).await;
     assert!(!found.is_clean());

@@ -7,6 +7,7 @@ use command_service::Application;
 use event_store::postgres::PostgresEventStore;
 use events::store::EventStore;
 use test_support::app::test_settings;
+use test_support::wait::eventually;
 use test_support::TestDatabase;
 
 async fn event_types(store: &PostgresEventStore) -> Vec<String> {
@@ -47,17 +48,19 @@ async fn concurrent_first_starts_and_restarts_bootstrap_once() {
     for started in starts {
         started.await.unwrap();
     }
-    let first = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
+    let first = eventually(
+        std::time::Duration::from_secs(10),
+        "the bootstrap events become visible",
+        || async {
             let types = event_types(&store).await;
             if types.iter().filter(|t| *t == "RoleCreated").count() == 5 {
-                break types;
+                Ok(types)
+            } else {
+                Err(types)
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the bootstrap events become visible");
+        },
+    )
+    .await;
 
     let count = |name: &str| first.iter().filter(|t| *t == name).count();
     assert_eq!(count("RoleCreated"), 5, "{first:?}");

@@ -29,6 +29,7 @@ use projections::KafkaSettings;
 use serde_json::{json, Value};
 use test_support::history::HASH;
 use test_support::kafka::{Broker, Received, TopicReader};
+use test_support::wait::eventually;
 use test_support::world::World;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -519,7 +520,8 @@ async fn a_broker_stopped_for_30_seconds_mid_stream_loses_nothing() {
     let writing = {
         let world = world.clone();
         tokio::spawn(async move {
-            // 4 writes a second for 40 s: they keep succeeding while the broker is away.
+            // 4 writes a second for 40 s: they keep succeeding while the broker is away. The
+            // pace is the point (writes spread over the whole outage), not a wait.
             for _ in 0..160 {
                 world
                     .user(
@@ -531,9 +533,32 @@ async fn a_broker_stopped_for_30_seconds_mid_stream_loses_nothing() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Mid-stream: the publisher has published the first writes when the broker stops (within
+    // 10 s, so that most of the 40 s of writes fall in the outage).
+    let kafka = publisher.progress[projections::publisher::NAME].clone();
+    let stream = User::stream_name(user);
+    eventually(
+        Duration::from_secs(10),
+        "the first writes are published before the outage",
+        || async {
+            let third_write = world
+                .log()
+                .await
+                .iter()
+                .filter(|e| e.stream == stream)
+                .nth(3)
+                .map(|e| e.position);
+            let published = kafka.borrow().position;
+            match (third_write, published) {
+                (Some(write), Some(at)) if at >= write => Ok(()),
+                seen => Err(seen),
+            }
+        },
+    )
+    .await;
     broker.suspend().expect("the broker stops");
     let stopped_at = world.log().await.len();
+    // The outage's length is the point: the publisher's requests time out meanwhile.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let during_outage = world.log().await.len() - stopped_at;
     broker.resume().expect("the broker runs again");

@@ -199,6 +199,8 @@ async fn a_subscriber_sees_every_event_once_in_order_despite_out_of_order_commit
                         )
                         .await
                         .unwrap();
+                    // The random time held open is the point: it makes commits land out of
+                    // position order.
                     let delay = rand::rng().random_range(0..3_000);
                     tokio::time::sleep(Duration::from_micros(delay)).await;
                     transaction.commit().await.unwrap();

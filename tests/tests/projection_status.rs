@@ -7,6 +7,7 @@ use command_service::Application;
 use events::store::{EventStore, Position};
 use serde_json::Value;
 use test_support::app::test_settings;
+use test_support::wait::{eventually, holds};
 use test_support::{spawn_app, TestDatabase};
 
 async fn head(store: &dyn EventStore) -> Position {
@@ -34,10 +35,9 @@ async fn status(http: &reqwest::Client, address: &str) -> Value {
 async fn the_status_and_metrics_show_the_projectors_running_here_at_the_head() {
     let app = spawn_app().await;
     let head = head(&*app.store).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     // `head` is where the log stood as this test could first read it; the projectors end at
     // the log's real head, which is there or beyond (a reader may lag a moment behind commits).
-    let (status, head) = loop {
+    let (status, head) = eventually(Duration::from_secs(30), "caught up", || async {
         let status = status(&app.http, &app.address).await;
         let positions: Vec<Option<Position>> = projections::READ_MODEL_NAMES
             .iter()
@@ -52,12 +52,12 @@ async fn the_status_and_metrics_show_the_projectors_running_here_at_the_head() {
         let idle = projections::READ_MODEL_NAMES
             .iter()
             .all(|name| status["projections"][name]["lagMs"] == 0);
-        if let (Some(at), true) = (settled, idle) {
-            break (status, at);
+        match (settled, idle) {
+            (Some(at), true) => Ok((status, at)),
+            _ => Err(status),
         }
-        assert!(std::time::Instant::now() < deadline, "caught up: {status}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     for name in projections::READ_MODEL_NAMES {
         let projection = &status["projections"][name];
         assert_eq!(projection["active"], true, "{status}");
@@ -116,6 +116,8 @@ async fn a_process_without_projectors_reports_the_checkpoints_and_a_growing_lag(
     let address = format!("http://{}", app.local_addr().unwrap());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let http = reqwest::Client::new();
+    // Time passing is the point here: with nothing projected, the lag is the age of the oldest
+    // unapplied event (bootstrap's), so it is at least this much.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let behind = status(&http, &address).await;
     for name in projections::READ_MODEL_NAMES {
@@ -142,8 +144,7 @@ async fn a_process_without_projectors_reports_the_checkpoints_and_a_growing_lag(
     }
     // Each checkpoint, as this process reports it, is where that projector stands (at the
     // log's head, `head` or beyond: a reader may lag a moment behind commits).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), "caught up", || async {
         let caught_up = status(&http, &address).await;
         let settled = projections::READ_MODEL_NAMES.iter().all(|name| {
             let projection = &caught_up["projections"][name];
@@ -155,15 +156,9 @@ async fn a_process_without_projectors_reports_the_checkpoints_and_a_growing_lag(
                 && projection["lagMs"] == 0
                 && here.is_some_and(|here| projection["position"] == Value::String(here))
         });
-        if settled {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "caught up: {caught_up}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        holds(settled, caught_up)
+    })
+    .await;
     stop.send(true).unwrap();
     models.stopped().await;
 }

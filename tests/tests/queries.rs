@@ -14,6 +14,7 @@ use event_store::postgres::PostgresEventStore;
 use events::store::EventStore;
 use serde_json::{json, Value};
 use test_support::app::{test_settings, ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, CLIENT_SECRET};
+use test_support::wait::eventually;
 use test_support::TestDatabase;
 use tokio::sync::watch;
 
@@ -930,16 +931,24 @@ async fn subscriptions_are_shown_as_they_stand_at_reading_time() {
     };
     let mut ids = Vec::new();
     for name in &names {
-        let mut user = find(&listed.body, name);
-        for _ in 0..100 {
-            if !user.is_null() {
-                break;
+        let user = match find(&listed.body, name) {
+            Value::Null => {
+                eventually(
+                    Duration::from_secs(10),
+                    &format!("{name} is listed"),
+                    || async {
+                        let again = app.get("/user/admin-api/list?limit=10", &admin, None).await;
+                        match find(&again.body, name) {
+                            Value::Null => Err(again.body),
+                            user => Ok(user),
+                        }
+                    },
+                )
+                .await
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let again = app.get("/user/admin-api/list?limit=10", &admin, None).await;
-            user = find(&again.body, name);
-        }
-        ids.push(user["_id"].as_str().expect("the user is listed").to_owned());
+            user => user,
+        };
+        ids.push(user["_id"].as_str().expect("an _id").to_owned());
     }
     let future = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
     let past = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339();

@@ -21,6 +21,7 @@ use projections::runtime::{Progress, Projection, Projector};
 use projections::users::UsersReadModel;
 use serde_json::Value;
 use test_support::history::HASH;
+use test_support::wait::{eventually, holds};
 use test_support::world::World;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -67,6 +68,46 @@ async fn reach(progress: &mut watch::Receiver<Progress>, position: Position) {
     .await
     .expect("the projection catches up in time")
     .expect("the projector runs");
+}
+
+/// The connection of a projector instance standing by: in this test's database, idle after a
+/// `pg_try_advisory_lock` that did not take the lock (it holds no advisory lock). Waits for
+/// exactly one such connection; panics if none shows within 30 s (the instance never started,
+/// or never asked) or if it took a lock.
+async fn standby_lock_connection(world: &World) -> i32 {
+    eventually(
+        Duration::from_secs(30),
+        "a projector instance stands by, refused the lock",
+        || async {
+            let standing_by: Vec<i32> = sqlx::query_scalar(
+                "SELECT pid FROM pg_stat_activity a
+                  WHERE datname = current_database() AND state = 'idle'
+                    AND query = 'SELECT pg_try_advisory_lock($1)'
+                    AND NOT EXISTS (SELECT 1 FROM pg_locks l
+                                     WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)",
+            )
+            .fetch_all(&world.pool)
+            .await
+            .expect("the activity reads");
+            match standing_by[..] {
+                [pid] => Ok(pid),
+                _ => Err(standing_by),
+            }
+        },
+    )
+    .await
+}
+
+/// The backends of this test's database that hold an advisory lock.
+async fn advisory_lock_holders(world: &World) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks
+          WHERE locktype = 'advisory' AND granted
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_all(&world.pool)
+    .await
+    .expect("the locks read")
 }
 
 /// Runs `projection` into `schema` until the log's end as it is now, then stops it.
@@ -379,10 +420,25 @@ async fn two_instances_active_at_once_never_apply_an_event_twice() {
     let (mut first, stop_first, first_task) = start(&world);
     reach(&mut first, world.last_position().await).await;
     let (mut second, stop_second, second_task) = start(&world);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        !second.borrow().active,
-        "the second instance waits as a standby"
+    // The second instance has started and asked for the lock the first one holds, and was
+    // refused: its lock connection sits idle after a failed `pg_try_advisory_lock` (it tries
+    // again every half second) and holds no advisory lock.
+    let standby = standby_lock_connection(&world).await;
+    let holders = advisory_lock_holders(&world).await;
+    assert_eq!(holders.len(), 1, "one lock held: {holders:?}");
+    assert_ne!(holders[0], standby, "the lock is the first instance's");
+    // While it stands by, the log moves on: the first instance applies, the second nothing.
+    world.create_user("twin_late").await;
+    reach(&mut first, world.last_position().await).await;
+    assert_eq!(
+        *second.borrow(),
+        Progress::default(),
+        "the second instance waits as a standby, applying nothing"
+    );
+    assert_eq!(
+        standby_lock_connection(&world).await,
+        standby,
+        "the same standby, still asking"
     );
 
     // The first instance's lock connection drops while the instance goes on (a network blip):
@@ -417,23 +473,20 @@ async fn two_instances_active_at_once_never_apply_an_event_twice() {
             .await;
     }
     let end = world.last_position().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let at: i64 = sqlx::query_scalar(
-            "SELECT commit_position FROM read_models.projection_checkpoints WHERE projection = 'users'",
-        )
-        .fetch_one(&world.pool)
-        .await
-        .unwrap();
-        if at as u64 >= end.commit {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the projection catches up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the projection catches up",
+        || async {
+            let at: i64 = sqlx::query_scalar(
+                "SELECT commit_position FROM read_models.projection_checkpoints WHERE projection = 'users'",
+            )
+            .fetch_one(&world.pool)
+            .await
+            .unwrap();
+            holds(at as u64 >= end.commit, format!("checkpoint at {at}, log at {end:?}"))
+        },
+    )
+    .await;
     stop_first.send(true).unwrap();
     stop_second.send(true).unwrap();
     first_task.await.unwrap().expect("a clean stop");
@@ -490,25 +543,22 @@ async fn a_rebuild_swaps_in_under_live_projectors_which_resume_from_it() {
 
     // The live projectors found their checkpoints moved and resumed from the rebuilt ones.
     let end = world.last_position().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let behind: i64 = sqlx::query_scalar(
-            "SELECT $2 - count(*) FROM read_models.projection_checkpoints WHERE commit_position >= $1",
-        )
-        .bind(end.commit as i64)
-        .bind(projections::READ_MODEL_NAMES.len() as i64)
-        .fetch_one(&world.pool)
-        .await
-        .unwrap();
-        if behind == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the projectors catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(30),
+        "the projectors catch up",
+        || async {
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT $2 - count(*) FROM read_models.projection_checkpoints WHERE commit_position >= $1",
+            )
+            .bind(end.commit as i64)
+            .bind(projections::READ_MODEL_NAMES.len() as i64)
+            .fetch_one(&world.pool)
+            .await
+            .unwrap();
+            holds(behind == 0, format!("{behind} behind {end:?}"))
+        },
+    )
+    .await;
     stop.send(true).unwrap();
     models.stopped().await;
 

@@ -2,14 +2,16 @@
 //! user-following/following), client edge only: answer shapes and the empty answers of today
 //! (the domain has no follow or block event yet), session scopes, delegated tokens refused,
 //! query validation, unknown users, and, with rows written straight into the read model's
-//! tables, what the routes make of follows and blocks (approved only for follow-status,
-//! keyset pages that skip and repeat nothing).
+//! tables until follow and block events exist (see `followed`), what the routes make of
+//! follows and blocks (approved only for follow-status, keyset pages that skip and repeat
+//! nothing).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use events::values::UserId;
 use serde_json::{json, Value};
+use test_support::wait::{eventually, holds};
 use test_support::{spawn_app, TestApp};
 use uuid::Uuid;
 
@@ -27,49 +29,105 @@ async fn users(app: &TestApp, names: &[&str]) -> Vec<Uuid> {
         let id: UserId = app.register_user(name, PASSWORD, "user").await;
         ids.push(id.as_uuid());
     }
-    let started = Instant::now();
-    loop {
-        let tables_ready: bool = sqlx::query_scalar(
-            "SELECT to_regclass('read_models.follows') IS NOT NULL
-                AND to_regclass('read_models.blocks') IS NOT NULL",
-        )
-        .fetch_one(app.store.pool())
-        .await
-        .expect("the catalogue answers");
-        let known: i64 = if tables_ready {
-            sqlx::query_scalar("SELECT count(*) FROM read_models.users WHERE id = ANY($1)")
-                .bind(&ids)
-                .fetch_one(app.store.pool())
-                .await
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        if known as usize == ids.len() {
-            return ids;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the read models never caught up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the read models hold the users",
+        || async {
+            let tables_ready: bool = sqlx::query_scalar(
+                "SELECT to_regclass('read_models.users') IS NOT NULL
+                    AND to_regclass('read_models.follows') IS NOT NULL
+                    AND to_regclass('read_models.blocks') IS NOT NULL",
+            )
+            .fetch_one(app.store.pool())
+            .await
+            .expect("the catalogue answers");
+            if !tables_ready {
+                return Err("the read models' tables are not all there yet".to_owned());
+            }
+            let known: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM read_models.users WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .fetch_one(app.store.pool())
+                    .await
+                    .expect("the users read model answers");
+            holds(
+                known as usize == ids.len(),
+                format!("{known} of {} users", ids.len()),
+            )
+        },
+    )
+    .await;
+    ids
 }
 
-/// A follow row, as the social projection will write it once follow events exist.
-async fn insert_follow(app: &TestApp, id: Uuid, source: Uuid, target: Uuid, approved: bool) {
-    sqlx::query(
+// Rows of the social read model, written by hand until the domain has follow and block
+// events: today `SocialReadModel::apply` (projections/src/social.rs) applies no event, so no
+// command can make the projector write a row, and the routes' reading of rows can be tested
+// only with rows put there directly. To keep that honest, each row is one the projection is
+// specified to write for the event named, with the statement its `apply` documents for that
+// event (the same columns, the same `ON CONFLICT`) and the event's values: the follow's `id`
+// is the follow's UUIDv7 made at the event's time, which is `created_at`. Once social events
+// exist, these helpers go and the tests run the follow and block commands instead.
+
+/// A moment in the past, the time of the social events these tests stand in for.
+fn event_time(seconds_after: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+        + chrono::Duration::seconds(seconds_after.into())
+}
+
+/// The follow's id, as the follow command makes it at `at`: a UUIDv7 of that time.
+fn follow_id(at: DateTime<Utc>) -> Uuid {
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        at.timestamp() as u64,
+        at.timestamp_subsec_nanos(),
+    ))
+}
+
+/// The row of "`source` followed `target`" (`approved`) or "`source` asked to follow `target`"
+/// (a private user: not approved), at `at`.
+async fn followed(
+    app: &TestApp,
+    source: Uuid,
+    target: Uuid,
+    approved: bool,
+    at: DateTime<Utc>,
+) -> Uuid {
+    let id = follow_id(at);
+    let inserted = sqlx::query(
         "INSERT INTO read_models.follows (id, source, target, approved, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, target) DO NOTHING",
     )
     .bind(id)
     .bind(source)
     .bind(target)
     .bind(approved)
-    .bind(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
+    .bind(at)
     .execute(app.store.pool())
     .await
-    .expect("the follow is inserted");
+    .expect("the follow is written")
+    .rows_affected();
+    assert_eq!(
+        inserted, 1,
+        "a follow of {source} to {target} was there already"
+    );
+    id
+}
+
+/// The row of "`source` blocked `target`", at `at`.
+async fn blocked(app: &TestApp, source: Uuid, target: Uuid, at: DateTime<Utc>) {
+    let inserted = sqlx::query(
+        "INSERT INTO read_models.blocks (source, target, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(source)
+    .bind(target)
+    .bind(at)
+    .execute(app.store.pool())
+    .await
+    .expect("the block is written")
+    .rows_affected();
+    assert_eq!(inserted, 1, "{source} blocked {target} already");
 }
 
 fn status_path(route: &str, source: Uuid, target: Uuid) -> String {
@@ -158,24 +216,19 @@ async fn the_routes_read_follows_and_blocks_from_the_read_model() {
     let (target, fans) = (ids[0], &ids[1..]);
 
     // Blocks: one way only.
-    sqlx::query(
-        "INSERT INTO read_models.blocks (source, target, created_at) VALUES ($1, $2, now())",
-    )
-    .bind(target)
-    .bind(fans[0])
-    .execute(app.store.pool())
-    .await
-    .expect("the block is inserted");
+    blocked(&app, target, fans[0], event_time(0)).await;
     let blocked = |source, target| status_path("block-status", source, target);
     let (_, body) = get(&app, &blocked(target, fans[0]), &client).await;
     assert_eq!(body["data"]["blocked"], true, "{body}");
     let (_, body) = get(&app, &blocked(fans[0], target), &client).await;
     assert_eq!(body["data"]["blocked"], false, "{body}");
 
-    // Follows: the first two fans approved, the third a pending request.
-    let follow_ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    // Follows, a second apart: the first two fans approved, the third a pending request (as
+    // the projection will write a request to a user who was private then).
+    let mut follow_ids = Vec::new();
     for (index, fan) in fans.iter().enumerate() {
-        insert_follow(&app, follow_ids[index], *fan, target, index < 2).await;
+        let at = event_time(1 + index as u32);
+        follow_ids.push(followed(&app, *fan, target, index < 2, at).await);
     }
     let follows = |source, target| status_path("follow-status", source, target);
     let (_, body) = get(&app, &follows(fans[0], target), &client).await;
@@ -204,7 +257,11 @@ async fn the_routes_read_follows_and_blocks_from_the_read_model() {
         let record = &body["data"]["records"][0];
         let index = seen.len();
         assert_eq!(record["approved"], index < 2, "{record}");
-        assert_eq!(record["createdAt"], "2026-01-02T03:04:05.000Z");
+        assert_eq!(
+            record["createdAt"],
+            format!("2026-01-02T03:04:0{}.000Z", 6 + index),
+            "{record}"
+        );
         assert_eq!(record["source"]["_id"], fans[index].to_string(), "{record}");
         assert!(record["source"]["username"].is_string(), "{record}");
         assert!(record["source"].get("password").is_none(), "{record}");

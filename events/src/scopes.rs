@@ -209,6 +209,55 @@ impl ScopeOperation {
     }
 }
 
+/// A user token's scope (API.md §2), from everything the user may hold (their scope and their
+/// role's) and, for any application but an internal client, everything the application may
+/// hold (its scope and its role's; `None` for an internal client): through an internal client,
+/// everything the user may hold; through any other, the `requested` scopes (all of both, when
+/// none are requested) that both may hold. Sorted, without duplicates.
+pub fn user_token_scope(
+    user_may_have: &[String],
+    client_may_have: Option<&[String]>,
+    requested: Option<&[String]>,
+) -> Vec<String> {
+    let Some(client_may_have) = client_may_have else {
+        return sorted(user_may_have.to_vec());
+    };
+    let candidates: Vec<String> = match requested {
+        Some(requested) => requested.to_vec(),
+        None => user_may_have
+            .iter()
+            .chain(client_may_have)
+            .cloned()
+            .collect(),
+    };
+    sorted(
+        candidates
+            .into_iter()
+            .filter(|scope| set_grants(user_may_have, scope) && set_grants(client_may_have, scope))
+            .collect(),
+    )
+}
+
+/// The scope of a token refreshed from one of scope `previous`: [`user_token_scope`] as of now,
+/// never more than `previous` had, and nothing the user or the application has lost since.
+pub fn refreshed_token_scope(
+    user_may_have: &[String],
+    client_may_have: Option<&[String]>,
+    previous: &[String],
+) -> Vec<String> {
+    user_token_scope(user_may_have, client_may_have, Some(previous))
+        .into_iter()
+        .filter(|scope| set_grants(previous, scope))
+        .collect()
+}
+
+/// Sorted, without duplicates.
+pub fn sorted(mut scopes: Vec<String>) -> Vec<String> {
+    scopes.sort();
+    scopes.dedup();
+    scopes
+}
+
 /// A scope list in the canonical form events carry: sorted, without duplicates.
 pub fn normalized(scopes: &[Scope]) -> Vec<Scope> {
     ScopeOperation::Set.apply(&[], scopes)
@@ -217,6 +266,48 @@ pub fn normalized(scopes: &[Scope]) -> Vec<Scope> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn owned(scopes: &[&str]) -> Vec<String> {
+        scopes.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_user_token_has_what_the_user_and_the_application_both_may_hold() {
+        let user = owned(&["delegated:all", "admin:profile:read"]);
+        let client = owned(&["delegated:profile:all"]);
+        // An internal client hands out everything the user may hold, whatever is requested.
+        assert_eq!(
+            user_token_scope(&user, None, Some(&owned(&["delegated:profile:read"]))),
+            owned(&["admin:profile:read", "delegated:all"])
+        );
+        // Any other: what both may hold, of what is requested (or of everything).
+        assert_eq!(
+            user_token_scope(&user, Some(&client), None),
+            owned(&["delegated:profile:all"])
+        );
+        assert_eq!(
+            user_token_scope(
+                &user,
+                Some(&client),
+                Some(&owned(&["delegated:profile:read", "admin:profile:read"]))
+            ),
+            owned(&["delegated:profile:read"])
+        );
+        // A refresh never widens the first token, through either kind of application.
+        let previous = owned(&["delegated:profile:read"]);
+        assert_eq!(
+            refreshed_token_scope(&user, None, &previous),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            refreshed_token_scope(&owned(&["delegated:profile:read"]), None, &previous),
+            previous
+        );
+        assert_eq!(
+            refreshed_token_scope(&user, Some(&client), &previous),
+            previous
+        );
+    }
 
     #[test]
     fn the_catalogue_holds_every_line_of_the_contract() {

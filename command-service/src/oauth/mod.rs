@@ -222,7 +222,7 @@ async fn client_credentials(
                     format!("the client may not have the scope {refused:?}"),
                 ));
             }
-            normalized(requested)
+            scopes::sorted(requested)
         }
     };
     let claims = TokenClaims {
@@ -269,7 +269,12 @@ async fn password(state: &AppState, request: &TokenRequest) -> Result<TokenRespo
     check_user_may_sign_in(&user)?;
 
     let requested = requested_scopes(request);
-    let scope = user_token_scope(state, &application, &user, requested.as_deref()).await?;
+    let (user_may_have, client_may_have) = may_have(state, &application, &user).await?;
+    let scope = scopes::user_token_scope(
+        &user_may_have,
+        client_may_have.as_deref(),
+        requested.as_deref(),
+    );
     let claims = delegated_claims(&application, &user, scope);
     tracing::info!(user = %user.id, application = %application.id, "user token issued");
     respond(state, claims, application.allows(Grant::RefreshToken))
@@ -305,15 +310,9 @@ async fn refresh(state: &AppState, request: &TokenRequest) -> Result<TokenRespon
     let user = user.ok_or_else(invalid)?;
     check_user_may_sign_in(&user)?;
     // Never more than the first token had, and nothing the user or client has lost since.
-    let scope = user_token_scope(state, &application, &user, Some(&claims.scope)).await?;
-    let scope = if application.role == ClientRole::InternalClient {
-        scope
-            .into_iter()
-            .filter(|s| scopes::set_grants(&claims.scope, s))
-            .collect()
-    } else {
-        scope
-    };
+    let (user_may_have, client_may_have) = may_have(state, &application, &user).await?;
+    let scope =
+        scopes::refreshed_token_scope(&user_may_have, client_may_have.as_deref(), &claims.scope);
     let claims = delegated_claims(&application, &user, scope);
     respond(state, claims, true)
 }
@@ -447,42 +446,38 @@ async fn client_may_have(
     application: &Application,
 ) -> Result<Vec<String>, OAuthError> {
     let role = role_scope(state, &application.role.role_id()).await?;
-    Ok(normalized(
+    Ok(scopes::sorted(
         strings(&application.scope)
             .into_iter()
-            .chain(strings(&role)),
+            .chain(strings(&role))
+            .collect(),
     ))
 }
 
 /// Everything a user may hold: their own scope plus their role's.
 async fn user_may_have(state: &AppState, user: &User) -> Result<Vec<String>, OAuthError> {
     let role = role_scope(state, &user.role).await?;
-    Ok(normalized(
-        strings(&user.scope).into_iter().chain(strings(&role)),
+    Ok(scopes::sorted(
+        strings(&user.scope)
+            .into_iter()
+            .chain(strings(&role))
+            .collect(),
     ))
 }
 
-/// A user token's scope (API.md §2): through an internal client, everything the user may
-/// have; through any other client, the requested scopes that both the client and the user may
-/// have (all the scopes both may have when none is requested).
-async fn user_token_scope(
+/// What the user may hold and, unless the application is an internal client, what the
+/// application may hold: the inputs of the token-scope rule ([`scopes::user_token_scope`]).
+async fn may_have(
     state: &AppState,
     application: &Application,
     user: &User,
-    requested: Option<&[String]>,
-) -> Result<Vec<String>, OAuthError> {
-    let user_scope = user_may_have(state, user).await?;
-    if application.role == ClientRole::InternalClient {
-        return Ok(user_scope);
-    }
-    let client_scope = client_may_have(state, application).await?;
-    let candidates: Vec<String> = match requested {
-        Some(requested) => requested.to_vec(),
-        None => user_scope.iter().chain(&client_scope).cloned().collect(),
+) -> Result<(Vec<String>, Option<Vec<String>>), OAuthError> {
+    let user_may_have = user_may_have(state, user).await?;
+    let client_may_have = match application.role {
+        ClientRole::InternalClient => None,
+        ClientRole::ExternalClient => Some(client_may_have(state, application).await?),
     };
-    Ok(normalized(candidates.into_iter().filter(|scope| {
-        scopes::set_grants(&user_scope, scope) && scopes::set_grants(&client_scope, scope)
-    })))
+    Ok((user_may_have, client_may_have))
 }
 
 fn delegated_claims(application: &Application, user: &User, scope: Vec<String>) -> TokenClaims {
@@ -547,12 +542,4 @@ async fn dummy_hash(state: &AppState) -> Result<&'static SecretHash, OAuthError>
 
 fn strings(scopes: &[Scope]) -> Vec<String> {
     scopes.iter().map(|s| s.as_str().to_owned()).collect()
-}
-
-/// Sorted, without duplicates.
-fn normalized(scopes: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut scopes: Vec<String> = scopes.into_iter().collect();
-    scopes.sort();
-    scopes.dedup();
-    scopes
 }

@@ -14,7 +14,7 @@ use crate::openapi::{schemas, Doc, Routes};
 use crate::EdgeState;
 
 /// `GET /health`, outside every limit.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
+pub fn routes() -> Routes {
     Routes::new().route(
         Doc::get("/health", "Liveness")
             .public()
@@ -25,7 +25,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Routes<S> {
 }
 
 /// `GET /ready` of a process without the read side (`userledger command`).
-pub fn ready_route<S: Clone + Send + Sync + 'static>() -> Routes<S> {
+pub fn ready_route() -> Routes {
     Routes::new().route(
         Doc::get("/ready", "Readiness")
             .public()

@@ -124,10 +124,16 @@ pub(crate) async fn enforce(
     request: Request,
     next: Next,
 ) -> Response {
-    match admit(&policy, request).await {
+    let Some(edge) = request.extensions().get::<Arc<EdgeState>>().cloned() else {
+        return ApiError::internal(anyhow::anyhow!(
+            "a route was mounted outside the edge's server"
+        ))
+        .into_response();
+    };
+    match admit(&edge, &policy, request).await {
         Ok((request, caller, _permit)) => match caller {
             Some(caller) if policy.idempotent => {
-                idempotency::run(&edge_of(&request), &caller, request, next).await
+                idempotency::run(&edge, &caller, request, next).await
             }
             _ => next.run(request).await,
         },
@@ -135,27 +141,15 @@ pub(crate) async fn enforce(
     }
 }
 
-fn edge_of(request: &Request) -> Arc<EdgeState> {
-    request
-        .extensions()
-        .get::<Arc<EdgeState>>()
-        .cloned()
-        .expect("admitted requests carry the edge's state")
-}
-
-/// Steps 1 to 3 of the module's list: the request to run, its caller, and its permit.
+/// Steps 1 to 3 of the module's list: the request to run, its caller, and its permit (held
+/// until the answer is made).
 async fn admit(
+    edge: &EdgeState,
     policy: &Policy,
     request: Request,
 ) -> Result<(Request, Option<Caller>, Option<OwnedSemaphorePermit>), Response> {
-    let Some(edge) = request.extensions().get::<Arc<EdgeState>>().cloned() else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a route was mounted outside the edge's server"
-        ))
-        .into_response());
-    };
     let (mut request, claims) = match policy.rate {
-        Some(class) => rate_limit::limit(&edge, class, request).await?,
+        Some(class) => rate_limit::limit(edge, class, request).await?,
         None => (request, None),
     };
     let permit = match policy.access {

@@ -95,7 +95,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
 }
 
 /// `GET /metrics` of a process without the read side (`userledger command`).
-pub fn metrics_route<S: Clone + Send + Sync + 'static>() -> Routes<S> {
+pub fn metrics_route() -> Routes {
     Routes::new().route(
         Doc::get("/metrics", "This process's metrics for Prometheus")
             .public()

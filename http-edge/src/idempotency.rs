@@ -78,10 +78,10 @@ pub(crate) async fn run(
     next: Next,
 ) -> Response {
     let Some(pool) = edge.database.clone() else {
-        return next.run(request).await;
+        return run_writing(edge, request, next).await;
     };
     let Some(key) = request.headers().get(HEADER).cloned() else {
-        return next.run(request).await;
+        return run_writing(edge, request, next).await;
     };
     let key = match key.to_str() {
         Ok(key) if !key.is_empty() && key.len() <= MAX_KEY_LENGTH => key.to_owned(),
@@ -133,12 +133,18 @@ pub(crate) async fn run(
             response
         }
         Ok(Remembered::Claimed) => {
-            let response = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
+            let response =
+                run_writing(edge, Request::from_parts(parts, Body::from(bytes)), next).await;
             record(&pool, &caller, &key, response).await
         }
     }
+}
+
+/// Runs the write among the writes in flight (its place is taken here, not by the policy, so
+/// that looking up and recording the key take none).
+async fn run_writing(edge: &EdgeState, request: Request, next: Next) -> Response {
+    let _permit = edge.writes.clone().acquire_owned().await.ok();
+    next.run(request).await
 }
 
 async fn remember(

@@ -8,7 +8,14 @@
 //!    limit, the caller and its idempotency key all use that one verification), the account
 //!    must not be banned or deleted, and the route's [`ScopeCheck`] must pass; the admitted
 //!    [`Caller`] is left in the request's extensions for the handler's extractor;
-//! 4. on writes by POST, PUT and PATCH, `Idempotency-Key`.
+//! 4. on writes by POST, PUT and PATCH, `Idempotency-Key` (a replayed answer waits for no
+//!    place among the writes in flight; a write that runs takes one).
+//!
+//! So a caller without the route's scope is refused before its body or its headers are
+//! read: 401 comes before a 400 for a malformed body, `X-Consistency-Token` or
+//! `Idempotency-Key` (the handler's extractors ran before its scope check before the policy
+//! was declared with the route). Only matched routes are enforced (axum's `route_layer`): a
+//! wrong method still answers 405 and an unknown path 404, neither counted against a limit.
 //!
 //! A handler therefore never repeats its route's checks: what it checks is what depends on the
 //! data (ranking, per-field sensitivity, the role of the application it touches).
@@ -152,10 +159,14 @@ async fn admit(
         Some(class) => rate_limit::limit(edge, class, request).await?,
         None => (request, None),
     };
+    // An idempotent write takes its place among the writes in flight only to run, not to look
+    // up or record its key ([`idempotency::run`]).
     let permit = match policy.access {
         Access::Read => edge.reads.clone().acquire_owned().await.ok(),
-        Access::Write => edge.writes.clone().acquire_owned().await.ok(),
-        Access::Unlimited => None,
+        Access::Write if !(policy.idempotent && policy.caller.is_some()) => {
+            edge.writes.clone().acquire_owned().await.ok()
+        }
+        Access::Write | Access::Unlimited => None,
     };
     let Some((route_edge, check)) = &policy.caller else {
         return Ok((request, None, permit));

@@ -10,6 +10,7 @@ use events::store::EventStore;
 use events::user::User;
 use events::values::{ApplicationId, UserId};
 use events::{load, Aggregate};
+use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 use super::tokens::{TokenClaims, TokenKind};
@@ -33,6 +34,9 @@ const MAX_ENTRIES: u64 = 100_000;
 
 pub struct AccessCache {
     store: Arc<dyn EventStore>,
+    /// How long an answer counts from when it was asked for (moka's own expiry counts from
+    /// its insertion, after the look-up).
+    ttl: Duration,
     /// Each account's status, and when it was asked for; kept one TTL.
     answers: Cache<Account, (Instant, AccountStatus)>,
     /// When each subject (user or application id) was last forgotten: answers asked for
@@ -41,7 +45,8 @@ pub struct AccessCache {
     forgotten: Cache<String, Instant>,
 }
 
-/// A cache of at most [`MAX_ENTRIES`], each kept `ttl`.
+/// A cache of at most [`MAX_ENTRIES`], each kept `ttl`; when full, the least recently used
+/// goes (never a new entry: a subject just forgotten must be remembered as such).
 fn bounded<K, V>(ttl: Duration) -> Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
@@ -50,6 +55,7 @@ where
     Cache::builder()
         .max_capacity(MAX_ENTRIES)
         .time_to_live(ttl)
+        .eviction_policy(EvictionPolicy::lru())
         .build()
 }
 
@@ -57,6 +63,7 @@ impl AccessCache {
     pub fn new(store: Arc<dyn EventStore>, ttl: Duration) -> Self {
         Self {
             store,
+            ttl,
             answers: bounded(ttl),
             forgotten: bounded(ttl),
         }
@@ -67,7 +74,7 @@ impl AccessCache {
         let key = (claims.kind, claims.sub.clone(), claims.client.clone());
         if let Some((at, status)) = self.answers.get(&key) {
             let forgotten_since = |id: &String| self.forgotten.get(id).is_some_and(|f| f >= at);
-            if !forgotten_since(&key.1) && !forgotten_since(&key.2) {
+            if at.elapsed() < self.ttl && !forgotten_since(&key.1) && !forgotten_since(&key.2) {
                 return Ok(status);
             }
         }

@@ -142,11 +142,6 @@ impl Doc {
         &self.path
     }
 
-    /// What mounting the route enforces.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// A paragraph of the operation's description.
     pub fn describe(mut self, text: impl Into<String>) -> Self {
         self.description.push(text.into());

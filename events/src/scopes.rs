@@ -177,18 +177,47 @@ impl std::str::FromStr for Scope {
     }
 }
 
-/// How an `access` request changes a scope list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScopeOperation {
-    /// Add the given scopes to the list.
-    Add,
-    /// Remove the given scopes from the list (`del` on the wire).
-    #[serde(rename = "del")]
-    Remove,
-    /// Replace the list with the given scopes.
-    Set,
+impl crate::values::FieldValue for Scope {
+    fn from_json(value: &serde_json::Value) -> Result<Self, ValidationError> {
+        Self::parse(crate::values::text_of(value)?)
+    }
 }
+
+/// A scope's schema: the catalogue's names.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A scope of the catalogue (`GET /user/scopes` in Liquid).",
+            ))
+            .enum_values(Some(ScopeCatalogue::get().all()))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Scope {}
+
+crate::values::rules::wire_enum!(
+    /// What an `access` request changes the scope of: users, applications (`client`) or roles.
+    ScopeHolder, "targetType" {
+        User = "user",
+        Client = "client",
+        Role = "role",
+    }
+);
+
+crate::values::rules::wire_enum!(
+    /// How an `access` request changes a scope list: `add` the given scopes, remove them
+    /// (`del`), or `set` the list to them.
+    ScopeOperation, "operation" {
+        Add = "add",
+        Remove = "del",
+        Set = "set",
+    }
+);
 
 impl ScopeOperation {
     /// The list after applying this operation with `scopes` to `current`: sorted, no duplicates,

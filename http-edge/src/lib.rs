@@ -11,7 +11,7 @@
 //!   account not revoked, the scope check), then `Idempotency-Key` for writes.
 //! - [`auth`]: tokens, revocation, the [`Caller`] and the `shared` / `session` checks.
 //! - [`envelope`]: the contract's success and error envelopes ([`ApiError`], [`Answer`]);
-//!   [`extract`]: JSON bodies.
+//!   [`body`]: request bodies that parse and document themselves ([`body::Body`]).
 //! - [`idempotency`], [`rate_limit`]: what the policy applies to writes.
 //! - [`telemetry`]: request ids, the log line per answer, Prometheus metrics; [`health`]:
 //!   liveness and readiness.
@@ -24,8 +24,8 @@
 //! process may serve the write routes, the read routes, or both.
 
 pub mod auth;
+pub mod body;
 pub mod envelope;
-pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod openapi;

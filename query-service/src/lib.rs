@@ -191,7 +191,7 @@ fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes<AppState
             Doc::post(at("retrieve-user-info"), "Users by id or email")
                 .shared(edge, "profile:read")
                 .read()
-                .json_body::<openapi::RetrieveUserInfoBody>()
+                .json_body::<users::RetrieveUserInfoBody>()
                 .ok::<openapi::Users>("the users found"),
             users::retrieve_user_info,
         )

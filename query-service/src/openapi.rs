@@ -1,4 +1,5 @@
-//! The schemas of the read side's answers and bodies, for the OpenAPI document
+//! The schemas of the read side's answers (its one body, `retrieve-user-info`'s, is beside
+//! its handler), for the OpenAPI document
 //! ([`http_edge::openapi`] says how routes and their documentation are built together).
 //! Written after API.md and the README's "Audit" section.
 
@@ -22,17 +23,6 @@ pub struct UsersPage {
 #[derive(Serialize, ToSchema)]
 pub struct Users {
     pub users: Vec<UserView>,
-}
-
-/// `retrieve-user-info`.
-#[derive(Serialize, ToSchema)]
-pub struct RetrieveUserInfoBody {
-    /// At most 650.
-    #[schema(max_items = 650)]
-    pub targets: Vec<String>,
-    /// What `targets` are: `_id` (default), `email` or `sanitizedEmail` (emails ignore case).
-    #[schema(pattern = "^(_id|email|sanitizedEmail)$")]
-    pub field: Option<String>,
 }
 
 /// `editable-fields`.

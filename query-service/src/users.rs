@@ -13,11 +13,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, Utc};
 use events::user::{InviteCodeView, InviteCodesView};
+use events::values::{text_of, FieldValue, ValidationError};
 use http_edge::auth::Caller;
-use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, Json};
+use http_edge::envelope::{Answer, ApiError, FieldError};
 use projections::{invite_codes, users};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use crate::consistency::Consistency;
@@ -111,13 +115,90 @@ impl UserReads {
     }
 }
 
-/// Which field `retrieve-user-info` matches its targets against.
+/// `retrieve-user-info`.
+#[derive(Debug, ToSchema)]
+pub struct RetrieveUserInfoBody {
+    /// `_id`s, or emails (as `field` says). Targets that match nobody are left out.
+    #[schema(min_items = 0, max_items = 650)]
+    pub targets: Vec<String>,
+    pub field: Option<LookupField>,
+}
+
+impl Body for RetrieveUserInfoBody {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let field: Option<Option<LookupField>> = fields.optional("field");
+        let targets: Vec<String> = fields.list("targets", false)?;
+        if targets.len() > MAX_TARGETS {
+            fields.error(
+                "targets",
+                Value::from(targets.len()),
+                format!("must hold at most {MAX_TARGETS} targets"),
+            );
+            return None;
+        }
+        if matches!(field, Some(None | Some(LookupField::Id))) {
+            let invalid: Vec<usize> = (0..targets.len())
+                .filter(|index| Uuid::parse_str(&targets[*index]).is_err())
+                .collect();
+            for index in &invalid {
+                fields.error(
+                    &format!("targets[{index}]"),
+                    Value::String(targets[*index].clone()),
+                    "is not a valid id",
+                );
+            }
+            if !invalid.is_empty() {
+                return None;
+            }
+        }
+        Some(Self {
+            targets,
+            field: field?,
+        })
+    }
+}
+
+/// What `retrieve-user-info`'s targets are: `_id` (the default), `email` or
+/// `sanitizedEmail` (emails match without regard to case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LookupField {
+pub enum LookupField {
     Id,
     Email,
     SanitizedEmail,
 }
+
+impl LookupField {
+    const NAMES: [&str; 3] = ["_id", "email", "sanitizedEmail"];
+}
+
+impl FieldValue for LookupField {
+    fn from_json(value: &Value) -> Result<Self, ValidationError> {
+        match text_of(value)? {
+            "_id" => Ok(Self::Id),
+            "email" => Ok(Self::Email),
+            "sanitizedEmail" => Ok(Self::SanitizedEmail),
+            _ => Err(ValidationError::new(
+                "field",
+                format!("must be one of {}", Self::NAMES.join(", ")),
+            )),
+        }
+    }
+}
+
+impl PartialSchema for LookupField {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "What `targets` are: `_id` (the default), `email` or `sanitizedEmail` (emails \
+                 match without regard to case).",
+            ))
+            .enum_values(Some(Self::NAMES))
+            .into()
+    }
+}
+
+impl ToSchema for LookupField {}
 
 /// `POST retrieve-user-info`: `{targets (<= 650), field?: _id|email|sanitizedEmail}` ->
 /// `{users}`, in `_id` order; targets that match nobody are left out. Emails match without
@@ -128,12 +209,10 @@ pub async fn retrieve_user_info(
     Extension(reads): Extension<Arc<UserReads>>,
     caller: Caller,
     consistency: Consistency,
-    JsonBody(body): JsonBody,
+    Json(body): Json<RetrieveUserInfoBody>,
 ) -> Result<Response, ReadError> {
-    let body = body
-        .as_object()
-        .ok_or_else(|| ApiError::Body("the body must be a JSON object".into()))?;
-    let (field, targets) = lookup(body)?;
+    let RetrieveUserInfoBody { targets, field } = body;
+    let field = field.unwrap_or(LookupField::Id);
     let database = database(&state)?;
     consistency.wait(database, users::NAME).await?;
     let documents: Vec<String> = match field {
@@ -149,6 +228,9 @@ pub async fn retrieve_user_info(
                 LookupField::Email => "lower(email)",
                 _ => "sanitized_email",
             };
+            // PostgreSQL's text cannot hold NUL, and no email does: such a target matches
+            // nobody.
+            let targets: Vec<String> = targets.into_iter().filter(|t| !t.contains('\0')).collect();
             // Both sides lowercased by PostgreSQL, as the `lower(email)` index is: one rule
             // (Rust's `to_lowercase` knows more of Unicode than the database's `lower`).
             sqlx::query_scalar(&format!(
@@ -162,68 +244,6 @@ pub async fn retrieve_user_info(
         }
     };
     users_answer(&state, &documents, None)
-}
-
-/// The body of `retrieve-user-info`, every invalid field reported.
-fn lookup(body: &Map<String, Value>) -> Result<(LookupField, Vec<String>), ApiError> {
-    let mut errors = FieldErrors::new();
-    let field = match body.get("field") {
-        None | Some(Value::Null) => Some(LookupField::Id),
-        Some(Value::String(name)) if name == "_id" => Some(LookupField::Id),
-        Some(Value::String(name)) if name == "email" => Some(LookupField::Email),
-        Some(Value::String(name)) if name == "sanitizedEmail" => Some(LookupField::SanitizedEmail),
-        Some(other) => {
-            errors.push(FieldError::body(
-                "field",
-                other.clone(),
-                "must be one of _id, email, sanitizedEmail",
-            ));
-            None
-        }
-    };
-    let mut targets = Vec::new();
-    match body.get("targets") {
-        None | Some(Value::Null) => {
-            errors.push(FieldError::body("targets", Value::Null, "is required"));
-        }
-        Some(Value::Array(items)) if items.len() > MAX_TARGETS => {
-            errors.push(FieldError::body(
-                "targets",
-                Value::Array(items.clone()),
-                format!("must hold at most {MAX_TARGETS} targets"),
-            ));
-        }
-        Some(Value::Array(items)) => {
-            for (index, item) in items.iter().enumerate() {
-                match item {
-                    Value::String(target)
-                        if field != Some(LookupField::Id) || Uuid::parse_str(target).is_ok() =>
-                    {
-                        targets.push(target.clone());
-                    }
-                    Value::String(_) => errors.push(FieldError::body(
-                        format!("targets[{index}]"),
-                        item.clone(),
-                        "is not a valid id",
-                    )),
-                    _ => errors.push(FieldError::body(
-                        format!("targets[{index}]"),
-                        item.clone(),
-                        "must be a string",
-                    )),
-                }
-            }
-        }
-        Some(other) => {
-            errors.push(FieldError::body(
-                "targets",
-                other.clone(),
-                "must be an array",
-            ));
-        }
-    }
-    errors.into_result()?;
-    Ok((field.unwrap_or(LookupField::Id), targets))
 }
 
 /// `GET user-info?targets=a,b`: the users with these ids (at most 650), in `_id` order.

@@ -11,7 +11,9 @@
 //!   the split `command` and `query` processes, whose documents hold exactly their own routes;
 //! - every documented scope is the one the route checks: a caller without it gets 401
 //!   InsufficientPrivileges naming a scope the document lists;
-//! - the user, role and application schemas have the keys the API answers.
+//! - the user, role and application schemas have the keys the API answers;
+//! - every JSON body enforces what its schema states (lengths, patterns, enums, bounds,
+//!   formats, types, required properties).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use command_service::Application;
 use reqwest::Method;
 use serde_json::{json, Value};
-use test_support::app::test_settings;
+use test_support::app::{error_paths, test_settings};
 use test_support::{spawn_app, TestDatabase};
 
 /// Every route of the API: API.md §2 to §5, and the README's history, status, metrics,
@@ -574,4 +576,203 @@ async fn the_split_processes_document_exactly_the_routes_they_serve() {
         assert_every_documented_route_answers(&http, &address, &document).await;
         assert_references_resolve(&document, "", &document);
     }
+}
+
+/// `schema` with its `$ref` followed.
+fn resolved<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            resolved(document, &document["components"]["schemas"][name])
+        }
+        None => schema,
+    }
+}
+
+/// The alternatives of a property other than `null` (which a field may always be).
+fn alternatives<'a>(document: &'a Value, schema: &'a Value) -> Vec<&'a Value> {
+    let schema = resolved(document, schema);
+    match schema["oneOf"].as_array() {
+        Some(choices) => choices
+            .iter()
+            .map(|choice| resolved(document, choice))
+            .filter(|choice| choice["type"] != "null")
+            .collect(),
+        None => vec![schema],
+    }
+}
+
+/// The type of a schema, without `null`.
+fn type_of(schema: &Value) -> Option<&str> {
+    match &schema["type"] {
+        Value::String(kind) => Some(kind.as_str()),
+        Value::Array(kinds) => kinds
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|k| *k != "null"),
+        _ => None,
+    }
+}
+
+/// Values that break a rule `schema` states, each with the rule; the error is expected at the
+/// field itself or, for an array's items, at `[0]`.
+fn violations(document: &Value, schema: &Value) -> Vec<(Value, String, bool)> {
+    let choices = alternatives(document, schema);
+    if choices.len() != 1 {
+        // A choice of shapes (a value or "__unset__", an id or a one-id array, a string or a
+        // number): a boolean fits none of them.
+        if choices.iter().any(|c| type_of(c) == Some("boolean")) {
+            return Vec::new();
+        }
+        return vec![(json!(true), "none of its shapes".into(), false)];
+    }
+    let schema = choices[0];
+    let mut found = Vec::new();
+    match type_of(schema) {
+        Some("string") => {
+            found.push((json!(12345), "a string".into(), false));
+            let min = schema["minLength"].as_u64().map(|n| n as usize);
+            let max = schema["maxLength"].as_u64().map(|n| n as usize);
+            if let Some(max) = max {
+                found.push((
+                    json!("a".repeat(max + 1)),
+                    format!("maxLength {max}"),
+                    false,
+                ));
+            }
+            if let Some(min) = min.filter(|min| *min > 0) {
+                found.push((
+                    json!("a".repeat(min - 1)),
+                    format!("minLength {min}"),
+                    false,
+                ));
+            }
+            if let Some(names) = schema["enum"].as_array() {
+                let outside = "none-of-the-names";
+                assert!(!names.contains(&json!(outside)));
+                found.push((json!(outside), "enum".into(), false));
+            }
+            let within = min.unwrap_or(1).max(1).min(max.unwrap_or(usize::MAX));
+            if let Some(pattern) = schema["pattern"].as_str() {
+                let candidate = "!".repeat(within);
+                assert!(!regex::Regex::new(pattern).unwrap().is_match(&candidate));
+                found.push((json!(candidate), format!("pattern {pattern}"), false));
+            }
+            if let Some("uuid" | "email" | "uri") = schema["format"].as_str() {
+                let candidate = "z".repeat(within.max(3));
+                found.push((json!(candidate), "its format".into(), false));
+            }
+        }
+        Some("integer") => {
+            found.push((json!("1"), "an integer".into(), false));
+            found.push((json!(1.5), "an integer".into(), false));
+            if let Some(min) = schema["minimum"].as_i64() {
+                found.push((json!(min - 1), format!("minimum {min}"), false));
+            }
+            if let Some(max) = schema["maximum"].as_u64() {
+                found.push((json!(max + 1), format!("maximum {max}"), false));
+            }
+        }
+        Some("boolean") => found.push((json!("yes"), "a boolean".into(), false)),
+        Some("array") => {
+            found.push((json!("not an array"), "an array".into(), false));
+            if let Some(min) = schema["minItems"].as_u64().filter(|min| *min > 0) {
+                let items = vec![json!("a"); min as usize - 1];
+                found.push((json!(items), format!("minItems {min}"), false));
+            }
+            if let Some(max) = schema["maxItems"].as_u64() {
+                let items = vec![json!("a"); max as usize + 1];
+                found.push((json!(items), format!("maxItems {max}"), false));
+            }
+            for (item, rule, _) in violations(document, &schema["items"]) {
+                found.push((json!([item]), format!("items: {rule}"), true));
+            }
+        }
+        _ => {}
+    }
+    found
+}
+
+/// What the document states of a body is what the service enforces: for every JSON body of
+/// every route, a value breaking any length, pattern, enum, bound, format or type that a
+/// property's schema states is refused with 400 naming that property, and a body without its
+/// required properties is refused naming each of them. Nothing probed reaches the log.
+#[tokio::test]
+async fn every_body_enforces_what_its_schema_states() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app.http, &app.address).await;
+    let admin = app.admin_token().await;
+    let client = app.client_token().await;
+    let log_before = app.log_length().await;
+    let (mut bodies, mut probes) = (0, 0);
+    for ((method, path), operation) in operations(&document) {
+        let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+        if schema.is_null() {
+            continue;
+        }
+        bodies += 1;
+        let listed = schema["type"] == "array";
+        let object = resolved(&document, if listed { &schema["items"] } else { schema });
+        let security = operation["security"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let token = if security.iter().any(|r| r.get("client").is_some()) {
+            &client
+        } else {
+            &admin
+        };
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let wrap = |body: Value| if listed { json!([body]) } else { body };
+        let at = |name: &str| {
+            if listed {
+                format!("[0].{name}")
+            } else {
+                name.to_owned()
+            }
+        };
+
+        let (status, answer) = app
+            .call(method.clone(), &path, token, Some(&wrap(json!({}))))
+            .await;
+        assert_eq!(status, 400, "{method} {path} {{}}: {answer}");
+        let paths = error_paths(&answer);
+        for name in object["required"].as_array().into_iter().flatten() {
+            let name = at(name.as_str().unwrap());
+            assert!(
+                paths.contains(&name),
+                "{method} {path}: `{name}` is required by the schema, not by the service: {answer}"
+            );
+        }
+
+        let properties = object["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (name, property) in &properties {
+            for (value, rule, in_items) in violations(&document, property) {
+                let body = wrap(json!({ name.as_str(): value }));
+                let (status, answer) = app.call(method.clone(), &path, token, Some(&body)).await;
+                let expected = if in_items {
+                    format!("{}[0]", at(name))
+                } else {
+                    at(name)
+                };
+                assert!(
+                    status == 400 && error_paths(&answer).contains(&expected),
+                    "{method} {path}: {name} = {value} breaks `{rule}`, which the schema states, \
+                     but the answer does not refuse it at {expected}: {status} {answer}"
+                );
+                probes += 1;
+            }
+        }
+    }
+    println!("{bodies} JSON bodies, {probes} probes");
+    assert!(bodies >= 25, "{bodies} JSON bodies");
+    assert!(probes >= 200, "{probes} probes");
+    assert_eq!(
+        app.log_length().await,
+        log_before,
+        "a probe appended events"
+    );
 }

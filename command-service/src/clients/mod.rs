@@ -12,17 +12,17 @@ use events::application::{
 use events::scopes::Scope;
 use events::values::{
     ApplicationDisplayName, ApplicationId, ClientId, ClientRole, ClientSecret, Grant, RedirectUri,
-    ValidationError,
 };
-use serde_json::{json, Map, Value};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::pipeline::{execute, load_aggregate};
-use crate::schemas::{self, ClientAnswer, CreatedClient};
+use crate::schemas::{ClientAnswer, CreatedClient};
 use crate::AppState;
 use events::application::ApplicationView;
 use http_edge::auth::{Caller, Edge};
-use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, Json};
+use http_edge::envelope::{Answer, ApiError};
 use http_edge::{Doc, Routes};
 
 /// The application writes, with their documentation.
@@ -51,10 +51,10 @@ pub fn router() -> Routes<AppState> {
                     "`admin:system:internal-client:write` or \
                      `admin:system:external-client:write`, by the body's `role`.",
                 )
-                .json_body::<schemas::ClientBody>()
+                .json_body::<NewClient>()
                 .write()
                 .hashes()
-                .ok::<schemas::ClientAnswer>("the application, with its secret (shown only here)")
+                .ok::<ClientAnswer>("the application, with its secret (shown only here)")
                 .error(
                     409,
                     "ResourceConflict",
@@ -77,10 +77,10 @@ pub fn router() -> Routes<AppState> {
                          `role`: `admin:system:internal-client:write` or \
                          `admin:system:external-client:write`.",
                     )
-                    .json_body::<schemas::ClientBody>()
+                    .json_body::<ClientUpdate>()
                     .write()
                     .hashes()
-                    .ok::<schemas::ClientAnswer>("the application after the update (no secret)"),
+                    .ok::<ClientAnswer>("the application after the update (no secret)"),
             )
             .error(
                 409,
@@ -103,7 +103,7 @@ pub fn router() -> Routes<AppState> {
                         "`admin:system:internal-client:delete` or \
                          `admin:system:external-client:delete`, by the application's role.",
                     )
-                    .json_body::<schemas::ClientTarget>()
+                    .json_body::<ClientTarget>()
                     .write()
                     .done("deleted; its tokens stop working"),
             ),
@@ -145,115 +145,111 @@ fn invalid_target() -> ApiError {
     }
 }
 
-/// The fields of a create or update body, each parsed when present.
-#[derive(Default)]
-struct Fields {
-    client_id: Option<ClientId>,
-    display_name: Option<ApplicationDisplayName>,
-    role: Option<ClientRole>,
-    grants: Option<Vec<Grant>>,
-    redirect_uris: Option<Vec<RedirectUri>>,
-    is_public: Option<bool>,
-    secret: Option<ClientSecret>,
-    scope: Option<Vec<Scope>>,
+/// `client create`. Unless the application is public, `secret` is required.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct NewClient {
+    /// The OAuth `client_id`, unique.
+    pub id: ClientId,
+    pub display_name: ApplicationDisplayName,
+    pub role: ClientRole,
+    /// Default none.
+    pub grants: Option<Vec<Grant>>,
+    /// Default none.
+    pub redirect_uris: Option<Vec<RedirectUri>>,
+    /// Public applications have no secret and no client_credentials grant (default false).
+    pub is_public: Option<bool>,
+    /// Required unless `isPublic`.
+    pub secret: Option<ClientSecret>,
+    /// Scopes the caller holds (default `["delegated:all"]`).
+    pub scope: Option<Vec<Scope>>,
 }
 
-const FIELDS: [&str; 8] = [
-    "id",
-    "displayName",
-    "role",
-    "grants",
-    "redirectUris",
-    "isPublic",
-    "secret",
-    "scope",
-];
-
-/// Parses every field of `body` that is present, recording each invalid one; `required` names
-/// the fields that must be present.
-fn parse_fields(body: &Map<String, Value>, required: &[&str], errors: &mut FieldErrors) -> Fields {
-    for key in required {
-        if body.get(*key).is_none_or(Value::is_null) {
-            errors.push(FieldError::body(*key, Value::Null, "is required"));
-        }
+impl Body for NewClient {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let id = fields.required("id");
+        let display_name = fields.required("displayName");
+        let role = fields.required("role");
+        let grants = fields.optional_list("grants");
+        let redirect_uris = fields.optional_list("redirectUris");
+        let is_public = fields.optional("isPublic");
+        let secret = if is_public == Some(Some(true)) {
+            fields.optional("secret")
+        } else {
+            fields.required("secret").map(Some)
+        };
+        let scope = fields.optional_list("scope");
+        Some(Self {
+            id: id?,
+            display_name: display_name?,
+            role: role?,
+            grants: grants?,
+            redirect_uris: redirect_uris?,
+            is_public: is_public?,
+            secret: secret?,
+            scope: scope?,
+        })
     }
-    let present = |key: &str| body.get(key).filter(|v| !v.is_null());
-    let mut fields = Fields::default();
-    if let Some(value) = present("id") {
-        fields.client_id = errors.parse("id", value, |v| ClientId::parse(text(v, "id")?));
-    }
-    if let Some(value) = present("displayName") {
-        fields.display_name = errors.parse("displayName", value, |v| {
-            ApplicationDisplayName::parse(text(v, "displayName")?)
-        });
-    }
-    if let Some(value) = present("role") {
-        fields.role = errors.parse("role", value, |v| ClientRole::parse(text(v, "role")?));
-    }
-    if let Some(value) = present("grants") {
-        fields.grants = list(errors, "grants", value, Grant::parse);
-    }
-    if let Some(value) = present("redirectUris") {
-        fields.redirect_uris = list(errors, "redirectUris", value, RedirectUri::parse);
-    }
-    if let Some(value) = present("isPublic") {
-        fields.is_public = errors.parse("isPublic", value, |v| {
-            v.as_bool()
-                .ok_or_else(|| ValidationError::new("isPublic", "must be true or false"))
-        });
-    }
-    if let Some(value) = present("secret") {
-        fields.secret = errors.parse("secret", value, |v| ClientSecret::parse(text(v, "secret")?));
-    }
-    if let Some(value) = present("scope") {
-        fields.scope = list(errors, "scope", value, Scope::parse);
-    }
-    fields
 }
 
-fn text<'a>(value: &'a Value, field: &'static str) -> Result<&'a str, ValidationError> {
-    value
-        .as_str()
-        .ok_or_else(|| ValidationError::new(field, "must be a string"))
+/// `client update`: the application and the fields to change; any other field is refused.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct ClientUpdate {
+    /// The application's `_id`.
+    pub target: ApplicationId,
+    /// The OAuth `client_id`, unique.
+    pub id: Option<ClientId>,
+    pub display_name: Option<ApplicationDisplayName>,
+    pub role: Option<ClientRole>,
+    pub grants: Option<Vec<Grant>>,
+    pub redirect_uris: Option<Vec<RedirectUri>>,
+    pub is_public: Option<bool>,
+    pub secret: Option<ClientSecret>,
+    /// Scopes the caller holds.
+    pub scope: Option<Vec<Scope>>,
 }
 
-/// An array of strings, each parsed; every invalid item is reported at `path[i]`.
-fn list<T>(
-    errors: &mut FieldErrors,
-    path: &str,
-    value: &Value,
-    parse: impl Fn(&str) -> Result<T, ValidationError>,
-) -> Option<Vec<T>> {
-    let Some(items) = value.as_array() else {
-        errors.push(FieldError::body(
-            path,
-            value.clone(),
-            "must be an array of strings",
-        ));
-        return None;
-    };
-    let mut parsed = Vec::with_capacity(items.len());
-    let mut valid = true;
-    for (index, item) in items.iter().enumerate() {
-        let item_path = format!("{path}[{index}]");
-        match item
-            .as_str()
-            .ok_or_else(|| ValidationError::new("", "must be a string"))
-            .and_then(&parse)
-        {
-            Ok(value) => parsed.push(value),
-            Err(error) => {
-                valid = false;
-                errors.push(FieldError::body(item_path, item.clone(), error.msg));
-            }
-        }
+impl Body for ClientUpdate {
+    const CLOSED: bool = true;
+
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let target = fields.required("target");
+        let id = fields.optional("id");
+        let display_name = fields.optional("displayName");
+        let role = fields.optional("role");
+        let grants = fields.optional_list("grants");
+        let redirect_uris = fields.optional_list("redirectUris");
+        let is_public = fields.optional("isPublic");
+        let secret = fields.optional("secret");
+        let scope = fields.optional_list("scope");
+        Some(Self {
+            target: target?,
+            id: id?,
+            display_name: display_name?,
+            role: role?,
+            grants: grants?,
+            redirect_uris: redirect_uris?,
+            is_public: is_public?,
+            secret: secret?,
+            scope: scope?,
+        })
     }
-    valid.then_some(parsed)
 }
 
-fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
-    body.as_object()
-        .ok_or_else(|| ApiError::Body("the body must be a JSON object".into()))
+/// `client delete`.
+#[derive(Debug, ToSchema)]
+pub struct ClientTarget {
+    /// The application's `_id`.
+    pub target: ApplicationId,
+}
+
+impl Body for ClientTarget {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        Some(Self {
+            target: fields.required("target")?,
+        })
+    }
 }
 
 /// An application may be given only scopes its creator holds: otherwise an admin allowed to
@@ -278,25 +274,9 @@ fn check_scopes_held(caller: &Caller, scopes: &[Scope]) -> Result<(), ApiError> 
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(fields): Json<NewClient>,
 ) -> Result<Answer, ApiError> {
-    let body = object(&body)?;
-    let mut errors = FieldErrors::new();
-    let is_public = body.get("isPublic").and_then(Value::as_bool) == Some(true);
-    let required: &[&str] = if is_public {
-        &["id", "displayName", "role"]
-    } else {
-        &["id", "displayName", "role", "secret"]
-    };
-    let fields = parse_fields(body, required, &mut errors);
-    errors.into_result()?;
-    let (Some(client_id), Some(display_name), Some(role)) =
-        (fields.client_id, fields.display_name, fields.role)
-    else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed application body lacks a field"
-        )));
-    };
+    let (client_id, display_name, role) = (fields.id, fields.display_name, fields.role);
     caller.require_session(&scope_for(role, "write"))?;
     let scope = fields.scope.unwrap_or_else(|| vec![Scope::delegated_all()]);
     check_scopes_held(&caller, &scope)?;
@@ -340,27 +320,9 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(fields): Json<ClientUpdate>,
 ) -> Result<Answer, ApiError> {
-    let body = object(&body)?;
-    let mut errors = FieldErrors::new();
-    for (key, value) in body {
-        if key != "target" && !FIELDS.contains(&key.as_str()) {
-            errors.push(FieldError::body(
-                key.as_str(),
-                value.clone(),
-                "is not a field of an application",
-            ));
-        }
-    }
-    let id = target(&mut errors, body);
-    let fields = parse_fields(body, &[], &mut errors);
-    errors.into_result()?;
-    let Some(id) = id else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed target is missing"
-        )));
-    };
+    let id = fields.target;
     tracing::Span::current().record("application", tracing::field::display(id));
 
     let current = live(&state, id).await?;
@@ -377,7 +339,7 @@ async fn update(
     };
     let update = UpdateApplication {
         changes: ApplicationChanges {
-            client_id: fields.client_id,
+            client_id: fields.id,
             display_name: fields.display_name,
             role: fields.role,
             grants: fields.grants,
@@ -416,17 +378,8 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(ClientTarget { target: id }): Json<ClientTarget>,
 ) -> Result<Answer, ApiError> {
-    let body = object(&body)?;
-    let mut errors = FieldErrors::new();
-    let id = target(&mut errors, body);
-    errors.into_result()?;
-    let Some(id) = id else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed target is missing"
-        )));
-    };
     tracing::Span::current().record("application", tracing::field::display(id));
     let current = live(&state, id).await?;
     caller.require_session(&scope_for(current.role, "delete"))?;
@@ -449,16 +402,6 @@ async fn remove(
     state.edge.access.forget(&id.to_string());
     tracing::info!(application = %id, "application deleted");
     Ok(Answer::done().at(outcome.position))
-}
-
-/// The `target` of a request: an application `_id`.
-fn target(errors: &mut FieldErrors, body: &Map<String, Value>) -> Option<ApplicationId> {
-    let value = body.get("target").unwrap_or(&Value::Null);
-    errors.parse("target", value, |v| match v {
-        Value::Null => Err(ValidationError::new("target", "is required")),
-        Value::String(id) => ApplicationId::parse(id),
-        _ => Err(ValidationError::new("target", "must be an application _id")),
-    })
 }
 
 /// The live application `id`, or 400 InvalidTarget.

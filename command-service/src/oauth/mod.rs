@@ -26,10 +26,10 @@ use events::values::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::pipeline::load_aggregate;
-use crate::schemas;
 use crate::AppState;
 use http_edge::auth::{TokenClaims, TokenKind, TokenUse};
 use http_edge::envelope::{ApiError, OAuthError};
@@ -47,8 +47,8 @@ pub fn router() -> Routes<AppState> {
                  also come as HTTP Basic authentication. Errors are in OAuth's shape.",
             )
             .token_requests()
-            .form_body::<schemas::TokenRequest>()
-            .plain::<schemas::TokenResponse>("application/json", "the token")
+            .form_body::<TokenRequest>()
+            .plain::<TokenResponse>("application/json", "the token")
             .oauth_errors()
             .error(
                 400,
@@ -91,24 +91,37 @@ pub fn router() -> Routes<AppState> {
     )
 }
 
-/// The form of a token request; which fields matter depends on `grant_type`.
-#[derive(Debug, Default, Deserialize)]
+/// A token request (form-urlencoded); which fields matter depends on `grant_type`. Client
+/// credentials may also come as HTTP Basic authentication.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TokenRequest {
+    /// An unknown grant is 401 unsupported_grant_type.
+    #[schema(pattern = "^(client_credentials|password|refresh_token)$")]
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// Space-separated scopes (`client_credentials`): each must be allowed by the
+    /// application's scope plus its role's.
     scope: Option<String>,
+    /// `password` grant: a username or an email.
     username: Option<String>,
+    /// `password` grant.
     password: Option<String>,
+    /// `refresh_token` grant.
     refresh_token: Option<String>,
 }
 
-/// A successful answer (RFC 6749 §5.1), outside the API's envelope like every OAuth answer.
-#[derive(Debug, Serialize)]
+/// A token (RFC 6749 §5.1), outside the API's envelope like every OAuth answer; sent with
+/// `Cache-Control: no-store`.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
+    /// A JWT, valid 15 minutes.
     access_token: String,
+    #[schema(pattern = "^Bearer$")]
     token_type: &'static str,
+    /// Seconds.
     expires_in: u64,
+    /// With the `password` and `refresh_token` grants (valid 14 days).
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
 }

@@ -11,12 +11,12 @@ use events::store::Position;
 use events::user::{User, UserCommand, UserEvent};
 use events::values::{RoleId, UserId};
 
-use super::{object, resolve, target, unknown_role};
+use super::{resolve, unknown_role, RoleTarget};
 use crate::pipeline::{execute, Failure};
 use crate::AppState;
 use http_edge::auth::Caller;
-use http_edge::envelope::{Answer, ApiError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::Json;
+use http_edge::envelope::{Answer, ApiError};
 
 /// Events read per page while looking for a role's users.
 const PAGE: usize = 1_000;
@@ -27,17 +27,8 @@ const WAIT_FOR_THE_DELETION: std::time::Duration = std::time::Duration::from_sec
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(RoleTarget { id }): Json<RoleTarget>,
 ) -> Result<Answer, ApiError> {
-    let body = object(&body)?;
-    let mut errors = FieldErrors::new();
-    let id = target(&mut errors, body);
-    errors.into_result()?;
-    let Some(id) = id else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed target is missing"
-        )));
-    };
     tracing::Span::current().record("role_id", id.as_str());
     let id = resolve(&state, &id).await?;
     let context = caller.command_context();

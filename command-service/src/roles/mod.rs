@@ -11,15 +11,16 @@ use axum::extract::State;
 use events::role::{CreateRole, Role, RoleCommand, UpdateRole, ROLE_ID_CLAIM};
 use events::store::UniqueClaim;
 use events::values::{Ranking, RoleDescription, RoleDisplayName, RoleId};
-use serde_json::{json, Map, Value};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::pipeline::{execute, Failure};
-use crate::schemas::{self, RoleAnswer};
+use crate::schemas::RoleAnswer;
 use crate::AppState;
 use events::role::RoleView;
 use http_edge::auth::{Caller, Edge};
-use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, Json};
+use http_edge::envelope::{Answer, ApiError};
 use http_edge::{Doc, Routes};
 
 /// The role writes of both edges, with their documentation.
@@ -38,9 +39,9 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
         .route(
             Doc::post(at("create"), "Create a role")
                 .shared(edge, "roles:write")
-                .json_body::<schemas::NewRole>()
+                .json_body::<NewRole>()
                 .write()
-                .ok::<schemas::RoleAnswer>("the role created")
+                .ok::<RoleAnswer>("the role created")
                 .error(400, "DuplicateResource", "a role has this id already"),
             create,
         )
@@ -51,9 +52,9 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
                     "Update a role's display name, ranking or description",
                 )
                 .shared(edge, "roles:write")
-                .json_body::<schemas::RoleUpdate>()
+                .json_body::<RoleUpdate>()
                 .write()
-                .ok::<schemas::RoleAnswer>("the role after the update"),
+                .ok::<RoleAnswer>("the role after the update"),
             )
             .error(400, "SystemRoleUpdate", "the role is a system role"),
             update,
@@ -65,7 +66,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
                     "Delete a role; its users move to the default role",
                 )
                 .shared(edge, "roles:delete")
-                .json_body::<schemas::RoleTarget>()
+                .json_body::<RoleTarget>()
                 .write()
                 .done("deleted"),
             )
@@ -93,26 +94,14 @@ fn unknown_role() -> ApiError {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<NewRole>,
 ) -> Result<Answer, ApiError> {
-    let body = object(&body)?;
-    let mut errors = FieldErrors::new();
-    let id = errors.parse("id", field(body, "id"), |v| RoleId::parse(text(v, "id")?));
-    let display_name = errors.parse("displayName", field(body, "displayName"), |v| {
-        RoleDisplayName::parse(text(v, "displayName")?)
-    });
-    let ranking = errors.parse("ranking", field(body, "ranking"), ranking);
-    let description = optional(&mut errors, body, "description", |v| {
-        RoleDescription::parse(text(v, "description")?)
-    });
-    errors.into_result()?;
-    let (Some(id), Some(display_name), Some(ranking), Some(description)) =
-        (id, display_name, ranking, description)
-    else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed role body lacks a field"
-        )));
-    };
+    let NewRole {
+        id,
+        display_name,
+        ranking,
+        description,
+    } = body;
     tracing::Span::current().record("role_id", id.as_str());
     // A body's `scope` is ignored (API.md §5): scopes are given through `access`.
     let create = CreateRole {
@@ -148,38 +137,18 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<RoleUpdate>,
 ) -> Result<Answer, ApiError> {
-    let body = object(&body)?;
-    let mut errors = FieldErrors::new();
-    for (key, value) in body {
-        if !["id", "target", "displayName", "ranking", "description"].contains(&key.as_str()) {
-            errors.push(FieldError::body(
-                key.as_str(),
-                value.clone(),
-                "is not a field of a role that can be updated",
-            ));
-        }
-    }
-    let id = target(&mut errors, body);
-    let mut changes = UpdateRole::default();
-    if let Some(value) = body.get("displayName") {
-        changes.display_name = errors.parse("displayName", value, |v| {
-            RoleDisplayName::parse(text(v, "displayName")?)
-        });
-    }
-    if let Some(value) = body.get("ranking") {
-        changes.ranking = errors.parse("ranking", value, ranking);
-    }
-    changes.description = optional(&mut errors, body, "description", |v| {
-        RoleDescription::parse(text(v, "description")?)
-    })
-    .filter(|_| body.contains_key("description"));
-    errors.into_result()?;
-    let Some(id) = id else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed target is missing"
-        )));
+    let RoleUpdate {
+        id,
+        display_name,
+        ranking,
+        description,
+    } = body;
+    let changes = UpdateRole {
+        display_name,
+        ranking,
+        description,
     };
     tracing::Span::current().record("role_id", id.as_str());
     let id = resolve(&state, &id).await?;
@@ -215,75 +184,88 @@ async fn resolve(state: &AppState, id: &RoleId) -> Result<RoleId, ApiError> {
         .ok_or_else(unknown_role)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Bodies
-// ---------------------------------------------------------------------------------------------
-
-fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
-    body.as_object()
-        .ok_or_else(|| ApiError::Body("the body must be a JSON object".into()))
+/// `roles create`; a `scope` is ignored (scopes are given through `access`).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct NewRole {
+    pub id: RoleId,
+    pub display_name: RoleDisplayName,
+    pub ranking: Ranking,
+    pub description: Option<RoleDescription>,
 }
 
-static MISSING: Value = Value::Null;
-
-/// The value of `key`, `null` when absent (so that "is required" is reported at its path).
-fn field<'a>(body: &'a Map<String, Value>, key: &str) -> &'a Value {
-    body.get(key).unwrap_or(&MISSING)
-}
-
-fn text<'a>(
-    value: &'a Value,
-    field: &'static str,
-) -> Result<&'a str, events::values::ValidationError> {
-    match value {
-        Value::String(text) => Ok(text),
-        Value::Null => Err(events::values::ValidationError::new(field, "is required")),
-        _ => Err(events::values::ValidationError::new(
-            field,
-            "must be a string",
-        )),
+impl Body for NewRole {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let id = fields.required("id");
+        let display_name = fields.required("displayName");
+        let ranking = fields.required("ranking");
+        let description = fields.optional("description");
+        Some(Self {
+            id: id?,
+            display_name: display_name?,
+            ranking: ranking?,
+            description: description?,
+        })
     }
 }
 
-fn ranking(value: &Value) -> Result<Ranking, events::values::ValidationError> {
-    match value {
-        Value::Null => Err(events::values::ValidationError::new(
-            "ranking",
-            "is required",
-        )),
-        Value::Number(number) => number
-            .as_i64()
-            .ok_or_else(|| {
-                events::values::ValidationError::new("ranking", "must be an integer of at least 1")
-            })
-            .and_then(Ranking::new),
-        _ => Err(events::values::ValidationError::new(
-            "ranking",
-            "must be an integer of at least 1",
-        )),
+/// `roles update`: the role and the fields to change; any other field is refused.
+/// `description: null` clears the description.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct RoleUpdate {
+    /// The role's id (`target` is accepted instead).
+    pub id: RoleId,
+    pub display_name: Option<RoleDisplayName>,
+    pub ranking: Option<Ranking>,
+    #[schema(nullable)]
+    pub description: Option<Option<RoleDescription>>,
+}
+
+impl Body for RoleUpdate {
+    const CLOSED: bool = true;
+
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let id = role_of(fields);
+        let display_name = fields.optional("displayName");
+        let ranking = fields.optional("ranking");
+        let description = if fields.has("description") {
+            fields.optional("description").map(Some)
+        } else {
+            Some(None)
+        };
+        Some(Self {
+            id: id?,
+            display_name: display_name?,
+            ranking: ranking?,
+            description: description?,
+        })
     }
 }
 
-/// An optional field: absent or `null` is `Some(None)`; a value is parsed. `None` when invalid.
-fn optional<T>(
-    errors: &mut FieldErrors,
-    body: &Map<String, Value>,
-    key: &str,
-    parse: impl FnOnce(&Value) -> Result<T, events::values::ValidationError>,
-) -> Option<Option<T>> {
-    match body.get(key) {
-        None | Some(Value::Null) => Some(None),
-        Some(value) => errors.parse(key, value, parse).map(Some),
+/// `roles delete`: the role; its users move to the default role.
+#[derive(Debug, ToSchema)]
+pub struct RoleTarget {
+    /// The role's id (`target` is accepted instead).
+    pub id: RoleId,
+}
+
+impl Body for RoleTarget {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        Some(Self {
+            id: role_of(fields)?,
+        })
     }
 }
 
 /// The role a request is about: `id` (Liquid's field), or `target` as this API names targets
 /// elsewhere.
-fn target(errors: &mut FieldErrors, body: &Map<String, Value>) -> Option<RoleId> {
-    let key = if body.contains_key("id") || !body.contains_key("target") {
-        "id"
+fn role_of(fields: &mut Fields<'_>) -> Option<RoleId> {
+    let (key, other) = if fields.has("id") || !fields.has("target") {
+        ("id", "target")
     } else {
-        "target"
+        ("target", "id")
     };
-    errors.parse(key, field(body, key), |v| RoleId::parse(text(v, "id")?))
+    fields.value(other);
+    fields.required(key)
 }

@@ -10,139 +10,114 @@
 use axum::extract::State;
 use events::application::{Application, ApplicationCommand};
 use events::role::{Role, RoleCommand};
-use events::scopes::{Scope, ScopeOperation};
+use events::scopes::{Scope, ScopeHolder, ScopeOperation};
 use events::user::{User, UserCommand};
 use events::values::{ApplicationId, RoleId, UserId, ValidationError};
-use serde_json::{json, Value};
+use serde_json::json;
+use utoipa::ToSchema;
 
-use super::{
-    caller_outranks, object, outranked, require_outranks_user, required, text, unknown_role,
-};
+use super::{caller_outranks, outranked, require_outranks_user, unknown_role};
 use crate::pipeline::{execute, load_aggregate};
 use crate::AppState;
 use http_edge::auth::Caller;
+use http_edge::body::{Body, Fields, JsonBody};
 use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use http_edge::extract::JsonBody;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TargetType {
-    User,
-    Client,
-    Role,
+/// `access`: changes the scope of users, applications or roles. Every scope must exist and
+/// be held by the caller's own token.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct AccessBody {
+    /// User `_id`s, application `_id`s or role ids, as `targetType` says.
+    #[schema(value_type = Vec<String>, min_items = 1)]
+    pub targets: Targets,
+    pub target_type: ScopeHolder,
+    pub scope: Vec<Scope>,
+    pub operation: ScopeOperation,
 }
 
-enum Targets {
+/// The targets of an `access` request, of the kind its `targetType` names.
+#[derive(Debug)]
+pub enum Targets {
     Users(Vec<UserId>),
     Clients(Vec<ApplicationId>),
     Roles(Vec<RoleId>),
 }
 
-fn target_type(value: &str) -> Result<TargetType, ValidationError> {
-    match value {
-        "user" => Ok(TargetType::User),
-        "client" => Ok(TargetType::Client),
-        "role" => Ok(TargetType::Role),
-        _ => Err(ValidationError::new(
-            "targetType",
-            "must be one of user, client, role",
-        )),
+impl Body for AccessBody {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let target_type = fields.required("targetType");
+        let operation = fields.required("operation");
+        let scope = fields.list("scope", false);
+        let names: Option<Vec<String>> = fields.list("targets", true);
+        let targets = match (target_type, names) {
+            (Some(kind), Some(names)) => read_targets(fields, kind, &names),
+            _ => None,
+        };
+        Some(Self {
+            targets: targets?,
+            target_type: target_type?,
+            scope: scope?,
+            operation: operation?,
+        })
     }
 }
 
-fn operation(value: &str) -> Result<ScopeOperation, ValidationError> {
-    match value {
-        "add" => Ok(ScopeOperation::Add),
-        "del" => Ok(ScopeOperation::Remove),
-        "set" => Ok(ScopeOperation::Set),
-        _ => Err(ValidationError::new(
-            "operation",
-            "must be one of add, del, set",
-        )),
-    }
-}
-
-/// Each element of a JSON array at `key`, parsed with `parse`, errors at `key[i]`.
-fn each<T>(
-    errors: &mut FieldErrors,
-    value: Option<&Value>,
-    key: &str,
-    allow_empty: bool,
-    mut parse: impl FnMut(&Value) -> Result<T, ValidationError>,
-) -> Option<Vec<T>> {
-    let items = match value {
-        Some(Value::Array(items)) if allow_empty || !items.is_empty() => items,
-        other => {
-            let msg = if allow_empty {
-                "must be an array"
-            } else {
-                "must be a non-empty array"
-            };
-            errors.push(FieldError::body(
-                key,
-                other.cloned().unwrap_or(Value::Null),
-                msg,
-            ));
-            return None;
+/// Each of `names` as an id of `kind`, every invalid one reported at `targets[i]`.
+fn read_targets(fields: &mut Fields<'_>, kind: ScopeHolder, names: &[String]) -> Option<Targets> {
+    fn each<T>(
+        fields: &mut Fields<'_>,
+        names: &[String],
+        parse: impl Fn(&str) -> Result<T, ValidationError>,
+    ) -> Option<Vec<T>> {
+        let mut ids = Vec::with_capacity(names.len());
+        for (index, name) in names.iter().enumerate() {
+            match parse(name) {
+                Ok(id) => ids.push(id),
+                Err(error) => fields.error(&format!("targets[{index}]"), json!(name), error.msg),
+            }
         }
-    };
-    let mut parsed = Vec::with_capacity(items.len());
-    let mut failed = false;
-    for (index, item) in items.iter().enumerate() {
-        match errors.parse(&format!("{key}[{index}]"), item, &mut parse) {
-            Some(value) => parsed.push(value),
-            None => failed = true,
-        }
+        (ids.len() == names.len()).then_some(ids)
     }
-    (!failed).then_some(parsed)
+    match kind {
+        ScopeHolder::User => each(fields, names, UserId::parse).map(Targets::Users),
+        ScopeHolder::Client => each(fields, names, ApplicationId::parse).map(Targets::Clients),
+        ScopeHolder::Role => each(fields, names, RoleId::parse).map(Targets::Roles),
+    }
 }
 
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn change_access(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    JsonBody(raw): JsonBody,
 ) -> Result<Answer, ApiError> {
-    let map = object(&body)?;
     let mut errors = FieldErrors::new();
-    let target_type = required(&mut errors, map, "", "targetType", text(target_type));
-    let operation = required(&mut errors, map, "", "operation", text(operation));
-    let scopes = each(&mut errors, map.get("scope"), "scope", true, |value| {
-        let scope = text(Scope::parse)(value)?;
-        if caller.holds(scope.as_str()) {
-            Ok(scope)
-        } else {
-            Err(ValidationError::new(
-                "scope",
+    let body = AccessBody::read_json(&raw, &mut errors)?;
+    // Nobody hands out more than they hold: known scopes the caller lacks are refused with the
+    // unknown ones.
+    let named = raw["scope"].as_array().into_iter().flatten().enumerate();
+    for (index, item) in named {
+        let Some(scope) = item.as_str().and_then(|s| Scope::parse(s).ok()) else {
+            continue;
+        };
+        if !caller.holds(scope.as_str()) {
+            errors.push(FieldError::body(
+                format!("scope[{index}]"),
+                item.clone(),
                 format!("{scope} is not granted to the caller, who cannot hand it out"),
-            ))
+            ));
         }
-    });
-    let targets = match target_type {
-        Some(TargetType::User) => each(&mut errors, map.get("targets"), "targets", false, |v| {
-            text(UserId::parse)(v)
-        })
-        .map(Targets::Users),
-        Some(TargetType::Client) => each(&mut errors, map.get("targets"), "targets", false, |v| {
-            text(ApplicationId::parse)(v)
-        })
-        .map(Targets::Clients),
-        Some(TargetType::Role) => each(&mut errors, map.get("targets"), "targets", false, |v| {
-            text(RoleId::parse)(v)
-        })
-        .map(Targets::Roles),
-        // The target type is invalid: the targets cannot be read, but their shape can.
-        None => {
-            each(&mut errors, map.get("targets"), "targets", false, |v| {
-                text(|s| Ok(s.to_owned()))(v)
-            });
-            None
-        }
-    };
+    }
     errors.into_result()?;
-    let (Some(operation), Some(scopes), Some(targets)) = (operation, scopes, targets) else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed field is missing"
-        )));
+    let Some(AccessBody {
+        targets,
+        scope: scopes,
+        operation,
+        ..
+    }) = body
+    else {
+        return Err(ApiError::internal(anyhow::anyhow!("a body read no value")));
     };
 
     check_targets(&state, &caller, &targets).await?;

@@ -23,56 +23,83 @@ use events::store::UniqueClaim;
 use events::user::{CreateUser, User, UserCommand, EMAIL_CLAIM, USERNAME_CLAIM};
 use events::values::{
     Credits, Email, InviteCode, Password, PersonName, Phone, PhoneCountryCode, RoleId, UserId,
-    Username,
+    UserRole, Username,
 };
 use futures::{StreamExt, TryStreamExt};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::{caller_outranks, invite_codes, optional, outranked, required, role_rank, text};
+use super::{caller_outranks, invite_codes, outranked, role_rank};
 use crate::pipeline::{execute, load_aggregate, Failure};
+use crate::schemas::InsertedCount;
 use crate::AppState;
 use http_edge::auth::Caller;
-use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, JsonList};
+use http_edge::envelope::{Answer, ApiError};
 
 /// Invite codes each new user gets when the invite-only option is on.
 const INVITE_CODES_PER_NEW_USER: usize = 5;
 
-/// One item of the batch, parsed; the password is hashed later.
-struct NewUser {
-    username: Username,
-    email: Email,
-    password: Password,
-    first_name: PersonName,
-    last_name: PersonName,
-    middle_name: Option<PersonName>,
-    role: RoleId,
-    phone: Option<Phone>,
-    phone_country_code: Option<PhoneCountryCode>,
+/// One user of a `create` body; the password is hashed once the whole batch passed its checks.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct NewUser {
+    /// Unique, case-insensitively.
+    pub username: Username,
+    pub password: Password,
+    /// Unique on its sanitized form.
+    pub email: Email,
+    pub first_name: PersonName,
+    pub last_name: PersonName,
+    pub middle_name: Option<PersonName>,
+    /// An existing role that the caller out-ranks (default: `user`).
+    pub role: Option<UserRole>,
+    pub phone_country_code: Option<PhoneCountryCode>,
+    pub phone: Option<Phone>,
+}
+
+impl Body for NewUser {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let username = fields.required("username");
+        let password = fields.required("password");
+        let email = fields.required("email");
+        let first_name = fields.required("firstName");
+        let last_name = fields.required("lastName");
+        let middle_name = fields.optional("middleName");
+        let role = fields.optional("role");
+        let phone = fields.optional("phone");
+        let phone_country_code = fields.optional("phoneCountryCode");
+        Some(Self {
+            username: username?,
+            password: password?,
+            email: email?,
+            first_name: first_name?,
+            last_name: last_name?,
+            middle_name: middle_name?,
+            role: role?,
+            phone_country_code: phone_country_code?,
+            phone: phone?,
+        })
+    }
+}
+
+impl NewUser {
+    /// The role the user gets.
+    fn role(&self) -> RoleId {
+        self.role
+            .as_ref()
+            .map_or_else(RoleId::user, |role| role.0.clone())
+    }
 }
 
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str(), count))]
 pub async fn create_users(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    JsonList(users): JsonList<NewUser>,
 ) -> Result<Answer, ApiError> {
-    let items = match &body {
-        Value::Array(items) if !items.is_empty() => items,
-        Value::Array(_) => {
-            return Err(ApiError::Body(
-                "the body must hold at least one user".into(),
-            ))
-        }
-        _ => {
-            return Err(ApiError::Body(
-                "the body must be a JSON array of users".into(),
-            ))
-        }
-    };
-    tracing::Span::current().record("count", items.len());
+    tracing::Span::current().record("count", users.len());
 
-    let users = parse_items(items)?;
     check_batch_duplicates(&users)?;
     check_roles(&state, &caller, &users).await?;
     check_taken(&state, &users).await?;
@@ -98,7 +125,7 @@ pub async fn create_users(
         } else {
             Vec::<InviteCode>::new()
         };
-        let (username, email) = (user.username.clone(), user.email.clone());
+        let (username, email, role) = (user.username.clone(), user.email.clone(), user.role());
         let create = CreateUser {
             id,
             username: user.username,
@@ -107,7 +134,7 @@ pub async fn create_users(
             first_name: user.first_name,
             last_name: user.last_name,
             middle_name: user.middle_name,
-            role: user.role,
+            role,
             phone: user.phone,
             phone_country_code: user.phone_country_code,
             credits: Credits::new(state.settings.initial_credits),
@@ -136,61 +163,11 @@ pub async fn create_users(
             }
         }
     }
-    Ok(Answer::ok(json!({ "insertedCount": created.len() }))
-        .with_status(StatusCode::CREATED)
-        .at(position))
-}
-
-/// Every field of every item, reported together (`[i].field` paths).
-fn parse_items(items: &[Value]) -> Result<Vec<NewUser>, ApiError> {
-    let mut errors = FieldErrors::new();
-    let mut users = Vec::with_capacity(items.len());
-    for (index, item) in items.iter().enumerate() {
-        let path = format!("[{index}].");
-        let Some(map) = item.as_object() else {
-            errors.push(FieldError::body(
-                format!("[{index}]"),
-                item.clone(),
-                "must be an object",
-            ));
-            continue;
-        };
-        if let Some(user) = parse_item(&mut errors, map, &path) {
-            users.push(user);
-        }
-    }
-    errors.into_result()?;
-    Ok(users)
-}
-
-fn parse_item(errors: &mut FieldErrors, map: &Map<String, Value>, path: &str) -> Option<NewUser> {
-    let username = required(errors, map, path, "username", text(Username::parse));
-    let password = required(errors, map, path, "password", text(Password::parse));
-    let email = required(errors, map, path, "email", text(Email::parse));
-    let name = |field| move |value: &str| PersonName::parse_field(field, value);
-    let first_name = required(errors, map, path, "firstName", text(name("firstName")));
-    let last_name = required(errors, map, path, "lastName", text(name("lastName")));
-    let middle_name = optional(errors, map, path, "middleName", text(name("middleName")));
-    let role = optional(errors, map, path, "role", text(RoleId::parse_user_role));
-    let phone = optional(errors, map, path, "phone", text(Phone::parse));
-    let phone_country_code = optional(
-        errors,
-        map,
-        path,
-        "phoneCountryCode",
-        text(PhoneCountryCode::parse),
-    );
-    Some(NewUser {
-        username: username?,
-        email: email?,
-        password: password?,
-        first_name: first_name?,
-        last_name: last_name?,
-        middle_name,
-        role: role.unwrap_or_else(RoleId::user),
-        phone,
-        phone_country_code,
+    Ok(Answer::ok(InsertedCount {
+        inserted_count: created.len() as u64,
     })
+    .with_status(StatusCode::CREATED)
+    .at(position))
 }
 
 /// 400 ClientInputError with `existingUsers`.
@@ -244,11 +221,12 @@ fn claims(user: &NewUser) -> [UniqueClaim; 2] {
 /// Every role named must exist (400 NotFound, Liquid's code for an unknown role) and be
 /// out-ranked by the caller (super_admin included).
 async fn check_roles(state: &AppState, caller: &Caller, users: &[NewUser]) -> Result<(), ApiError> {
-    let mut roles: BTreeMap<&RoleId, usize> = BTreeMap::new();
+    let mut roles: BTreeMap<RoleId, usize> = BTreeMap::new();
     for (index, user) in users.iter().enumerate() {
-        roles.entry(&user.role).or_insert(index);
+        roles.entry(user.role()).or_insert(index);
     }
     for (role, index) in roles {
+        let role = &role;
         if role_rank(state, role).await?.is_none() {
             return Err(ApiError::Refused {
                 code: "NotFound",

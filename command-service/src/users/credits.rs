@@ -5,32 +5,37 @@
 
 use axum::extract::State;
 use events::user::{CreditsChange, User, UserCommand};
-use events::values::{Credits, ValidationError};
-use serde_json::Value;
+use events::values::{Credits, CreditsOperation, UserId};
+use utoipa::ToSchema;
 
-use super::{object, required, target, text, whole_number};
 use crate::pipeline::execute;
 use crate::AppState;
 use http_edge::auth::Caller;
-use http_edge::envelope::{Answer, ApiError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, Json};
+use http_edge::envelope::{Answer, ApiError};
 
-#[derive(Debug, Clone, Copy)]
-enum Operation {
-    Increment,
-    Decrement,
-    Set,
+/// `credits`. Credits never go negative.
+#[derive(Debug, ToSchema)]
+pub struct CreditsBody {
+    /// The user's `_id`.
+    pub target: UserId,
+    /// `operation` is accepted as an alias.
+    #[schema(rename = "type")]
+    pub operation: CreditsOperation,
+    pub value: Credits,
 }
 
-fn operation(value: &str) -> Result<Operation, ValidationError> {
-    match value {
-        "increment" => Ok(Operation::Increment),
-        "decrement" => Ok(Operation::Decrement),
-        "set" => Ok(Operation::Set),
-        _ => Err(ValidationError::new(
-            "type",
-            "must be one of increment, decrement, set",
-        )),
+impl Body for CreditsBody {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let target = fields.required("target");
+        let alias = !fields.has_value("type") && fields.has("operation");
+        let operation = fields.required(if alias { "operation" } else { "type" });
+        let value = fields.required("value");
+        Some(Self {
+            target: target?,
+            operation: operation?,
+            value: value?,
+        })
     }
 }
 
@@ -38,27 +43,17 @@ fn operation(value: &str) -> Result<Operation, ValidationError> {
 pub async fn change_credits(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<CreditsBody>,
 ) -> Result<Answer, ApiError> {
-    let map = object(&body)?;
-    let mut errors = FieldErrors::new();
-    let target = target(&mut errors, map);
-    let key = match (map.get("type"), map.get("operation")) {
-        (None | Some(Value::Null), Some(_)) => "operation",
-        _ => "type",
-    };
-    let operation = required(&mut errors, map, "", key, text(operation));
-    let value = required(&mut errors, map, "", "value", whole_number).map(Credits::new);
-    errors.into_result()?;
-    let (Some(target), Some(operation), Some(value)) = (target, operation, value) else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed field is missing"
-        )));
-    };
+    let CreditsBody {
+        target,
+        operation,
+        value,
+    } = body;
     let change = match operation {
-        Operation::Increment => CreditsChange::Increment(value),
-        Operation::Decrement => CreditsChange::Decrement(value),
-        Operation::Set => CreditsChange::Set(value),
+        CreditsOperation::Increment => CreditsChange::Increment(value),
+        CreditsOperation::Decrement => CreditsChange::Decrement(value),
+        CreditsOperation::Set => CreditsChange::Set(value),
     };
     let outcome = execute::<User, _>(
         &*state.store,

@@ -3,41 +3,55 @@
 
 use axum::extract::State;
 use events::user::{User, UserCommand};
-use events::values::CustomData;
+use events::values::{CustomData, UserId};
 use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::{object, target};
 use crate::pipeline::execute;
 use crate::AppState;
 use http_edge::auth::Caller;
-use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, Json};
+use http_edge::envelope::{Answer, ApiError, FieldError};
+
+/// `custom-data`: replaces the whole value.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct CustomDataBody {
+    /// The user's `_id`.
+    pub target: UserId,
+    /// An object, `null`, `true` or `false`, at most 16 KiB serialised. Required: `null` is a
+    /// value here.
+    pub custom_data: Value,
+}
+
+impl Body for CustomDataBody {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let target = fields.required("target");
+        // `null` is a value here (it replaces the data with null), so only an absent key is
+        // missing.
+        let present = fields.has("customData");
+        let custom_data = fields.value("customData").cloned();
+        if !present {
+            fields.error("customData", Value::Null, "is required");
+        }
+        Some(Self {
+            target: target?,
+            custom_data: present.then(|| custom_data.unwrap_or(Value::Null))?,
+        })
+    }
+}
 
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn replace_custom_data(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<CustomDataBody>,
 ) -> Result<Answer, ApiError> {
-    let map = object(&body)?;
-    let mut errors = FieldErrors::new();
-    let target = target(&mut errors, map);
-    // `null` is a value here (it replaces the data with null), so only an absent key is missing.
-    let custom_data = match map.get("customData") {
-        None => {
-            errors.push(FieldError::body("customData", Value::Null, "is required"));
-            None
-        }
-        Some(value) => errors.parse("customData", value, |value| {
-            CustomData::parse(value.clone(), state.settings.custom_data_limit)
-        }),
-    };
-    errors.into_result()?;
-    let (Some(target), Some(custom_data)) = (target, custom_data) else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed field is missing"
-        )));
-    };
+    let target = body.target;
+    let custom_data = CustomData::parse(body.custom_data.clone(), state.settings.custom_data_limit)
+        .map_err(|error| {
+            ApiError::validation(FieldError::body("customData", body.custom_data, error.msg))
+        })?;
     let outcome = execute::<User, _>(
         &*state.store,
         &target,

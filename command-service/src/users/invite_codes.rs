@@ -9,41 +9,80 @@ use chrono::{DateTime, Utc};
 use events::user::{
     InviteCodeView, InviteCodesView, User, UserCommand, MAX_INVITE_CODES_PER_REQUEST,
 };
-use events::values::InviteCode;
+use events::values::{FieldValue, InviteCode, UserId, ValidationError};
 use events::DomainError;
 use rand::Rng;
+use serde_json::Value;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
-use super::{object, optional, target};
 use crate::pipeline::{domain_error, execute};
 use crate::AppState;
 use http_edge::auth::Caller;
-use http_edge::envelope::{Answer, ApiError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, Json};
+use http_edge::envelope::{Answer, ApiError};
 
-const DEFAULT_COUNT: u64 = 5;
+const DEFAULT_COUNT: usize = 5;
+
+/// `POST invite-codes`.
+#[derive(Debug, ToSchema)]
+pub struct InviteCodesBody {
+    /// The owner's `_id`.
+    pub target: UserId,
+    pub count: Option<CodeCount>,
+}
+
+impl Body for InviteCodesBody {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let target = fields.required("target");
+        let count = fields.optional("count");
+        Some(Self {
+            target: target?,
+            count: count?,
+        })
+    }
+}
+
+/// How many codes to generate: at least 1 (default 5). More than 15 is refused as Liquid
+/// refuses it, with 400 GenerationTargetExceededForRequest.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeCount(usize);
+
+impl FieldValue for CodeCount {
+    fn from_json(value: &Value) -> Result<Self, ValidationError> {
+        value
+            .as_u64()
+            .filter(|count| *count >= 1)
+            .map(|count| Self(usize::try_from(count).unwrap_or(usize::MAX)))
+            .ok_or_else(|| ValidationError::new("count", "must be an integer of at least 1"))
+    }
+}
+
+impl PartialSchema for CodeCount {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .description(Some(
+                "How many codes: default 5; more than 15 is 400 \
+                 GenerationTargetExceededForRequest.",
+            ))
+            .minimum(Some(1))
+            .into()
+    }
+}
+
+impl ToSchema for CodeCount {}
 
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn generate_invite_codes(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<InviteCodesBody>,
 ) -> Result<Answer, ApiError> {
-    let map = object(&body)?;
-    let mut errors = FieldErrors::new();
-    let target = target(&mut errors, map);
-    let count = optional(&mut errors, map, "", "count", |value| {
-        value.as_u64().filter(|count| *count >= 1).ok_or_else(|| {
-            events::values::ValidationError::new("count", "must be an integer of at least 1")
-        })
-    });
-    errors.into_result()?;
-    let (Some(target), count) = (target, count.unwrap_or(DEFAULT_COUNT)) else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed field is missing"
-        )));
-    };
+    let target = body.target;
+    let requested = body.count.map_or(DEFAULT_COUNT, |count| count.0);
     let max = MAX_INVITE_CODES_PER_REQUEST;
-    let requested = usize::try_from(count).unwrap_or(usize::MAX);
     if requested > max {
         return Err(domain_error(
             DomainError::GenerationTargetExceededForRequest { requested, max },

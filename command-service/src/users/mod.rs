@@ -8,7 +8,8 @@
 //! One file per command: [`create`], [`update`], [`custom_data`], [`toggles`] (ban, restrict,
 //! verify), [`credits`], [`access`], [`subscription`] (and subscription-cancel),
 //! [`invite_codes`]; [`view`] builds the user object answered by `update`. This file holds the
-//! router and what the handlers share: reading body fields, targets, and ranking.
+//! router and what the handlers share: ranking and loading users. Each command's body type
+//! is in its file, beside its handler.
 
 pub mod access;
 pub mod create;
@@ -21,21 +22,21 @@ pub mod update;
 pub mod view;
 
 use events::role::{outranks, Role};
-use events::values::{Ranking, RoleId, UserId, ValidationError};
-use serde_json::{json, Map, Value};
+use events::values::{Ranking, RoleId, UserId};
+use serde_json::json;
 
 use crate::pipeline::load_aggregate;
 use crate::schemas;
 use crate::AppState;
 use http_edge::auth::{Caller, Edge};
-use http_edge::envelope::{ApiError, FieldError, FieldErrors};
+use http_edge::envelope::ApiError;
 use http_edge::{Doc, Routes};
 
 /// Every user write route, on both edges where the contract has them, with its documentation.
 pub fn router() -> Routes<AppState> {
     let verify = Doc::post("/user/admin-api/verify", "Verify or unverify a user")
         .session(Edge::Admin, "admin:profile:verifications:write")
-        .json_body::<schemas::ToggleBody>()
+        .json_body::<toggles::ToggleBody>()
         .write()
         .done("set; the date and who did it are recorded (`verifiedDate`, `verifiedBy`)")
         .error(404, "NotFound", "no live user has this `target`")
@@ -75,7 +76,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
         .route(
             Doc::post(at("create"), "Create users, all or nothing")
                 .shared(edge, "profile:create:write")
-                .json_array_body::<schemas::NewUser>()
+                .json_array_body::<create::NewUser>()
                 .write()
                 .hashes()
                 .enveloped::<schemas::InsertedCount>(201, "every user was created")
@@ -97,7 +98,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
             outranked(missing(
                 Doc::patch(at("update"), "Update a user's profile")
                     .shared(edge, "profile:write")
-                    .json_body::<schemas::UserUpdate>()
+                    .json_body::<update::UserUpdate>()
                     .write()
                     .hashes()
                     .ok::<schemas::UserAnswer>("the user after the update"),
@@ -120,7 +121,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
             missing(
                 Doc::put(at("custom-data"), "Replace a user's custom data")
                     .shared(edge, "profile:custom-data:write")
-                    .json_body::<schemas::CustomDataBody>()
+                    .json_body::<custom_data::CustomDataBody>()
                     .write()
                     .done("replaced"),
             ),
@@ -130,7 +131,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
             outranked(missing(
                 Doc::post(at("ban"), "Ban or unban a user")
                     .shared(edge, "profile:ban:write")
-                    .json_body::<schemas::ToggleBody>()
+                    .json_body::<toggles::ToggleBody>()
                     .write()
                     .done("set; `bannedDate`, `bannedBy`, `bannedReason` are recorded"),
             )),
@@ -140,7 +141,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
             outranked(missing(
                 Doc::post(at("restrict"), "Restrict or unrestrict a user")
                     .shared(edge, "profile:restrict:write")
-                    .json_body::<schemas::ToggleBody>()
+                    .json_body::<toggles::ToggleBody>()
                     .write()
                     .done("set; `restrictedDate`, `restrictedBy`, `restrictedReason` are recorded"),
             )),
@@ -153,7 +154,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
                     "Increment, decrement or set a user's credits",
                 )
                 .shared(edge, "profile:credits:write")
-                .json_body::<schemas::CreditsBody>()
+                .json_body::<credits::CreditsBody>()
                 .write()
                 .done("changed (a `set` to the current value is a no-op)"),
             )
@@ -171,7 +172,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
                     "Add, remove or set the scopes of users, applications or roles",
                 )
                 .shared(edge, "profile:access:write")
-                .json_body::<schemas::AccessBody>()
+                .json_body::<access::AccessBody>()
                 .write()
                 .done("changed"),
             ))
@@ -193,7 +194,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
             missing(
                 Doc::post(at("subscription"), "Turn a user's subscription on or off")
                     .shared(edge, "profile:subscriptions:write")
-                    .json_body::<schemas::SubscriptionBody>()
+                    .json_body::<subscription::SubscriptionBody>()
                     .write()
                     .done("set"),
             ),
@@ -206,7 +207,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
                     "Mark a user's subscription cancelled or not",
                 )
                 .shared(edge, "profile:subscriptions:write")
-                .json_body::<schemas::SubscriptionCancelBody>()
+                .json_body::<subscription::SubscriptionCancelBody>()
                 .write()
                 .done("set"),
             ),
@@ -216,7 +217,7 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
             missing(
                 Doc::post(at("invite-codes"), "Generate invite codes for a user")
                     .shared(edge, "social:invite-code:write")
-                    .json_body::<schemas::InviteCodesBody>()
+                    .json_body::<invite_codes::InviteCodesBody>()
                     .write()
                     .ok::<events::user::InviteCodesView>("the codes generated"),
             )
@@ -227,88 +228,6 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
             ),
             invite_codes::generate_invite_codes,
         )
-}
-
-/// The body as a JSON object, or 400.
-pub(crate) fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
-    body.as_object()
-        .ok_or_else(|| ApiError::Body("the body must be a JSON object".into()))
-}
-
-/// A required field at `path` (`key` in `map`): absent or `null` is "is required"; otherwise
-/// `parse` decides. Failures are recorded in `errors`.
-pub(crate) fn required<T>(
-    errors: &mut FieldErrors,
-    map: &Map<String, Value>,
-    path: &str,
-    key: &str,
-    parse: impl FnOnce(&Value) -> Result<T, ValidationError>,
-) -> Option<T> {
-    match map.get(key) {
-        None | Some(Value::Null) => {
-            errors.push(FieldError::body(
-                format!("{path}{key}"),
-                Value::Null,
-                "is required",
-            ));
-            None
-        }
-        Some(value) => errors.parse(&format!("{path}{key}"), value, parse),
-    }
-}
-
-/// An optional field: absent or `null` is `None` (and no error).
-pub(crate) fn optional<T>(
-    errors: &mut FieldErrors,
-    map: &Map<String, Value>,
-    path: &str,
-    key: &str,
-    parse: impl FnOnce(&Value) -> Result<T, ValidationError>,
-) -> Option<T> {
-    match map.get(key) {
-        None | Some(Value::Null) => None,
-        Some(value) => errors.parse(&format!("{path}{key}"), value, parse),
-    }
-}
-
-/// A parser of JSON strings with a value type's `parse`.
-pub(crate) fn text<T>(
-    parse: impl FnOnce(&str) -> Result<T, ValidationError>,
-) -> impl FnOnce(&Value) -> Result<T, ValidationError> {
-    move |value| match value {
-        Value::String(s) => parse(s),
-        _ => Err(ValidationError::new("value", "must be a string")),
-    }
-}
-
-pub(crate) fn boolean(value: &Value) -> Result<bool, ValidationError> {
-    value
-        .as_bool()
-        .ok_or_else(|| ValidationError::new("value", "must be true or false"))
-}
-
-/// A JSON integer of at least 0 (not a float, not a string).
-pub(crate) fn whole_number(value: &Value) -> Result<u64, ValidationError> {
-    value
-        .as_u64()
-        .ok_or_else(|| ValidationError::new("value", "must be an integer of at least 0"))
-}
-
-/// `target`: one user id.
-pub(crate) fn target(errors: &mut FieldErrors, map: &Map<String, Value>) -> Option<UserId> {
-    required(errors, map, "", "target", text(UserId::parse))
-}
-
-/// `target` as `ban`, `restrict` and `verify` take it: one id, or a one-element array of it.
-pub(crate) fn single_target(errors: &mut FieldErrors, map: &Map<String, Value>) -> Option<UserId> {
-    required(errors, map, "", "target", |value| match value {
-        Value::Array(items) if items.len() == 1 => text(UserId::parse)(&items[0]),
-        Value::Array(_) => Err(ValidationError::new(
-            "target",
-            "must be one id (an array must hold exactly one)",
-        )),
-        other => text(UserId::parse)(other),
-    })
 }
 
 /// The ranking of a role, `None` when it does not exist (or was deleted).

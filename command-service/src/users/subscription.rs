@@ -6,60 +6,98 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use events::user::{SubscriptionChange, User, UserCommand};
-use events::values::{SubscriptionIdentifier, ValidationError};
-use serde_json::Value;
+use events::values::{SubscriptionIdentifier, UserId};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::{boolean, object, optional, required, target, text};
 use crate::pipeline::execute;
 use crate::AppState;
 use http_edge::auth::Caller;
-use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, Json};
+use http_edge::envelope::{Answer, ApiError, FieldError};
 
-fn expiry(value: &str) -> Result<DateTime<Utc>, ValidationError> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| ValidationError::new("expiry", "must be an ISO-8601 date and time"))
+/// `subscription`.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct SubscriptionBody {
+    /// The user's `_id`.
+    pub target: UserId,
+    pub state: bool,
+    /// Required when `state` is true.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expiry: Option<DateTime<Utc>>,
+    /// One of the configured tiers (see `subscription-tiers`).
+    pub tier: Option<String>,
+    pub subscription_identifier: Option<SubscriptionIdentifier>,
+}
+
+impl Body for SubscriptionBody {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let target = fields.required("target");
+        let state = fields.required("state");
+        let expiry = fields.optional("expiry");
+        let tier = fields.optional("tier");
+        let subscription_identifier = fields.optional("subscriptionIdentifier");
+        if state == Some(true) && !fields.has_value("expiry") {
+            fields.error("expiry", Value::Null, "is required when state is true");
+            return None;
+        }
+        Some(Self {
+            target: target?,
+            state: state?,
+            expiry: expiry?,
+            tier: tier?,
+            subscription_identifier: subscription_identifier?,
+        })
+    }
+}
+
+/// `subscription-cancel`.
+#[derive(Debug, ToSchema)]
+pub struct SubscriptionCancelBody {
+    /// The user's `_id`.
+    pub target: UserId,
+    pub cancelled: bool,
+}
+
+impl Body for SubscriptionCancelBody {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let target = fields.required("target");
+        let cancelled = fields.required("cancelled");
+        Some(Self {
+            target: target?,
+            cancelled: cancelled?,
+        })
+    }
 }
 
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn change_subscription(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<SubscriptionBody>,
 ) -> Result<Answer, ApiError> {
-    let map = object(&body)?;
-    let mut errors = FieldErrors::new();
-    let target = target(&mut errors, map);
-    let on = required(&mut errors, map, "", "state", boolean);
-    let expiry = optional(&mut errors, map, "", "expiry", text(expiry));
-    let tiers = &state.settings.subscription_tiers;
-    let tier = optional(&mut errors, map, "", "tier", text(|t| tiers.parse(t)));
-    let identifier = optional(
-        &mut errors,
-        map,
-        "",
-        "subscriptionIdentifier",
-        SubscriptionIdentifier::from_json,
-    );
-    let change = on.and_then(|on| {
-        match SubscriptionChange::from_request(on, expiry, tier, identifier) {
-            Ok(change) => Some(change),
-            Err(error) => {
-                // Report a missing expiry only when it was not already reported as invalid.
-                if map.get("expiry").is_none_or(Value::is_null) {
-                    errors.push(FieldError::body(error.field, Value::Null, error.msg));
-                }
-                None
-            }
-        }
-    });
-    errors.into_result()?;
-    let (Some(target), Some(change)) = (target, change) else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed field is missing"
-        )));
+    let invalid = |field: &str, value: Value, msg: String| {
+        ApiError::validation(FieldError::body(field, value, msg))
     };
+    let tier = match &body.tier {
+        Some(tier) => Some(
+            state
+                .settings
+                .subscription_tiers
+                .parse(tier)
+                .map_err(|error| invalid("tier", json!(tier), error.msg))?,
+        ),
+        None => None,
+    };
+    let target = body.target;
+    let change = SubscriptionChange::from_request(
+        body.state,
+        body.expiry,
+        tier,
+        body.subscription_identifier,
+    )
+    .map_err(|error| invalid(error.field, Value::Null, error.msg))?;
     let outcome = execute::<User, _>(
         &*state.store,
         &target,
@@ -75,18 +113,9 @@ pub async fn change_subscription(
 pub async fn set_subscription_cancelled(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<SubscriptionCancelBody>,
 ) -> Result<Answer, ApiError> {
-    let map = object(&body)?;
-    let mut errors = FieldErrors::new();
-    let target = target(&mut errors, map);
-    let cancelled = required(&mut errors, map, "", "cancelled", boolean);
-    errors.into_result()?;
-    let (Some(target), Some(cancelled)) = (target, cancelled) else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed field is missing"
-        )));
-    };
+    let SubscriptionCancelBody { target, cancelled } = body;
     let outcome = execute::<User, _>(
         &*state.store,
         &target,

@@ -6,17 +6,75 @@
 
 use axum::extract::State;
 use events::user::{Toggle, User, UserCommand};
-use events::values::{Reason, RoleId};
-use serde_json::json;
+use events::values::{text_of, FieldValue, Reason, RoleId, UserId, ValidationError};
+use serde_json::{json, Value};
+use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder, Schema};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
-use super::{
-    boolean, load_user, object, optional, require_outranks_user, required, single_target, text,
-};
+use super::{load_user, require_outranks_user};
 use crate::pipeline::{execute, Failure};
 use crate::AppState;
 use http_edge::auth::Caller;
-use http_edge::envelope::{Answer, ApiError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, Json};
+use http_edge::envelope::{Answer, ApiError};
+
+/// `ban`, `restrict`, `verify`.
+#[derive(Debug, ToSchema)]
+pub struct ToggleBody {
+    pub target: OneTarget,
+    pub state: bool,
+    pub reason: Option<Reason>,
+}
+
+impl Body for ToggleBody {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let target = fields.required("target");
+        let state = fields.required("state");
+        let reason = fields.optional("reason");
+        Some(Self {
+            target: target?,
+            state: state?,
+            reason: reason?,
+        })
+    }
+}
+
+/// `target` as `ban`, `restrict` and `verify` take it: one user `_id`, or a one-element array
+/// of it (as Liquid's callers send it).
+#[derive(Debug)]
+pub struct OneTarget(pub UserId);
+
+impl FieldValue for OneTarget {
+    fn from_json(value: &Value) -> Result<Self, ValidationError> {
+        match value {
+            Value::Array(items) if items.len() == 1 => UserId::from_json(&items[0]).map(Self),
+            Value::Array(_) => Err(ValidationError::new(
+                "target",
+                "must be one id (an array must hold exactly one)",
+            )),
+            other => UserId::parse(text_of(other)?).map(Self),
+        }
+    }
+}
+
+impl PartialSchema for OneTarget {
+    fn schema() -> RefOr<Schema> {
+        let id = UserId::schema();
+        OneOfBuilder::new()
+            .description(Some("A user's `_id`, or an array of exactly one."))
+            .item(id.clone())
+            .item(
+                ArrayBuilder::new()
+                    .items(id)
+                    .min_items(Some(1))
+                    .max_items(Some(1)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for OneTarget {}
 
 #[derive(Debug, Clone, Copy)]
 enum Flag {
@@ -29,46 +87,40 @@ enum Flag {
 pub async fn ban_user(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<ToggleBody>,
 ) -> Result<Answer, ApiError> {
-    set_flag(&state, &caller, &body, Flag::Ban).await
+    set_flag(&state, &caller, body, Flag::Ban).await
 }
 
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn restrict_user(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<ToggleBody>,
 ) -> Result<Answer, ApiError> {
-    set_flag(&state, &caller, &body, Flag::Restrict).await
+    set_flag(&state, &caller, body, Flag::Restrict).await
 }
 
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 pub async fn verify_user(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    Json(body): Json<ToggleBody>,
 ) -> Result<Answer, ApiError> {
-    set_flag(&state, &caller, &body, Flag::Verify).await
+    set_flag(&state, &caller, body, Flag::Verify).await
 }
 
 async fn set_flag(
     state: &AppState,
     caller: &Caller,
-    body: &serde_json::Value,
+    body: ToggleBody,
     flag: Flag,
 ) -> Result<Answer, ApiError> {
-    let map = object(body)?;
-    let mut errors = FieldErrors::new();
-    let target = single_target(&mut errors, map);
-    let on = required(&mut errors, map, "", "state", boolean);
-    let reason = optional(&mut errors, map, "", "reason", text(Reason::parse));
-    errors.into_result()?;
-    let (Some(target), Some(on)) = (target, on) else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a parsed field is missing"
-        )));
-    };
+    let ToggleBody {
+        target: OneTarget(target),
+        state: on,
+        reason,
+    } = body;
     let toggle = Toggle { state: on, reason };
 
     let checked_role = match flag {

@@ -14,32 +14,175 @@ use axum::extract::State;
 use events::store::UniqueClaim;
 use events::user::{ProfileChanges, UpdateUser, User, UserCommand, EMAIL_CLAIM, USERNAME_CLAIM};
 use events::values::{
-    Bio, CountryCode, CustomLink, Designation, Email, Gender, LanguageCode, Organization, Password,
-    PersonName, Pronouns, RoleId, UserId, Username, ValidationError,
+    Bio, CountryCode, CustomLink, Designation, Email, FieldValue, Gender, LanguageCode,
+    Organization, Password, PersonName, Pronouns, UserId, UserRole, Username, ValidationError,
 };
 use serde_json::{json, Map, Value};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::toggles::role_unchanged;
 use super::view::user_view;
 use super::{
-    boolean, caller_outranks, load_user, object, outranked, require_outranks_user, role_rank,
-    target, text, unknown_role,
+    caller_outranks, load_user, outranked, require_outranks_user, role_rank, unknown_role,
 };
 use crate::pipeline::execute;
 use crate::AppState;
 use events::user::editable::{sensitivity_scope, EDITABLE_FIELDS};
 use http_edge::auth::Caller;
-use http_edge::envelope::{Answer, ApiError, FieldError, FieldErrors};
-use http_edge::extract::JsonBody;
+use http_edge::body::{Body, Fields, JsonBody};
+use http_edge::envelope::{Answer, ApiError};
 
 /// The value that clears an optional field.
 pub const UNSET: &str = "__unset__";
 
-/// A parsed `update` request; the password is hashed after every check passed.
-struct Requested {
-    target: UserId,
-    update: UpdateUser,
-    password: Option<Password>,
+/// `update`: the target and any editable field. A field outside the configured editable
+/// list is 401 InsufficientPrivileges; each field needs the shared
+/// `E:profile:sensitive:<level>:write` of its level (low: names, bio, pronouns, customLink,
+/// organization, designation, gender, preferredLanguage; medium: email; high: username,
+/// password, role, country; extreme: isDeleted). `"__unset__"` clears an optional field; a
+/// required one (names, email, username, password, role) cannot be unset.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct UserUpdate {
+    /// The user's `_id`.
+    pub target: UserId,
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
+    #[schema(schema_with = clearable::<PersonName>)]
+    pub middle_name: Option<Clearable<PersonName>>,
+    #[schema(schema_with = clearable::<Bio>)]
+    pub bio: Option<Clearable<Bio>>,
+    #[schema(schema_with = clearable::<Pronouns>)]
+    pub pronouns: Option<Clearable<Pronouns>>,
+    #[schema(schema_with = clearable::<CustomLink>)]
+    pub custom_link: Option<Clearable<CustomLink>>,
+    #[schema(schema_with = clearable::<Organization>)]
+    pub organization: Option<Clearable<Organization>>,
+    #[schema(schema_with = clearable::<Designation>)]
+    pub designation: Option<Clearable<Designation>>,
+    #[schema(schema_with = clearable::<Gender>)]
+    pub gender: Option<Clearable<Gender>>,
+    #[schema(schema_with = clearable::<LanguageCode>)]
+    pub preferred_language: Option<Clearable<LanguageCode>>,
+    #[schema(schema_with = clearable::<CountryCode>)]
+    pub country: Option<Clearable<CountryCode>>,
+    pub email: Option<Email>,
+    pub username: Option<Username>,
+    pub password: Option<Password>,
+    pub role: Option<UserRole>,
+    pub is_deleted: Option<bool>,
+}
+
+/// An optional profile field's new value, or `"__unset__"` (`Clearable(None)`), which clears
+/// it.
+#[derive(Debug)]
+pub struct Clearable<T>(pub Option<T>);
+
+impl<T: FieldValue> FieldValue for Clearable<T> {
+    fn from_json(value: &Value) -> Result<Self, ValidationError> {
+        match value {
+            Value::String(s) if s == UNSET => Ok(Self(None)),
+            value => T::from_json(value).map(|value| Self(Some(value))),
+        }
+    }
+}
+
+/// The schema of a [`Clearable`] field: the value's, or `"__unset__"`.
+fn clearable<T: PartialSchema>() -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(T::schema())
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("Clears the field."))
+                .enum_values(Some([UNSET])),
+        )
+        .into()
+}
+
+/// A field that cannot be cleared: `"__unset__"` is refused as such.
+fn settable<T: FieldValue>(value: &Value) -> Result<T, ValidationError> {
+    match value {
+        Value::String(s) if s == UNSET => Err(ValidationError::new(
+            "value",
+            "is required and cannot be unset",
+        )),
+        value => T::from_json(value),
+    }
+}
+
+impl Body for UserUpdate {
+    fn read(fields: &mut Fields<'_>) -> Option<Self> {
+        let target = fields.required("target");
+        let first_name = fields.optional_with("firstName", settable);
+        let last_name = fields.optional_with("lastName", settable);
+        let middle_name = fields.optional("middleName");
+        let bio = fields.optional("bio");
+        let pronouns = fields.optional("pronouns");
+        let custom_link = fields.optional("customLink");
+        let organization = fields.optional("organization");
+        let designation = fields.optional("designation");
+        let gender = fields.optional("gender");
+        let preferred_language = fields.optional("preferredLanguage");
+        let country = fields.optional("country");
+        let email = fields.optional_with("email", settable);
+        let username = fields.optional_with("username", settable);
+        let password = fields.optional_with("password", settable);
+        let role = fields.optional_with("role", settable);
+        let is_deleted = fields.optional("isDeleted");
+        Some(Self {
+            target: target?,
+            first_name: first_name?,
+            last_name: last_name?,
+            middle_name: middle_name?,
+            bio: bio?,
+            pronouns: pronouns?,
+            custom_link: custom_link?,
+            organization: organization?,
+            designation: designation?,
+            gender: gender?,
+            preferred_language: preferred_language?,
+            country: country?,
+            email: email?,
+            username: username?,
+            password: password?,
+            role: role?,
+            is_deleted: is_deleted?,
+        })
+    }
+}
+
+impl UserUpdate {
+    /// The command's changes, and the password to hash once every check passed.
+    fn into_changes(self) -> (UpdateUser, Option<Password>) {
+        fn cleared<T>(field: Option<Clearable<T>>) -> Option<Option<T>> {
+            field.map(|Clearable(value)| value)
+        }
+        let profile = ProfileChanges {
+            first_name: self.first_name,
+            last_name: self.last_name,
+            middle_name: cleared(self.middle_name),
+            bio: cleared(self.bio),
+            pronouns: cleared(self.pronouns),
+            custom_link: cleared(self.custom_link),
+            organization: cleared(self.organization),
+            designation: cleared(self.designation),
+            gender: cleared(self.gender),
+            preferred_language: cleared(self.preferred_language),
+            country: cleared(self.country),
+        };
+        let update = UpdateUser {
+            profile,
+            email: self.email,
+            username: self.username,
+            password_hash: None,
+            role: self.role.map(|UserRole(role)| role),
+            delete: self.is_deleted.unwrap_or(false),
+        };
+        (update, self.password)
+    }
 }
 
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
@@ -48,14 +191,15 @@ pub async fn update_user(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Answer, ApiError> {
-    let map = object(&body)?;
-    check_editable(map)?;
-    check_sensitivity(&caller, map)?;
-    let Requested {
-        target,
-        mut update,
-        password,
-    } = parse(map)?;
+    // Which fields may be sent at all is decided before any value is read (the order of
+    // refusals above).
+    if let Some(map) = body.as_object() {
+        check_editable(map)?;
+        check_sensitivity(&caller, map)?;
+    }
+    let request = UserUpdate::from_json(&body)?;
+    let target = request.target;
+    let (mut update, password) = request.into_changes();
 
     let user = load_user(&state, &target).await?;
     require_outranks_user(&state, &caller, &user.role).await?;
@@ -122,80 +266,6 @@ fn check_sensitivity(caller: &Caller, map: &Map<String, Value>) -> Result<(), Ap
         }
     }
     Ok(())
-}
-
-/// A field that `"__unset__"` clears: `Some(None)`.
-fn clearable<T>(
-    errors: &mut FieldErrors,
-    map: &Map<String, Value>,
-    key: &str,
-    parse: impl FnOnce(&str) -> Result<T, ValidationError>,
-) -> Option<Option<T>> {
-    match map.get(key)? {
-        Value::String(s) if s == UNSET => Some(None),
-        value => errors.parse(key, value, text(parse)).map(Some),
-    }
-}
-
-/// A field that cannot be cleared.
-fn settable<T>(
-    errors: &mut FieldErrors,
-    map: &Map<String, Value>,
-    key: &str,
-    parse: impl FnOnce(&str) -> Result<T, ValidationError>,
-) -> Option<T> {
-    match map.get(key)? {
-        value @ Value::String(s) if s == UNSET => {
-            errors.push(FieldError::body(
-                key,
-                value.clone(),
-                "is required and cannot be unset",
-            ));
-            None
-        }
-        value => errors.parse(key, value, text(parse)),
-    }
-}
-
-fn parse(map: &Map<String, Value>) -> Result<Requested, ApiError> {
-    let mut errors = FieldErrors::new();
-    let target = target(&mut errors, map);
-    let name = |field| move |value: &str| PersonName::parse_field(field, value);
-    let profile = ProfileChanges {
-        first_name: settable(&mut errors, map, "firstName", name("firstName")),
-        last_name: settable(&mut errors, map, "lastName", name("lastName")),
-        middle_name: clearable(&mut errors, map, "middleName", name("middleName")),
-        bio: clearable(&mut errors, map, "bio", Bio::parse),
-        pronouns: clearable(&mut errors, map, "pronouns", Pronouns::parse),
-        custom_link: clearable(&mut errors, map, "customLink", CustomLink::parse),
-        organization: clearable(&mut errors, map, "organization", Organization::parse),
-        designation: clearable(&mut errors, map, "designation", Designation::parse),
-        gender: clearable(&mut errors, map, "gender", Gender::parse),
-        preferred_language: clearable(&mut errors, map, "preferredLanguage", LanguageCode::parse),
-        country: clearable(&mut errors, map, "country", CountryCode::parse),
-    };
-    let email = settable(&mut errors, map, "email", Email::parse);
-    let username = settable(&mut errors, map, "username", Username::parse);
-    let password = settable(&mut errors, map, "password", Password::parse);
-    let role = settable(&mut errors, map, "role", RoleId::parse_user_role);
-    let delete = match map.get("isDeleted") {
-        None => false,
-        Some(value) => errors.parse("isDeleted", value, boolean).unwrap_or(false),
-    };
-    errors.into_result()?;
-    let target = target.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no target")))?;
-    Ok(Requested {
-        target,
-        update: UpdateUser {
-            profile,
-            email,
-            username,
-            password_hash: None,
-            role,
-            delete,
-        },
-        password,
-    })
 }
 
 /// 409 naming every new username or email that another user holds. The append's claims decide

@@ -4,27 +4,25 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{check_length, is_letter, is_mark, matches_username_pattern};
-use super::{text_value, ValidationError};
+use super::text::{is_letter, is_mark};
+use super::{ruled, text_value, TextRule, ValidationError};
+
+/// The username pattern, which application ids share.
+pub(super) const USERNAME_PATTERN: &str = "^[a-zA-Z_][a-zA-Z0-9._]*$";
+pub(super) const USERNAME_PATTERN_WHY: &str =
+    "must start with a letter or underscore and contain only letters, digits, dots and underscores";
 
 text_value!(
-    /// 6..30 characters matching `^[a-z_][a-z0-9._]*$` case-insensitively; kept lowercased, so
-    /// `Alice_01` and `alice_01` are one username.
-    Username
+    /// A username: 6..30 characters, a letter or underscore first, then letters, digits, dots
+    /// and underscores. Kept lowercased, so `Alice_01` and `alice_01` are one username.
+    Username,
+    TextRule::with_pattern("username", 6, 30, USERNAME_PATTERN, USERNAME_PATTERN_WHY)
 );
 
 impl Username {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("username", value, 6, 30)?;
-        let lowered = value.to_lowercase();
-        if !matches_username_pattern(&lowered) {
-            return Err(ValidationError::new(
-                "username",
-                "must start with a letter or underscore and contain only letters, digits, dots \
-                 and underscores",
-            ));
-        }
-        Ok(Self(lowered))
+        Self::rule().check(value)?;
+        Ok(Self(value.to_lowercase()))
     }
 }
 
@@ -33,9 +31,15 @@ impl Username {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
 
+ruled!(
+    Password,
+    TextRule::new("password", 8, 128),
+    "A password: 8..128 characters. Only ever hashed (argon2id)."
+);
+
 impl Password {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("password", value, 8, 128)?;
+        Self::rule().check(value)?;
         Ok(Self(value.to_owned()))
     }
 
@@ -64,9 +68,16 @@ impl TryFrom<&str> for Password {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientSecret(String);
 
+ruled!(
+    ClientSecret,
+    TextRule::new("secret", 8, 256),
+    "An application secret: 8..256 characters. Only ever hashed (argon2id) and shown once, \
+     in the create answer."
+);
+
 impl ClientSecret {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("secret", value, 8, 256)?;
+        Self::rule().check(value)?;
         Ok(Self(value.to_owned()))
     }
 
@@ -122,9 +133,11 @@ impl fmt::Debug for SecretHash {
 }
 
 text_value!(
-    /// An email address as the caller wrote it (ASCII, at most 254 characters, a dotted domain).
-    /// Uniqueness is on its [`SanitizedEmail`], not on this form.
-    Email
+    /// An email address as the caller wrote it: ASCII, 3..254 characters, 1..64 before the
+    /// `@`, a dotted host name after it. Unique on its sanitized form (lowercased; at gmail.com
+    /// also without a `+tag` and dots).
+    Email,
+    TextRule::with_format("email", 3, 254, "email")
 );
 
 impl Email {
@@ -132,9 +145,7 @@ impl Email {
         let invalid = |why: &str| {
             ValidationError::new("email", format!("must be a valid email address ({why})"))
         };
-        if value.len() > 254 {
-            return Err(invalid("at most 254 characters"));
-        }
+        Self::rule().check(value)?;
         let (local, domain) = value.rsplit_once('@').ok_or_else(|| invalid("no @"))?;
         if local.is_empty() || local.len() > 64 {
             return Err(invalid("the part before @ must be 1 to 64 characters"));
@@ -209,8 +220,10 @@ impl From<&Email> for SanitizedEmail {
 }
 
 text_value!(
-    /// A first, middle or last name: 1..32 letters of any script, combining marks, `'` and `-`.
-    PersonName
+    /// A first, middle or last name: 1..32 letters of any script, their combining marks, `'`
+    /// and `-`.
+    PersonName,
+    TextRule::new("firstName", 1, 32)
 );
 
 impl PersonName {
@@ -221,7 +234,9 @@ impl PersonName {
 
     /// Parses a name, reporting errors against `field` (`firstName`, `middleName`, `lastName`).
     pub fn parse_field(field: &'static str, value: &str) -> Result<Self, ValidationError> {
-        check_length(field, value, 1, 32)?;
+        Self::rule()
+            .check(value)
+            .map_err(|error| ValidationError::new(field, error.msg))?;
         if !value
             .chars()
             .all(|c| is_letter(c) || is_mark(c) || c == '\'' || c == '-')
@@ -237,40 +252,33 @@ impl PersonName {
 
 text_value!(
     /// A phone number without its country code: 10..12 digits.
-    Phone
+    Phone,
+    TextRule::with_pattern("phone", 10, 12, "^[0-9]*$", "must contain only digits")
 );
 
 impl Phone {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("phone", value, 10, 12)?;
-        if !value.chars().all(|c| c.is_ascii_digit()) {
-            return Err(ValidationError::new("phone", "must contain only digits"));
-        }
+        Self::rule().check(value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
 text_value!(
-    /// A phone country code: 2..6 characters matching `^(\+?\d{1,3}|\d{1,4})$` (`+1`, `+44`,
-    /// `91`, `1684`).
-    PhoneCountryCode
+    /// A phone country code: 2..4 characters, 1 to 3 digits after a `+`, or digits only
+    /// (`+1`, `+44`, `91`, `1684`).
+    PhoneCountryCode,
+    TextRule::with_pattern(
+        "phoneCountryCode",
+        2,
+        4,
+        r"^(\+[0-9]{1,3}|[0-9]{1,4})$",
+        "must be 1 to 3 digits after an optional +, or 1 to 4 digits"
+    )
 );
 
 impl PhoneCountryCode {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        const FIELD: &str = "phoneCountryCode";
-        check_length(FIELD, value, 2, 6)?;
-        let digits_only = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
-        let valid = match value.strip_prefix('+') {
-            Some(rest) => digits_only(rest) && rest.len() <= 3,
-            None => digits_only(value) && value.len() <= 4,
-        };
-        if !valid {
-            return Err(ValidationError::new(
-                FIELD,
-                "must be 1 to 3 digits after an optional +, or 1 to 4 digits",
-            ));
-        }
+        Self::rule().check(value)?;
         Ok(Self(value.to_owned()))
     }
 }

@@ -1,73 +1,48 @@
 //! What describes an OAuth application (a client of Liquid, API.md §4).
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
+use super::account::{USERNAME_PATTERN, USERNAME_PATTERN_WHY};
 use super::roles::RoleId;
-use super::text::{check_free_text, check_length, matches_username_pattern};
-use super::{text_value, ValidationError};
+use super::rules::wire_enum;
+use super::text::check_free_text;
+use super::{text_value, TextRule, ValidationError};
 
 text_value!(
-    /// The OAuth `client_id`: 8..30 characters with the username pattern (case-insensitive).
-    /// Case is kept; uniqueness is case-insensitive (the `client-id` claim).
-    ClientId
+    /// The OAuth `client_id`: 8..30 characters, a letter or underscore first, then letters,
+    /// digits, dots and underscores. Case is kept; unique case-insensitively.
+    ClientId,
+    TextRule::with_pattern("id", 8, 30, USERNAME_PATTERN, USERNAME_PATTERN_WHY)
 );
 
 impl ClientId {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("id", value, 8, 30)?;
-        if !matches_username_pattern(&value.to_lowercase()) {
-            return Err(ValidationError::new(
-                "id",
-                "must start with a letter or underscore and contain only letters, digits, dots \
-                 and underscores",
-            ));
-        }
+        Self::rule().check(value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
 text_value!(
-    /// An application's display name: 8..96 characters.
-    ApplicationDisplayName
+    /// An application's display name: 8..96 characters of text.
+    ApplicationDisplayName,
+    TextRule::new("displayName", 8, 96)
 );
 
 impl ApplicationDisplayName {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("displayName", value, 8, 96)?;
+        Self::rule().check(value)?;
         check_free_text("displayName", value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
-/// The role of an application: what its client-credentials tokens may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientRole {
-    InternalClient,
-    ExternalClient,
-}
+wire_enum!(
+    /// The role of an application: what its client-credentials tokens may do.
+    ClientRole, "role" {
+        InternalClient = "internal_client",
+        ExternalClient = "external_client",
+    }
+);
 
 impl ClientRole {
-    pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        match value {
-            "internal_client" => Ok(Self::InternalClient),
-            "external_client" => Ok(Self::ExternalClient),
-            _ => Err(ValidationError::new(
-                "role",
-                "must be internal_client or external_client",
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InternalClient => "internal_client",
-            Self::ExternalClient => "external_client",
-        }
-    }
-
     /// The role's id among the roles.
     pub fn role_id(self) -> RoleId {
         match self {
@@ -77,64 +52,27 @@ impl ClientRole {
     }
 }
 
-impl fmt::Display for ClientRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+wire_enum!(
+    /// An OAuth grant type an application may use.
+    Grant, "grants" {
+        ClientCredentials = "client_credentials",
+        AuthorizationCode = "authorization_code",
+        RefreshToken = "refresh_token",
+        Password = "password",
     }
-}
-
-/// An OAuth grant type an application may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Grant {
-    ClientCredentials,
-    AuthorizationCode,
-    RefreshToken,
-    Password,
-}
-
-impl Grant {
-    pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        match value {
-            "client_credentials" => Ok(Self::ClientCredentials),
-            "authorization_code" => Ok(Self::AuthorizationCode),
-            "refresh_token" => Ok(Self::RefreshToken),
-            "password" => Ok(Self::Password),
-            _ => Err(ValidationError::new(
-                "grants",
-                format!(
-                    "{value:?} is not one of client_credentials, authorization_code, \
-                     refresh_token, password"
-                ),
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientCredentials => "client_credentials",
-            Self::AuthorizationCode => "authorization_code",
-            Self::RefreshToken => "refresh_token",
-            Self::Password => "password",
-        }
-    }
-}
-
-impl fmt::Display for Grant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+);
 
 text_value!(
-    /// Where the authorization server may send a user back: an absolute URL without a fragment
-    /// (RFC 6749 §3.1.2). Custom schemes are allowed, for native apps.
-    RedirectUri
+    /// Where the authorization server may send a user back: an absolute URL of 1..2048
+    /// characters without a fragment (RFC 6749 §3.1.2). Custom schemes are allowed, for native
+    /// apps.
+    RedirectUri,
+    TextRule::with_format("redirectUris", 1, 2048, "uri")
 );
 
 impl RedirectUri {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("redirectUris", value, 1, 2048)?;
+        Self::rule().check(value)?;
         let url = url::Url::parse(value).map_err(|error| {
             ValidationError::new("redirectUris", format!("must be an absolute URL ({error})"))
         })?;

@@ -5,11 +5,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ValidationError;
+use super::{ruled, TextRule, ValidationError};
 
 macro_rules! uuid_id {
-    ($(#[$meta:meta])* $name:ident, $field:literal) => {
-        $(#[$meta])*
+    ($(#[doc = $doc:literal])* $name:ident, $field:literal) => {
+        $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(Uuid);
@@ -30,6 +30,7 @@ macro_rules! uuid_id {
 
             /// Parses the hyphenated form a caller sends as `target`.
             pub fn parse(value: &str) -> Result<Self, ValidationError> {
+                Self::rule().check(value)?;
                 Uuid::parse_str(value)
                     .map(Self)
                     .map_err(|_| ValidationError::new($field, format!("{value:?} is not a valid id")))
@@ -53,6 +54,12 @@ macro_rules! uuid_id {
                 Self(uuid)
             }
         }
+
+        ruled!(
+            $name,
+            TextRule::with_format($field, 36, 36, "uuid"),
+            concat!($($doc, "\n"),*)
+        );
 
         impl TryFrom<&str> for $name {
             type Error = ValidationError;

@@ -14,6 +14,7 @@ mod ids;
 mod iso;
 mod profile;
 mod roles;
+pub mod rules;
 mod text;
 mod user_state;
 
@@ -26,10 +27,11 @@ pub use ids::{ApplicationId, UserId};
 pub use profile::{
     Bio, CountryCode, CustomLink, Designation, Gender, LanguageCode, Organization, Pronouns,
 };
-pub use roles::{Ranking, RoleDescription, RoleDisplayName, RoleId};
+pub use roles::{Ranking, RoleDescription, RoleDisplayName, RoleId, UserRole};
+pub use rules::{text_of, FieldValue, TextRule};
 pub use user_state::{
-    Credits, CustomData, InviteCode, Reason, SubscriptionIdentifier, SubscriptionTier,
-    SubscriptionTiers, DEFAULT_CUSTOM_DATA_LIMIT,
+    Credits, CreditsOperation, CustomData, InviteCode, Reason, SubscriptionIdentifier,
+    SubscriptionTier, SubscriptionTiers, DEFAULT_CUSTOM_DATA_LIMIT,
 };
 
 /// Why a value was refused: the wire field and a readable reason.
@@ -52,8 +54,14 @@ impl ValidationError {
 }
 
 /// Declares a string newtype whose only constructor is its `parse` function (written by hand
-/// next to each use), with the conversions every text value shares.
+/// next to each use), with the conversions every text value shares. Given a [`TextRule`], the
+/// type also reads itself from a body's field ([`FieldValue`]) and states the rule in its
+/// schema (feature `openapi`); its `parse` must check `Self::rule()`.
 macro_rules! text_value {
+    ($(#[doc = $doc:literal])* $name:ident, $rule:expr) => {
+        $crate::values::text_value!($(#[doc = $doc])* $name);
+        $crate::values::ruled!($name, $rule, concat!($($doc, "\n"),*));
+    };
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -111,3 +119,37 @@ macro_rules! text_value {
 }
 
 pub(crate) use text_value;
+
+/// Gives a string value type (one with `parse(&str)`) its [`TextRule`], its [`FieldValue`] and
+/// (feature `openapi`) its schema, described by `$doc`.
+macro_rules! ruled {
+    ($name:ident, $rule:expr, $doc:expr) => {
+        impl $name {
+            /// The length and pattern `parse` enforces, as the schema states them.
+            pub fn rule() -> &'static $crate::values::TextRule {
+                static RULE: $crate::values::TextRule = $rule;
+                &RULE
+            }
+        }
+
+        impl $crate::values::FieldValue for $name {
+            fn from_json(
+                value: &serde_json::Value,
+            ) -> Result<Self, $crate::values::ValidationError> {
+                Self::parse($crate::values::text_of(value)?)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                Self::rule().schema($doc)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+pub(crate) use ruled;

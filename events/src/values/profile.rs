@@ -1,94 +1,104 @@
 //! The editable profile fields a user shows to others (API.md §3, update).
 
 use super::iso::{COUNTRY_CODES, LANGUAGE_CODES};
-use super::text::{check_free_text, check_length, check_letters_and_spaces, check_web_url};
-use super::{text_value, ValidationError};
+use super::text::{check_free_text, check_letters_and_spaces, check_web_url};
+use super::{text_value, TextRule, ValidationError};
 
 text_value!(
-    /// 3..256 characters of free text.
-    Bio
+    /// A bio: 3..256 characters of text (newlines allowed, no other control
+    /// characters, not blank).
+    Bio,
+    TextRule::new("bio", 3, 256)
 );
 
 impl Bio {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("bio", value, 3, 256)?;
+        Self::rule().check(value)?;
         check_free_text("bio", value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
 text_value!(
-    /// 3..24 characters of free text (`she/her`, `they/them`).
-    Pronouns
+    /// Pronouns: 3..24 characters of text (`she/her`, `they/them`).
+    Pronouns,
+    TextRule::new("pronouns", 3, 24)
 );
 
 impl Pronouns {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("pronouns", value, 3, 24)?;
+        Self::rule().check(value)?;
         check_free_text("pronouns", value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
 text_value!(
-    /// An `http`/`https` URL of at most 256 characters.
-    CustomLink
+    /// An `http` or `https` URL with a host, of at most 256 characters.
+    CustomLink,
+    TextRule::with_format("customLink", 1, 256, "uri")
 );
 
 impl CustomLink {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_web_url("customLink", value, 256)?;
+        Self::rule().check(value)?;
+        check_web_url("customLink", value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
 text_value!(
-    /// 3..128 letters and spaces.
-    Organization
+    /// An organization: 3..128 letters (of any script) and spaces, not blank.
+    Organization,
+    TextRule::new("organization", 3, 128)
 );
 
 impl Organization {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("organization", value, 3, 128)?;
+        Self::rule().check(value)?;
         check_letters_and_spaces("organization", value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
 text_value!(
-    /// A job title. The contract gives no rule, so this takes the organization's length
-    /// (3..128) with free text, since titles hold digits and punctuation (`VP, R&D`).
-    Designation
+    /// A job title: 3..128 characters of text (titles hold digits and punctuation:
+    /// `VP, R&D`).
+    Designation,
+    TextRule::new("designation", 3, 128)
 );
 
 impl Designation {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("designation", value, 3, 128)?;
+        Self::rule().check(value)?;
         check_free_text("designation", value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
 text_value!(
-    /// 2..128 letters and spaces.
-    Gender
+    /// A gender: 2..128 letters (of any script) and spaces, not blank.
+    Gender,
+    TextRule::new("gender", 2, 128)
 );
 
 impl Gender {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("gender", value, 2, 128)?;
+        Self::rule().check(value)?;
         check_letters_and_spaces("gender", value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
 text_value!(
-    /// An ISO 639-1 language code, kept lowercase (`en`).
-    LanguageCode
+    /// An ISO 639-1 language code in any case, kept lowercase (`en`).
+    LanguageCode,
+    TextRule::with_pattern("preferredLanguage", 2, 2, "^[a-zA-Z]{2}$", "must be an ISO 639-1 language code")
 );
 
 impl LanguageCode {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        Self::rule().check(value)?;
         let lowered = value.to_ascii_lowercase();
         if !LANGUAGE_CODES.contains(&lowered.as_str()) {
             return Err(ValidationError::new(
@@ -101,12 +111,14 @@ impl LanguageCode {
 }
 
 text_value!(
-    /// An ISO 3166-1 alpha-2 country code, kept uppercase (`DE`).
-    CountryCode
+    /// An ISO 3166-1 alpha-2 country code in any case, kept uppercase (`DE`).
+    CountryCode,
+    TextRule::with_pattern("country", 2, 2, "^[a-zA-Z]{2}$", "must be an ISO 3166-1 alpha-2 country code")
 );
 
 impl CountryCode {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        Self::rule().check(value)?;
         let raised = value.to_ascii_uppercase();
         if !COUNTRY_CODES.contains(&raised.as_str()) {
             return Err(ValidationError::new(

@@ -4,39 +4,28 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{check_free_text, check_length};
-use super::{text_value, ValidationError};
+use super::text::check_free_text;
+use super::{ruled, text_value, FieldValue, TextRule, ValidationError};
+
+const ROLE_ID_PATTERN: &str = "^[a-zA-Z0-9_]+$";
+const ROLE_ID_PATTERN_WHY: &str = "must contain only letters, digits and underscores";
 
 text_value!(
-    /// A role's id: 1..128 characters of `[a-zA-Z0-9_]`. Case is kept; uniqueness is
-    /// case-insensitive (the `role-id` claim).
-    RoleId
+    /// A role's id: 1..128 letters, digits and underscores. Case is kept; unique
+    /// case-insensitively.
+    RoleId,
+    TextRule::with_pattern("id", 1, 128, ROLE_ID_PATTERN, ROLE_ID_PATTERN_WHY)
 );
 
 impl RoleId {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        Self::parse_field("id", value, 1, 128)
+        Self::rule().check(value)?;
+        Ok(Self(value.to_owned()))
     }
 
     /// Parses the `role` a user is given, which the contract bounds tighter (3..32).
     pub fn parse_user_role(value: &str) -> Result<Self, ValidationError> {
-        Self::parse_field("role", value, 3, 32)
-    }
-
-    fn parse_field(
-        field: &'static str,
-        value: &str,
-        min: usize,
-        max: usize,
-    ) -> Result<Self, ValidationError> {
-        check_length(field, value, min, max)?;
-        if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ValidationError::new(
-                field,
-                "must contain only letters, digits and underscores",
-            ));
-        }
-        Ok(Self(value.to_owned()))
+        UserRole::parse(value).map(|role| role.0)
     }
 
     /// A role id known to be valid (the system roles' ids).
@@ -70,6 +59,24 @@ impl RoleId {
     }
 }
 
+/// The role a user is given (`role` of a user's create or update body): a [`RoleId`] of
+/// 3..32 characters, as the contract bounds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRole(pub RoleId);
+
+ruled!(
+    UserRole,
+    TextRule::with_pattern("role", 3, 32, ROLE_ID_PATTERN, ROLE_ID_PATTERN_WHY),
+    "An existing role's id: 3..32 letters, digits and underscores."
+);
+
+impl UserRole {
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        Self::rule().check(value)?;
+        Ok(Self(RoleId(value.to_owned())))
+    }
+}
+
 /// A role's power: 1 is the most powerful. Never 0 (the contract gives an unknown role rank 0
 /// when comparing, which is why a known role cannot have it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -98,6 +105,34 @@ impl TryFrom<i64> for Ranking {
     }
 }
 
+/// A JSON integer of at least 1.
+impl FieldValue for Ranking {
+    fn from_json(value: &serde_json::Value) -> Result<Self, ValidationError> {
+        value
+            .as_i64()
+            .ok_or_else(|| ValidationError::new("ranking", "must be an integer of at least 1"))
+            .and_then(Self::new)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Ranking {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .description(Some(
+                "A role's power: 1 is the most powerful; a caller acts only on roles it \
+                 out-ranks (a smaller number).",
+            ))
+            .minimum(Some(1))
+            .maximum(Some(u32::MAX))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Ranking {}
+
 impl fmt::Display for Ranking {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
@@ -105,26 +140,28 @@ impl fmt::Display for Ranking {
 }
 
 text_value!(
-    /// A role's display name: 1..128 characters.
-    RoleDisplayName
+    /// A role's display name: 1..128 characters of text.
+    RoleDisplayName,
+    TextRule::new("displayName", 1, 128)
 );
 
 impl RoleDisplayName {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("displayName", value, 1, 128)?;
+        Self::rule().check(value)?;
         check_free_text("displayName", value)?;
         Ok(Self(value.to_owned()))
     }
 }
 
 text_value!(
-    /// A role's description: 1..512 characters.
-    RoleDescription
+    /// A role's description: 1..512 characters of text.
+    RoleDescription,
+    TextRule::new("description", 1, 512)
 );
 
 impl RoleDescription {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("description", value, 1, 512)?;
+        Self::rule().check(value)?;
         check_free_text("description", value)?;
         Ok(Self(value.to_owned()))
     }

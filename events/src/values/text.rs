@@ -4,24 +4,6 @@ use unicode_general_category::{get_general_category, GeneralCategory as C};
 
 use super::ValidationError;
 
-/// Checks that `value` is `min..=max` characters long (Unicode scalar values, not bytes: a name
-/// in Cyrillic is as long as its letters).
-pub(super) fn check_length(
-    field: &'static str,
-    value: &str,
-    min: usize,
-    max: usize,
-) -> Result<(), ValidationError> {
-    let length = value.chars().count();
-    if length < min || length > max {
-        return Err(ValidationError::new(
-            field,
-            format!("must be between {min} and {max} characters long (it is {length})"),
-        ));
-    }
-    Ok(())
-}
-
 /// A letter of any script (general category L*).
 pub(super) fn is_letter(c: char) -> bool {
     matches!(
@@ -77,23 +59,8 @@ pub(super) fn check_letters_and_spaces(
     Ok(())
 }
 
-/// The username pattern `^[a-z_][a-z0-9._]*$`, applied to an already lowercased value.
-pub(super) fn matches_username_pattern(value: &str) -> bool {
-    let mut chars = value.chars();
-    match chars.next() {
-        Some(first) if first.is_ascii_lowercase() || first == '_' => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
-}
-
-/// Checks an absolute `http`/`https` URL of at most `max` characters.
-pub(super) fn check_web_url(
-    field: &'static str,
-    value: &str,
-    max: usize,
-) -> Result<(), ValidationError> {
-    check_length(field, value, 1, max)?;
+/// Checks an absolute `http`/`https` URL (its length is its value type's rule).
+pub(super) fn check_web_url(field: &'static str, value: &str) -> Result<(), ValidationError> {
     let url = url::Url::parse(value)
         .map_err(|error| ValidationError::new(field, format!("must be a valid URL ({error})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {

@@ -5,8 +5,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::text::{check_free_text, check_length};
-use super::{text_value, ValidationError};
+use super::rules::wire_enum;
+use super::text::check_free_text;
+use super::{text_value, FieldValue, TextRule, ValidationError};
 
 /// A credit balance or amount. Unsigned, so a balance can never be negative: decrements go
 /// through [`Credits::checked_sub`] and a shortfall is a domain error, not a wrap-around.
@@ -51,6 +52,40 @@ impl TryFrom<i64> for Credits {
     }
 }
 
+/// A JSON integer of at least 0 (not a float, not a string).
+impl FieldValue for Credits {
+    fn from_json(value: &serde_json::Value) -> Result<Self, ValidationError> {
+        value
+            .as_u64()
+            .map(Self)
+            .ok_or_else(|| ValidationError::new("value", "must be an integer of at least 0"))
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Credits {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .description(Some("A number of credits: an integer of at least 0."))
+            .minimum(Some(0))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Credits {}
+
+wire_enum!(
+    /// How a `credits` request changes a balance: `increment` or `decrement` it by the value,
+    /// or `set` it to the value.
+    CreditsOperation, "type" {
+        Increment = "increment",
+        Decrement = "decrement",
+        Set = "set",
+    }
+);
+
 impl fmt::Display for Credits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
@@ -58,13 +93,15 @@ impl fmt::Display for Credits {
 }
 
 text_value!(
-    /// Why a user was banned, restricted or verified (or the reverse): 8..128 characters.
-    Reason
+    /// Why a user was banned, restricted or verified (or the reverse): 8..128 characters of
+    /// text.
+    Reason,
+    TextRule::new("reason", 8, 128)
 );
 
 impl Reason {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("reason", value, 8, 128)?;
+        Self::rule().check(value)?;
         check_free_text("reason", value)?;
         Ok(Self(value.to_owned()))
     }
@@ -138,13 +175,35 @@ text_value!(
 );
 
 impl SubscriptionIdentifier {
+    const RULE: TextRule = TextRule::new("subscriptionIdentifier", 1, 256);
+
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        check_length("subscriptionIdentifier", value, 1, 256)?;
+        Self::RULE.check(value)?;
         Ok(Self(value.to_owned()))
     }
+}
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for SubscriptionIdentifier {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .description(Some(
+                "The subscription's id in the caller's billing system: 1..256 characters, or \
+                 a number (kept in its decimal form).",
+            ))
+            .item(Self::RULE.schema(""))
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for SubscriptionIdentifier {}
+
+impl FieldValue for SubscriptionIdentifier {
     /// The identifier of a JSON string or number.
-    pub fn from_json(value: &serde_json::Value) -> Result<Self, ValidationError> {
+    fn from_json(value: &serde_json::Value) -> Result<Self, ValidationError> {
         match value {
             serde_json::Value::String(s) => Self::parse(s),
             serde_json::Value::Number(n) => Self::parse(&n.to_string()),

@@ -51,7 +51,7 @@ use utoipa::openapi::path::{
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
@@ -60,6 +60,7 @@ use utoipa::openapi::{
 use utoipa::ToSchema;
 
 use crate::auth::Edge;
+use crate::body::Body;
 use crate::policy::{self, Access, Policy, RateClass, ScopeCheck};
 
 /// A named schema for the document's components.
@@ -241,15 +242,16 @@ impl Doc {
         )
     }
 
-    /// A JSON body of schema `T`.
-    pub fn json_body<T: ToSchema>(mut self) -> Self {
-        let schema = self.register::<T>();
+    /// A JSON body of type `T`: the handler reads it as `Json<T>` (or through
+    /// `T::from_json`), so the schema states what is enforced.
+    pub fn json_body<T: Body>(mut self) -> Self {
+        let schema = self.register_body::<T>();
         self.with_json_body(schema)
     }
 
-    /// A JSON body that is an array of `T`.
-    pub fn json_array_body<T: ToSchema>(mut self) -> Self {
-        let item = self.register::<T>();
+    /// A JSON body that is an array of at least one `T` (`JsonList<T>`).
+    pub fn json_array_body<T: Body>(mut self) -> Self {
+        let item = self.register_body::<T>();
         let array = utoipa::openapi::schema::ArrayBuilder::new()
             .items(item)
             .min_items(Some(1));
@@ -515,6 +517,24 @@ impl Doc {
     /// Adds `T` (and what it refers to) to the document's schemas; its reference.
     fn register<T: ToSchema>(&mut self) -> RefOr<Schema> {
         register::<T>(&mut self.schemas)
+    }
+
+    /// Registers a body's schema, closed (`additionalProperties: false`) when the body refuses
+    /// fields it does not read.
+    fn register_body<T: Body>(&mut self) -> RefOr<Schema> {
+        let reference = self.register::<T>();
+        if T::CLOSED {
+            let name = T::name();
+            for (named, schema) in &mut self.schemas {
+                if *named == name {
+                    if let RefOr::T(Schema::Object(object)) = schema {
+                        object.additional_properties =
+                            Some(Box::new(AdditionalProperties::FreeForm(false)));
+                    }
+                }
+            }
+        }
+        reference
     }
 
     /// The operation, and the schemas it refers to.

@@ -143,6 +143,18 @@ pub static KEYS: &[Key] = &[
     key("USERLEDGER_BOOTSTRAP_CLIENT_ID", Public, unset),
     key("USERLEDGER_BOOTSTRAP_CLIENT_SECRET", Secret, unset),
     key("USERLEDGER_CORS_ORIGINS", Public, unset),
+    key("USERLEDGER_LOGIN_CLIENT_ID", Public, unset),
+    key("USERLEDGER_SESSION_TTL_SECONDS", Public, || {
+        Some(command_defaults().session_ttl.as_secs().to_string())
+    }),
+    key("USERLEDGER_AUTHORIZATION_CODE_TTL_SECONDS", Public, || {
+        Some(
+            command_defaults()
+                .authorization_code_ttl
+                .as_secs()
+                .to_string(),
+        )
+    }),
     key("USERLEDGER_INITIAL_CREDITS", Public, || {
         Some(command_defaults().initial_credits.to_string())
     }),
@@ -340,6 +352,10 @@ pub struct Config {
     pub bootstrap_admin: Option<AdminAccount>,
     pub bootstrap_client: Option<ClientAccount>,
     pub cors_origins: Vec<String>,
+    /// The application the login page signs in to when a request names none.
+    pub login_client_id: Option<String>,
+    pub session_ttl: Duration,
+    pub authorization_code_ttl: Duration,
     pub initial_credits: u64,
     pub invite_only: bool,
     pub can_edit_peer_data: bool,
@@ -451,6 +467,9 @@ impl Config {
                 secret: client.secret.expose_secret().to_owned(),
             });
         settings.edge.cors_origins = self.cors_origins.clone();
+        settings.login_client_id = self.login_client_id.clone();
+        settings.session_ttl = self.session_ttl;
+        settings.authorization_code_ttl = self.authorization_code_ttl;
         settings.initial_credits = self.initial_credits;
         settings.invite_only = self.invite_only;
         settings.can_edit_peer_data = self.can_edit_peer_data;
@@ -708,6 +727,19 @@ impl Layers {
                 },
             )?
             .unwrap_or_default();
+        let login_client_id = parser.parse(
+            "USERLEDGER_LOGIN_CLIENT_ID",
+            "an application's client_id",
+            |v| (!v.trim().is_empty()).then(|| v.trim().to_owned()),
+        )?;
+        let session_ttl = parser.required(
+            "USERLEDGER_SESSION_TTL_SECONDS",
+            seconds("USERLEDGER_SESSION_TTL_SECONDS")?,
+        )?;
+        let authorization_code_ttl = parser.required(
+            "USERLEDGER_AUTHORIZATION_CODE_TTL_SECONDS",
+            seconds("USERLEDGER_AUTHORIZATION_CODE_TTL_SECONDS")?,
+        )?;
         let initial_credits = parser.required(
             "USERLEDGER_INITIAL_CREDITS",
             parser.number::<u64>("USERLEDGER_INITIAL_CREDITS", 0)?,
@@ -767,6 +799,9 @@ impl Layers {
             bootstrap_admin,
             bootstrap_client,
             cors_origins,
+            login_client_id,
+            session_ttl,
+            authorization_code_ttl,
             initial_credits,
             invite_only,
             can_edit_peer_data,

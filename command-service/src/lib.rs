@@ -9,9 +9,10 @@
 //! - [`pipeline`]: load, decide, append at the expected revision, retry on conflict;
 //!   [`stream_cache`]: the states it decides on.
 //! - [`hashing`]: argon2id on a bounded pool.
+//! - [`signin`]: the login page, sessions, `/oauth/authorize` and logout.
 //! - [`users`], [`roles`], [`clients`], [`oauth`]: the routes, one file per command where a
 //!   family grows; each family's `router` is its part of the route table.
-//! - [`schemas`]: the OpenAPI schemas of the write side's bodies and answers.
+//! - [`schemas`]: the OpenAPI schemas of the write side's answers.
 //! - [`bootstrap`]: system roles, the first super_admin and internal client.
 //! - [`settings`]: the command service's options, the edge's among them.
 
@@ -23,6 +24,7 @@ pub mod pipeline;
 pub mod roles;
 pub mod schemas;
 pub mod settings;
+pub mod signin;
 pub mod stream_cache;
 pub mod users;
 
@@ -75,6 +77,7 @@ impl AppState {
 /// Every write route, with its entry in the route table.
 pub fn router(state: AppState) -> Routes {
     oauth::router()
+        .merge(signin::router())
         .merge(users::router())
         .merge(roles::router())
         .merge(clients::router())
@@ -107,6 +110,11 @@ impl Application {
         settings: Settings,
         extra: Routes,
     ) -> anyhow::Result<Server> {
+        if let Some(pool) = &database {
+            signin::sessions::prepare(pool)
+                .await
+                .context("the sign-in tables")?;
+        }
         let edge = EdgeState::new(settings.edge.clone(), store, database).await?;
         let state = AppState::with_edge(edge.clone(), settings);
         bootstrap::bootstrap(&state)

@@ -42,6 +42,13 @@ pub struct Settings {
     pub command_attempts: usize,
     pub bootstrap_admin: Option<BootstrapAdmin>,
     pub bootstrap_client: Option<BootstrapClient>,
+    /// The application the login page signs in to when a request names none (Nitrogen sends
+    /// no `client_id`).
+    pub login_client_id: Option<String>,
+    /// How long a browser stays signed in.
+    pub session_ttl: Duration,
+    /// How long an authorization code may be traded for tokens.
+    pub authorization_code_ttl: Duration,
 }
 
 impl Settings {
@@ -62,6 +69,9 @@ impl Settings {
             command_attempts: 16,
             bootstrap_admin: None,
             bootstrap_client: None,
+            login_client_id: None,
+            session_ttl: Duration::from_secs(24 * 3600),
+            authorization_code_ttl: Duration::from_secs(60),
         }
     }
 }

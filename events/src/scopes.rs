@@ -177,6 +177,35 @@ impl std::str::FromStr for Scope {
     }
 }
 
+/// What holding a scope lets an application do, in words a person reads on a consent page
+/// (made from the scope's name: `delegated:profile:read` is "See your profile").
+pub fn describe(name: &str) -> String {
+    match name {
+        ROOT => return "Do everything, as you can".to_owned(),
+        "delegated:all" => return "Act on your behalf, wherever you can".to_owned(),
+        _ => {}
+    }
+    let mut parts: Vec<&str> = name.split(':').collect();
+    let on_behalf = parts.first() == Some(&"delegated");
+    if parts.len() > 1 {
+        parts.remove(0);
+    }
+    let action = parts.pop().unwrap_or_default();
+    let subject = parts.join(" ").replace('-', " ");
+    let subject = if on_behalf {
+        format!("your {subject}")
+    } else {
+        subject
+    };
+    match action {
+        "read" => format!("See {subject}"),
+        "write" => format!("Change {subject}"),
+        "delete" => format!("Delete {subject}"),
+        "all" => format!("Do everything with {subject}"),
+        other => format!("{} {subject}", other.replace('-', " ")),
+    }
+}
+
 impl crate::values::FieldValue for Scope {
     fn from_json(value: &serde_json::Value) -> Result<Self, ValidationError> {
         Self::parse(crate::values::text_of(value)?)

@@ -259,6 +259,41 @@ impl<S: Send + Sync, T: Body> FromRequest<S> for JsonList<T> {
     }
 }
 
+/// A body of type `T` sent as JSON or as an HTML form (`application/x-www-form-urlencoded`,
+/// whose values are strings), as Liquid's login page posts it.
+#[derive(Debug, Clone)]
+pub struct JsonOrForm<T>(pub T);
+
+impl<S: Send + Sync, T: Body> FromRequest<S> for JsonOrForm<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_form = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| {
+                mime.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            let Json(body) = Json::<T>::from_request(request, state).await?;
+            return Ok(JsonOrForm(body));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::Body(rejection.body_text()))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|error| ApiError::Body(format!("the form is malformed: {error}")))?;
+        let object: Map<String, Value> = pairs
+            .into_iter()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
+        T::from_json(&Value::Object(object)).map(JsonOrForm)
+    }
+}
+
 /// A JSON body, parsed but not read into a type: for the handlers that must look at the raw
 /// fields before reading them (`update` refuses fields by privilege first).
 #[derive(Debug, Clone)]

@@ -170,6 +170,9 @@ pub enum ApiError {
     InsufficientPrivileges(Value),
     #[error("banned")]
     Banned,
+    /// No session, or one that may not do this (Liquid's `Forbidden`).
+    #[error("forbidden")]
+    Forbidden,
     #[error("not found")]
     NotFound(Value),
     /// A 400 with a code of Liquid's (`InsufficientCredits`, `SystemRoleUpdate`, ...).
@@ -223,7 +226,7 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InsufficientPrivileges(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::Banned => StatusCode::FORBIDDEN,
+            ApiError::Banned | ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ResourceConflict(_) | ApiError::InProgress => StatusCode::CONFLICT,
             ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -252,6 +255,7 @@ impl ApiError {
                 Some(info.clone()).filter(|i| !i.is_null()),
             ),
             ApiError::Banned => ("Banned", None),
+            ApiError::Forbidden => ("Forbidden", None),
             ApiError::NotFound(info) => ("NotFound", Some(info.clone()).filter(|i| !i.is_null())),
             ApiError::Refused { code, info } => (code, info.clone()),
             ApiError::ClientInput(info) => ("ClientInputError", Some(info.clone())),
@@ -276,6 +280,13 @@ impl ApiError {
             Some(info) => json!({ "ok": 0, "error": code, "additionalInfo": info }),
             None => json!({ "ok": 0, "error": code }),
         }
+    }
+}
+
+/// PostgreSQL beside the log (sessions, codes, idempotency keys) failed.
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Internal(error.into())
     }
 }
 

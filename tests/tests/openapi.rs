@@ -28,6 +28,15 @@ use test_support::{spawn_app, TestDatabase};
 /// health and documentation routes.
 const CONTRACT: &[(&str, &str)] = &[
     ("POST", "/oauth/token"),
+    ("GET", "/oauth/authorize"),
+    ("POST", "/oauth/authorize"),
+    ("GET", "/"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/user/login"),
+    ("GET", "/user/session-state"),
+    ("GET", "/user/logout"),
+    ("GET", "/user/logout-all"),
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),

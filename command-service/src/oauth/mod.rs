@@ -30,10 +30,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::pipeline::load_aggregate;
+use crate::signin::sessions::Redeemed;
 use crate::AppState;
 use http_edge::auth::{TokenClaims, TokenKind, TokenUse};
 use http_edge::envelope::{ApiError, OAuthError};
 use http_edge::{Doc, Routes};
+use sha2::Digest;
 
 /// The token endpoint, with its documentation.
 pub fn router() -> Routes<AppState> {
@@ -96,7 +98,7 @@ pub fn router() -> Routes<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// An unknown grant is 401 unsupported_grant_type.
-    #[schema(pattern = "^(client_credentials|password|refresh_token)$")]
+    #[schema(pattern = "^(client_credentials|password|refresh_token|authorization_code)$")]
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -109,6 +111,13 @@ pub struct TokenRequest {
     password: Option<String>,
     /// `refresh_token` grant.
     refresh_token: Option<String>,
+    /// `authorization_code` grant: the code `/oauth/authorize` sent back.
+    code: Option<String>,
+    /// `authorization_code` grant: the `redirect_uri` the code was asked with.
+    redirect_uri: Option<String>,
+    /// `authorization_code` grant: the PKCE verifier (43..128 characters) whose S256 digest
+    /// was the `code_challenge`.
+    code_verifier: Option<String>,
 }
 
 /// A token (RFC 6749 §5.1), outside the API's envelope like every OAuth answer; sent with
@@ -159,6 +168,7 @@ async fn token(
         "client_credentials" => client_credentials(&state, &request).await,
         "password" => password(&state, &request).await,
         "refresh_token" => refresh(&state, &request).await,
+        "authorization_code" => authorization_code(&state, &request).await,
         other => Err(OAuthError::new(
             "unsupported_grant_type",
             format!("the grant type {other:?} is not supported"),
@@ -262,23 +272,9 @@ async fn password(state: &AppState, request: &TokenRequest) -> Result<TokenRespo
     let application = authenticate_client(state, client_id, secret).await?;
     require_grant(&application, Grant::Password)?;
 
-    let user = find_user(state, login).await?;
-    let hash = user.as_ref().and_then(|user| user.password_hash.clone());
-    let verified = match &hash {
-        Some(hash) => state.hasher.verify(password, hash).await?,
-        None => {
-            // The same work as a real check, so that timing does not reveal unknown users.
-            state
-                .hasher
-                .verify(password, dummy_hash(state).await?)
-                .await?;
-            false
-        }
-    };
-    let user = match user {
-        Some(user) if verified => user,
-        _ => return Err(OAuthError::new("invalid_grant", BAD_USER)),
-    };
+    let user = verify_credentials(state, login, password)
+        .await?
+        .ok_or_else(|| OAuthError::new("invalid_grant", BAD_USER))?;
     check_user_may_sign_in(&user)?;
 
     let requested = requested_scopes(request);
@@ -330,6 +326,82 @@ async fn refresh(state: &AppState, request: &TokenRequest) -> Result<TokenRespon
     respond(state, claims, true)
 }
 
+/// RFC 6749 §4.1.3 with RFC 7636 §4.6: a code from `/oauth/authorize`, once, by the
+/// application it was issued to, with the same `redirect_uri` and the PKCE verifier. A public
+/// application sends no secret (and is refused if it sends one); a confidential one sends its
+/// secret.
+async fn authorization_code(
+    state: &AppState,
+    request: &TokenRequest,
+) -> Result<TokenResponse, OAuthError> {
+    let code = required(&request.code, "code")?;
+    let client_id = required(&request.client_id, "client_id")?;
+    let application = match request.client_secret.as_deref() {
+        Some(secret) => authenticate_client(state, client_id, secret).await?,
+        None => find_application(state, client_id)
+            .await?
+            .filter(|application| application.is_public)
+            .ok_or_else(|| OAuthError::new("invalid_client", BAD_CLIENT))?,
+    };
+    require_grant(&application, Grant::AuthorizationCode)?;
+    let invalid = |why: &str| OAuthError::new("invalid_grant", why);
+    let database = crate::signin::database(state)?;
+    let (grant, _family) = match crate::signin::sessions::redeem(database, code)
+        .await
+        .map_err(ApiError::from)?
+    {
+        Redeemed::Fresh { grant, family } => (grant, family),
+        Redeemed::Replayed { family } => {
+            tracing::warn!(%family, "an authorization code was presented twice");
+            return Err(invalid("the code was used already"));
+        }
+        Redeemed::Invalid => return Err(invalid("the code is unknown or expired")),
+    };
+    if grant.application != application.id {
+        return Err(invalid("the code was issued to another application"));
+    }
+    if request.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
+        return Err(invalid(
+            "redirect_uri differs from the one the code was asked with",
+        ));
+    }
+    match (&grant.code_challenge, request.code_verifier.as_deref()) {
+        (Some(challenge), Some(verifier)) if pkce_s256(verifier).as_deref() == Some(challenge) => {}
+        (Some(_), _) => {
+            return Err(invalid(
+                "the code_verifier does not match the code_challenge",
+            ))
+        }
+        (None, Some(_)) => return Err(invalid("the code was asked for without a code_challenge")),
+        (None, None) => {}
+    }
+    let (user, _) = load_aggregate::<User>(&*state.log, &grant.user).await?;
+    let user = user.ok_or_else(|| invalid("the user does not exist"))?;
+    check_user_may_sign_in(&user)?;
+    let (user_may_have, client_may_have) = may_have(state, &application, &user).await?;
+    let scope = scopes::user_token_scope(
+        &user_may_have,
+        client_may_have.as_deref(),
+        grant.scope.as_deref(),
+    );
+    let claims = delegated_claims(&application, &user, scope);
+    tracing::info!(user = %user.id, application = %application.id, "user token issued for a code");
+    respond(state, claims, application.allows(Grant::RefreshToken))
+}
+
+/// BASE64URL(SHA-256(verifier)) for a verifier of RFC 7636's form (43..128 unreserved
+/// characters); `None` for any other.
+fn pkce_s256(verifier: &str) -> Option<String> {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    well_formed.then(|| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()))
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Clients, users and scopes
 // ---------------------------------------------------------------------------------------------
@@ -375,10 +447,11 @@ fn require_grant(application: &Application, grant: Grant) -> Result<(), OAuthErr
     }
 }
 
-async fn find_application(
+/// The live application whose OAuth `client_id` is `client_id`.
+pub(crate) async fn find_application(
     state: &AppState,
     client_id: &str,
-) -> Result<Option<Application>, OAuthError> {
+) -> Result<Option<Application>, ApiError> {
     let claim = UniqueClaim::new(CLIENT_ID_CLAIM, client_id);
     let holder = state
         .store
@@ -398,14 +471,37 @@ async fn find_application(
 async fn load_application(
     state: &AppState,
     id: ApplicationId,
-) -> Result<Option<Application>, OAuthError> {
+) -> Result<Option<Application>, ApiError> {
     let (application, _) = load_aggregate::<Application>(&*state.log, &id).await?;
     Ok(application.filter(|application| !application.deleted))
 }
 
+/// The user whose login (a username or an email) and password these are; `None` when there
+/// is none or the password is wrong, after the same work either way (an unknown account is
+/// checked against a dummy hash), so that timing does not tell them apart.
+pub(crate) async fn verify_credentials(
+    state: &AppState,
+    login: &str,
+    password: &str,
+) -> Result<Option<User>, ApiError> {
+    let user = find_user(state, login).await?;
+    let hash = user.as_ref().and_then(|user| user.password_hash.clone());
+    let verified = match &hash {
+        Some(hash) => state.hasher.verify(password, hash).await?,
+        None => {
+            state
+                .hasher
+                .verify(password, dummy_hash(state).await?)
+                .await?;
+            false
+        }
+    };
+    Ok(user.filter(|_| verified))
+}
+
 /// The user a login names: by username first, then by (sanitized) email. Deleted users are
 /// not found.
-async fn find_user(state: &AppState, login: &str) -> Result<Option<User>, OAuthError> {
+async fn find_user(state: &AppState, login: &str) -> Result<Option<User>, ApiError> {
     let mut claims = Vec::new();
     if let Ok(username) = Username::parse(login) {
         claims.push(UniqueClaim::new(USERNAME_CLAIM, username.as_str()));
@@ -542,7 +638,7 @@ fn sign(state: &AppState, claims: TokenClaims, ttl: Duration) -> Result<String, 
 
 /// An argon2id hash of nothing anybody knows, with the parameters real hashes use: verifying
 /// against it costs what a real check costs.
-async fn dummy_hash(state: &AppState) -> Result<&'static SecretHash, OAuthError> {
+async fn dummy_hash(state: &AppState) -> Result<&'static SecretHash, ApiError> {
     static DUMMY: OnceCell<SecretHash> = OnceCell::const_new();
     DUMMY
         .get_or_try_init(|| async {
@@ -550,7 +646,6 @@ async fn dummy_hash(state: &AppState) -> Result<&'static SecretHash, OAuthError>
             state.hasher.hash("no account has this secret").await
         })
         .await
-        .map_err(OAuthError::from)
 }
 
 fn strings(scopes: &[Scope]) -> Vec<String> {

@@ -1,0 +1,214 @@
+//! What signing in leaves beside the log, in PostgreSQL (shared by every command process of a
+//! split deployment): sessions and authorization codes. Neither is history: a session is
+//! revocable and expires, a code lives a minute and works once. Only hashes of their secrets
+//! are stored (SHA-256: they are 256 random bits, not passwords), so a database dump signs
+//! nobody in.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use events::values::{ApplicationId, UserId};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Creates the tables if missing. Processes starting together take turns: `CREATE TABLE IF
+/// NOT EXISTS` is not safe against itself.
+pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('userledger sign-in', 0))")
+        .execute(&mut *transaction)
+        .await?;
+    for statement in [
+        "CREATE TABLE IF NOT EXISTS sign_in_sessions (
+            secret_hash bytea       PRIMARY KEY,
+            user_id     uuid        NOT NULL,
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            expires_at  timestamptz NOT NULL,
+            ended_at    timestamptz
+        )",
+        "CREATE INDEX IF NOT EXISTS sign_in_sessions_user ON sign_in_sessions (user_id)",
+        "CREATE TABLE IF NOT EXISTS authorization_codes (
+            code_hash      bytea       PRIMARY KEY,
+            application_id uuid        NOT NULL,
+            redirect_uri   text        NOT NULL,
+            user_id        uuid        NOT NULL,
+            scope          text[],
+            code_challenge text,
+            family         uuid        NOT NULL,
+            expires_at     timestamptz NOT NULL,
+            used_at        timestamptz
+        )",
+    ] {
+        sqlx::query(statement).execute(&mut *transaction).await?;
+    }
+    transaction.commit().await
+}
+
+/// 256 random bits, base64url without padding (43 characters): a session or a code.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// A signed-in browser: whose, since when.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Opens a session for `user`, valid for `ttl`; its secret, for the cookie.
+pub async fn open(pool: &PgPool, user: UserId, ttl: Duration) -> sqlx::Result<String> {
+    let secret = new_secret();
+    sqlx::query(
+        "INSERT INTO sign_in_sessions (secret_hash, user_id, expires_at)
+         VALUES ($1, $2, now() + make_interval(secs => $3))",
+    )
+    .bind(hash(&secret))
+    .bind(user.as_uuid())
+    .bind(ttl.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(secret)
+}
+
+/// The live session whose secret is `secret`: not ended, not expired.
+pub async fn find(pool: &PgPool, secret: &str) -> sqlx::Result<Option<Session>> {
+    let row: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT user_id, created_at FROM sign_in_sessions
+          WHERE secret_hash = $1 AND ended_at IS NULL AND expires_at > now()",
+    )
+    .bind(hash(secret))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(user, created_at)| Session {
+        user: UserId::from_uuid(user),
+        created_at,
+    }))
+}
+
+/// Ends the session whose secret is `secret` (if any).
+pub async fn end(pool: &PgPool, secret: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sign_in_sessions SET ended_at = now() WHERE secret_hash = $1 AND ended_at IS NULL",
+    )
+    .bind(hash(secret))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Ends every session of `user`.
+pub async fn end_all(pool: &PgPool, user: UserId) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sign_in_sessions SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL",
+    )
+    .bind(user.as_uuid())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// What an authorization code is bound to.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub application: ApplicationId,
+    pub redirect_uri: String,
+    pub user: UserId,
+    /// The scopes asked for; `None` asks for everything the user and client may have.
+    pub scope: Option<Vec<String>>,
+    /// The PKCE `S256` challenge.
+    pub code_challenge: Option<String>,
+}
+
+/// Stores a code for `grant`, valid for `ttl`; the code.
+pub async fn issue_code(pool: &PgPool, grant: &Grant, ttl: Duration) -> sqlx::Result<String> {
+    let code = new_secret();
+    sqlx::query(
+        "INSERT INTO authorization_codes
+            (code_hash, application_id, redirect_uri, user_id, scope, code_challenge, family,
+             expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))",
+    )
+    .bind(hash(&code))
+    .bind(grant.application.as_uuid())
+    .bind(&grant.redirect_uri)
+    .bind(grant.user.as_uuid())
+    .bind(&grant.scope)
+    .bind(&grant.code_challenge)
+    .bind(Uuid::now_v7())
+    .bind(ttl.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(code)
+}
+
+/// What presenting a code found.
+#[derive(Debug)]
+pub enum Redeemed {
+    /// First use, in time: the grant, and the family its tokens belong to.
+    Fresh { grant: Grant, family: Uuid },
+    /// Presented before: the family of the tokens it issued, which must be revoked.
+    Replayed { family: Uuid },
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// Marks `code` used, atomically: of two concurrent presentations exactly one is `Fresh`
+/// (the row lock serialises them; the second sees the first's mark).
+pub async fn redeem(pool: &PgPool, code: &str) -> sqlx::Result<Redeemed> {
+    type Row = (
+        Uuid,
+        String,
+        Uuid,
+        Option<Vec<String>>,
+        Option<String>,
+        Uuid,
+        bool,
+        bool,
+    );
+    let mut transaction = pool.begin().await?;
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT application_id, redirect_uri, user_id, scope, code_challenge, family,
+                used_at IS NOT NULL, expires_at <= now()
+           FROM authorization_codes WHERE code_hash = $1 FOR UPDATE",
+    )
+    .bind(hash(code))
+    .fetch_optional(&mut *transaction)
+    .await?;
+    let Some((application, redirect_uri, user, scope, code_challenge, family, used, expired)) = row
+    else {
+        return Ok(Redeemed::Invalid);
+    };
+    if used {
+        return Ok(Redeemed::Replayed { family });
+    }
+    sqlx::query("UPDATE authorization_codes SET used_at = now() WHERE code_hash = $1")
+        .bind(hash(code))
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    Ok(if expired {
+        Redeemed::Invalid
+    } else {
+        Redeemed::Fresh {
+            grant: Grant {
+                application: ApplicationId::from_uuid(application),
+                redirect_uri,
+                user: UserId::from_uuid(user),
+                scope,
+                code_challenge,
+            },
+            family,
+        }
+    })
+}

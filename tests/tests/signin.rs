@@ -1,0 +1,656 @@
+//! Signing in through a browser, over HTTP as a browser does it (forms, cookies, redirects
+//! followed by hand): the login page, sessions, `/oauth/authorize` with PKCE and consent, the
+//! `authorization_code` grant, and every refusal the flow has.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use test_support::app::spawn_app_with;
+use test_support::app::{test_settings, ADMIN_PASSWORD, ADMIN_USERNAME};
+use test_support::{spawn_app, TestApp};
+
+const CALLBACK: &str = "http://127.0.0.1:9/callback";
+const VERIFIER: &str = "a-verifier-of-at-least-43-characters-0123456789-abcdef";
+
+fn challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// A browser: its cookies, and no automatic redirects (each one is checked).
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+/// What a browser got: the status, `Location`, and the body.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Page {
+    /// The value of the hidden field `name` of the page's form.
+    fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} in {}", self.body))
+            + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        self.body[start..end].replace("&amp;", "&")
+    }
+
+    /// A query parameter of `Location`.
+    fn location_param(&self, name: &str) -> Option<String> {
+        let location = url::Url::parse(self.location.as_deref()?).ok()?;
+        location
+            .query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
+            base: app.address.clone(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn keep(&mut self, response: reqwest::Response) -> Page {
+        for header in response.headers().get_all(SET_COOKIE) {
+            let cookie = header.to_str().unwrap();
+            let (pair, attributes) = cookie.split_once(';').unwrap_or((cookie, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || attributes.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Page {
+            status: response.status().as_u16(),
+            location: response
+                .headers()
+                .get(LOCATION)
+                .map(|value| value.to_str().unwrap().to_owned()),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .http
+            .get(self.url(path))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header(COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    async fn post_json(&mut self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header(COOKIE, self.cookie_header())
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let page = self.keep(response).await;
+        (
+            page.status,
+            serde_json::from_str(&page.body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Fills in the login form of `page` and submits it.
+    async fn sign_in(&mut self, page: &Page, username: &str, password: &str) -> Page {
+        let fields = [
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+        ];
+        let mut form: Vec<(String, String)> = vec![
+            ("csrf".into(), page.hidden("csrf")),
+            ("username".into(), username.into()),
+            ("password".into(), password.into()),
+        ];
+        for field in fields {
+            if page.body.contains(&format!("name=\"{field}\"")) {
+                form.push((field.into(), page.hidden(field)));
+            }
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.post_form("/login", &form).await
+    }
+}
+
+/// Registers an application; its `client_id`.
+async fn register(app: &TestApp, id: &str, role: &str, public: bool) -> String {
+    let admin = app.admin_token().await;
+    let mut body = json!({
+        "id": id, "displayName": format!("The {id} application"), "role": role,
+        "grants": ["authorization_code", "refresh_token"],
+        "redirectUris": [CALLBACK], "isPublic": public,
+    });
+    if !public {
+        body["secret"] = json!(format!("{id}-secret-1"));
+    }
+    let (status, answer) = app.post("/client/admin-api/create", &admin, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    id.to_owned()
+}
+
+fn authorize_query(client_id: &str, challenge: &str) -> String {
+    format!(
+        "client_id={client_id}&redirect_uri={}&response_type=code&state=s-123&\
+         code_challenge={challenge}&code_challenge_method=S256",
+        urlencode(CALLBACK)
+    )
+}
+
+fn urlencode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Signs in through the login page and follows to the code; the browser and the code.
+async fn code_for(app: &TestApp, client_id: &str) -> (Browser, String) {
+    let mut browser = Browser::new(app);
+    let login = browser
+        .get(&format!(
+            "/login?{}",
+            authorize_query(client_id, &challenge(VERIFIER))
+        ))
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let signed_in = browser
+        .sign_in(&login, ADMIN_USERNAME, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let authorized = browser.get(signed_in.location.as_deref().unwrap()).await;
+    assert_eq!(authorized.status, 302, "{}", authorized.body);
+    assert!(authorized
+        .location
+        .as_deref()
+        .unwrap()
+        .starts_with(CALLBACK));
+    assert_eq!(authorized.location_param("state").as_deref(), Some("s-123"));
+    let code = authorized.location_param("code").expect("a code");
+    (browser, code)
+}
+
+async fn exchange(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
+    app.token_request(form).await
+}
+
+/// Trades `code` as a public application does: `client_id`, the callback and the verifier.
+async fn trade(app: &TestApp, client_id: &str, code: &str) -> (u16, Value) {
+    exchange(
+        app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("redirect_uri", CALLBACK),
+            ("code", code),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_person_signs_in_and_the_application_trades_the_code_for_tokens() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+
+    let mut browser = Browser::new(&app);
+    let login = browser
+        .get(&format!(
+            "/login?{}",
+            authorize_query(&client_id, &challenge(VERIFIER))
+        ))
+        .await;
+    assert_eq!(login.status, 200);
+    assert!(
+        login.body.contains("The public_spa application"),
+        "the application's name is shown"
+    );
+    assert!(login.body.contains("autocomplete=\"username\""));
+    assert!(login.body.contains("autocomplete=\"current-password\""));
+    assert!(login.body.contains("<label for=\"password\">"));
+    let signed_in = browser
+        .sign_in(&login, ADMIN_USERNAME, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(signed_in.status, 303);
+    assert!(browser.cookies.contains_key("userledger_session"));
+    let authorized = browser.get(signed_in.location.as_deref().unwrap()).await;
+    assert_eq!(authorized.status, 302);
+    let code = authorized.location_param("code").unwrap();
+
+    let (status, tokens) = trade(&app, &client_id, &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["expires_in"].is_u64());
+    assert!(tokens["refresh_token"].is_string());
+    let token = tokens["access_token"].as_str().unwrap();
+    let (status, body) = app
+        .call(
+            reqwest::Method::GET,
+            "/user/admin-api/subscription-tiers",
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "the token works: {body}");
+
+    // The code works once.
+    let (status, body) = trade(&app, &client_id, &code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_grant")),
+        "{body}"
+    );
+
+    // A public application refreshes without a secret.
+    let (status, refreshed) = exchange(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+
+    // Signed in already: authorize issues a code without the form.
+    let again = browser
+        .get(&format!(
+            "/oauth/authorize?{}",
+            authorize_query(&client_id, &challenge(VERIFIER))
+        ))
+        .await;
+    assert_eq!(again.status, 302);
+    assert!(again.location_param("code").is_some());
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_every_wrong_presentation_of_a_code() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let confidential = register(&app, "server_app", "internal_client", false).await;
+    let refused = |status: u16, body: &Value, error: &str| {
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some(error)),
+            "{body}"
+        );
+    };
+
+    let (_, code) = code_for(&app, &client_id).await;
+    let base = |code: &str| {
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("client_id", client_id.clone()),
+            ("redirect_uri", CALLBACK.to_owned()),
+            ("code", code.to_owned()),
+        ]
+    };
+    let send = |form: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            exchange(app, &form).await
+        }
+    };
+    // A wrong verifier spends the code.
+    let mut wrong = base(&code);
+    wrong.push(("code_verifier", format!("{VERIFIER}-wrong")));
+    let (status, body) = send(wrong).await;
+    refused(status, &body, "invalid_grant");
+    let mut right = base(&code);
+    right.push(("code_verifier", VERIFIER.to_owned()));
+    let (status, body) = send(right).await;
+    refused(status, &body, "invalid_grant");
+
+    // No verifier; another redirect URI; a secret the public application does not have.
+    let (_, code) = code_for(&app, &client_id).await;
+    let (status, body) = send(base(&code)).await;
+    refused(status, &body, "invalid_grant");
+    let (_, code) = code_for(&app, &client_id).await;
+    let mut other = base(&code);
+    other[2].1 = "http://127.0.0.1:9/elsewhere".to_owned();
+    other.push(("code_verifier", VERIFIER.to_owned()));
+    let (status, body) = send(other).await;
+    refused(status, &body, "invalid_grant");
+    let (_, code) = code_for(&app, &client_id).await;
+    let mut secret = base(&code);
+    secret.push(("code_verifier", VERIFIER.to_owned()));
+    secret.push(("client_secret", "guessed-secret-1".to_owned()));
+    let (status, body) = send(secret).await;
+    refused(status, &body, "invalid_client");
+
+    // A code of one application presented by another.
+    let (_, code) = code_for(&app, &client_id).await;
+    let mut stolen = base(&code);
+    stolen[1].1 = confidential.clone();
+    stolen.push(("client_secret", format!("{confidential}-secret-1")));
+    stolen.push(("code_verifier", VERIFIER.to_owned()));
+    let (status, body) = send(stolen).await;
+    refused(status, &body, "invalid_grant");
+
+    // An unknown code.
+    let mut unknown = base("no-such-code");
+    unknown.push(("code_verifier", VERIFIER.to_owned()));
+    let (status, body) = send(unknown).await;
+    refused(status, &body, "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_code_expires() {
+    let mut settings = test_settings();
+    settings.authorization_code_ttl = Duration::from_secs(1);
+    let app = spawn_app_with(settings).await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let (_, code) = code_for(&app, &client_id).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, body) = trade(&app, &client_id, &code).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_grant")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn authorize_never_redirects_where_the_application_did_not_register() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let mut browser = Browser::new(&app);
+    let login = browser
+        .get(&format!(
+            "/login?{}",
+            authorize_query(&client_id, &challenge(VERIFIER))
+        ))
+        .await;
+    browser
+        .sign_in(&login, ADMIN_USERNAME, ADMIN_PASSWORD)
+        .await;
+
+    let evil = format!(
+        "/oauth/authorize?client_id={client_id}&redirect_uri={}&response_type=code&state=x&\
+         code_challenge={}&code_challenge_method=S256",
+        urlencode("https://evil.example/steal"),
+        challenge(VERIFIER)
+    );
+    let page = browser.get(&evil).await;
+    assert_eq!((page.status, page.location), (400, None), "{}", page.body);
+    let unknown = browser
+        .get(&format!(
+            "/oauth/authorize?{}",
+            authorize_query("no_such_app", &challenge(VERIFIER))
+        ))
+        .await;
+    assert_eq!((unknown.status, unknown.location), (400, None));
+
+    // Errors about a registered redirect URI go back to it, with the state.
+    let plain = browser
+        .get(&format!(
+            "/oauth/authorize?client_id={client_id}&redirect_uri={}&response_type=code&state=p&\
+             code_challenge={}&code_challenge_method=plain",
+            urlencode(CALLBACK),
+            challenge(VERIFIER)
+        ))
+        .await;
+    assert_eq!(plain.status, 302);
+    assert_eq!(
+        plain.location_param("error").as_deref(),
+        Some("invalid_request")
+    );
+    assert_eq!(plain.location_param("state").as_deref(), Some("p"));
+    let no_pkce = browser
+        .get(&format!(
+            "/oauth/authorize?client_id={client_id}&redirect_uri={}&response_type=code&state=p",
+            urlencode(CALLBACK)
+        ))
+        .await;
+    assert_eq!(
+        no_pkce.location_param("error").as_deref(),
+        Some("invalid_request")
+    );
+    assert!(no_pkce.location_param("code").is_none());
+    let token_flow = browser
+        .get(&format!(
+            "/oauth/authorize?{}",
+            authorize_query(&client_id, &challenge(VERIFIER))
+                .replace("response_type=code", "response_type=token")
+        ))
+        .await;
+    assert_eq!(
+        token_flow.location_param("error").as_deref(),
+        Some("unsupported_response_type")
+    );
+}
+
+#[tokio::test]
+async fn nobody_signed_in_is_sent_to_the_login_page_and_a_wrong_password_says_nothing_more() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let mut browser = Browser::new(&app);
+    let query = authorize_query(&client_id, &challenge(VERIFIER));
+    let page = browser.get(&format!("/oauth/authorize?{query}")).await;
+    assert_eq!(page.status, 303);
+    assert!(page.location.as_deref().unwrap().starts_with("/login?"));
+
+    let login = browser.get(page.location.as_deref().unwrap()).await;
+    let wrong = browser
+        .sign_in(&login, ADMIN_USERNAME, "wrong-password-1")
+        .await;
+    let unknown = browser
+        .sign_in(&login, "nobody_at_all", "wrong-password-1")
+        .await;
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    assert!(wrong
+        .body
+        .contains("The username or password is incorrect."));
+    let message = |body: &str| {
+        body[body.find("role=\"alert\"").unwrap()..]
+            .split('<')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        message(&wrong.body),
+        message(&unknown.body),
+        "the same words either way"
+    );
+    assert!(!browser.cookies.contains_key("userledger_session"));
+
+    // A form without its CSRF token is refused, even with the right password.
+    let mut other = Browser::new(&app);
+    let forged = other
+        .post_form(
+            "/login",
+            &[
+                ("username", ADMIN_USERNAME),
+                ("password", ADMIN_PASSWORD),
+                ("csrf", "forged"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(!other.cookies.contains_key("userledger_session"));
+}
+
+#[tokio::test]
+async fn an_external_application_asks_for_consent() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "partner_app", "external_client", false).await;
+    let mut browser = Browser::new(&app);
+    let query = authorize_query(&client_id, &challenge(VERIFIER));
+    let login = browser.get(&format!("/login?{query}")).await;
+    let signed_in = browser
+        .sign_in(&login, ADMIN_USERNAME, ADMIN_PASSWORD)
+        .await;
+    let consent = browser.get(signed_in.location.as_deref().unwrap()).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("The partner_app application"));
+
+    let answer = |consent_value: &'static str| {
+        let mut form: Vec<(String, String)> = vec![
+            ("csrf".into(), consent.hidden("csrf")),
+            ("consent".into(), consent_value.into()),
+        ];
+        for field in [
+            "client_id",
+            "redirect_uri",
+            "response_type",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+        ] {
+            form.push((field.into(), consent.hidden(field)));
+        }
+        form
+    };
+    let deny = answer("deny");
+    let deny: Vec<(&str, &str)> = deny.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let denied = browser.post_form("/oauth/authorize", &deny).await;
+    assert_eq!(denied.status, 302);
+    assert_eq!(
+        denied.location_param("error").as_deref(),
+        Some("access_denied")
+    );
+
+    let allow = answer("allow");
+    let allow: Vec<(&str, &str)> = allow
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let allowed = browser.post_form("/oauth/authorize", &allow).await;
+    assert_eq!(allowed.status, 302);
+    let code = allowed.location_param("code").expect("a code");
+    let secret = format!("{client_id}-secret-1");
+    let (status, tokens) = exchange(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+            ("redirect_uri", CALLBACK),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+#[tokio::test]
+async fn a_session_opened_by_user_login_is_seen_by_session_state_until_logout() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    let state = browser.get("/user/session-state").await;
+    assert_eq!(state.status, 403);
+
+    let (status, body) = browser
+        .post_json(
+            "/user/login",
+            &json!({ "username": ADMIN_USERNAME, "password": "wrong-password-1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("Unauthorized")),
+        "{body}"
+    );
+    let (status, body) = browser
+        .post_json(
+            "/user/login",
+            &json!({ "username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "userAgent": "test" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["2faEnabled"], false);
+    assert_eq!(body["data"]["userInfo"]["username"], ADMIN_USERNAME);
+
+    let state = browser.get("/user/session-state").await;
+    assert_eq!(state.status, 200, "{}", state.body);
+    let state: Value = serde_json::from_str(&state.body).unwrap();
+    assert_eq!(state["data"]["userInfo"]["username"], ADMIN_USERNAME);
+
+    let out = browser.get("/user/logout").await;
+    assert_eq!(out.status, 200);
+    assert_eq!(browser.get("/user/session-state").await.status, 403);
+}
+
+#[tokio::test]
+async fn the_login_page_without_a_client_id_signs_in_to_the_configured_login_application() {
+    let mut settings = test_settings();
+    settings.login_client_id = Some("nitrogen_ui".to_owned());
+    let app = spawn_app_with(settings).await;
+    register(&app, "nitrogen_ui", "internal_client", true).await;
+    // As Nitrogen sends it: no client_id, no state.
+    let mut browser = Browser::new(&app);
+    let page = browser
+        .get(&format!(
+            "/?redirect_uri={}&code_challenge={}&code_challenge_method=S256",
+            urlencode(CALLBACK),
+            challenge(VERIFIER)
+        ))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("The nitrogen_ui application"));
+    let signed_in = browser.sign_in(&page, ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    let authorized = browser.get(signed_in.location.as_deref().unwrap()).await;
+    let code = authorized.location_param("code").expect("a code");
+    let (status, tokens) = trade(&app, "nitrogen_ui", &code).await;
+    assert_eq!(status, 200, "{tokens}");
+}

@@ -82,6 +82,9 @@ impl EdgeState {
             idempotency::prepare(pool)
                 .await
                 .context("creating the idempotency table")?;
+            auth::revocation::prepare(pool)
+                .await
+                .context("creating the revocation tables")?;
         }
         Ok(Arc::new(Self::without_database_setup(
             settings, log, database,
@@ -97,7 +100,7 @@ impl EdgeState {
     ) -> Self {
         Self {
             tokens: TokenKeys::new(&settings.token_secret),
-            access: AccessCache::new(log.clone(), settings.revocation_check_ttl),
+            access: AccessCache::new(log.clone(), database.clone(), settings.revocation_check_ttl),
             rate_limits: RateLimiters::new(settings.rate_limits),
             reads: Arc::new(Semaphore::new(settings.max_concurrent_reads.max(1))),
             writes: Arc::new(Semaphore::new(settings.max_concurrent_requests.max(1))),

@@ -209,6 +209,7 @@ mod tests {
                 iat: 0,
                 exp: 0,
                 jti: Uuid::nil(),
+                family: None,
             },
         }
     }

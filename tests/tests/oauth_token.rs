@@ -559,11 +559,14 @@ async fn a_refresh_token_gets_a_new_access_token() {
         "refresh"
     );
 
-    // With the client's credentials too.
+    // With the client's credentials too (refresh tokens rotate: the new one).
+    let rotated = body["refresh_token"]
+        .as_str()
+        .expect("a rotated refresh token");
     let (status, body) = app
         .token_request(&[
             ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
+            ("refresh_token", rotated),
             ("client_id", CLIENT_ID),
             ("client_secret", CLIENT_SECRET),
         ])

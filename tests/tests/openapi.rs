@@ -28,6 +28,7 @@ use test_support::{spawn_app, TestDatabase};
 /// health and documentation routes.
 const CONTRACT: &[(&str, &str)] = &[
     ("POST", "/oauth/token"),
+    ("POST", "/oauth/introspect"),
     ("GET", "/oauth/authorize"),
     ("POST", "/oauth/authorize"),
     ("GET", "/"),
@@ -246,17 +247,19 @@ async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
         );
         // Token-protected prefixes (the Caller's rule) have a security requirement naming
         // the token kind of their edge, with scopes, and document the 401s.
-        let scheme =
-            if path.starts_with("/user/client-api/") || path.starts_with("/roles/client-api/") {
-                Some("client")
-            } else if path.starts_with("/user/admin-api/")
-                || path.starts_with("/roles/")
-                || path.starts_with("/client/admin-api/")
-            {
-                Some("delegated")
-            } else {
-                None
-            };
+        let scheme = if path.starts_with("/user/client-api/")
+            || path.starts_with("/roles/client-api/")
+            || path == "/oauth/introspect"
+        {
+            Some("client")
+        } else if path.starts_with("/user/admin-api/")
+            || path.starts_with("/roles/")
+            || path.starts_with("/client/admin-api/")
+        {
+            Some("delegated")
+        } else {
+            None
+        };
         match scheme {
             Some(scheme) => {
                 let requirements = operation["security"].as_array().expect("security");

@@ -290,24 +290,17 @@ async fn a_person_signs_in_and_the_application_trades_the_code_for_tokens() {
         .await;
     assert_eq!(status, 200, "the token works: {body}");
 
-    // The code works once.
+    // A public application refreshes without a secret.
+    let (status, refreshed) = refresh(&app, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{refreshed}");
+
+    // The code works once (and presenting it again revokes what it issued: see below).
     let (status, body) = trade(&app, &client_id, &code).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("invalid_grant")),
         "{body}"
     );
-
-    // A public application refreshes without a secret.
-    let (status, refreshed) = exchange(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{refreshed}");
 
     // Signed in already: authorize issues a code without the form.
     let again = browser
@@ -653,4 +646,194 @@ async fn the_login_page_without_a_client_id_signs_in_to_the_configured_login_app
     let code = authorized.location_param("code").expect("a code");
     let (status, tokens) = trade(&app, "nitrogen_ui", &code).await;
     assert_eq!(status, 200, "{tokens}");
+}
+
+/// Tokens from a code: (access, refresh).
+async fn tokens_for(app: &TestApp, client_id: &str) -> (String, String) {
+    let (_, code) = code_for(app, client_id).await;
+    let (status, tokens) = trade(app, client_id, &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    (
+        tokens["access_token"].as_str().unwrap().to_owned(),
+        tokens["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The status of a call to a delegated route with `token`.
+async fn works(app: &TestApp, token: &str) -> u16 {
+    let (status, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/user/admin-api/subscription-tiers",
+            token,
+            None,
+        )
+        .await;
+    status
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> (u16, Value) {
+    exchange(
+        app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn logout_revokes_the_token_and_every_token_of_its_sign_in() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let (access, refresh_token) = tokens_for(&app, &client_id).await;
+    let (other, _) = tokens_for(&app, &client_id).await;
+    assert_eq!(works(&app, &access).await, 200);
+
+    let response = app
+        .http
+        .get(app.url("/user/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(works(&app, &access).await, 401, "the token is revoked");
+    let (status, body) = refresh(&app, &refresh_token).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_grant")),
+        "{body}"
+    );
+    assert_eq!(
+        works(&app, &other).await,
+        200,
+        "another sign-in's token still works"
+    );
+}
+
+#[tokio::test]
+async fn logout_all_revokes_every_token_the_user_holds() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let (first, _) = tokens_for(&app, &client_id).await;
+    let (second, refresh_token) = tokens_for(&app, &client_id).await;
+    let password_grant = app.admin_token().await;
+
+    let response = app
+        .http
+        .get(app.url("/user/logout-all"))
+        .bearer_auth(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    for token in [&first, &second, &password_grant] {
+        assert_eq!(works(&app, token).await, 401);
+    }
+    let (status, _) = refresh(&app, &refresh_token).await;
+    assert_eq!(status, 401);
+
+    // Signing in again (from the next second on) works.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let fresh = app.admin_token().await;
+    assert_eq!(works(&app, &fresh).await, 200);
+}
+
+#[tokio::test]
+async fn a_refresh_token_presented_twice_revokes_its_family() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let (_, first_refresh) = tokens_for(&app, &client_id).await;
+    let (status, rotated) = refresh(&app, &first_refresh).await;
+    assert_eq!(status, 200, "{rotated}");
+    let access = rotated["access_token"].as_str().unwrap();
+    let second_refresh = rotated["refresh_token"].as_str().unwrap();
+    assert_ne!(second_refresh, first_refresh, "rotated on use");
+    assert_eq!(works(&app, access).await, 200);
+
+    // The spent refresh token again: refused, and the whole family with it.
+    let (status, body) = refresh(&app, &first_refresh).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_grant")),
+        "{body}"
+    );
+    assert_eq!(works(&app, access).await, 401);
+    let (status, _) = refresh(&app, second_refresh).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_code_presented_twice_revokes_the_tokens_it_issued() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let (_, code) = code_for(&app, &client_id).await;
+    let (status, tokens) = trade(&app, &client_id, &code).await;
+    assert_eq!(status, 200);
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(works(&app, access).await, 200);
+    let (status, _) = trade(&app, &client_id, &code).await;
+    assert_eq!(status, 401);
+    assert_eq!(works(&app, access).await, 401);
+    let (status, _) = refresh(&app, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn introspection_tells_a_resource_server_whether_a_token_is_live() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let (access, _) = tokens_for(&app, &client_id).await;
+    let resource_server = app.client_token().await;
+    let introspect = |token: String| {
+        let app = &app;
+        let resource_server = resource_server.clone();
+        async move {
+            let response = app
+                .http
+                .post(app.url("/oauth/introspect"))
+                .bearer_auth(resource_server)
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, live) = introspect(access.clone()).await;
+    assert_eq!(status, 200, "{live}");
+    assert_eq!(live["active"], true);
+    assert_eq!(live["username"], ADMIN_USERNAME);
+    assert_eq!(live["client_id"], client_id);
+    assert_eq!(
+        live["data"]["tokenInfo"]["user"]["username"],
+        ADMIN_USERNAME
+    );
+    assert!(live["data"]["tokenInfo"]["scope"].is_array());
+    assert!(
+        live.to_string().find("secret").is_none(),
+        "no secret: {live}"
+    );
+
+    let (_, garbage) = introspect("not-a-token".to_owned()).await;
+    assert_eq!(
+        (
+            garbage["active"].clone(),
+            garbage["data"]["tokenInfo"].clone()
+        ),
+        (json!(false), Value::Null)
+    );
+
+    app.http
+        .get(app.url("/user/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    let (status, revoked) = introspect(access).await;
+    assert_eq!(status, 200);
+    assert_eq!(revoked["active"], false, "{revoked}");
 }

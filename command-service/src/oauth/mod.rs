@@ -32,65 +32,81 @@ use uuid::Uuid;
 use crate::pipeline::load_aggregate;
 use crate::signin::sessions::Redeemed;
 use crate::AppState;
+use http_edge::auth::revocation::{self, Rotation};
 use http_edge::auth::{TokenClaims, TokenKind, TokenUse};
 use http_edge::envelope::{ApiError, OAuthError};
-use http_edge::{Doc, Routes};
+use http_edge::{Doc, Edge, Routes};
 use sha2::Digest;
 
-/// The token endpoint, with its documentation.
+pub mod introspect;
+
+/// The token and introspection endpoints, with their documentation.
 pub fn router() -> Routes<AppState> {
-    Routes::new().route(
-        Doc::post("/oauth/token", "Issue an access token")
-            .public()
-            .describe(
-                "Grants: `client_credentials` (`client_id`, `client_secret`, `scope`), \
+    let introspection = Doc::post("/oauth/introspect", "Introspect a token (RFC 7662)")
+        .session(Edge::Client, "client:oauth:introspect")
+        .json_body::<introspect::IntrospectionRequest>()
+        .describe(
+            "`token` as a form (RFC 7662) or JSON. The answer is Liquid's envelope \
+             (`data.tokenInfo`, `null` for a token that is not live: unknown, expired, revoked, \
+             a refresh token) with RFC 7662's members beside it: `active`, and for a live token \
+             `scope` (space-separated), `client_id`, `sub`, `username`, `token_type`, `exp`, \
+             `iat`.",
+        )
+        .ok::<introspect::Introspection>("what the token is");
+    Routes::new()
+        .route(introspection, introspect::introspect)
+        .route(
+            Doc::post("/oauth/token", "Issue an access token")
+                .public()
+                .describe(
+                    "Grants: `client_credentials` (`client_id`, `client_secret`, `scope`), \
                  `password` (`username` or email, `password`, `client_id`, `client_secret`; the \
                  application must list the grant) and `refresh_token`. Client credentials may \
                  also come as HTTP Basic authentication. Errors are in OAuth's shape.",
-            )
-            .token_requests()
-            .form_body::<TokenRequest>()
-            .plain::<TokenResponse>("application/json", "the token")
-            .oauth_errors()
-            .error(
-                400,
-                "invalid_request",
-                "the form is malformed or lacks a field",
-            )
-            .error(401, "invalid_client", "unknown application or wrong secret")
-            .error(
-                429,
-                "RateLimitError",
-                "over the token rate limit of this `client_id` or IP address (`Retry-After`; \
+                )
+                .token_requests()
+                .form_body::<TokenRequest>()
+                .plain::<TokenResponse>("application/json", "the token")
+                .oauth_errors()
+                .error(
+                    400,
+                    "invalid_request",
+                    "the form is malformed or lacks a field",
+                )
+                .error(401, "invalid_client", "unknown application or wrong secret")
+                .error(
+                    429,
+                    "RateLimitError",
+                    "over the token rate limit of this `client_id` or IP address (`Retry-After`; \
                  `USERLEDGER_RATE_LIMIT_TOKEN_PER_MINUTE`), in the contract's error envelope",
-            )
-            .error(
-                401,
-                "invalid_grant",
-                "wrong username or password, or a bad refresh token",
-            )
-            .error(
-                401,
-                "invalid_scope",
-                "a requested scope is not allowed to the application",
-            )
-            .error(
-                401,
-                "unsupported_grant_type",
-                "a grant the application does not list, or an unknown one",
-            )
-            .error(
-                500,
-                "server_error",
-                "an unexpected failure (logged, never detailed)",
-            )
-            .error(
-                503,
-                "temporarily_unavailable",
-                "the password hashing pool is saturated",
-            ),
-        token,
-    )
+                )
+                .error(
+                    401,
+                    "invalid_grant",
+                    "wrong username or password, or a bad refresh token",
+                )
+                .error(
+                    401,
+                    "invalid_scope",
+                    "a requested scope is not allowed to the application",
+                )
+                .error(
+                    401,
+                    "unsupported_grant_type",
+                    "a grant the application does not list, or an unknown one",
+                )
+                .error(
+                    500,
+                    "server_error",
+                    "an unexpected failure (logged, never detailed)",
+                )
+                .error(
+                    503,
+                    "temporarily_unavailable",
+                    "the password hashing pool is saturated",
+                ),
+            token,
+        )
 }
 
 /// A token request (form-urlencoded); which fields matter depends on `grant_type`. Client
@@ -259,9 +275,10 @@ async fn client_credentials(
         iat: 0,
         exp: 0,
         jti: Uuid::nil(),
+        family: None,
     };
     tracing::info!(application = %application.id, "client token issued");
-    respond(state, claims, false)
+    respond(state, claims, None).await
 }
 
 async fn password(state: &AppState, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
@@ -286,7 +303,8 @@ async fn password(state: &AppState, request: &TokenRequest) -> Result<TokenRespo
     );
     let claims = delegated_claims(&application, &user, scope);
     tracing::info!(user = %user.id, application = %application.id, "user token issued");
-    respond(state, claims, application.allows(Grant::RefreshToken))
+    let family = Family::Open(Uuid::now_v7());
+    respond(state, claims, refreshable(&application, family)).await
 }
 
 async fn refresh(state: &AppState, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
@@ -322,8 +340,27 @@ async fn refresh(state: &AppState, request: &TokenRequest) -> Result<TokenRespon
     let (user_may_have, client_may_have) = may_have(state, &application, &user).await?;
     let scope =
         scopes::refreshed_token_scope(&user_may_have, client_may_have.as_deref(), &claims.scope);
+    // Rotation: this refresh token is spent; presenting it again revokes the family.
+    let family = match claims.family {
+        Some(family) => Family::Rotate {
+            family,
+            presented: claims.jti,
+        },
+        // Issued before families existed: the tokens it gets now start one.
+        None => Family::Open(Uuid::now_v7()),
+    };
+    let presented = claims;
+    if let Some(pool) = &state.edge.database {
+        let user = user.id.as_uuid();
+        if revocation::is_revoked(pool, user, presented.family, presented.iat)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(invalid());
+        }
+    }
     let claims = delegated_claims(&application, &user, scope);
-    respond(state, claims, true)
+    respond(state, claims, Some(family)).await
 }
 
 /// RFC 6749 §4.1.3 with RFC 7636 §4.6: a code from `/oauth/authorize`, once, by the
@@ -346,13 +383,18 @@ async fn authorization_code(
     require_grant(&application, Grant::AuthorizationCode)?;
     let invalid = |why: &str| OAuthError::new("invalid_grant", why);
     let database = crate::signin::database(state)?;
-    let (grant, _family) = match crate::signin::sessions::redeem(database, code)
+    let (grant, family) = match crate::signin::sessions::redeem(database, code)
         .await
         .map_err(ApiError::from)?
     {
         Redeemed::Fresh { grant, family } => (grant, family),
         Redeemed::Replayed { family } => {
-            tracing::warn!(%family, "an authorization code was presented twice");
+            // RFC 6749 §4.1.2: the tokens the code issued are revoked too.
+            revocation::revoke_family(database, family)
+                .await
+                .map_err(ApiError::from)?;
+            state.edge.access.forget_family(family);
+            tracing::warn!(%family, "an authorization code was presented twice: its tokens are revoked");
             return Err(invalid("the code was used already"));
         }
         Redeemed::Invalid => return Err(invalid("the code is unknown or expired")),
@@ -386,7 +428,12 @@ async fn authorization_code(
     );
     let claims = delegated_claims(&application, &user, scope);
     tracing::info!(user = %user.id, application = %application.id, "user token issued for a code");
-    respond(state, claims, application.allows(Grant::RefreshToken))
+    respond(
+        state,
+        claims,
+        refreshable(&application, Family::Open(family)),
+    )
+    .await
 }
 
 /// BASE64URL(SHA-256(verifier)) for a verifier of RFC 7636's form (43..128 unreserved
@@ -601,24 +648,72 @@ fn delegated_claims(application: &Application, user: &User, scope: Vec<String>) 
         iat: 0,
         exp: 0,
         jti: Uuid::nil(),
+        family: None,
     }
 }
 
-/// Signs the access token (and a refresh token with the same claims when `with_refresh`).
-fn respond(
+/// The grant a delegated token pair belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Family {
+    /// A new sign-in: a family of its own, whose refresh token is this pair's.
+    Open(Uuid),
+    /// A refresh: the family of the presented refresh token, which this pair's replaces.
+    Rotate { family: Uuid, presented: Uuid },
+}
+
+/// The family of a new sign-in's tokens, with a refresh token when the application may
+/// refresh (`None`: an access token alone).
+fn refreshable(application: &Application, family: Family) -> Option<Family> {
+    application.allows(Grant::RefreshToken).then_some(family)
+}
+
+/// Signs the access token and, with a `family`, a refresh token of that family, recording it
+/// as the family's one usable refresh token (a refresh presented twice revokes the family).
+async fn respond(
     state: &AppState,
-    claims: TokenClaims,
-    with_refresh: bool,
+    mut claims: TokenClaims,
+    family: Option<Family>,
 ) -> Result<TokenResponse, OAuthError> {
     let ttl = state.settings.access_token_ttl;
-    let refresh_token = if with_refresh {
-        let refresh = TokenClaims {
-            token_use: TokenUse::Refresh,
-            ..claims.clone()
-        };
-        Some(sign(state, refresh, state.settings.refresh_token_ttl)?)
-    } else {
-        None
+    let refresh_token = match family {
+        None => None,
+        Some(family) => {
+            let refresh_jti = Uuid::now_v7();
+            let id = match family {
+                Family::Open(id) | Family::Rotate { family: id, .. } => id,
+            };
+            if let Some(pool) = &state.edge.database {
+                let user = Uuid::parse_str(&claims.sub).map_err(ApiError::internal)?;
+                let recorded = match family {
+                    Family::Open(id) => {
+                        revocation::open_family(pool, id, user, Some(refresh_jti))
+                            .await
+                            .map_err(ApiError::from)?;
+                        Rotation::Rotated
+                    }
+                    Family::Rotate { family, presented } => {
+                        revocation::rotate(pool, family, presented, refresh_jti)
+                            .await
+                            .map_err(ApiError::from)?
+                    }
+                };
+                if recorded == Rotation::Reused {
+                    state.edge.access.forget_family(id);
+                    tracing::warn!(family = %id, "a refresh token was presented twice: its family is revoked");
+                    return Err(OAuthError::new(
+                        "invalid_grant",
+                        "the refresh token was used already",
+                    ));
+                }
+            }
+            claims.family = Some(id);
+            let refresh = TokenClaims {
+                token_use: TokenUse::Refresh,
+                jti: refresh_jti,
+                ..claims.clone()
+            };
+            Some(sign(state, refresh, state.settings.refresh_token_ttl)?)
+        }
     };
     Ok(TokenResponse {
         access_token: sign(state, claims, ttl)?,

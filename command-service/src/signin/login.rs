@@ -14,7 +14,10 @@ use axum::Form;
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 use events::user::view::UserView;
 use events::user::User;
-use events::values::Password;
+use events::values::{Password, UserId};
+use http_edge::auth::caller::bearer_claims;
+use http_edge::auth::revocation;
+use http_edge::auth::{TokenClaims, TokenKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -192,26 +195,58 @@ pub struct SessionState {
     pub user_info: UserView,
 }
 
-/// `GET /user/logout`: ends this browser's session.
-pub async fn logout(State(state): State<AppState>, jar: CookieJar) -> Result<Response, ApiError> {
+/// `GET /user/logout`: ends this browser's session and revokes the bearer token sent with it
+/// (its whole family: the refresh token too). Without either, nothing happens; the answer is
+/// the same.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, ApiError> {
+    let pool = database(&state)?;
+    if let Some(family) = bearer(&state, &headers).and_then(|claims| claims.family) {
+        revocation::revoke_family(pool, family).await?;
+        state.edge.access.forget_family(family);
+    }
     if let Some(cookie) = jar.get(SESSION_COOKIE) {
-        sessions::end(database(&state)?, cookie.value()).await?;
+        sessions::end(pool, cookie.value()).await?;
     }
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     Ok((jar, Answer::done()).into_response())
 }
 
-/// `GET /user/logout-all`: ends every session of the signed-in user (this browser's).
+/// `GET /user/logout-all`: the user of the bearer token (or of this browser's session) is
+/// signed out everywhere: every token issued to them until now is revoked, every session
+/// ended.
 pub async fn logout_all(
     State(state): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
 ) -> Result<Response, ApiError> {
-    if let Some(session) = current_session(&state, &jar).await? {
-        sessions::end_all(database(&state)?, session.user).await?;
-        tracing::info!(user = %session.user, "every session ended");
+    let pool = database(&state)?;
+    let from_token = bearer(&state, &headers)
+        .filter(|claims| claims.kind == TokenKind::Delegated)
+        .and_then(|claims| UserId::parse(&claims.sub).ok());
+    let user = match from_token {
+        Some(user) => Some(user),
+        None => current_session(&state, &jar)
+            .await?
+            .map(|session| session.user),
+    };
+    if let Some(user) = user {
+        revocation::sign_out_everywhere(pool, user.as_uuid()).await?;
+        sessions::end_all(pool, user).await?;
+        state.edge.access.forget(&user.to_string());
+        tracing::info!(%user, "signed out everywhere");
     }
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     Ok((jar, Answer::done()).into_response())
+}
+
+/// The claims of a valid bearer token sent with the request, if any (logout takes one but
+/// does not need one).
+fn bearer(state: &AppState, headers: &HeaderMap) -> Option<TokenClaims> {
+    bearer_claims(headers, &state.edge.tokens).ok()
 }
 
 /// The live session of this browser, if its user may still sign in.

@@ -101,9 +101,17 @@ pub fn router() -> Routes<AppState> {
             login::session_state,
         )
         .route(
-            Doc::get("/user/logout", "End this browser's session")
-                .public()
-                .done("the session (if any) is over"),
+            Doc::get(
+                "/user/logout",
+                "Sign out: this browser's session, and the bearer token",
+            )
+            .public()
+            .describe(
+                "Ends the session of the cookie sent, and revokes the bearer token sent \
+                     (with every token of its sign-in: the refresh token too). Neither is \
+                     required; the answer is the same.",
+            )
+            .done("signed out"),
             login::logout,
         )
         .route(

@@ -1,6 +1,9 @@
 //! Revocation: a token stops working once its user is banned or deleted, or its client is
-//! deleted. Tokens are stateless, so every request asks the event store, through a cache of a
-//! few seconds (`EdgeSettings::revocation_check_ttl`, kept by `moka`); that bounds how long a revoked token lives.
+//! deleted, or its grant was revoked ([`super::revocation`]: signed out, a code or refresh token
+//! presented twice). Tokens are stateless, so every request asks the event store (and
+//! PostgreSQL beside it), through a cache of a few seconds (`EdgeSettings::revocation_check_ttl`,
+//! kept by `moka`); that bounds how long a revoked token lives in another process. The process
+//! that revokes forgets its cached answers at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +16,7 @@ use events::{load, Aggregate};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
+use super::revocation;
 use super::tokens::{TokenClaims, TokenKind};
 use crate::envelope::ApiError;
 
@@ -25,8 +29,8 @@ pub enum AccountStatus {
     Gone,
 }
 
-/// A token's account: its kind, subject and issuing client.
-type Account = (TokenKind, String, String);
+/// A token's account and grant: its kind, subject, issuing client, family and issue time.
+type Account = (TokenKind, String, String, Option<uuid::Uuid>, u64);
 
 /// Answers kept at most, and subjects remembered as forgotten at most: beyond them the least
 /// used go (a dropped answer is cheap to recompute).
@@ -34,6 +38,8 @@ const MAX_ENTRIES: u64 = 100_000;
 
 pub struct AccessCache {
     store: Arc<dyn EventStore>,
+    /// Where revoked grants are kept; `None`: only accounts are checked.
+    database: Option<sqlx::PgPool>,
     /// How long an answer counts from when it was asked for (moka's own expiry counts from
     /// its insertion, after the look-up).
     ttl: Duration,
@@ -60,9 +66,10 @@ where
 }
 
 impl AccessCache {
-    pub fn new(store: Arc<dyn EventStore>, ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn EventStore>, database: Option<sqlx::PgPool>, ttl: Duration) -> Self {
         Self {
             store,
+            database,
             ttl,
             answers: bounded(ttl),
             forgotten: bounded(ttl),
@@ -71,10 +78,21 @@ impl AccessCache {
 
     /// Whether the token's account (and the client that issued it) may still act.
     pub async fn status(&self, claims: &TokenClaims) -> Result<AccountStatus, ApiError> {
-        let key = (claims.kind, claims.sub.clone(), claims.client.clone());
+        let key = (
+            claims.kind,
+            claims.sub.clone(),
+            claims.client.clone(),
+            claims.family,
+            claims.iat,
+        );
         if let Some((at, status)) = self.answers.get(&key) {
             let forgotten_since = |id: &String| self.forgotten.get(id).is_some_and(|f| f >= at);
-            if at.elapsed() < self.ttl && !forgotten_since(&key.1) && !forgotten_since(&key.2) {
+            let family_forgotten = key.3.is_some_and(|f| forgotten_since(&f.to_string()));
+            if at.elapsed() < self.ttl
+                && !forgotten_since(&key.1)
+                && !forgotten_since(&key.2)
+                && !family_forgotten
+            {
                 return Ok(status);
             }
         }
@@ -89,6 +107,11 @@ impl AccessCache {
     /// than searching the answers.
     pub fn forget(&self, subject: &str) {
         self.forgotten.insert(subject.to_owned(), Instant::now());
+    }
+
+    /// Forgets what is cached about a family's tokens (called when it is revoked).
+    pub fn forget_family(&self, family: uuid::Uuid) {
+        self.forget(&family.to_string());
     }
 
     async fn look_up(&self, claims: &TokenClaims) -> Result<AccountStatus, ApiError> {
@@ -106,12 +129,29 @@ impl AccessCache {
                     .read_stream(&<User as Aggregate>::stream_name(&id), 0)
                     .await?;
                 let user = load::<User>(&recorded).map_err(ApiError::internal)?.state;
-                Ok(match user {
+                let status = match user {
                     Some(user) if user.deleted => AccountStatus::Gone,
                     Some(user) if user.banned => AccountStatus::Banned,
                     Some(_) => AccountStatus::Active,
                     None => AccountStatus::Gone,
-                })
+                };
+                if status != AccountStatus::Active {
+                    return Ok(status);
+                }
+                match &self.database {
+                    Some(pool)
+                        if revocation::is_revoked(
+                            pool,
+                            id.as_uuid(),
+                            claims.family,
+                            claims.iat,
+                        )
+                        .await? =>
+                    {
+                        Ok(AccountStatus::Gone)
+                    }
+                    _ => Ok(status),
+                }
             }
         }
     }

@@ -39,6 +39,10 @@ pub struct TokenClaims {
     pub iat: u64,
     pub exp: u64,
     pub jti: Uuid,
+    /// The grant the token belongs to (one sign-in's tokens, rotated refresh tokens
+    /// included): revoking it revokes them all. Client tokens have none.
+    #[serde(default, rename = "fam", skip_serializing_if = "Option::is_none")]
+    pub family: Option<Uuid>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,12 +72,14 @@ impl TokenKeys {
         }
     }
 
-    /// Signs `claims` after setting their times and id from `ttl`.
+    /// Signs `claims` after setting their times from `ttl`, and their id unless one is set.
     pub fn issue(&self, mut claims: TokenClaims, ttl: Duration) -> anyhow::Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         claims.iat = now;
         claims.exp = now + ttl.as_secs();
-        claims.jti = Uuid::now_v7();
+        if claims.jti.is_nil() {
+            claims.jti = Uuid::now_v7();
+        }
         Ok(encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -107,6 +113,7 @@ mod tests {
             iat: 0,
             exp: 0,
             jti: Uuid::nil(),
+            family: None,
         }
     }
 

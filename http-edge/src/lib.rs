@@ -15,6 +15,7 @@
 //! - [`idempotency`], [`rate_limit`]: what the policy applies to writes.
 //! - [`telemetry`]: request ids, the log line per answer, Prometheus metrics; [`health`]:
 //!   liveness and readiness.
+//! - [`cors`]: the configured origins and those of registered redirect URIs.
 //! - [`server`]: the [`Server`]: CORS, the body limit, the contract's 404, `/health`,
 //!   `/openapi.json` and `/docs` around a process's routes; start-up and graceful shutdown.
 //! - [`settings`]: the edge's options ([`EdgeSettings`]).
@@ -25,6 +26,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cors;
 pub mod envelope;
 pub mod health;
 pub mod idempotency;

@@ -8,17 +8,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, OriginalUri};
-use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::http::Method;
 use axum::{Extension, Router};
 use events::store::EventStore;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::envelope::{ApiError, CONSISTENCY_TOKEN};
+use crate::envelope::ApiError;
 use crate::openapi::{self, Routes};
-use crate::{health, idempotency, telemetry, EdgeSettings, EdgeState};
+use crate::{cors, health, telemetry, EdgeSettings, EdgeState};
 
 /// A bound server, ready to run.
 pub struct Server {
@@ -79,7 +78,7 @@ impl Server {
 /// the OpenAPI document of exactly these routes.
 pub fn router(edge: Arc<EdgeState>, routes: Routes) -> Router {
     let body_limit = edge.settings.body_limit;
-    let cors = cors(&edge.settings.cors_origins);
+    let cors = cors::layer(&edge.settings.cors_origins, edge.database.clone());
     let (routes, documented) = routes.into_parts();
     let (health, health_documented) = health::routes().into_parts();
     let (meta, meta_documented) = openapi::meta_routes().into_parts();
@@ -92,38 +91,6 @@ pub fn router(edge: Arc<EdgeState>, routes: Routes) -> Router {
         .layer(Extension(edge))
         .layer(cors)
         .layer(axum::middleware::from_fn(telemetry::middleware))
-}
-
-/// Browsers: admin UIs call from another origin and send `Content-Type: application/json` even
-/// on GET, so every route answers preflights and allows the configured origins (API.md §1).
-fn cors(origins: &[String]) -> CorsLayer {
-    let allowed: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).ok())
-        .collect();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::list(allowed))
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            HeaderName::from_static(idempotency::HEADER),
-            HeaderName::from_static(CONSISTENCY_TOKEN),
-            telemetry::REQUEST_ID,
-            telemetry::CORRELATION_ID,
-        ])
-        .expose_headers([
-            HeaderName::from_static(CONSISTENCY_TOKEN),
-            telemetry::REQUEST_ID,
-            telemetry::CORRELATION_ID,
-        ])
 }
 
 async fn unknown_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {

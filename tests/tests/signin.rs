@@ -837,3 +837,45 @@ async fn introspection_tells_a_resource_server_whether_a_token_is_live() {
     assert_eq!(status, 200);
     assert_eq!(revoked["active"], false, "{revoked}");
 }
+
+#[tokio::test]
+async fn the_origin_of_a_registered_redirect_uri_may_call_the_api_from_a_browser() {
+    let app = spawn_app().await;
+    let preflight = |origin: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .request(reqwest::Method::OPTIONS, app.url("/roles/list"))
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "GET")
+                .header("Access-Control-Request-Headers", "authorization")
+                .send()
+                .await
+                .unwrap();
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|value| value.to_str().unwrap().to_owned())
+        }
+    };
+    assert_eq!(
+        preflight("http://127.0.0.1:9").await,
+        None,
+        "not registered yet"
+    );
+    register(&app, "public_spa", "internal_client", true).await;
+    // Once the applications read model has the registration (within seconds).
+    test_support::eventually(
+        Duration::from_secs(10),
+        "the redirect URI's origin allowed",
+        || async {
+            match preflight("http://127.0.0.1:9").await {
+                Some(origin) if origin == "http://127.0.0.1:9" => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    assert_eq!(preflight("https://evil.example").await, None);
+}

@@ -155,6 +155,16 @@ pub static KEYS: &[Key] = &[
                 .to_string(),
         )
     }),
+    key(
+        "USERLEDGER_SIGN_IN_FAILURES_PER_MINUTE_PER_ACCOUNT",
+        Public,
+        || Some(command_defaults().sign_in_failures_per_account.to_string()),
+    ),
+    key(
+        "USERLEDGER_SIGN_IN_FAILURES_PER_MINUTE_PER_IP",
+        Public,
+        || Some(command_defaults().sign_in_failures_per_ip.to_string()),
+    ),
     key("USERLEDGER_INITIAL_CREDITS", Public, || {
         Some(command_defaults().initial_credits.to_string())
     }),
@@ -356,6 +366,8 @@ pub struct Config {
     pub login_client_id: Option<String>,
     pub session_ttl: Duration,
     pub authorization_code_ttl: Duration,
+    pub sign_in_failures_per_account: u32,
+    pub sign_in_failures_per_ip: u32,
     pub initial_credits: u64,
     pub invite_only: bool,
     pub can_edit_peer_data: bool,
@@ -470,6 +482,8 @@ impl Config {
         settings.login_client_id = self.login_client_id.clone();
         settings.session_ttl = self.session_ttl;
         settings.authorization_code_ttl = self.authorization_code_ttl;
+        settings.sign_in_failures_per_account = self.sign_in_failures_per_account;
+        settings.sign_in_failures_per_ip = self.sign_in_failures_per_ip;
         settings.initial_credits = self.initial_credits;
         settings.invite_only = self.invite_only;
         settings.can_edit_peer_data = self.can_edit_peer_data;
@@ -740,6 +754,10 @@ impl Layers {
             "USERLEDGER_AUTHORIZATION_CODE_TTL_SECONDS",
             seconds("USERLEDGER_AUTHORIZATION_CODE_TTL_SECONDS")?,
         )?;
+        let per_minute = |name| parser.required(name, parser.number::<u32>(name, 0)?);
+        let sign_in_failures_per_account =
+            per_minute("USERLEDGER_SIGN_IN_FAILURES_PER_MINUTE_PER_ACCOUNT")?;
+        let sign_in_failures_per_ip = per_minute("USERLEDGER_SIGN_IN_FAILURES_PER_MINUTE_PER_IP")?;
         let initial_credits = parser.required(
             "USERLEDGER_INITIAL_CREDITS",
             parser.number::<u64>("USERLEDGER_INITIAL_CREDITS", 0)?,
@@ -757,7 +775,6 @@ impl Layers {
         let max_concurrent_requests = count("USERLEDGER_MAX_CONCURRENT_REQUESTS")?;
         let max_concurrent_reads = count("USERLEDGER_MAX_CONCURRENT_READS")?;
         let body_limit = count("USERLEDGER_BODY_LIMIT_BYTES")?;
-        let per_minute = |name| parser.required(name, parser.number::<u32>(name, 0)?);
         let rate_limits = RateLimits {
             token_per_minute: per_minute("USERLEDGER_RATE_LIMIT_TOKEN_PER_MINUTE")?,
             writes_per_minute: per_minute("USERLEDGER_RATE_LIMIT_WRITES_PER_MINUTE")?,
@@ -802,6 +819,8 @@ impl Layers {
             login_client_id,
             session_ttl,
             authorization_code_ttl,
+            sign_in_failures_per_account,
+            sign_in_failures_per_ip,
             initial_credits,
             invite_only,
             can_edit_peer_data,

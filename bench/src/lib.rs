@@ -161,3 +161,64 @@ pub async fn admin_token(http: &reqwest::Client, base: &str) -> anyhow::Result<S
         None => anyhow::bail!("no token: {answer}"),
     }
 }
+
+/// This machine's raw argon2id rate (hashes a second, with the service's parameters) on
+/// `workers` threads: what every password check costs.
+pub async fn raw_hash_rate(workers: usize, duration: Duration) -> anyhow::Result<f64> {
+    let hasher = command_service::hashing::Hasher::new(workers, workers * 4);
+    let measured = drive(workers, duration, 1_000_000, move |_, _| {
+        let hasher = hasher.clone();
+        async move {
+            hasher
+                .hash("benchmark-password")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(())
+        }
+    })
+    .await;
+    if measured.operations == 0 {
+        anyhow::bail!("no hash finished");
+    }
+    Ok(measured.per_second)
+}
+
+/// Runs `load` with a sequential reader of `GET {base}/health` beside it (every 2 ms, for as
+/// long as the load runs): the load's figures and the reader's.
+pub async fn with_health(
+    http: &reqwest::Client,
+    base: &str,
+    load: impl Future<Output = Measurement>,
+) -> (Measurement, Measurement) {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let health = {
+        let (http, url, done) = (http.clone(), format!("{base}/health"), done.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let begun = Instant::now();
+                match http.get(&url).send().await {
+                    Ok(response) if response.status().is_success() => {
+                        latencies.push(begun.elapsed())
+                    }
+                    _ => errors += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            summarize(latencies, errors, started.elapsed())
+        })
+    };
+    let measured = load.await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let health = health.await.unwrap_or(Measurement {
+        operations: 0,
+        errors: 1,
+        seconds: 0.0,
+        per_second: 0.0,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+    });
+    (measured, health)
+}

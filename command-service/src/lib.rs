@@ -50,6 +50,8 @@ pub struct AppState {
     /// The edge's tokens (to issue them) and revocation cache (to forget banned accounts).
     pub edge: Arc<EdgeState>,
     pub hasher: Hasher,
+    /// Failed sign-ins per account and per IP address.
+    pub sign_in_guard: Arc<signin::guard::SignInGuard>,
 }
 
 impl AppState {
@@ -59,6 +61,10 @@ impl AppState {
         let store: Arc<dyn EventStore> = Arc::new(stream_cache::StreamCache::new(log.clone()));
         Self {
             hasher: Hasher::new(settings.hashing_workers, settings.hashing_queue),
+            sign_in_guard: Arc::new(signin::guard::SignInGuard::new(
+                settings.sign_in_failures_per_account,
+                settings.sign_in_failures_per_ip,
+            )),
             settings: Arc::new(settings),
             store,
             log,

@@ -49,6 +49,10 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// How long an authorization code may be traded for tokens.
     pub authorization_code_ttl: Duration,
+    /// Failed sign-ins a minute per account (0: no limit).
+    pub sign_in_failures_per_account: u32,
+    /// Failed sign-ins a minute per IP address (0: no limit).
+    pub sign_in_failures_per_ip: u32,
 }
 
 impl Settings {
@@ -72,6 +76,8 @@ impl Settings {
             login_client_id: None,
             session_ttl: Duration::from_secs(24 * 3600),
             authorization_code_ttl: Duration::from_secs(60),
+            sign_in_failures_per_account: 5,
+            sign_in_failures_per_ip: 30,
         }
     }
 }

@@ -52,6 +52,18 @@ impl RateLimiter {
         }
     }
 
+    /// Whether a request of every key in `keys` would be allowed now (nothing is counted).
+    pub fn allows(&self, keys: &[String], now: Instant) -> bool {
+        let Some(interval) = self.interval else {
+            return true;
+        };
+        let cells = self.cells.lock().expect("the rate limiter's lock");
+        keys.iter().all(|key| {
+            let arrival = cells.get(key).copied().unwrap_or(now).max(now);
+            arrival - now + interval <= Duration::from_secs(60)
+        })
+    }
+
     /// Counts a request of every key in `keys`: `Err(retry after)` when one of them is over
     /// its limit (then none is counted).
     pub fn check(&self, keys: &[String], now: Instant) -> Result<(), Duration> {
@@ -139,8 +151,15 @@ pub(crate) async fn limit(
 /// or as the last hop of `X-Forwarded-For`. A public peer's forwarding headers are not
 /// trusted: anyone can send them.
 fn client_ip(request: &Request) -> Option<IpAddr> {
-    let peer = request
-        .extensions()
+    peer_address(request.extensions(), request.headers())
+}
+
+/// The caller's address ([`client_ip`]'s rule) from a request's extensions and headers.
+pub fn peer_address(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+) -> Option<IpAddr> {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip())?;
     let private = match peer {
@@ -151,8 +170,7 @@ fn client_ip(request: &Request) -> Option<IpAddr> {
         return Some(peer);
     }
     let header = |name: &str| {
-        request
-            .headers()
+        headers
             .get(name)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned)
@@ -165,6 +183,25 @@ fn client_ip(request: &Request) -> Option<IpAddr> {
             .and_then(|address| address.trim().parse().ok())
             .unwrap_or(peer),
     )
+}
+
+/// The caller's address, as the rate limits see it (behind a proxy on a private network, the
+/// address it reports).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(peer_address(
+            &parts.extensions,
+            &parts.headers,
+        )))
+    }
 }
 
 /// The `client_id` of a token request (Basic auth, or the form), and the request to pass on

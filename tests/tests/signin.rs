@@ -879,3 +879,88 @@ async fn the_origin_of_a_registered_redirect_uri_may_call_the_api_from_a_browser
     .await;
     assert_eq!(preflight("https://evil.example").await, None);
 }
+
+#[tokio::test]
+async fn failed_sign_ins_lock_an_account_which_then_answers_like_a_wrong_password() {
+    let mut settings = test_settings();
+    settings.sign_in_failures_per_account = 3;
+    settings.sign_in_failures_per_ip = 0;
+    let app = spawn_app_with(settings).await;
+    app.register_user("victim_user", "victim-password-1", "user")
+        .await;
+    let mut browser = Browser::new(&app);
+    let login = |username: &'static str, password: &'static str| json!({ "username": username, "password": password });
+    let wrong = browser
+        .post_json("/user/login", &login("victim_user", "wrong-password-1"))
+        .await;
+    assert_eq!(wrong.0, 401);
+    for _ in 0..2 {
+        let again = browser
+            .post_json("/user/login", &login("victim_user", "wrong-password-1"))
+            .await;
+        assert_eq!(again, wrong);
+    }
+    // Locked: the right password gets the answer of a wrong one, from every way in.
+    let locked = browser
+        .post_json("/user/login", &login("victim_user", "victim-password-1"))
+        .await;
+    assert_eq!(
+        locked, wrong,
+        "a locked account answers like a wrong password"
+    );
+    let (status, body) = app
+        .token_request(&[
+            ("grant_type", "password"),
+            ("username", "victim_user"),
+            ("password", "victim-password-1"),
+            ("client_id", test_support::app::CLIENT_ID),
+            ("client_secret", test_support::app::CLIENT_SECRET),
+        ])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_grant")),
+        "{body}"
+    );
+    // An account that does not exist locks alike (the limit tells nothing).
+    for _ in 0..4 {
+        let nobody = browser
+            .post_json("/user/login", &login("nobody_here", "wrong-password-1"))
+            .await;
+        assert_eq!(nobody, wrong);
+    }
+    // Other accounts are not affected.
+    let (status, _) = browser
+        .post_json("/user/login", &login(ADMIN_USERNAME, ADMIN_PASSWORD))
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn failed_sign_ins_from_one_address_are_limited_across_accounts() {
+    let mut settings = test_settings();
+    settings.sign_in_failures_per_account = 0;
+    settings.sign_in_failures_per_ip = 3;
+    let app = spawn_app_with(settings).await;
+    let mut browser = Browser::new(&app);
+    for username in ["first_guess", "second_guess", "third_guess"] {
+        let (status, _) = browser
+            .post_json(
+                "/user/login",
+                &json!({ "username": username, "password": "wrong-password-1" }),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) = browser
+        .post_json(
+            "/user/login",
+            &json!({ "username": ADMIN_USERNAME, "password": ADMIN_PASSWORD }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("Unauthorized")),
+        "{body}"
+    );
+}

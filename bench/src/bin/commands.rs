@@ -11,7 +11,7 @@
 //! not spend minutes hashing. `BENCH_SECONDS` sets each scenario's length (default 10).
 //! Prints a table and writes `bench/results/commands.json`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,8 @@ use events::values::{Credits, Email, PersonName, RoleId, UserId, Username};
 use serde_json::json;
 use test_support::app::test_settings;
 use userledger_bench::{
-    admin_token, drive, machine, scenario_duration, write_results, Measurement,
+    admin_token, drive, machine, raw_hash_rate, scenario_duration, with_health, write_results,
+    Measurement,
 };
 use uuid::Uuid;
 
@@ -217,25 +218,6 @@ async fn raw_appends(store: Arc<PostgresEventStore>, duration: Duration) -> Meas
 }
 
 /// argon2id hashes per second with one thread per hashing worker, the service's parameters.
-async fn raw_hash_rate(workers: usize, duration: Duration) -> anyhow::Result<f64> {
-    let hasher = Hasher::new(workers, workers * 4);
-    let measured = drive(workers, duration, MAX_OPERATIONS, move |_, _| {
-        let hasher = hasher.clone();
-        async move {
-            hasher
-                .hash("benchmark-password")
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(())
-        }
-    })
-    .await;
-    if measured.operations == 0 {
-        bail!("no hash finished");
-    }
-    Ok(measured.per_second)
-}
-
 /// One scenario at 64 clients, with a sequential `/health` reader beside it.
 async fn measure(
     scenario: &'static str,
@@ -245,27 +227,6 @@ async fn measure(
     users: &Arc<Vec<String>>,
     duration: Duration,
 ) -> (Measurement, Measurement) {
-    let done = Arc::new(AtomicBool::new(false));
-    // A sequential reader of /health, every 2 ms, for as long as the scenario runs.
-    let health = {
-        let (http, url, done) = (http.clone(), format!("{base}/health"), done.clone());
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let mut latencies = Vec::new();
-            let mut errors = 0;
-            while !done.load(Ordering::Relaxed) {
-                let begun = std::time::Instant::now();
-                match http.get(&url).send().await {
-                    Ok(response) if response.status().is_success() => {
-                        latencies.push(begun.elapsed())
-                    }
-                    _ => errors += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            userledger_bench::summarize(latencies, errors, started.elapsed())
-        })
-    };
     let counter = Arc::new(AtomicU64::new(0));
     let run = Uuid::now_v7().simple().to_string()[..8].to_owned();
     let (http2, base2, token2, users2) = (
@@ -274,24 +235,37 @@ async fn measure(
         token.to_owned(),
         users.clone(),
     );
-    let measured = drive(CLIENTS, duration, MAX_OPERATIONS, move |_, _| {
-        let (http, base, token, users) = (http2.clone(), base2.clone(), token2.clone(), users2.clone());
+    let load = drive(CLIENTS, duration, MAX_OPERATIONS, move |_, _| {
+        let (http, base, token, users) =
+            (http2.clone(), base2.clone(), token2.clone(), users2.clone());
         let n = counter.fetch_add(1, Ordering::Relaxed) as usize;
         let run = run.clone();
         async move {
             let target = &users[n % users.len()];
             let (path, body) = match scenario {
                 // The first pass over the users bans them, the second lifts the bans, ...
-                "ban" => ("ban", json!({ "target": target, "state": (n / users.len()).is_multiple_of(2), "reason": "benchmark ban reason" })),
-                "credits" => ("credits", json!({ "target": target, "type": "increment", "value": 1 })),
-                "update" => ("update", json!({ "target": target, "bio": format!("benchmark bio {n}") })),
-                _ => ("create", json!([{
-                    "username": format!("new_{run}_{n}"),
-                    "password": "benchmark-password",
-                    "email": format!("new_{run}_{n}@example.com"),
-                    "firstName": "Bench",
-                    "lastName": "User",
-                }])),
+                "ban" => (
+                    "ban",
+                    json!({ "target": target, "state": (n / users.len()).is_multiple_of(2), "reason": "benchmark ban reason" }),
+                ),
+                "credits" => (
+                    "credits",
+                    json!({ "target": target, "type": "increment", "value": 1 }),
+                ),
+                "update" => (
+                    "update",
+                    json!({ "target": target, "bio": format!("benchmark bio {n}") }),
+                ),
+                _ => (
+                    "create",
+                    json!([{
+                        "username": format!("new_{run}_{n}"),
+                        "password": "benchmark-password",
+                        "email": format!("new_{run}_{n}@example.com"),
+                        "firstName": "Bench",
+                        "lastName": "User",
+                    }]),
+                ),
             };
             let request = if path == "update" {
                 http.patch(format!("{base}/user/admin-api/{path}"))
@@ -300,24 +274,14 @@ async fn measure(
             };
             let response = request.bearer_auth(&token).json(&body).send().await?;
             if !response.status().is_success() {
-                bail!("{scenario}: {} {}", response.status(), response.text().await.unwrap_or_default());
+                bail!(
+                    "{scenario}: {} {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                );
             }
             Ok(())
         }
-    })
-    .await;
-    done.store(true, Ordering::Relaxed);
-    let health = health.await.unwrap_or_else(|_| drive_failed());
-    (measured, health)
-}
-
-fn drive_failed() -> Measurement {
-    Measurement {
-        operations: 0,
-        errors: 1,
-        seconds: 0.0,
-        per_second: 0.0,
-        p50_ms: f64::NAN,
-        p99_ms: f64::NAN,
-    }
+    });
+    with_health(http, base, load).await
 }

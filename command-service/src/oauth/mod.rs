@@ -30,11 +30,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::pipeline::load_aggregate;
+use crate::signin::guard::Refusal;
 use crate::signin::sessions::Redeemed;
 use crate::AppState;
 use http_edge::auth::revocation::{self, Rotation};
 use http_edge::auth::{TokenClaims, TokenKind, TokenUse};
 use http_edge::envelope::{ApiError, OAuthError};
+use http_edge::rate_limit::ClientAddress;
 use http_edge::{Doc, Edge, Routes};
 use sha2::Digest;
 
@@ -168,6 +170,7 @@ const BAD_USER: &str = "the username or password is incorrect";
 #[tracing::instrument(skip_all, fields(grant_type))]
 async fn token(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     form: Result<Form<TokenRequest>, FormRejection>,
 ) -> Result<TokenResponse, OAuthError> {
@@ -182,7 +185,7 @@ async fn token(
     tracing::Span::current().record("grant_type", grant_type.as_str());
     match grant_type.as_str() {
         "client_credentials" => client_credentials(&state, &request).await,
-        "password" => password(&state, &request).await,
+        "password" => password(&state, &request, address).await,
         "refresh_token" => refresh(&state, &request).await,
         "authorization_code" => authorization_code(&state, &request).await,
         other => Err(OAuthError::new(
@@ -281,7 +284,11 @@ async fn client_credentials(
     respond(state, claims, None).await
 }
 
-async fn password(state: &AppState, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
+async fn password(
+    state: &AppState,
+    request: &TokenRequest,
+    address: Option<std::net::IpAddr>,
+) -> Result<TokenResponse, OAuthError> {
     let login = required(&request.username, "username")?;
     let password = required(&request.password, "password")?;
     let client_id = required(&request.client_id, "client_id")?;
@@ -289,10 +296,15 @@ async fn password(state: &AppState, request: &TokenRequest) -> Result<TokenRespo
     let application = authenticate_client(state, client_id, secret).await?;
     require_grant(&application, Grant::Password)?;
 
-    let user = verify_credentials(state, login, password)
+    let user = crate::signin::guard::attempt(state, login, password, address)
         .await?
-        .ok_or_else(|| OAuthError::new("invalid_grant", BAD_USER))?;
-    check_user_may_sign_in(&user)?;
+        .map_err(|refusal| match refusal {
+            // Only said to a caller who knows the password.
+            Refusal::NotAllowed => OAuthError::new("invalid_grant", "the user is banned"),
+            Refusal::Locked | Refusal::WrongCredentials => {
+                OAuthError::new("invalid_grant", BAD_USER)
+            }
+        })?;
 
     let requested = requested_scopes(request);
     let (user_may_have, client_may_have) = may_have(state, &application, &user).await?;

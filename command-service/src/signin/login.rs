@@ -21,17 +21,18 @@ use http_edge::auth::{TokenClaims, TokenKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::pages;
 use super::sessions::{self, Session};
 use super::{
     csrf_cookie, csrf_matches, database, html_page, session_cookie, AuthorizationRequest,
     SESSION_COOKIE,
 };
+use super::{guard, pages};
 use crate::oauth;
 use crate::users::view::user_view;
 use crate::AppState;
 use http_edge::body::{Body, Fields, JsonOrForm};
 use http_edge::envelope::{Answer, ApiError};
+use http_edge::rate_limit::ClientAddress;
 
 /// What every refused sign-in is told.
 pub const INCORRECT: &str = "The username or password is incorrect.";
@@ -67,6 +68,7 @@ pub struct LoginForm {
 /// `POST /login`: signs in and continues to `/oauth/authorize`, or shows the form again.
 pub async fn submit(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
@@ -79,8 +81,8 @@ pub async fn submit(
         return Ok(unknown_application());
     };
     let login = form.username.unwrap_or_default();
-    let user = signed_in(&state, &login, form.password.as_deref().unwrap_or_default()).await?;
-    let Some(user) = user else {
+    let password = form.password.as_deref().unwrap_or_default();
+    let Ok(user) = guard::attempt(&state, &login, password, address).await? else {
         let csrf = form.csrf.unwrap_or_default();
         let page = pages::login(&app_name, &login, Some(INCORRECT), &csrf, &request.pairs());
         return Ok(html_page(StatusCode::UNAUTHORIZED, page));
@@ -157,16 +159,15 @@ pub struct LoginAnswer {
 /// `POST /user/login`: opens a session for the browser that sends it.
 pub async fn sign_in(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
     JsonOrForm(body): JsonOrForm<LoginBody>,
 ) -> Result<Response, ApiError> {
     let login = body.username.or(body.email).unwrap_or_default();
-    let user = signed_in(&state, &login, body.password.expose())
+    let user = guard::attempt(&state, &login, body.password.expose(), address)
         .await?
-        .ok_or(ApiError::Unauthorized(
-            "the username or password is incorrect",
-        ))?;
+        .map_err(|_| ApiError::Unauthorized("the username or password is incorrect"))?;
     let secret = sessions::open(database(&state)?, user.id, state.settings.session_ttl).await?;
     let user_info = user_view(&state, user.id, None).await?;
     let answer = Answer::ok(LoginAnswer {
@@ -266,16 +267,6 @@ pub async fn current_session(
     Ok(user
         .filter(|user| !user.deleted && !user.banned)
         .map(|_| session))
-}
-
-/// The user these credentials sign in, if they are right and the account may sign in.
-async fn signed_in(
-    state: &AppState,
-    login: &str,
-    password: &str,
-) -> Result<Option<User>, ApiError> {
-    let user = oauth::verify_credentials(state, login, password).await?;
-    Ok(user.filter(|user| !user.deleted && !user.banned))
 }
 
 /// The request with the configured login application when it names none, and a `state` when

@@ -12,6 +12,7 @@
 //!
 //! # Layout
 //! - [`sessions`]: sessions and authorization codes in PostgreSQL;
+//! - [`guard`]: a sign-in attempt, and the limits on failed ones (per account, per address);
 //! - [`pages`]: the HTML pages;
 //! - [`login`]: `GET /`, `GET|POST /login`, `POST /user/login`, `GET /user/session-state`,
 //!   `GET /user/logout`, `GET /user/logout-all`;
@@ -20,6 +21,7 @@
 //!   authorization request.
 
 pub mod authorize;
+pub mod guard;
 pub mod login;
 pub mod pages;
 pub mod sessions;

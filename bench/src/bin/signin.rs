@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         if met { "met" } else { "NOT met" }
     );
     let path = write_results(
-        "signin",
+        "signin.json",
         &json!({
             "benchmark": "signin",
             "machine": machine(),

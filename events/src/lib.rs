@@ -16,6 +16,7 @@
 //!   store's [`store::NewEvent`] / [`store::RecordedEvent`], with upcasting of old versions.
 //! - [`audit`]: the hash chain that makes the log tamper-evident, and the redaction of secrets
 //!   from payloads shown to auditors.
+//! - [`sign_in`]: sign-in attempts, a stream per user beside the user's own.
 //! - [`user`], [`role`], [`application`]: one aggregate each, as pure functions: its commands,
 //!   its events, `decide`, `evolve`, and the uniqueness values it holds.
 //! - `testing` (tests only): the given/when/then harness the aggregates' tests use.
@@ -33,6 +34,7 @@ pub mod audit;
 pub mod metadata;
 pub mod role;
 pub mod scopes;
+pub mod sign_in;
 pub mod store;
 pub mod user;
 pub mod values;

@@ -9,7 +9,8 @@
 //!   (an advisory lock; a second instance waits as a standby); a clean shutdown.
 //! - The read models the query service serves, one module each, all in the schema
 //!   [`READ_MODEL_SCHEMA`]: [`users`] (the contract's user object, unhydrated), [`roles`],
-//!   [`applications`] (never a secret), [`invite_codes`] and [`social`] (follows and blocks,
+//!   [`applications`] (never a secret), [`invite_codes`], [`login_history`] (sign-in
+//!   attempts) and [`social`] (follows and blocks,
 //!   empty until the domain has social events).
 //! - [`spawn_read_models`] runs the five of them until shutdown, restarting one that fails.
 //! - [`rebuild`]: replays the whole log into fresh tables in a schema of their own and swaps
@@ -26,6 +27,7 @@
 
 pub mod applications;
 pub mod invite_codes;
+pub mod login_history;
 pub mod publisher;
 pub mod rebuild;
 pub mod roles;
@@ -46,12 +48,13 @@ pub use verify::verify;
 pub const READ_MODEL_SCHEMA: &str = "read_models";
 
 /// The names of the read models (their checkpoints' names), as the status routes list them.
-pub const READ_MODEL_NAMES: [&str; 5] = [
+pub const READ_MODEL_NAMES: [&str; 6] = [
     users::NAME,
     roles::NAME,
     applications::NAME,
     invite_codes::NAME,
     social::NAME,
+    login_history::NAME,
 ];
 
 /// Every read model of the query service.
@@ -62,6 +65,7 @@ pub fn read_models() -> Vec<Box<dyn runtime::Projection>> {
         Box::new(applications::ApplicationsReadModel),
         Box::new(invite_codes::InviteCodesReadModel),
         Box::new(social::SocialReadModel),
+        Box::new(login_history::LoginHistoryReadModel),
     ]
 }
 

@@ -20,6 +20,7 @@
 //!   edge only).
 //! - [`openapi`]: the schemas of the read side's answers for the OpenAPI document; each
 //!   route's documentation is written where the route is mounted.
+//! - [`login_history`]: sign-in attempts (a target's, or the caller's own).
 //! - [`history`]: history and point-in-time state of a user, role or application, for
 //!   auditors. The one exception to "read models only": it reads the event log, the audit
 //!   trail itself.
@@ -32,6 +33,7 @@ pub mod configuration;
 pub mod consistency;
 pub mod error;
 pub mod history;
+pub mod login_history;
 pub mod openapi;
 pub mod paging;
 pub mod projection_status;
@@ -118,6 +120,15 @@ pub fn router_with_projectors(state: AppState, here: ProjectorsHere) -> Routes {
         .describe("Reads the event log itself (the audit trail), so it needs no consistency token.")
     };
     let routes = status_routes()
+        .route(
+            Doc::get("/user/login-history", "Your sign-in attempts, newest first")
+                .session(Edge::Admin, "delegated:profile:login-history:read")
+                .read()
+                .newest_first_paged()
+                .error(400, "ClientInputError", "`offset` is not an id")
+                .ok::<login_history::LoginRecords>("the attempts"),
+            login_history::own,
+        )
         .route(
             Doc::get(
                 "/user/admin-api/subscription-tiers",
@@ -216,6 +227,24 @@ fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes<AppState
             .shared(edge, "configuration:read")
             .ok::<openapi::EditableFields>("the writable fields and every field's level"),
             configuration::editable_fields,
+        )
+        .route(
+            Doc::get(
+                at("login-history"),
+                "A user's sign-in attempts, newest first",
+            )
+            .shared(edge, "profile:login-history:read")
+            .read()
+            .query("target", true, "the user's `_id`")
+            .newest_first_paged()
+            .error(
+                400,
+                "ClientInputError",
+                "`target` is missing or not an id, or `offset` is not an id",
+            )
+            .error(404, "NotFound", "no user has this `target`")
+            .ok::<login_history::LoginRecords>("the attempts"),
+            login_history::of_target,
         )
         .route(
             Doc::get(at("invite-codes"), "A user's invite codes")

@@ -307,31 +307,11 @@ pub async fn invite_codes(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ReadError> {
     let query = QueryString::parse(query.as_deref())?;
-    let target = match query.get("target").map(str::trim) {
-        None | Some("") => Err(ApiError::validation(FieldError::query(
-            "target",
-            Value::Null,
-            "is required",
-        ))),
-        Some(target) => Uuid::parse_str(target).map_err(|_| {
-            ApiError::validation(FieldError::query(
-                "target",
-                Value::String(target.to_owned()),
-                "is not a valid id",
-            ))
-        }),
-    }?;
+    let target = required_target(&query)?;
     let database = database(&state)?;
     consistency.wait(database, users::NAME).await?;
     consistency.wait(database, invite_codes::NAME).await?;
-    let known: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM read_models.users WHERE id = $1)")
-            .bind(target)
-            .fetch_one(database)
-            .await?;
-    if !known {
-        return Err(ApiError::not_found().into());
-    }
+    require_known_user(database, target).await?;
     let rows: Vec<InviteCodeRow> = sqlx::query_as(
         "SELECT code, target_id, created_at, updated_at FROM read_models.invite_codes
          WHERE owner = $1 ORDER BY created_at, code",
@@ -344,6 +324,38 @@ pub async fn invite_codes(
         .map(|row| InviteCodeView::new(row.code, row.target_id, &row.created_at, &row.updated_at))
         .collect();
     Ok(Answer::ok(InviteCodesView { invite_codes }).into_response())
+}
+
+/// The `target` user id of a query string (400 when missing or not an id).
+pub(crate) fn required_target(query: &QueryString) -> Result<Uuid, ApiError> {
+    match query.get("target").map(str::trim) {
+        None | Some("") => Err(ApiError::validation(FieldError::query(
+            "target",
+            Value::Null,
+            "is required",
+        ))),
+        Some(target) => Uuid::parse_str(target).map_err(|_| {
+            ApiError::validation(FieldError::query(
+                "target",
+                Value::String(target.to_owned()),
+                "is not a valid id",
+            ))
+        }),
+    }
+}
+
+/// 404 unless the users read model has `id`.
+pub(crate) async fn require_known_user(database: &sqlx::PgPool, id: Uuid) -> Result<(), ReadError> {
+    let known: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM read_models.users WHERE id = $1)")
+            .bind(id)
+            .fetch_one(database)
+            .await?;
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::not_found().into())
+    }
 }
 
 /// One row of `read_models.invite_codes`.

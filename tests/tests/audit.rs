@@ -326,8 +326,8 @@ async fn history_shows_who_did_what_in_pages_and_never_a_secret() {
     );
     assert_eq!(
         app.log_length().await,
-        before + 2,
-        "only plain_user was written"
+        before + 3,
+        "only plain_user was written (created, password set) and signed in (a sign-in is a fact)"
     );
 }
 

@@ -38,6 +38,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/user/session-state"),
     ("GET", "/user/logout"),
     ("GET", "/user/logout-all"),
+    ("GET", "/user/login-history"),
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
@@ -78,6 +79,7 @@ const USER_ROUTES_ON_BOTH_EDGES: &[(&str, &str)] = &[
     ("GET", "user-info"),
     ("GET", "invite-codes"),
     ("POST", "invite-codes"),
+    ("GET", "login-history"),
     ("GET", "history"),
 ];
 
@@ -90,10 +92,11 @@ const ROLE_ROUTES_ON_BOTH_EDGES: &[(&str, &str)] = &[
 
 /// The routes only a write-side process (`userledger command`) serves.
 fn is_write(method: &str, path: &str) -> bool {
-    const READS: [&str; 13] = [
+    const READS: [&str; 14] = [
         "list",
         "retrieve-user-info",
         "user-info",
+        "login-history",
         "editable-fields",
         "subscription-tiers",
         "history",
@@ -253,6 +256,7 @@ async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
         {
             Some("client")
         } else if path.starts_with("/user/admin-api/")
+            || path == "/user/login-history"
             || path.starts_with("/roles/")
             || path.starts_with("/client/admin-api/")
         {

@@ -964,3 +964,147 @@ async fn failed_sign_ins_from_one_address_are_limited_across_accounts() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn every_sign_in_attempt_is_a_fact_and_the_login_history_shows_it() {
+    let app = spawn_app().await;
+    let id = app
+        .register_user("history_hana", "hana-password-1", "user")
+        .await;
+    let stream = format!("signin-{id}");
+    let recorded = |count: usize| {
+        let (app, stream) = (&app, stream.clone());
+        async move {
+            test_support::eventually(Duration::from_secs(10), "the attempts recorded", || async {
+                let events = app.stream(&stream).await;
+                if events.len() >= count {
+                    Ok(events)
+                } else {
+                    Err(events.len())
+                }
+            })
+            .await
+        }
+    };
+    let mut browser = Browser::new(&app);
+    let (status, _) = browser
+        .post_json(
+            "/user/login",
+            &json!({ "username": "history_hana", "password": "wrong-password-1", "userAgent": "Agent/1" }),
+        )
+        .await;
+    assert_eq!(status, 401);
+    recorded(1).await;
+    let (status, _) = browser
+        .post_json(
+            "/user/login",
+            &json!({ "username": "history_hana", "password": "hana-password-1", "userAgent": "Agent/2" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let token = app.user_token("history_hana", "hana-password-1").await;
+
+    // Facts in the log, on the user's own sign-in stream, never with the password.
+    let events = recorded(3).await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["SignInRefused", "SignInSucceeded", "SignInSucceeded"]
+    );
+    for event in &events {
+        assert!(!event.data.to_string().contains("hana-password-1"));
+    }
+    assert_eq!(
+        app.stream(&format!("user-{id}")).await.len(),
+        2,
+        "the user stream stays small"
+    );
+
+    // The admin route answers Liquid's records, newest first.
+    let admin = app.admin_token().await;
+    let path = format!("/user/admin-api/login-history?target={id}");
+    let records = test_support::eventually(Duration::from_secs(10), "the read model", || async {
+        let (status, body) = app.call(reqwest::Method::GET, &path, &admin, None).await;
+        match body["data"]["records"].as_array() {
+            Some(records) if status == 200 && records.len() == 3 => Ok(records.clone()),
+            _ => Err(body),
+        }
+    })
+    .await;
+    assert_eq!(records[0]["success"], true);
+    assert_eq!(records[0]["source"], "password");
+    assert_eq!(records[0]["targetId"], id.to_string());
+    assert_eq!(records[0]["clientId"], test_support::app::CLIENT_ID);
+    assert_eq!(records[1]["userAgent"], "Agent/2");
+    assert_eq!(records[2]["success"], false);
+    assert_eq!(records[2]["reason"], "password_rejected");
+    assert_eq!(records[2]["userAgent"], "Agent/1");
+    assert_eq!(records[2]["ipAddress"], "127.0.0.1");
+
+    // Keyset pages: neither skip nor repeat.
+    let (_, first) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("{path}&limit=2"),
+            &admin,
+            None,
+        )
+        .await;
+    let last = first["data"]["records"][1]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, second) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("{path}&limit=2&offset={last}"),
+            &admin,
+            None,
+        )
+        .await;
+    let ids: Vec<Value> = first["data"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["data"]["records"].as_array().unwrap())
+        .map(|record| record["_id"].clone())
+        .collect();
+    let all: Vec<Value> = records.iter().map(|record| record["_id"].clone()).collect();
+    assert_eq!(ids, all);
+
+    // The client edge, the user's own route, and an unknown target.
+    let client = app.client_token().await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/user/client-api/login-history?target={id}"),
+            &client,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["records"].as_array().map(Vec::len)),
+        (200, Some(3))
+    );
+    let (status, body) = app
+        .call(reqwest::Method::GET, "/user/login-history", &token, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|record| record["targetId"] == id.to_string()));
+    let (status, _) = app
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/user/admin-api/login-history?target={}",
+                uuid::Uuid::now_v7()
+            ),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}

@@ -185,7 +185,12 @@ async fn token(
     tracing::Span::current().record("grant_type", grant_type.as_str());
     match grant_type.as_str() {
         "client_credentials" => client_credentials(&state, &request).await,
-        "password" => password(&state, &request, address).await,
+        "password" => {
+            let user_agent = headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|value| value.to_str().ok());
+            password(&state, &request, address, user_agent).await
+        }
         "refresh_token" => refresh(&state, &request).await,
         "authorization_code" => authorization_code(&state, &request).await,
         other => Err(OAuthError::new(
@@ -288,6 +293,7 @@ async fn password(
     state: &AppState,
     request: &TokenRequest,
     address: Option<std::net::IpAddr>,
+    user_agent: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let login = required(&request.username, "username")?;
     let password = required(&request.password, "password")?;
@@ -296,7 +302,14 @@ async fn password(
     let application = authenticate_client(state, client_id, secret).await?;
     require_grant(&application, Grant::Password)?;
 
-    let user = crate::signin::guard::attempt(state, login, password, address)
+    let attempted = crate::signin::guard::Attempted {
+        login,
+        password,
+        address,
+        user_agent,
+        client_id: Some(client_id),
+    };
+    let user = crate::signin::guard::attempt(state, attempted)
         .await?
         .map_err(|refusal| match refusal {
             // Only said to a caller who knows the password.
@@ -535,32 +548,28 @@ async fn load_application(
     Ok(application.filter(|application| !application.deleted))
 }
 
-/// The user whose login (a username or an email) and password these are; `None` when there
-/// is none or the password is wrong, after the same work either way (an unknown account is
-/// checked against a dummy hash), so that timing does not tell them apart.
-pub(crate) async fn verify_credentials(
+/// Whether `password` is `user`'s, after the same work whether or not there is a user (no
+/// user is checked against a dummy hash), so that timing does not tell them apart.
+pub(crate) async fn check_password(
     state: &AppState,
-    login: &str,
+    user: Option<&User>,
     password: &str,
-) -> Result<Option<User>, ApiError> {
-    let user = find_user(state, login).await?;
-    let hash = user.as_ref().and_then(|user| user.password_hash.clone());
-    let verified = match &hash {
-        Some(hash) => state.hasher.verify(password, hash).await?,
+) -> Result<bool, ApiError> {
+    match user.and_then(|user| user.password_hash.as_ref()) {
+        Some(hash) => state.hasher.verify(password, hash).await,
         None => {
             state
                 .hasher
                 .verify(password, dummy_hash(state).await?)
                 .await?;
-            false
+            Ok(false)
         }
-    };
-    Ok(user.filter(|_| verified))
+    }
 }
 
 /// The user a login names: by username first, then by (sanitized) email. Deleted users are
 /// not found.
-async fn find_user(state: &AppState, login: &str) -> Result<Option<User>, ApiError> {
+pub(crate) async fn find_user(state: &AppState, login: &str) -> Result<Option<User>, ApiError> {
     let mut claims = Vec::new();
     if let Ok(username) = Username::parse(login) {
         claims.push(UniqueClaim::new(USERNAME_CLAIM, username.as_str()));

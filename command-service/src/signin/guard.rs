@@ -10,10 +10,16 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
+use chrono::Utc;
+use events::metadata::{Actor, ActorKind, CommandContext};
+use events::sign_in::{Attempt, Record, RefusalReason, SignInEvent, SignIns};
 use events::user::User;
+use events::values::UserId;
 use http_edge::rate_limit::RateLimiter;
+use uuid::Uuid;
 
 use crate::oauth;
+use crate::pipeline::{execute, Failure};
 use crate::AppState;
 use http_edge::envelope::ApiError;
 
@@ -54,8 +60,8 @@ impl SignInGuard {
     }
 }
 
-/// Why a sign-in attempt failed, for the log (never for the caller, who is told the same
-/// thing every time).
+/// Why a sign-in attempt failed, for the log and the record (never for the caller, who is
+/// told the same thing every time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Too many failures for the account or the address.
@@ -66,27 +72,107 @@ pub enum Refusal {
     NotAllowed,
 }
 
-/// The user whose `login` and `password` these are and who may sign in, or why not; counted
-/// against the limits when it fails. The same answer and the same hashing work for an unknown
-/// account as for a known one with a wrong password.
+/// A sign-in attempt as it came in.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempted<'a> {
+    /// A username or an email.
+    pub login: &'a str,
+    pub password: &'a str,
+    pub address: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+    /// The OAuth `client_id` of the application signed in to, when known.
+    pub client_id: Option<&'a str>,
+}
+
+/// The user whose login and password these are and who may sign in, or why not; a failure
+/// counts against the limits. An unknown account gets the same answer and costs the same
+/// hashing work as a known one with a wrong password. Every attempt on an account that exists
+/// is recorded on its sign-in stream: a success before answering, a refusal in the background
+/// (so that recording takes no time an unknown account's answer would not take).
 pub async fn attempt(
     state: &AppState,
-    login: &str,
-    password: &str,
-    address: Option<IpAddr>,
+    attempted: Attempted<'_>,
 ) -> Result<Result<User, Refusal>, ApiError> {
+    let Attempted {
+        login,
+        password,
+        address,
+        ..
+    } = attempted;
     let guard = &state.sign_in_guard;
-    if guard.locked(login, address) {
+    let user = oauth::find_user(state, login).await?;
+    let outcome = if guard.locked(login, address) {
         tracing::warn!(?address, "a sign-in was refused: too many failures");
-        return Ok(Err(Refusal::Locked));
-    }
-    let outcome = match oauth::verify_credentials(state, login, password).await? {
-        None => Err(Refusal::WrongCredentials),
-        Some(user) if user.deleted || user.banned => Err(Refusal::NotAllowed),
-        Some(user) => Ok(user),
+        Err(Refusal::Locked)
+    } else {
+        let verified = oauth::check_password(state, user.as_ref(), password).await?;
+        match &user {
+            Some(user) if verified && !user.deleted && !user.banned => Ok(user.clone()),
+            Some(_) if verified => Err(Refusal::NotAllowed),
+            _ => Err(Refusal::WrongCredentials),
+        }
     };
     if outcome.is_err() {
         guard.failed(login, address);
     }
+    if let Some(user) = &user {
+        let record = record_of(&attempted, &outcome);
+        let (state, id) = (state.clone(), user.id);
+        if outcome.is_ok() {
+            remember(&state, id, record).await?;
+        } else {
+            tokio::spawn(async move {
+                if let Err(error) = remember(&state, id, record).await {
+                    tracing::error!(%error, user = %id, "a refused sign-in was not recorded");
+                }
+            });
+        }
+    }
     Ok(outcome)
+}
+
+fn record_of(attempted: &Attempted<'_>, outcome: &Result<User, Refusal>) -> SignInEvent {
+    let attempt = Attempt {
+        source: "password".to_owned(),
+        client_id: attempted.client_id.map(str::to_owned),
+        ip_address: attempted.address.map(|ip| ip.to_string()),
+        user_agent: attempted
+            .user_agent
+            .map(|agent| agent.chars().take(1024).collect()),
+    };
+    match outcome {
+        Ok(_) => SignInEvent::Succeeded { attempt },
+        Err(refusal) => SignInEvent::Refused {
+            attempt,
+            reason: match refusal {
+                Refusal::Locked => RefusalReason::Locked,
+                Refusal::WrongCredentials => RefusalReason::PasswordRejected,
+                Refusal::NotAllowed => RefusalReason::Banned,
+            },
+        },
+    }
+}
+
+/// Appends the attempt to the user's sign-in stream, as the user's own act.
+async fn remember(state: &AppState, user: UserId, event: SignInEvent) -> Result<(), ApiError> {
+    let actor = Actor {
+        id: user.to_string(),
+        kind: ActorKind::User,
+    };
+    let context = CommandContext::new(Uuid::now_v7(), actor, Utc::now());
+    execute::<SignIns, _>(
+        &*state.store,
+        &user,
+        &context,
+        state.settings.command_attempts,
+        |_| Ok(Record(event.clone())),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|failure| match failure {
+        Failure::Api(error) => error,
+        Failure::Taken(claim) => {
+            ApiError::internal(anyhow::anyhow!("a sign-in record claimed {claim:?}"))
+        }
+    })
 }

@@ -81,8 +81,14 @@ pub async fn submit(
         return Ok(unknown_application());
     };
     let login = form.username.unwrap_or_default();
-    let password = form.password.as_deref().unwrap_or_default();
-    let Ok(user) = guard::attempt(&state, &login, password, address).await? else {
+    let attempted = guard::Attempted {
+        login: &login,
+        password: form.password.as_deref().unwrap_or_default(),
+        address,
+        user_agent: user_agent(&headers),
+        client_id: request.client_id.as_deref(),
+    };
+    let Ok(user) = guard::attempt(&state, attempted).await? else {
         let csrf = form.csrf.unwrap_or_default();
         let page = pages::login(&app_name, &login, Some(INCORRECT), &csrf, &request.pairs());
         return Ok(html_page(StatusCode::UNAUTHORIZED, page));
@@ -165,7 +171,14 @@ pub async fn sign_in(
     JsonOrForm(body): JsonOrForm<LoginBody>,
 ) -> Result<Response, ApiError> {
     let login = body.username.or(body.email).unwrap_or_default();
-    let user = guard::attempt(&state, &login, body.password.expose(), address)
+    let attempted = guard::Attempted {
+        login: &login,
+        password: body.password.expose(),
+        address,
+        user_agent: body.user_agent.as_deref().or(user_agent(&headers)),
+        client_id: None,
+    };
+    let user = guard::attempt(&state, attempted)
         .await?
         .map_err(|_| ApiError::Unauthorized("the username or password is incorrect"))?;
     let secret = sessions::open(database(&state)?, user.id, state.settings.session_ttl).await?;
@@ -267,6 +280,13 @@ pub async fn current_session(
     Ok(user
         .filter(|user| !user.deleted && !user.banned)
         .map(|_| session))
+}
+
+/// The browser's `User-Agent`.
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
 }
 
 /// The request with the configured login application when it names none, and a `state` when

@@ -343,6 +343,20 @@ impl Doc {
         )
     }
 
+    /// `limit` and `offset` of a page of records newest first (keyset on `_id`).
+    pub fn newest_first_paged(self) -> Self {
+        self.query(
+            "limit",
+            false,
+            "page size: default 10, at most 1000 (read as `list` reads it)",
+        )
+        .query(
+            "offset",
+            false,
+            "the `_id` of the last record of the previous page (records older than it follow)",
+        )
+    }
+
     /// A write: `Idempotency-Key` is honoured (POST, PUT, PATCH), the answer carries the
     /// consistency token of the events it appended, and the writes rate limit applies.
     pub fn write(mut self) -> Self {

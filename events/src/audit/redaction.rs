@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::application::{Application, ApplicationEvent};
 use crate::metadata::{decode, EventFamily};
 use crate::role::{Role, RoleEvent};
+use crate::sign_in::{SignInEvent, SignIns};
 use crate::store::RecordedEvent;
 use crate::user::{User, UserEvent};
 use crate::Aggregate;
@@ -39,6 +40,7 @@ pub fn redacted_data(recorded: &RecordedEvent) -> Value {
         Application::CATEGORY => {
             decode::<ApplicationEvent>(recorded).map(|d| d.event.contains_secret())
         }
+        SignIns::CATEGORY => decode::<SignInEvent>(recorded).map(|d| d.event.contains_secret()),
         _ => Ok(true),
     };
     if holds_secret.unwrap_or(true) {
@@ -97,6 +99,23 @@ mod tests {
         assert_eq!(
             redacted_data(&stored("user-1", &credits)),
             json!({ "amount": 5 })
+        );
+    }
+
+    #[test]
+    fn sign_in_attempts_are_shown_as_they_are() {
+        let attempt = crate::sign_in::SignInEvent::Refused {
+            attempt: crate::sign_in::Attempt {
+                source: "password".into(),
+                client_id: None,
+                ip_address: Some("10.0.0.1".into()),
+                user_agent: None,
+            },
+            reason: crate::sign_in::RefusalReason::Locked,
+        };
+        assert_eq!(
+            redacted_data(&stored("signin-1", &attempt)),
+            json!({ "source": "password", "ipAddress": "10.0.0.1", "reason": "locked" })
         );
     }
 

@@ -70,6 +70,20 @@ impl World {
         .expect("the user command runs");
     }
 
+    /// Records a sign-in attempt on `id`'s sign-in stream.
+    pub async fn sign_in(&self, id: UserId, event: events::sign_in::SignInEvent) {
+        execute::<events::sign_in::SignIns, _>(
+            &*self.store,
+            &id,
+            &self.context(),
+            ATTEMPTS,
+            |_| Ok(events::sign_in::Record(event.clone())),
+        )
+        .await
+        .map_err(|e| format!("{:?}", http_edge::envelope::ApiError::from(e)))
+        .expect("the sign-in is recorded");
+    }
+
     /// A user named `username`, with the email `<username>.Mail+tag@Gmail.com`.
     pub async fn create_user(&self, username: &str) -> UserId {
         let id = UserId::new();

@@ -15,6 +15,7 @@ use events::application::{
 use events::metadata::{decode, Decoded, EventFamily};
 use events::role::{CreateRole, Role, RoleCommand, RoleEvent, UpdateRole};
 use events::scopes::{Scope, ScopeOperation};
+use events::sign_in::{Attempt, RefusalReason, SignInEvent};
 use events::store::RecordedEvent;
 use events::user::{
     CreditsChange, ProfileChanges, SubscriptionChange, Toggle, UpdateUser, User, UserCommand,
@@ -86,7 +87,7 @@ impl Published {
             let expected = log
                 .iter()
                 .filter(|e| {
-                    (topic == self.kafka.user_topic) == e.stream.starts_with("user-")
+                    (topic == self.kafka.user_topic) == on_user_topic(&e.stream)
                         && published(&e.stream)
                 })
                 .map(|e| e.event_id.to_string())
@@ -116,8 +117,13 @@ impl Published {
     }
 }
 
+/// Users' changes and their sign-in attempts go to the user topic (key: the user's id).
+fn on_user_topic(stream: &str) -> bool {
+    stream.starts_with("user-") || stream.starts_with("signin-")
+}
+
 fn published(stream: &str) -> bool {
-    ["user-", "role-", "client-"]
+    ["user-", "role-", "client-", "signin-"]
         .iter()
         .any(|prefix| stream.starts_with(prefix))
 }
@@ -127,6 +133,22 @@ fn published(stream: &str) -> bool {
 async fn every_kind_of_change(world: &Published) -> UserId {
     let ada = world.create_user("ada_lovelace").await;
     let bob = world.create_user("bob_builder").await;
+    let attempt = Attempt {
+        source: "password".into(),
+        client_id: Some("internal_app".into()),
+        ip_address: Some("10.0.0.7".into()),
+        user_agent: Some("Agent/1".into()),
+    };
+    world
+        .sign_in(
+            ada,
+            SignInEvent::Refused {
+                attempt: attempt.clone(),
+                reason: RefusalReason::PasswordRejected,
+            },
+        )
+        .await;
+    world.sign_in(ada, SignInEvent::Succeeded { attempt }).await;
     let profile = ProfileChanges {
         first_name: Some(PersonName::parse("Augusta").unwrap()),
         ..ProfileChanges::default()
@@ -299,6 +321,13 @@ fn states_after(log: &[RecordedEvent]) -> HashMap<String, Value> {
                     serde_json::to_value(document).unwrap(),
                 );
             }
+        } else if stream.starts_with("signin-") {
+            for (attempts, event) in events.into_iter().enumerate() {
+                after.insert(
+                    event.event_id.to_string(),
+                    json!({ "attempts": attempts + 1 }),
+                );
+            }
         } else if stream.starts_with("client-") {
             let mut application = None;
             for event in events {
@@ -345,6 +374,7 @@ async fn every_event_type_arrives_with_its_key_headers_and_payload() {
         .iter()
         .chain(RoleEvent::EVENT_TYPES)
         .chain(ApplicationEvent::EVENT_TYPES)
+        .chain(SignInEvent::EVENT_TYPES)
         .copied()
         .collect();
     assert_eq!(types, every_type, "the history has every event type");
@@ -359,6 +389,7 @@ async fn every_event_type_arrives_with_its_key_headers_and_payload() {
         let kind = match category {
             "user" => "user",
             "role" => "role",
+            "signin" => "signin",
             _ => "application",
         };
         assert_eq!(message.key, id, "{}", event.event_type);
@@ -602,11 +633,12 @@ fn matches_the_asyncapi_document(message: &Received) {
         serde_json::from_str(text).expect("the AsyncAPI document is JSON")
     });
     let event_type = message.payload["type"].as_str().expect("a type");
-    let channel = if message.payload.get("user").is_some() {
-        "userChanges"
-    } else {
-        "roleApplicationChanges"
-    };
+    let channel =
+        if message.payload.get("user").is_some() || message.payload.get("signin").is_some() {
+            "userChanges"
+        } else {
+            "roleApplicationChanges"
+        };
     assert!(
         document["channels"][channel]["messages"]
             .get(event_type)

@@ -33,7 +33,7 @@ use crate::stream_id;
 use folds::Folds;
 pub use kafka::KafkaSettings;
 use message::Message;
-use subjects::{Applications, Roles, Subject, Users};
+use subjects::{Applications, Roles, SignInAttempts, Subject, Users};
 
 /// The publisher's name: its checkpoint, its lock, its line in the projection status.
 pub const NAME: &str = "kafka";
@@ -268,6 +268,7 @@ struct Translator<'a> {
     users: Folds<Users>,
     roles: Folds<Roles>,
     applications: Folds<Applications>,
+    sign_ins: Folds<SignInAttempts>,
 }
 
 impl<'a> Translator<'a> {
@@ -278,6 +279,7 @@ impl<'a> Translator<'a> {
             users: Folds::new(REMEMBERED),
             roles: Folds::new(REMEMBERED / 10),
             applications: Folds::new(REMEMBERED / 10),
+            sign_ins: Folds::new(REMEMBERED / 10),
         }
     }
 
@@ -292,6 +294,7 @@ impl<'a> Translator<'a> {
         self.users.prefetch(self.store, batch).await?;
         self.roles.prefetch(self.store, batch).await?;
         self.applications.prefetch(self.store, batch).await?;
+        self.sign_ins.prefetch(self.store, batch).await?;
         let mut messages = Vec::with_capacity(batch.len());
         for recorded in batch {
             let stream = recorded.stream.as_str();
@@ -309,6 +312,11 @@ impl<'a> Translator<'a> {
                 (
                     others,
                     translate(&mut self.applications, self.store, recorded, id).await?,
+                )
+            } else if let Some(id) = stream_id(stream, SignInAttempts::CATEGORY) {
+                (
+                    users,
+                    translate(&mut self.sign_ins, self.store, recorded, id).await?,
                 )
             } else {
                 continue;

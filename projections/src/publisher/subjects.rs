@@ -1,9 +1,10 @@
-//! What the publisher tells about: users, roles and applications. For each kind, how its
+//! What the publisher tells about: users, roles, applications, and users' sign-in attempts. For each kind, how its
 //! stream folds and what of its state is public (never a password hash or a client secret).
 
 use events::application::{self, Application, ApplicationEvent, ApplicationState};
 use events::metadata::{Decoded, EventFamily};
 use events::role::{self, Role, RoleEvent, RoleState};
+use events::sign_in::{SignInEvent, SignIns};
 use events::user::{User, UserEvent, UserView};
 use events::Aggregate;
 use serde::Serialize;
@@ -77,5 +78,25 @@ impl Subject for Applications {
     fn public(state: &Self::State) -> impl Serialize + '_ {
         // The document the applications read model holds: no secret hash.
         state.as_ref().and_then(ApplicationView::of)
+    }
+}
+
+/// A user's sign-in attempts (`signin-<user id>`), published with the user's other changes
+/// (same topic, same key: in order with them).
+pub struct SignInAttempts;
+
+impl Subject for SignInAttempts {
+    const CATEGORY: &'static str = SignIns::CATEGORY;
+    const KIND: &'static str = "signin";
+    type Event = SignInEvent;
+    /// The attempts recorded so far.
+    type State = u64;
+
+    fn evolve(state: u64, _: &Decoded<SignInEvent>) -> u64 {
+        state + 1
+    }
+
+    fn public(state: &u64) -> impl Serialize + '_ {
+        serde_json::json!({ "attempts": state })
     }
 }

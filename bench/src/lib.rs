@@ -222,3 +222,21 @@ pub async fn with_health(
     });
     (measured, health)
 }
+
+/// Serves the write side over `store` with `settings` on a free 127.0.0.1 port, in this
+/// process, until it ends; its base URL.
+pub async fn serve_write_side(
+    store: &Arc<event_store::postgres::PostgresEventStore>,
+    settings: command_service::Settings,
+) -> anyhow::Result<String> {
+    let app = command_service::Application::build(
+        "127.0.0.1:0".parse()?,
+        store.clone(),
+        Some(store.pool().clone()),
+        settings,
+    )
+    .await?;
+    let base = format!("http://{}", app.local_addr()?);
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Ok(base)
+}

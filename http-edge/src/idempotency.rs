@@ -25,15 +25,12 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 const MAX_KEY_LENGTH: usize = 255;
 
-/// The table of remembered answers, created if missing. Processes starting together take
-/// turns: `CREATE TABLE IF NOT EXISTS` is not safe against itself.
+/// The table of remembered answers, created if missing.
 pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
-    let mut transaction = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('userledger idempotency_keys', 0))")
-        .execute(&mut *transaction)
-        .await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS idempotency_keys (
+    crate::tables::create(
+        pool,
+        "userledger idempotency_keys",
+        &["CREATE TABLE IF NOT EXISTS idempotency_keys (
             caller       text        NOT NULL,
             key          text        NOT NULL,
             request_hash bytea       NOT NULL,
@@ -42,11 +39,9 @@ pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
             position     text,
             created_at   timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (caller, key)
-        )",
+        )"],
     )
-    .execute(&mut *transaction)
-    .await?;
-    transaction.commit().await
+    .await
 }
 
 #[derive(sqlx::FromRow)]

@@ -18,7 +18,8 @@
 //! - [`cors`]: the configured origins and those of registered redirect URIs.
 //! - [`server`]: the [`Server`]: CORS, the body limit, the contract's 404, `/health`,
 //!   `/openapi.json` and `/docs` around a process's routes; start-up and graceful shutdown.
-//! - [`settings`]: the edge's options ([`EdgeSettings`]).
+//! - [`settings`]: the edge's options ([`EdgeSettings`]); [`tables`]: creating the tables
+//!   kept beside the log.
 //!
 //! The services build their routes as [`Routes`] over their own state, bind that state
 //! ([`Routes::with_state`]), and hand the routes to a [`Server`] with the [`EdgeState`]: one
@@ -35,6 +36,7 @@ pub mod policy;
 pub mod rate_limit;
 pub mod server;
 pub mod settings;
+pub mod tables;
 pub mod telemetry;
 
 use std::sync::Arc;

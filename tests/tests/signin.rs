@@ -146,6 +146,15 @@ impl Browser {
         )
     }
 
+    /// `GET path?<authorization request of client_id>` (the S256 challenge of [`VERIFIER`]).
+    async fn open_for(&mut self, path: &str, client_id: &str) -> Page {
+        self.get(&format!(
+            "{path}?{}",
+            authorize_query(client_id, &challenge(VERIFIER))
+        ))
+        .await
+    }
+
     /// Fills in the login form of `page` and submits it.
     async fn sign_in(&mut self, page: &Page, username: &str, password: &str) -> Page {
         let fields = [
@@ -203,12 +212,7 @@ fn urlencode(value: &str) -> String {
 /// Signs in through the login page and follows to the code; the browser and the code.
 async fn code_for(app: &TestApp, client_id: &str) -> (Browser, String) {
     let mut browser = Browser::new(app);
-    let login = browser
-        .get(&format!(
-            "/login?{}",
-            authorize_query(client_id, &challenge(VERIFIER))
-        ))
-        .await;
+    let login = browser.open_for("/login", client_id).await;
     assert_eq!(login.status, 200, "{}", login.body);
     let signed_in = browser
         .sign_in(&login, ADMIN_USERNAME, ADMIN_PASSWORD)
@@ -251,12 +255,7 @@ async fn a_person_signs_in_and_the_application_trades_the_code_for_tokens() {
     let client_id = register(&app, "public_spa", "internal_client", true).await;
 
     let mut browser = Browser::new(&app);
-    let login = browser
-        .get(&format!(
-            "/login?{}",
-            authorize_query(&client_id, &challenge(VERIFIER))
-        ))
-        .await;
+    let login = browser.open_for("/login", &client_id).await;
     assert_eq!(login.status, 200);
     assert!(
         login.body.contains("The public_spa application"),
@@ -303,12 +302,7 @@ async fn a_person_signs_in_and_the_application_trades_the_code_for_tokens() {
     );
 
     // Signed in already: authorize issues a code without the form.
-    let again = browser
-        .get(&format!(
-            "/oauth/authorize?{}",
-            authorize_query(&client_id, &challenge(VERIFIER))
-        ))
-        .await;
+    let again = browser.open_for("/oauth/authorize", &client_id).await;
     assert_eq!(again.status, 302);
     assert!(again.location_param("code").is_some());
 }
@@ -406,12 +400,7 @@ async fn authorize_never_redirects_where_the_application_did_not_register() {
     let app = spawn_app().await;
     let client_id = register(&app, "public_spa", "internal_client", true).await;
     let mut browser = Browser::new(&app);
-    let login = browser
-        .get(&format!(
-            "/login?{}",
-            authorize_query(&client_id, &challenge(VERIFIER))
-        ))
-        .await;
+    let login = browser.open_for("/login", &client_id).await;
     browser
         .sign_in(&login, ADMIN_USERNAME, ADMIN_PASSWORD)
         .await;

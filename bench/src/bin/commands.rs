@@ -42,15 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let database = userledger_bench::durable_database().await?;
     let store = Arc::new(PostgresEventStore::connect(database.url(), 100).await?);
     let settings = test_settings();
-    let app = command_service::Application::build(
-        "127.0.0.1:0".parse()?,
-        store.clone(),
-        Some(store.pool().clone()),
-        settings.clone(),
-    )
-    .await?;
-    let base = format!("http://{}", app.local_addr()?);
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let base = userledger_bench::serve_write_side(&store, settings.clone()).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS * 2)
         .build()?;

@@ -37,15 +37,7 @@ async fn main() -> anyhow::Result<()> {
     // One person signs in over and over from one address: nothing fails, nothing to limit.
     settings.sign_in_failures_per_account = 0;
     settings.sign_in_failures_per_ip = 0;
-    let app = command_service::Application::build(
-        "127.0.0.1:0".parse()?,
-        store.clone(),
-        Some(store.pool().clone()),
-        settings.clone(),
-    )
-    .await?;
-    let base = format!("http://{}", app.local_addr()?);
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let base = userledger_bench::serve_write_side(&store, settings.clone()).await?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(PEOPLE * 2)

@@ -15,37 +15,34 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// Creates the tables if missing. Processes starting together take turns: `CREATE TABLE IF
-/// NOT EXISTS` is not safe against itself.
+/// Creates the tables if missing.
 pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
-    let mut transaction = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('userledger sign-in', 0))")
-        .execute(&mut *transaction)
-        .await?;
-    for statement in [
-        "CREATE TABLE IF NOT EXISTS sign_in_sessions (
-            secret_hash bytea       PRIMARY KEY,
-            user_id     uuid        NOT NULL,
-            created_at  timestamptz NOT NULL DEFAULT now(),
-            expires_at  timestamptz NOT NULL,
-            ended_at    timestamptz
-        )",
-        "CREATE INDEX IF NOT EXISTS sign_in_sessions_user ON sign_in_sessions (user_id)",
-        "CREATE TABLE IF NOT EXISTS authorization_codes (
-            code_hash      bytea       PRIMARY KEY,
-            application_id uuid        NOT NULL,
-            redirect_uri   text        NOT NULL,
-            user_id        uuid        NOT NULL,
-            scope          text[],
-            code_challenge text,
-            family         uuid        NOT NULL,
-            expires_at     timestamptz NOT NULL,
-            used_at        timestamptz
-        )",
-    ] {
-        sqlx::query(statement).execute(&mut *transaction).await?;
-    }
-    transaction.commit().await
+    http_edge::tables::create(
+        pool,
+        "userledger sign-in",
+        &[
+            "CREATE TABLE IF NOT EXISTS sign_in_sessions (
+                secret_hash bytea       PRIMARY KEY,
+                user_id     uuid        NOT NULL,
+                created_at  timestamptz NOT NULL DEFAULT now(),
+                expires_at  timestamptz NOT NULL,
+                ended_at    timestamptz
+            )",
+            "CREATE INDEX IF NOT EXISTS sign_in_sessions_user ON sign_in_sessions (user_id)",
+            "CREATE TABLE IF NOT EXISTS authorization_codes (
+                code_hash      bytea       PRIMARY KEY,
+                application_id uuid        NOT NULL,
+                redirect_uri   text        NOT NULL,
+                user_id        uuid        NOT NULL,
+                scope          text[],
+                code_challenge text,
+                family         uuid        NOT NULL,
+                expires_at     timestamptz NOT NULL,
+                used_at        timestamptz
+            )",
+        ],
+    )
+    .await
 }
 
 /// 256 random bits, base64url without padding (43 characters): a session or a code.

@@ -10,29 +10,27 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// Creates the tables if missing (processes starting together take turns).
+/// Creates the tables if missing.
 pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
-    let mut transaction = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('userledger revocation', 0))")
-        .execute(&mut *transaction)
-        .await?;
-    for statement in [
-        "CREATE TABLE IF NOT EXISTS token_families (
-            family       uuid        PRIMARY KEY,
-            user_id      uuid        NOT NULL,
-            refresh_jti  uuid,
-            created_at   timestamptz NOT NULL DEFAULT now(),
-            revoked_at   timestamptz
-        )",
-        "CREATE INDEX IF NOT EXISTS token_families_user ON token_families (user_id)",
-        "CREATE TABLE IF NOT EXISTS signed_out_everywhere (
-            user_id uuid        PRIMARY KEY,
-            at      timestamptz NOT NULL
-        )",
-    ] {
-        sqlx::query(statement).execute(&mut *transaction).await?;
-    }
-    transaction.commit().await
+    crate::tables::create(
+        pool,
+        "userledger revocation",
+        &[
+            "CREATE TABLE IF NOT EXISTS token_families (
+                family       uuid        PRIMARY KEY,
+                user_id      uuid        NOT NULL,
+                refresh_jti  uuid,
+                created_at   timestamptz NOT NULL DEFAULT now(),
+                revoked_at   timestamptz
+            )",
+            "CREATE INDEX IF NOT EXISTS token_families_user ON token_families (user_id)",
+            "CREATE TABLE IF NOT EXISTS signed_out_everywhere (
+                user_id uuid        PRIMARY KEY,
+                at      timestamptz NOT NULL
+            )",
+        ],
+    )
+    .await
 }
 
 /// Opens a family for `user`'s new tokens; `refresh_jti` is the refresh token that may be used.

@@ -1097,3 +1097,60 @@ async fn every_sign_in_attempt_is_a_fact_and_the_login_history_shows_it() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_saturated_hashing_pool_answers_the_login_form_with_a_page_and_retry_after() {
+    let mut settings = test_settings();
+    settings.hashing_workers = 1;
+    settings.hashing_queue = 0;
+    settings.sign_in_failures_per_account = 0;
+    settings.sign_in_failures_per_ip = 0;
+    let app = spawn_app_with(settings).await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let mut browser = Browser::new(&app);
+    let login = browser.open_for("/login", &client_id).await;
+    let form: Vec<(String, String)> = vec![
+        ("csrf".into(), login.hidden("csrf")),
+        ("username".into(), ADMIN_USERNAME.into()),
+        ("password".into(), "wrong-password-1".into()),
+    ];
+    let cookie = browser.cookie_header();
+    // Thirty-two at once on one hashing worker with no queue: some are turned away.
+    let attempts = (0..32).map(|_| {
+        let (http, url, cookie, form) = (
+            browser.http.clone(),
+            browser.url("/login"),
+            cookie.clone(),
+            form.clone(),
+        );
+        async move {
+            let response = http
+                .post(url)
+                .header(COOKIE, cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").is_some();
+            let html = response
+                .headers()
+                .get("content-type")
+                .is_some_and(|value| value.to_str().unwrap().starts_with("text/html"));
+            (status, retry_after, html)
+        }
+    });
+    let answers = futures::future::join_all(attempts).await;
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _, html)| *html && [401, 503].contains(status)),
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|(status, retry_after, _)| *status == 503 && *retry_after),
+        "{answers:?}"
+    );
+}

@@ -88,7 +88,12 @@ pub async fn submit(
         user_agent: user_agent(&headers),
         client_id: request.client_id.as_deref(),
     };
-    let Ok(user) = guard::attempt(&state, attempted).await? else {
+    let outcome = match guard::attempt(&state, attempted).await {
+        // A person gets a page, not the API's envelope: the hashing pool is saturated.
+        Err(ApiError::Busy { retry_after_secs }) => return Ok(busy(retry_after_secs)),
+        other => other?,
+    };
+    let Ok(user) = outcome else {
         let csrf = form.csrf.unwrap_or_default();
         let page = pages::login(&app_name, &login, Some(INCORRECT), &csrf, &request.pairs());
         return Ok(html_page(StatusCode::UNAUTHORIZED, page));
@@ -323,6 +328,22 @@ pub fn unknown_application() -> Response {
             "The application that sent you here is not registered with this service.",
         ),
     )
+}
+
+/// 503 with `Retry-After`: too many sign-ins at once.
+fn busy(retry_after_secs: u64) -> Response {
+    let mut response = html_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::message(
+            "Too many sign-ins right now",
+            "The service is busy. Go back and try again in a few seconds.",
+        ),
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(retry_after_secs),
+    );
+    response
 }
 
 pub fn expired_form() -> Response {

@@ -120,6 +120,7 @@ impl Application {
             signin::sessions::prepare(pool)
                 .await
                 .context("the sign-in tables")?;
+            signin::spawn_sweeper(pool.clone(), settings.refresh_token_ttl);
         }
         let edge = EdgeState::new(settings.edge.clone(), store, database).await?;
         let state = AppState::with_edge(edge.clone(), settings);

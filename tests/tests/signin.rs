@@ -1154,3 +1154,49 @@ async fn a_saturated_hashing_pool_answers_the_login_form_with_a_page_and_retry_a
         "{answers:?}"
     );
 }
+
+#[tokio::test]
+async fn sessions_codes_and_grants_nobody_can_use_are_forgotten() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "public_spa", "internal_client", true).await;
+    let (browser, _code) = code_for(&app, &client_id).await;
+    let (_, live_refresh) = tokens_for(&app, &client_id).await;
+    let pool = app.store.pool();
+    let count = |table: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    let before = (
+        count("authorization_codes").await,
+        count("sign_in_sessions").await,
+        count("token_families").await,
+    );
+    // Age one of each past any use: a code and a session that expired two days ago, a family
+    // opened longer ago than a refresh token lives.
+    for statement in [
+        "UPDATE authorization_codes SET expires_at = now() - interval '2 days'
+          WHERE code_hash = (SELECT code_hash FROM authorization_codes LIMIT 1)",
+        "UPDATE sign_in_sessions SET expires_at = now() - interval '2 days'
+          WHERE secret_hash = (SELECT secret_hash FROM sign_in_sessions LIMIT 1)",
+        "UPDATE token_families SET created_at = now() - interval '20 days'
+          WHERE family = (SELECT family FROM token_families ORDER BY created_at LIMIT 1)",
+    ] {
+        sqlx::query(statement).execute(pool).await.unwrap();
+    }
+    let swept = command_service::signin::sweep(pool, app.settings.refresh_token_ttl)
+        .await
+        .unwrap();
+    assert_eq!(swept, 3);
+    let after = (
+        count("authorization_codes").await,
+        count("sign_in_sessions").await,
+        count("token_families").await,
+    );
+    assert_eq!(after, (before.0 - 1, before.1 - 1, before.2 - 1));
+    // What is live still works.
+    let (status, body) = refresh(&app, &live_refresh).await;
+    assert_eq!(status, 200, "{body}");
+    drop(browser);
+}

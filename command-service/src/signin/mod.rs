@@ -222,6 +222,30 @@ impl AuthorizationRequest {
     }
 }
 
+/// Every hour, forgets the sessions, codes and token families nobody can use any more (see
+/// [`sessions::sweep`] and `http_edge::auth::revocation::sweep`): the tables stay the size of
+/// what is live.
+pub fn spawn_sweeper(pool: PgPool, refresh_ttl: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            match sweep(&pool, refresh_ttl).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "expired sessions, codes and grants forgotten"),
+                Err(error) => tracing::warn!(%error, "could not forget expired sessions and codes"),
+            }
+        }
+    });
+}
+
+/// One sweep of [`spawn_sweeper`]: the rows forgotten.
+pub async fn sweep(pool: &PgPool, refresh_ttl: std::time::Duration) -> sqlx::Result<u64> {
+    let sessions = sessions::sweep(pool).await?;
+    let grants = http_edge::auth::revocation::sweep(pool, refresh_ttl).await?;
+    Ok(sessions + grants)
+}
+
 /// PostgreSQL beside the log, where sessions and codes are kept.
 pub fn database(state: &AppState) -> Result<&PgPool, ApiError> {
     state.edge.database.as_ref().ok_or_else(|| {

@@ -209,3 +209,21 @@ pub async fn redeem(pool: &PgPool, code: &str) -> sqlx::Result<Redeemed> {
         }
     })
 }
+
+/// Forgets what can no longer be used: codes and sessions that expired (or ended) more than a
+/// day ago. The day's margin keeps a replayed code recognisable as replayed for a while.
+pub async fn sweep(pool: &PgPool) -> sqlx::Result<u64> {
+    let codes =
+        sqlx::query("DELETE FROM authorization_codes WHERE expires_at < now() - interval '1 day'")
+            .execute(pool)
+            .await?
+            .rows_affected();
+    let sessions = sqlx::query(
+        "DELETE FROM sign_in_sessions
+          WHERE least(expires_at, coalesce(ended_at, expires_at)) < now() - interval '1 day'",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(codes + sessions)
+}

@@ -136,3 +136,24 @@ pub async fn is_revoked(
     let iat = i64::try_from(iat).unwrap_or(i64::MAX);
     Ok(family_revoked || signed_out.is_some_and(|at| iat < at))
 }
+
+/// Forgets grants whose every token has expired: families opened, and sign-outs made, more
+/// than `refresh_ttl` (the longest a token lives) and a day ago.
+pub async fn sweep(pool: &PgPool, refresh_ttl: std::time::Duration) -> sqlx::Result<u64> {
+    let older_than = refresh_ttl.as_secs_f64() + 86_400.0;
+    let families = sqlx::query(
+        "DELETE FROM token_families WHERE created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(older_than)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let sign_outs = sqlx::query(
+        "DELETE FROM signed_out_everywhere WHERE at < now() - make_interval(secs => $1)",
+    )
+    .bind(older_than)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(families + sign_outs)
+}

@@ -84,21 +84,18 @@ pub fn layer(configured: &[String], database: Option<PgPool>) -> CorsLayer {
 /// Whether `origin` is a registered redirect URI's, reading them again when they are stale, or
 /// when the origin is unknown and they were not read in the last second.
 async fn allowed(registered: &RwLock<Registered>, pool: &PgPool, origin: &str) -> bool {
-    let (known, stale) = {
+    let (known, age) = {
         let registered = registered.read().unwrap_or_else(|p| p.into_inner());
         let age = registered.read_at.map(|at| at.elapsed());
-        (
-            registered.origins.contains(origin),
-            age.is_none_or(|age| age > FRESH_FOR),
-        )
+        (registered.origins.contains(origin), age)
     };
-    let recently = {
-        let registered = registered.read().unwrap_or_else(|p| p.into_inner());
-        registered
-            .read_at
-            .is_some_and(|at| at.elapsed() < UNKNOWN_AT_MOST_EVERY)
+    // Known and fresh, or unknown but read a moment ago: the answer stands.
+    let read_again = match age {
+        None => true,
+        Some(age) if known => age > FRESH_FOR,
+        Some(age) => age >= UNKNOWN_AT_MOST_EVERY,
     };
-    if (known && !stale) || (!known && recently) {
+    if !read_again {
         return known;
     }
     match read(pool).await {

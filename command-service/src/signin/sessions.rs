@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
 use events::values::{ApplicationId, UserId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -56,11 +55,10 @@ fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// A signed-in browser: whose, since when.
+/// A signed-in browser: whose.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: UserId,
-    pub created_at: DateTime<Utc>,
 }
 
 /// Opens a session for `user`, valid for `ttl`; its secret, for the cookie.
@@ -80,16 +78,15 @@ pub async fn open(pool: &PgPool, user: UserId, ttl: Duration) -> sqlx::Result<St
 
 /// The live session whose secret is `secret`: not ended, not expired.
 pub async fn find(pool: &PgPool, secret: &str) -> sqlx::Result<Option<Session>> {
-    let row: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT user_id, created_at FROM sign_in_sessions
+    let user: Option<Uuid> = sqlx::query_scalar(
+        "SELECT user_id FROM sign_in_sessions
           WHERE secret_hash = $1 AND ended_at IS NULL AND expires_at > now()",
     )
     .bind(hash(secret))
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(user, created_at)| Session {
+    Ok(user.map(|user| Session {
         user: UserId::from_uuid(user),
-        created_at,
     }))
 }
 

@@ -149,6 +149,13 @@ impl EventStore for StreamCache {
         self.store.claim_holder(claim).await
     }
 
+    async fn read_claimed_stream(
+        &self,
+        claim: &UniqueClaim,
+    ) -> Result<Option<(String, Vec<RecordedEvent>)>, StoreError> {
+        self.store.read_claimed_stream(claim).await
+    }
+
     fn subscribe_all(&self, after: Option<Position>) -> EventStream {
         self.store.subscribe_all(after)
     }

@@ -372,6 +372,30 @@ impl EventStore for PostgresEventStore {
             .map_err(StoreError::backend)
     }
 
+    async fn read_claimed_stream(
+        &self,
+        claim: &UniqueClaim,
+    ) -> Result<Option<(String, Vec<RecordedEvent>)>, StoreError> {
+        // A claim is made by an append, so its holder always has events: no rows, no holder.
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT e.position, e.stream_id, e.revision, e.event_id, e.event_type, e.data, \
+                    e.metadata, e.recorded_at \
+               FROM unique_claims c JOIN events e ON e.stream_id = c.stream_id \
+              WHERE c.kind = $1 AND c.value = $2 \
+              ORDER BY e.revision",
+        )
+        .bind(claim.kind())
+        .bind(claim.value())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        let events: Vec<RecordedEvent> = rows.into_iter().map(RecordedEvent::from).collect();
+        Ok(events
+            .first()
+            .map(|first| first.stream.clone())
+            .map(|stream| (stream, events)))
+    }
+
     fn subscribe_all(&self, after: Option<Position>) -> EventStream {
         let state = Subscription {
             pool: self.pool.clone(),

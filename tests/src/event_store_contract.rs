@@ -251,6 +251,9 @@ pub async fn claims_follow_their_append(store: &dyn EventStore) {
         .await;
     assert!(won.is_ok(), "a refused append left its claim: {won:?}");
     assert_eq!(store.claim_holder(&name).await.unwrap(), Some(b.clone()));
+    let (holder, events) = store.read_claimed_stream(&name).await.unwrap().unwrap();
+    assert_eq!(holder, b);
+    assert_eq!(events, store.read_stream(&b, 0).await.unwrap());
     let shouted = UniqueClaim::new("username", name.value().to_uppercase());
     assert_eq!(store.claim_holder(&shouted).await.unwrap(), Some(b.clone()));
 
@@ -282,6 +285,7 @@ pub async fn claims_follow_their_append(store: &dyn EventStore) {
         .await
         .unwrap();
     assert_eq!(store.claim_holder(&name).await.unwrap(), None);
+    assert_eq!(store.read_claimed_stream(&name).await.unwrap(), None);
     store
         .append(
             AppendRequest::new(&a, ExpectedRevision::Exact(0), vec![counted(1)])

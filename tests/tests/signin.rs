@@ -771,6 +771,32 @@ async fn a_code_presented_twice_revokes_the_tokens_it_issued() {
 }
 
 #[tokio::test]
+async fn of_many_concurrent_presentations_of_a_code_exactly_one_gets_tokens() {
+    let app = spawn_app().await;
+    let client_id = register(&app, "racing_spa", "internal_client", true).await;
+    let (_, code) = code_for(&app, &client_id).await;
+    let presentations = (0..8).map(|_| trade(&app, &client_id, &code));
+    let answers = futures::future::join_all(presentations).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 401).count(),
+        7,
+        "{statuses:?}"
+    );
+    // The others were replays: the tokens the one got are revoked.
+    let (_, tokens) = answers.iter().find(|(status, _)| *status == 200).unwrap();
+    assert_eq!(
+        works(&app, tokens["access_token"].as_str().unwrap()).await,
+        401
+    );
+}
+
+#[tokio::test]
 async fn introspection_tells_a_resource_server_whether_a_token_is_live() {
     let app = spawn_app().await;
     let client_id = register(&app, "public_spa", "internal_client", true).await;

@@ -7,8 +7,9 @@
 //! `cargo run --release -p userledger-bench --bin signin`
 //!
 //! The service runs in this process on a throwaway durable PostgreSQL (or
-//! `BENCH_DATABASE_URL`). `BENCH_SECONDS` sets each measurement's length (default 10). Prints
-//! a table and writes `bench/results/signin.json`.
+//! `BENCH_DATABASE_URL`). The raw rate and the sign-ins are measured in three alternating
+//! rounds (the machine's speed drifts) and compared in total. `BENCH_SECONDS` sets each
+//! measurement's length (default 5). Prints a table and writes `bench/results/signin.json`.
 
 use anyhow::{bail, Context};
 use base64::Engine;
@@ -27,10 +28,12 @@ const CALLBACK: &str = "http://127.0.0.1:9/callback";
 const VERIFIER: &str = "a-benchmark-verifier-of-at-least-43-characters-0123456789";
 /// Concurrent people signing in: enough to keep every hashing worker busy.
 const PEOPLE: usize = 16;
+/// Alternating rounds of raw hashing and sign-ins.
+const ROUNDS: usize = 3;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let duration = scenario_duration(10);
+    let duration = scenario_duration(5);
     let database = userledger_bench::durable_database().await?;
     let store = Arc::new(PostgresEventStore::connect(database.url(), 100).await?);
     let mut settings = test_settings();
@@ -57,35 +60,56 @@ async fn main() -> anyhow::Result<()> {
         bail!("registering the application: {}", response.text().await?);
     }
 
+    // The machine's speed drifts over seconds: the raw rate and the sign-ins are measured in
+    // alternating rounds, and compared in total.
     let workers = settings.hashing_workers;
-    let hash_rate = raw_hash_rate(workers, duration).await?;
-    let load = drive(PEOPLE, duration, 1_000_000, {
-        let (http, base) = (http.clone(), base.clone());
-        move |_, _| {
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let hashes = raw_hash_rate(workers, duration).await?;
+        let load = drive(PEOPLE, duration, 1_000_000, {
             let (http, base) = (http.clone(), base.clone());
-            async move { sign_in(&http, &base).await }
-        }
-    });
-    let (signins, health) = with_health(&http, &base, load).await;
-    let ratio = signins.per_second / hash_rate;
+            move |_, _| {
+                let (http, base) = (http.clone(), base.clone());
+                async move { sign_in(&http, &base).await }
+            }
+        });
+        let (signins, health) = with_health(&http, &base, load).await;
+        rounds.push((hashes, signins, health));
+    }
+    let hash_rate = rounds.iter().map(|(h, ..)| h).sum::<f64>() / ROUNDS as f64;
+    let signin_rate = rounds.iter().map(|(_, s, _)| s.operations).sum::<u64>() as f64
+        / rounds.iter().map(|(_, s, _)| s.seconds).sum::<f64>();
+    let ratio = signin_rate / hash_rate;
+    let worst_health_p99 = rounds
+        .iter()
+        .map(|(.., h)| h.p99_ms)
+        .fold(0.0_f64, f64::max);
+    let errors: u64 = rounds.iter().map(|(_, s, h)| s.errors + h.errors).sum();
 
     println!(
-        "{:<28} {:>10} {:>8} {:>8} {:>7}",
-        "", "per s", "p50 ms", "p99 ms", "errors"
+        "{:<8} {:>12} {:>10} {:>7} {:>8} {:>8} {:>12} {:>7}",
+        "round", "argon2id /s", "sign-ins/s", "ratio", "p50 ms", "p99 ms", "health p99", "errors"
     );
-    println!("{:<28} {:>10.1}", "raw argon2id hashes", hash_rate);
+    for (i, (hashes, signins, health)) in rounds.iter().enumerate() {
+        println!(
+            "{:<8} {:>12.1} {:>10.1} {:>7.2} {:>8.1} {:>8.1} {:>12.2} {:>7}",
+            i + 1,
+            hashes,
+            signins.per_second,
+            signins.per_second / hashes,
+            signins.p50_ms,
+            signins.p99_ms,
+            health.p99_ms,
+            signins.errors + health.errors
+        );
+    }
     println!(
-        "{:<28} {:>10.1} {:>8.1} {:>8.1} {:>7}",
-        "complete sign-ins", signins.per_second, signins.p50_ms, signins.p99_ms, signins.errors
+        "{:<8} {hash_rate:>12.1} {signin_rate:>10.1} {ratio:>7.2}",
+        "all"
     );
+    let met = ratio >= 0.9 && worst_health_p99 < 5.0;
     println!(
-        "{:<28} {:>10.1} {:>8.2} {:>8.2} {:>7}",
-        "GET /health meanwhile", health.per_second, health.p50_ms, health.p99_ms, health.errors
-    );
-    let met = ratio >= 0.9 && health.p99_ms < 5.0;
-    println!(
-        "target: sign-ins {ratio:.2} of raw argon2id (>= 0.9); health p99 {:.2} ms (< 5): {}",
-        health.p99_ms,
+        "target: sign-ins {ratio:.2} of raw argon2id (>= 0.9); health p99 at most {worst_health_p99:.2} ms (< 5); {errors} errors: {}",
         if met { "met" } else { "NOT met" }
     );
     let path = write_results(
@@ -95,10 +119,15 @@ async fn main() -> anyhow::Result<()> {
             "machine": machine(),
             "people": PEOPLE,
             "hashing_workers": workers,
+            "rounds": rounds.iter().map(|(hashes, signins, health)| json!({
+                "raw_argon2id_per_second": hashes,
+                "sign_ins": signins,
+                "health_meanwhile": health,
+            })).collect::<Vec<_>>(),
             "raw_argon2id_per_second": hash_rate,
-            "sign_ins": signins,
+            "sign_ins_per_second": signin_rate,
             "ratio_to_raw_argon2id": ratio,
-            "health_meanwhile": health,
+            "health_p99_ms_worst_round": worst_health_p99,
             "target_met": met,
         }),
     )?;

@@ -19,7 +19,7 @@ use base64::Engine;
 use events::application::{Application, CLIENT_ID_CLAIM};
 use events::role::Role;
 use events::scopes::{self, Scope};
-use events::store::UniqueClaim;
+use events::store::{RecordedEvent, UniqueClaim};
 use events::user::{User, EMAIL_CLAIM, USERNAME_CLAIM};
 use events::values::{
     ApplicationId, ClientRole, Email, Grant, RoleId, SecretHash, UserId, Username,
@@ -309,7 +309,7 @@ async fn password(
         user_agent,
         client_id: Some(client_id),
     };
-    let user = crate::signin::guard::attempt(state, attempted)
+    let Account { user, .. } = crate::signin::guard::attempt(state, attempted)
         .await?
         .map_err(|refusal| match refusal {
             // Only said to a caller who knows the password.
@@ -525,19 +525,16 @@ pub(crate) async fn find_application(
     client_id: &str,
 ) -> Result<Option<Application>, ApiError> {
     let claim = UniqueClaim::new(CLIENT_ID_CLAIM, client_id);
-    let holder = state
-        .store
-        .claim_holder(&claim)
-        .await
-        .map_err(ApiError::from)?;
-    let Some(id) = holder
-        .as_deref()
-        .and_then(|stream| stream.strip_prefix("client-"))
-        .and_then(|id| ApplicationId::parse(id).ok())
-    else {
+    let Some((stream, recorded)) = state.log.read_claimed_stream(&claim).await? else {
         return Ok(None);
     };
-    load_application(state, id).await
+    if !stream.starts_with("client-") {
+        return Ok(None);
+    }
+    let application = events::load::<Application>(&recorded)
+        .map_err(ApiError::internal)?
+        .state;
+    Ok(application.filter(|application| !application.deleted))
 }
 
 async fn load_application(
@@ -567,9 +564,16 @@ pub(crate) async fn check_password(
     }
 }
 
-/// The user a login names: by username first, then by (sanitized) email. Deleted users are
-/// not found.
-pub(crate) async fn find_user(state: &AppState, login: &str) -> Result<Option<User>, ApiError> {
+/// A user found by a login, with the events it was folded from (which the answer of a
+/// sign-in shows).
+pub struct Account {
+    pub user: User,
+    pub recorded: Vec<RecordedEvent>,
+}
+
+/// The user a login names: by username first, then by (sanitized) email, each found with one
+/// read. Deleted users are not found.
+pub(crate) async fn find_user(state: &AppState, login: &str) -> Result<Option<Account>, ApiError> {
     let mut claims = Vec::new();
     if let Ok(username) = Username::parse(login) {
         claims.push(UniqueClaim::new(USERNAME_CLAIM, username.as_str()));
@@ -578,21 +582,17 @@ pub(crate) async fn find_user(state: &AppState, login: &str) -> Result<Option<Us
         claims.push(UniqueClaim::new(EMAIL_CLAIM, email.sanitized().as_str()));
     }
     for claim in claims {
-        let holder = state
-            .store
-            .claim_holder(&claim)
-            .await
-            .map_err(ApiError::from)?;
-        let Some(id) = holder
-            .as_deref()
-            .and_then(|stream| stream.strip_prefix("user-"))
-            .and_then(|id| UserId::parse(id).ok())
-        else {
+        let Some((stream, recorded)) = state.log.read_claimed_stream(&claim).await? else {
             continue;
         };
-        let (user, _) = load_aggregate::<User>(&*state.log, &id).await?;
+        if !stream.starts_with("user-") {
+            continue;
+        }
+        let user = events::load::<User>(&recorded)
+            .map_err(ApiError::internal)?
+            .state;
         if let Some(user) = user.filter(|user| !user.deleted) {
-            return Ok(Some(user));
+            return Ok(Some(Account { user, recorded }));
         }
     }
     Ok(None)

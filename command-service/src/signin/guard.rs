@@ -13,12 +13,11 @@ use std::time::Instant;
 use chrono::Utc;
 use events::metadata::{Actor, ActorKind, CommandContext};
 use events::sign_in::{Attempt, Record, RefusalReason, SignInEvent, SignIns};
-use events::user::User;
 use events::values::UserId;
 use http_edge::rate_limit::RateLimiter;
 use uuid::Uuid;
 
-use crate::oauth;
+use crate::oauth::{self, Account};
 use crate::pipeline::{execute, Failure};
 use crate::AppState;
 use http_edge::envelope::ApiError;
@@ -92,7 +91,7 @@ pub struct Attempted<'a> {
 pub async fn attempt(
     state: &AppState,
     attempted: Attempted<'_>,
-) -> Result<Result<User, Refusal>, ApiError> {
+) -> Result<Result<Account, Refusal>, ApiError> {
     let Attempted {
         login,
         password,
@@ -100,38 +99,47 @@ pub async fn attempt(
         ..
     } = attempted;
     let guard = &state.sign_in_guard;
-    let user = oauth::find_user(state, login).await?;
-    let outcome = if guard.locked(login, address) {
+    let account = oauth::find_user(state, login).await?;
+    let user = account.as_ref().map(|account| &account.user);
+    let refusal = if guard.locked(login, address) {
         tracing::warn!(?address, "a sign-in was refused: too many failures");
-        Err(Refusal::Locked)
+        Some(Refusal::Locked)
     } else {
-        let verified = oauth::check_password(state, user.as_ref(), password).await?;
-        match &user {
-            Some(user) if verified && !user.deleted && !user.banned => Ok(user.clone()),
-            Some(_) if verified => Err(Refusal::NotAllowed),
-            _ => Err(Refusal::WrongCredentials),
+        let verified = oauth::check_password(state, user, password).await?;
+        match user {
+            Some(user) if verified && !user.deleted && !user.banned => None,
+            Some(_) if verified => Some(Refusal::NotAllowed),
+            _ => Some(Refusal::WrongCredentials),
         }
     };
-    if outcome.is_err() {
+    if refusal.is_some() {
         guard.failed(login, address);
     }
-    if let Some(user) = &user {
-        let record = record_of(&attempted, &outcome);
-        let (state, id) = (state.clone(), user.id);
-        if outcome.is_ok() {
+    let Some(account) = account else {
+        return Ok(Err(refusal.unwrap_or(Refusal::WrongCredentials)));
+    };
+    let (state, id, record) = (
+        state.clone(),
+        account.user.id,
+        record_of(&attempted, refusal),
+    );
+    match refusal {
+        None => {
             remember(&state, id, record).await?;
-        } else {
+            Ok(Ok(account))
+        }
+        Some(refusal) => {
             tokio::spawn(async move {
                 if let Err(error) = remember(&state, id, record).await {
                     tracing::error!(%error, user = %id, "a refused sign-in was not recorded");
                 }
             });
+            Ok(Err(refusal))
         }
     }
-    Ok(outcome)
 }
 
-fn record_of(attempted: &Attempted<'_>, outcome: &Result<User, Refusal>) -> SignInEvent {
+fn record_of(attempted: &Attempted<'_>, refusal: Option<Refusal>) -> SignInEvent {
     let attempt = Attempt {
         source: "password".to_owned(),
         client_id: attempted.client_id.map(str::to_owned),
@@ -140,9 +148,9 @@ fn record_of(attempted: &Attempted<'_>, outcome: &Result<User, Refusal>) -> Sign
             .user_agent
             .map(|agent| agent.chars().take(1024).collect()),
     };
-    match outcome {
-        Ok(_) => SignInEvent::Succeeded { attempt },
-        Err(refusal) => SignInEvent::Refused {
+    match refusal {
+        None => SignInEvent::Succeeded { attempt },
+        Some(refusal) => SignInEvent::Refused {
             attempt,
             reason: match refusal {
                 Refusal::Locked => RefusalReason::Locked,

@@ -28,7 +28,7 @@ use super::{
 };
 use super::{guard, pages};
 use crate::oauth;
-use crate::users::view::user_view;
+use crate::users::view::{user_view, view_of};
 use crate::AppState;
 use http_edge::body::{Body, Fields, JsonOrForm};
 use http_edge::envelope::{Answer, ApiError};
@@ -93,14 +93,15 @@ pub async fn submit(
         Err(ApiError::Busy { retry_after_secs }) => return Ok(busy(retry_after_secs)),
         other => other?,
     };
-    let Ok(user) = outcome else {
+    let Ok(account) = outcome else {
         let csrf = form.csrf.unwrap_or_default();
         let page = pages::login(&app_name, &login, Some(INCORRECT), &csrf, &request.pairs());
         return Ok(html_page(StatusCode::UNAUTHORIZED, page));
     };
-    let secret = sessions::open(database(&state)?, user.id, state.settings.session_ttl).await?;
+    let user = account.user.id;
+    let secret = sessions::open(database(&state)?, user, state.settings.session_ttl).await?;
     let jar = jar.add(session_cookie(secret, &headers));
-    tracing::info!(user = %user.id, "signed in through the login page");
+    tracing::info!(%user, "signed in through the login page");
     if request.client_id.is_some() {
         let next = request.to_url("/oauth/authorize");
         Ok((jar, Redirect::to(&next)).into_response())
@@ -183,11 +184,17 @@ pub async fn sign_in(
         user_agent: body.user_agent.as_deref().or(user_agent(&headers)),
         client_id: None,
     };
-    let user = guard::attempt(&state, attempted)
+    let account = guard::attempt(&state, attempted)
         .await?
         .map_err(|_| ApiError::Unauthorized("the username or password is incorrect"))?;
-    let secret = sessions::open(database(&state)?, user.id, state.settings.session_ttl).await?;
-    let user_info = user_view(&state, user.id, None).await?;
+    let secret = sessions::open(
+        database(&state)?,
+        account.user.id,
+        state.settings.session_ttl,
+    )
+    .await?;
+    // The user as the password check read it: no second read.
+    let user_info = view_of(&state, &account.recorded)?;
     let answer = Answer::ok(LoginAnswer {
         two_factor_enabled: false,
         user_info,

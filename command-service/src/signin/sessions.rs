@@ -157,8 +157,9 @@ pub enum Redeemed {
     Invalid,
 }
 
-/// Marks `code` used, atomically: of two concurrent presentations exactly one is `Fresh`
-/// (the row lock serialises them; the second sees the first's mark).
+/// Marks `code` used, atomically and in one statement: of two concurrent presentations
+/// exactly one is `Fresh` (the row lock serialises them, and the second reads the first's mark
+/// as `before`).
 pub async fn redeem(pool: &PgPool, code: &str) -> sqlx::Result<Redeemed> {
     type Row = (
         Uuid,
@@ -170,39 +171,33 @@ pub async fn redeem(pool: &PgPool, code: &str) -> sqlx::Result<Redeemed> {
         bool,
         bool,
     );
-    let mut transaction = pool.begin().await?;
     let row: Option<Row> = sqlx::query_as(
-        "SELECT application_id, redirect_uri, user_id, scope, code_challenge, family,
-                used_at IS NOT NULL, expires_at <= now()
-           FROM authorization_codes WHERE code_hash = $1 FOR UPDATE",
+        "UPDATE authorization_codes AS code SET used_at = coalesce(code.used_at, now())
+           FROM (SELECT code_hash, used_at FROM authorization_codes
+                  WHERE code_hash = $1 FOR UPDATE) AS before
+          WHERE code.code_hash = before.code_hash
+      RETURNING code.application_id, code.redirect_uri, code.user_id, code.scope,
+                code.code_challenge, code.family, before.used_at IS NOT NULL,
+                code.expires_at <= now()",
     )
     .bind(hash(code))
-    .fetch_optional(&mut *transaction)
+    .fetch_optional(pool)
     .await?;
-    let Some((application, redirect_uri, user, scope, code_challenge, family, used, expired)) = row
-    else {
-        return Ok(Redeemed::Invalid);
-    };
-    if used {
-        return Ok(Redeemed::Replayed { family });
-    }
-    sqlx::query("UPDATE authorization_codes SET used_at = now() WHERE code_hash = $1")
-        .bind(hash(code))
-        .execute(&mut *transaction)
-        .await?;
-    transaction.commit().await?;
-    Ok(if expired {
-        Redeemed::Invalid
-    } else {
-        Redeemed::Fresh {
-            grant: Grant {
-                application: ApplicationId::from_uuid(application),
-                redirect_uri,
-                user: UserId::from_uuid(user),
-                scope,
-                code_challenge,
-            },
-            family,
+    Ok(match row {
+        None => Redeemed::Invalid,
+        Some((.., family, true, _)) => Redeemed::Replayed { family },
+        Some((.., true)) => Redeemed::Invalid,
+        Some((application, redirect_uri, user, scope, code_challenge, family, false, false)) => {
+            Redeemed::Fresh {
+                grant: Grant {
+                    application: ApplicationId::from_uuid(application),
+                    redirect_uri,
+                    user: UserId::from_uuid(user),
+                    scope,
+                    code_challenge,
+                },
+                family,
+            }
         }
     })
 }

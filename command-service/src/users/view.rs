@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use events::metadata::decode;
-use events::store::Position;
+use events::store::{Position, RecordedEvent};
 use events::user::view::UserView;
 use events::user::{User, UserEvent};
 use events::values::UserId;
@@ -19,11 +19,17 @@ pub async fn user_view(
     up_to: Option<Position>,
 ) -> Result<UserView, ApiError> {
     let recorded = state.store.read_stream(&User::stream_name(id), 0).await?;
-    let mut view = None;
-    for event in recorded
+    let until = recorded
         .iter()
-        .filter(|event| up_to.is_none_or(|position| event.position <= position))
-    {
+        .take_while(|event| up_to.is_none_or(|position| event.position <= position))
+        .count();
+    view_of(state, &recorded[..until])
+}
+
+/// The user that `recorded` (a user's stream, in order) shows, hydrated for now.
+pub fn view_of(state: &AppState, recorded: &[RecordedEvent]) -> Result<UserView, ApiError> {
+    let mut view = None;
+    for event in recorded {
         let decoded = decode::<UserEvent>(event).map_err(ApiError::internal)?;
         view = UserView::evolve(view, &decoded.event, &decoded.metadata);
     }

@@ -245,6 +245,20 @@ pub trait EventStore: Send + Sync + 'static {
     /// email without a read model.
     async fn claim_holder(&self, claim: &UniqueClaim) -> Result<Option<String>, StoreError>;
 
+    /// The stream that holds a unique value and its events (one round trip where the store
+    /// can; by default [`EventStore::claim_holder`] then [`EventStore::read_stream`]): how a
+    /// sign-in loads the user it names.
+    async fn read_claimed_stream(
+        &self,
+        claim: &UniqueClaim,
+    ) -> Result<Option<(String, Vec<RecordedEvent>)>, StoreError> {
+        let Some(stream) = self.claim_holder(claim).await? else {
+            return Ok(None);
+        };
+        let events = self.read_stream(&stream, 0).await?;
+        Ok(Some((stream, events)))
+    }
+
     /// Every event after `after`, in position order: the stored ones first, then live ones as
     /// they commit. The stream ends only on an error.
     fn subscribe_all(&self, after: Option<Position>) -> EventStream;

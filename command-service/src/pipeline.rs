@@ -5,8 +5,11 @@
 //! Every append states the revision it decided on (never `Any`), so the events are sealed
 //! knowing their predecessor: the hash chain costs no extra read or round trip.
 
+use events::audit::ChainHead;
 use events::metadata::{encode_all, CommandContext};
-use events::store::{AppendRequest, EventStore, Position, StoreError, UniqueClaim};
+use events::store::{
+    AppendRequest, EventStore, ExpectedRevision, Position, StoreError, UniqueClaim,
+};
 use events::{load, uniqueness_changes, Aggregate, DomainError, Loaded};
 use serde_json::json;
 
@@ -159,7 +162,7 @@ where
         head.seal(&stream, &mut encoded);
         let mut request = AppendRequest::new(
             stream.clone(),
-            events::store::ExpectedRevision::from_current(revision),
+            ExpectedRevision::from_current(revision),
             encoded,
         );
         request.claims = changes.claims;
@@ -175,22 +178,72 @@ where
                     position: Some(appended.position),
                 });
             }
-            Err(StoreError::WrongExpectedRevision { .. }) if attempt < attempts => {
-                tracing::debug!(%stream, attempt, "conflict; deciding again");
-                metrics::counter!("userledger_command_conflicts_total", "aggregate" => A::CATEGORY)
-                    .increment(1);
-                metrics::counter!("userledger_command_retries_total", "aggregate" => A::CATEGORY)
-                    .increment(1);
-                tokio::time::sleep(backoff(attempt)).await;
-            }
             Err(StoreError::WrongExpectedRevision { .. }) => {
-                metrics::counter!("userledger_command_conflicts_total", "aggregate" => A::CATEGORY)
-                    .increment(1);
-                return Err(Failure::Api(ApiError::ResourceConflict(json!({
-                    "reason": "the target kept changing; retry the request"
-                }))));
+                after_conflict::<A>(&stream, attempt, attempts).await?;
             }
             Err(other) => return Err(other.into()),
         }
     }
+}
+
+/// Appends `events` to aggregate `id`'s stream as facts that depend on nothing before them (a
+/// sign-in attempt): nothing is decided, so the stream is not loaded; only its last event is
+/// read, for the revision to append at and the chain hash to continue. A conflict is retried
+/// as [`execute`] retries. For aggregates that hold no unique values.
+pub async fn append_facts<A: Aggregate>(
+    store: &dyn EventStore,
+    id: &A::Id,
+    context: &CommandContext,
+    attempts: usize,
+    events: &[A::Event],
+) -> Result<Position, ApiError> {
+    let stream = A::stream_name(id);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let last = store.last_event(&stream).await?;
+        let (revision, head) = match last.as_ref().map(|last| (last, ChainHead::after(last))) {
+            None => (None, ChainHead::default()),
+            Some((last, Some(head))) => (Some(last.revision), head),
+            // Written before the hash chain: the head is computed from the whole stream.
+            Some((last, None)) => (
+                Some(last.revision),
+                ChainHead::of(&store.read_stream(&stream, 0).await?),
+            ),
+        };
+        let mut encoded = encode_all(events, context).map_err(ApiError::internal)?;
+        head.seal(&stream, &mut encoded);
+        let request = AppendRequest::new(
+            stream.clone(),
+            ExpectedRevision::from_current(revision),
+            encoded,
+        );
+        match store.append(request).await {
+            Ok(appended) => return Ok(appended.position),
+            Err(StoreError::WrongExpectedRevision { .. }) => {
+                after_conflict::<A>(&stream, attempt, attempts).await?;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
+/// After a conflict on `stream`: waits to try again, or, when `attempts` are spent, the
+/// caller's answer.
+async fn after_conflict<A: Aggregate>(
+    stream: &str,
+    attempt: usize,
+    attempts: usize,
+) -> Result<(), ApiError> {
+    metrics::counter!("userledger_command_conflicts_total", "aggregate" => A::CATEGORY)
+        .increment(1);
+    if attempt >= attempts {
+        return Err(ApiError::ResourceConflict(json!({
+            "reason": "the target kept changing; retry the request"
+        })));
+    }
+    tracing::debug!(%stream, attempt, "conflict; deciding again");
+    metrics::counter!("userledger_command_retries_total", "aggregate" => A::CATEGORY).increment(1);
+    tokio::time::sleep(backoff(attempt)).await;
+    Ok(())
 }

@@ -137,6 +137,14 @@ impl EventStore for StreamCache {
             .collect())
     }
 
+    async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, StoreError> {
+        // A stream read only for its end is not worth caching whole.
+        match self.cached(stream) {
+            Some(events) => Ok(events.last().cloned()),
+            None => self.store.last_event(stream).await,
+        }
+    }
+
     async fn read_all(
         &self,
         after: Option<Position>,

@@ -339,6 +339,18 @@ impl EventStore for PostgresEventStore {
         Ok(rows.into_iter().map(RecordedEvent::from).collect())
     }
 
+    async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, StoreError> {
+        let row: Option<EventRow> = sqlx::query_as(
+            "SELECT position, stream_id, revision, event_id, event_type, data, metadata, recorded_at \
+               FROM events WHERE stream_id = $1 ORDER BY revision DESC LIMIT 1",
+        )
+        .bind(stream)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(row.map(RecordedEvent::from))
+    }
+
     async fn read_streams(&self, streams: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows: Vec<EventRow> = sqlx::query_as(
             // One index lookup per wanted stream.

@@ -259,6 +259,12 @@ fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes<AppState
             history_query(
                 Doc::get(at("history"), "A user's history, or its state at a moment")
                     .shared(edge, "profile:history:read"),
+            )
+            .query(
+                "stream",
+                false,
+                "`user` (the default) or `signin`: the user's sign-in attempts, paged alike \
+                 (`at` applies only to `user`)",
             ),
             history::user_history,
         )

@@ -81,6 +81,7 @@ pub async fn expected_revisions_are_enforced(store: &dyn EventStore) {
     let stream = ns.stream("account");
 
     assert!(store.read_stream(&stream, 0).await.unwrap().is_empty());
+    assert_eq!(store.last_event(&stream).await.unwrap(), None);
     assert_wrong_revision(
         append(store, &stream, ExpectedRevision::Exact(0), vec![counted(0)]).await,
         None,
@@ -137,6 +138,10 @@ pub async fn expected_revisions_are_enforced(store: &dyn EventStore) {
     let tail = store.read_stream(&stream, 2).await.unwrap();
     assert_eq!(tail.len(), 2);
     assert_eq!(tail[0].revision, 2);
+    assert_eq!(
+        store.last_event(&stream).await.unwrap().as_ref(),
+        events.last()
+    );
 }
 
 /// Concurrent read-decide-append loops on one stream lose no update (invariant 1).

@@ -1226,3 +1226,76 @@ async fn sessions_codes_and_grants_nobody_can_use_are_forgotten() {
     assert_eq!(status, 200, "{body}");
     drop(browser);
 }
+
+#[tokio::test]
+async fn concurrent_sign_ins_are_all_recorded_on_one_chain_and_the_user_history_pages_them() {
+    let app = spawn_app().await;
+    let id = app
+        .register_user("racing_rosa", "rosa-password-1", "user")
+        .await;
+    let logins = (0..8).map(|i| {
+        let mut browser = Browser::new(&app);
+        async move {
+            let body = json!({
+                "username": "racing_rosa", "password": "rosa-password-1",
+                "userAgent": format!("Agent/{i}"),
+            });
+            browser.post_json("/user/login", &body).await.0
+        }
+    });
+    let statuses = futures::future::join_all(logins).await;
+    assert!(statuses.iter().all(|&status| status == 200), "{statuses:?}");
+
+    // Each attempt was appended after reading only the stream's last event: all are there, in
+    // one unbroken hash chain.
+    let events = app.stream(&format!("signin-{id}")).await;
+    let revisions: Vec<u64> = events.iter().map(|event| event.revision).collect();
+    assert_eq!(revisions, (0..8).collect::<Vec<u64>>());
+    test_support::app::whole_log(&app.store).await;
+    let verification = projections::verify(app.store.clone(), app.database_url(), |_, _| {})
+        .await
+        .expect("verify runs");
+    assert!(verification.is_clean(), "{verification:?}");
+
+    // The auditors' history route pages them with `stream=signin`.
+    let admin = app.admin_token().await;
+    let history = |query: String| {
+        let (app, admin) = (&app, admin.clone());
+        async move {
+            let path = format!("/user/admin-api/history?target={id}&{query}");
+            app.call(reqwest::Method::GET, &path, &admin, None).await
+        }
+    };
+    let (status, first) = history("stream=signin&limit=5".into()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["data"]["next"], 5);
+    let (_, second) = history("stream=signin&limit=5&from=5".into()).await;
+    assert_eq!(second["data"]["next"], Value::Null);
+    let shown: Vec<&Value> = first["data"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["data"]["events"].as_array().unwrap())
+        .collect();
+    assert_eq!(shown.len(), 8);
+    assert!(shown.iter().all(|event| event["type"] == "SignInSucceeded"));
+    assert!(!format!("{first}{second}").contains("rosa-password-1"));
+    // The user's own stream stays what it was.
+    let (_, own) = history(String::new()).await;
+    assert_eq!(own["data"]["events"].as_array().map(Vec::len), Some(2));
+
+    // Refusals: an unknown stream, `at` with sign-ins, an unknown user.
+    let (status, body) = history("stream=sessions".into()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("ClientInputError"))
+    );
+    let (status, _) = history("stream=signin&at=1".into()).await;
+    assert_eq!(status, 400);
+    let path = format!(
+        "/user/admin-api/history?target={}&stream=signin",
+        uuid::Uuid::now_v7()
+    );
+    let (status, _) = app.call(reqwest::Method::GET, &path, &admin, None).await;
+    assert_eq!(status, 404);
+}

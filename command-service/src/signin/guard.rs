@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use chrono::Utc;
 use events::metadata::{Actor, ActorKind, CommandContext};
-use events::sign_in::{Attempt, Record, RefusalReason, SignInEvent, SignIns};
+use events::sign_in::{Attempt, RefusalReason, SignInEvent, SignIns};
 use events::values::UserId;
 use http_edge::rate_limit::RateLimiter;
 use uuid::Uuid;
 
 use crate::oauth::{self, Account};
-use crate::pipeline::{execute, Failure};
+use crate::pipeline::append_facts;
 use crate::AppState;
 use http_edge::envelope::ApiError;
 
@@ -168,19 +168,13 @@ async fn remember(state: &AppState, user: UserId, event: SignInEvent) -> Result<
         kind: ActorKind::User,
     };
     let context = CommandContext::new(Uuid::now_v7(), actor, Utc::now());
-    execute::<SignIns, _>(
+    append_facts::<SignIns>(
         &*state.store,
         &user,
         &context,
         state.settings.command_attempts,
-        |_| Ok(Record(event.clone())),
+        &[event],
     )
     .await
     .map(|_| ())
-    .map_err(|failure| match failure {
-        Failure::Api(error) => error,
-        Failure::Taken(claim) => {
-            ApiError::internal(anyhow::anyhow!("a sign-in record claimed {claim:?}"))
-        }
-    })
 }

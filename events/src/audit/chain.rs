@@ -164,6 +164,18 @@ impl Default for ChainHead {
 }
 
 impl ChainHead {
+    /// The head after a stream whose last event is `last`, when that event carries its chain
+    /// hash (every event written since the chain began does); `None` when the writer needs the
+    /// whole stream ([`ChainHead::of`]).
+    pub fn after(last: &RecordedEvent) -> Option<Self> {
+        let hash = ChainHash::stored(&last.metadata).flatten()?;
+        Some(Self {
+            hash,
+            next_revision: last.revision + 1,
+            chained: true,
+        })
+    }
+
     /// The head after a whole stream (in revision order), as a writer needs it: the last stored
     /// hash, hashing only the unchained events after it (none once a stream is chained).
     pub fn of(stream: &[RecordedEvent]) -> Self {

@@ -223,6 +223,13 @@ pub trait EventStore: Send + Sync + 'static {
         from_revision: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The last event of a stream, if it has any (one small read where the store can; by
+    /// default the whole stream is read): what appending a fact that depends on nothing before
+    /// it needs (its revision and chain hash).
+    async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, StoreError> {
+        Ok(self.read_stream(stream, 0).await?.pop())
+    }
+
     /// Every event of each of `streams`, each stream in revision order (one round trip where
     /// the store can; by default one [`EventStore::read_stream`] per stream).
     async fn read_streams(&self, streams: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {

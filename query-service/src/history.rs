@@ -64,13 +64,7 @@ pub async fn user_history(
 
 /// 400 for one invalid query field.
 fn refused(error: FieldError) -> ReadError {
-    let mut errors = FieldErrors::new();
-    errors.push(error);
-    errors
-        .into_result()
-        .err()
-        .unwrap_or_else(ApiError::not_found)
-        .into()
+    ApiError::Validation(vec![error]).into()
 }
 
 /// A user's sign-in attempts, a page in stream order; empty for a user who never signed in.

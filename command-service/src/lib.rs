@@ -64,6 +64,7 @@ impl AppState {
             sign_in_guard: Arc::new(signin::guard::SignInGuard::new(
                 settings.sign_in_failures_per_account,
                 settings.sign_in_failures_per_ip,
+                edge.database.clone(),
             )),
             settings: Arc::new(settings),
             store,
@@ -117,9 +118,7 @@ impl Application {
         extra: Routes,
     ) -> anyhow::Result<Server> {
         if let Some(pool) = &database {
-            signin::sessions::prepare(pool)
-                .await
-                .context("the sign-in tables")?;
+            signin::prepare(pool).await.context("the sign-in tables")?;
             signin::spawn_sweeper(pool.clone(), settings.refresh_token_ttl);
         }
         let edge = EdgeState::new(settings.edge.clone(), store, database).await?;

@@ -952,6 +952,51 @@ async fn failed_sign_ins_lock_an_account_which_then_answers_like_a_wrong_passwor
 }
 
 #[tokio::test]
+async fn failed_sign_ins_count_across_command_processes() {
+    let mut settings = test_settings();
+    settings.sign_in_failures_per_account = 4;
+    settings.sign_in_failures_per_ip = 0;
+    let app = spawn_app_with(settings.clone()).await;
+    app.register_user("shared_sam", "sam-password-1", "user")
+        .await;
+    // A second command process on the same log and database, as behind a balancer.
+    let second = command_service::Application::build(
+        "127.0.0.1:0".parse().unwrap(),
+        app.store.clone(),
+        Some(app.store.pool().clone()),
+        settings,
+    )
+    .await
+    .unwrap();
+    let second_base = format!("http://{}", second.local_addr().unwrap());
+    tokio::spawn(second.run_until_stopped(std::future::pending()));
+    let mut first = Browser::new(&app);
+    let mut other = Browser {
+        base: second_base,
+        ..Browser::new(&app)
+    };
+    let login = |password: &str| json!({ "username": "shared_sam", "password": password });
+    for browser in [&mut first, &mut other] {
+        for _ in 0..2 {
+            let (status, _) = browser
+                .post_json("/user/login", &login("wrong-password-1"))
+                .await;
+            assert_eq!(status, 401);
+        }
+    }
+    // Four failures in all, two seen by each process: both refuse the right password now.
+    for browser in [&mut first, &mut other] {
+        let (status, _) = browser
+            .post_json("/user/login", &login("sam-password-1"))
+            .await;
+        assert_eq!(status, 401, "the account is locked on every process");
+    }
+    // Other accounts are not.
+    let admin = json!({ "username": ADMIN_USERNAME, "password": ADMIN_PASSWORD });
+    assert_eq!(other.post_json("/user/login", &admin).await.0, 200);
+}
+
+#[tokio::test]
 async fn failed_sign_ins_from_one_address_are_limited_across_accounts() {
     let mut settings = test_settings();
     settings.sign_in_failures_per_account = 0;
@@ -1208,13 +1253,17 @@ async fn sessions_codes_and_grants_nobody_can_use_are_forgotten() {
           WHERE secret_hash = (SELECT secret_hash FROM sign_in_sessions LIMIT 1)",
         "UPDATE token_families SET created_at = now() - interval '20 days'
           WHERE family = (SELECT family FROM token_families ORDER BY created_at LIMIT 1)",
+        // Failed-sign-in cells: one full again (forgotten), one still counting (kept).
+        "INSERT INTO sign_in_failures (key_hash, tat)
+         VALUES ('\\x01', now() - interval '1 second'), ('\\x02', now() + interval '30 seconds')",
     ] {
         sqlx::query(statement).execute(pool).await.unwrap();
     }
     let swept = command_service::signin::sweep(pool, app.settings.refresh_token_ttl)
         .await
         .unwrap();
-    assert_eq!(swept, 3);
+    assert_eq!(swept, 4);
+    assert_eq!(count("sign_in_failures").await, 1);
     let after = (
         count("authorization_codes").await,
         count("sign_in_sessions").await,

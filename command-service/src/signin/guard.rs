@@ -1,20 +1,24 @@
 //! Failed sign-ins are limited, per account (the login as typed, lowercased: an account that
-//! does not exist is limited alike, so the limit tells nothing) and per IP address, by the
-//! same GCRA cells as the rate limits (a minute's worth at once, then the configured rate).
-//! Over either limit an attempt is refused without checking the password, with the answer of a
-//! wrong one. Successful sign-ins count against nothing.
+//! does not exist is limited alike, so the limit tells nothing) and per IP address, by GCRA
+//! cells as the rate limits (a minute's worth at once, then the configured rate). Over either
+//! limit an attempt is refused without checking the password, with the answer of a wrong one.
+//! Successful sign-ins count against nothing.
 //!
-//! The cells are this process's: in a split deployment each command process limits what it
-//! sees (with N processes behind a balancer, an attacker gets at most N times the rate).
+//! The cells are kept in PostgreSQL (`sign_in_failures`), so every command process of a split
+//! deployment counts the same failures; only SHA-256 digests of their keys are stored (they
+//! hold what people typed as their login). A command process without PostgreSQL (over
+//! EventStoreDB alone) keeps them in memory and limits what it sees.
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use events::metadata::{Actor, ActorKind, CommandContext};
 use events::sign_in::{Attempt, RefusalReason, SignInEvent, SignIns};
 use events::values::UserId;
 use http_edge::rate_limit::RateLimiter;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::oauth::{self, Account};
@@ -22,41 +26,148 @@ use crate::pipeline::append_facts;
 use crate::AppState;
 use http_edge::envelope::ApiError;
 
+/// The table of the shared cells: a key's digest and its theoretical arrival time.
+pub const TABLES: &[&str] = &["CREATE TABLE IF NOT EXISTS sign_in_failures (
+        key_hash bytea       PRIMARY KEY,
+        tat      timestamptz NOT NULL
+    )"];
+
+/// The window a limit is stated over: a minute's worth of failures may come at once.
+const WINDOW: Duration = Duration::from_secs(60);
+
 pub struct SignInGuard {
-    accounts: RateLimiter,
-    addresses: RateLimiter,
+    /// The time between failures each limit allows (`None`: no limit).
+    per_account: Option<Duration>,
+    per_address: Option<Duration>,
+    cells: Cells,
+}
+
+/// Where the cells are kept.
+enum Cells {
+    Shared(PgPool),
+    Local {
+        accounts: RateLimiter,
+        addresses: RateLimiter,
+    },
 }
 
 impl SignInGuard {
-    /// `per_account` and `per_ip` failed sign-ins a minute; 0 turns a limit off.
-    pub fn new(per_account: u32, per_ip: u32) -> Self {
+    /// `per_account` and `per_ip` failed sign-ins a minute (0 turns a limit off), counted in
+    /// `database` when there is one.
+    pub fn new(per_account: u32, per_ip: u32, database: Option<PgPool>) -> Self {
+        let interval = |per_minute: u32| (per_minute > 0).then(|| WINDOW / per_minute);
         Self {
-            accounts: RateLimiter::per_minute(per_account),
-            addresses: RateLimiter::per_minute(per_ip),
+            per_account: interval(per_account),
+            per_address: interval(per_ip),
+            cells: match database {
+                Some(pool) => Cells::Shared(pool),
+                None => Cells::Local {
+                    accounts: RateLimiter::per_minute(per_account),
+                    addresses: RateLimiter::per_minute(per_ip),
+                },
+            },
         }
     }
 
-    fn keys(login: &str, address: Option<IpAddr>) -> (Vec<String>, Vec<String>) {
+    /// The limited cells of an attempt: their digests and intervals (in seconds).
+    fn cells(&self, login: &str, address: Option<IpAddr>) -> (Vec<Vec<u8>>, Vec<f64>) {
+        let account = format!("account:{}", login.trim().to_lowercase());
+        let address = address.map(|ip| format!("ip:{ip}"));
+        [
+            (Some(account), self.per_account),
+            (address, self.per_address),
+        ]
+        .into_iter()
+        .filter_map(|(key, interval)| Some((key?, interval?)))
+        .map(|(key, interval)| (Sha256::digest(key).to_vec(), interval.as_secs_f64()))
+        .unzip()
+    }
+
+    fn local_keys(login: &str, address: Option<IpAddr>) -> (Vec<String>, Vec<String>) {
         let account = vec![format!("account:{}", login.trim().to_lowercase())];
         let address = address.map(|ip| format!("ip:{ip}")).into_iter().collect();
         (account, address)
     }
 
     /// Whether attempts for `login` from `address` are refused now.
-    fn locked(&self, login: &str, address: Option<IpAddr>) -> bool {
-        let (account, address) = Self::keys(login, address);
-        let now = Instant::now();
-        !(self.accounts.allows(&account, now) && self.addresses.allows(&address, now))
+    async fn locked(&self, login: &str, address: Option<IpAddr>) -> Result<bool, ApiError> {
+        match &self.cells {
+            Cells::Shared(pool) => {
+                let (keys, intervals) = self.cells(login, address);
+                if keys.is_empty() {
+                    return Ok(false);
+                }
+                let locked = sqlx::query_scalar(
+                    "SELECT EXISTS (
+                        SELECT 1 FROM unnest($1::bytea[], $2::float8[]) AS cell(key_hash, secs)
+                          JOIN sign_in_failures USING (key_hash)
+                         WHERE tat > now() + make_interval(secs => $3 - cell.secs))",
+                )
+                .bind(&keys)
+                .bind(&intervals)
+                .bind(WINDOW.as_secs_f64())
+                .fetch_one(pool)
+                .await?;
+                Ok(locked)
+            }
+            Cells::Local {
+                accounts,
+                addresses,
+            } => {
+                let (account, address) = Self::local_keys(login, address);
+                let now = Instant::now();
+                Ok(!(accounts.allows(&account, now) && addresses.allows(&address, now)))
+            }
+        }
     }
 
-    /// Counts a failed attempt.
-    fn failed(&self, login: &str, address: Option<IpAddr>) {
-        let (account, address) = Self::keys(login, address);
-        let now = Instant::now();
-        // Over the limit already: the cell stays where it is (it is not pushed further out).
-        let _ = self.accounts.check(&account, now);
-        let _ = self.addresses.check(&address, now);
+    /// Counts a failed attempt. A cell over its limit already stays where it is (it is not
+    /// pushed further out).
+    async fn failed(&self, login: &str, address: Option<IpAddr>) -> Result<(), ApiError> {
+        match &self.cells {
+            Cells::Shared(pool) => {
+                let (keys, intervals) = self.cells(login, address);
+                if keys.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query(
+                    "INSERT INTO sign_in_failures (key_hash, tat)
+                     SELECT key_hash, now() + make_interval(secs => secs)
+                       FROM unnest($1::bytea[], $2::float8[]) AS cell(key_hash, secs)
+                     ON CONFLICT (key_hash) DO UPDATE SET tat = CASE
+                         WHEN greatest(sign_in_failures.tat, now()) + (EXCLUDED.tat - now())
+                              <= now() + make_interval(secs => $3)
+                         THEN greatest(sign_in_failures.tat, now()) + (EXCLUDED.tat - now())
+                         ELSE sign_in_failures.tat END",
+                )
+                .bind(&keys)
+                .bind(&intervals)
+                .bind(WINDOW.as_secs_f64())
+                .execute(pool)
+                .await?;
+            }
+            Cells::Local {
+                accounts,
+                addresses,
+            } => {
+                let (account, address) = Self::local_keys(login, address);
+                let now = Instant::now();
+                let _ = accounts.check(&account, now);
+                let _ = addresses.check(&address, now);
+            }
+        }
+        Ok(())
     }
+}
+
+/// Forgets the cells that are full again (their arrival time has passed): the rows forgotten.
+pub async fn sweep(pool: &PgPool) -> sqlx::Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM sign_in_failures WHERE tat < now()")
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Why a sign-in attempt failed, for the log and the record (never for the caller, who is
@@ -101,7 +212,7 @@ pub async fn attempt(
     let guard = &state.sign_in_guard;
     let account = oauth::find_user(state, login).await?;
     let user = account.as_ref().map(|account| &account.user);
-    let refusal = if guard.locked(login, address) {
+    let refusal = if guard.locked(login, address).await? {
         tracing::warn!(?address, "a sign-in was refused: too many failures");
         Some(Refusal::Locked)
     } else {
@@ -113,7 +224,7 @@ pub async fn attempt(
         }
     };
     if refusal.is_some() {
-        guard.failed(login, address);
+        guard.failed(login, address).await?;
     }
     let Some(account) = account else {
         return Ok(Err(refusal.unwrap_or(Refusal::WrongCredentials)));

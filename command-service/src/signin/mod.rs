@@ -243,7 +243,14 @@ pub fn spawn_sweeper(pool: PgPool, refresh_ttl: std::time::Duration) {
 pub async fn sweep(pool: &PgPool, refresh_ttl: std::time::Duration) -> sqlx::Result<u64> {
     let sessions = sessions::sweep(pool).await?;
     let grants = http_edge::auth::revocation::sweep(pool, refresh_ttl).await?;
-    Ok(sessions + grants)
+    let failures = guard::sweep(pool).await?;
+    Ok(sessions + grants + failures)
+}
+
+/// Creates the tables of signing in if missing: sessions, codes, failed-sign-in cells.
+pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
+    let tables: Vec<&str> = [sessions::TABLES, guard::TABLES].concat();
+    http_edge::tables::create(pool, "userledger sign-in", &tables).await
 }
 
 /// PostgreSQL beside the log, where sessions and codes are kept.

@@ -14,35 +14,28 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// Creates the tables if missing.
-pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
-    http_edge::tables::create(
-        pool,
-        "userledger sign-in",
-        &[
-            "CREATE TABLE IF NOT EXISTS sign_in_sessions (
-                secret_hash bytea       PRIMARY KEY,
-                user_id     uuid        NOT NULL,
-                created_at  timestamptz NOT NULL DEFAULT now(),
-                expires_at  timestamptz NOT NULL,
-                ended_at    timestamptz
-            )",
-            "CREATE INDEX IF NOT EXISTS sign_in_sessions_user ON sign_in_sessions (user_id)",
-            "CREATE TABLE IF NOT EXISTS authorization_codes (
-                code_hash      bytea       PRIMARY KEY,
-                application_id uuid        NOT NULL,
-                redirect_uri   text        NOT NULL,
-                user_id        uuid        NOT NULL,
-                scope          text[],
-                code_challenge text,
-                family         uuid        NOT NULL,
-                expires_at     timestamptz NOT NULL,
-                used_at        timestamptz
-            )",
-        ],
-    )
-    .await
-}
+/// The tables of sessions and codes.
+pub const TABLES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS sign_in_sessions (
+        secret_hash bytea       PRIMARY KEY,
+        user_id     uuid        NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        expires_at  timestamptz NOT NULL,
+        ended_at    timestamptz
+    )",
+    "CREATE INDEX IF NOT EXISTS sign_in_sessions_user ON sign_in_sessions (user_id)",
+    "CREATE TABLE IF NOT EXISTS authorization_codes (
+        code_hash      bytea       PRIMARY KEY,
+        application_id uuid        NOT NULL,
+        redirect_uri   text        NOT NULL,
+        user_id        uuid        NOT NULL,
+        scope          text[],
+        code_challenge text,
+        family         uuid        NOT NULL,
+        expires_at     timestamptz NOT NULL,
+        used_at        timestamptz
+    )",
+];
 
 /// 256 random bits, base64url without padding (43 characters): a session or a code.
 pub fn new_secret() -> String {

@@ -413,9 +413,10 @@ async fn authorization_code(
         .map_err(ApiError::from)?
     {
         Redeemed::Fresh { grant, family } => (grant, family),
-        Redeemed::Replayed { family } => {
-            // RFC 6749 §4.1.2: the tokens the code issued are revoked too.
-            revocation::revoke_family(database, family)
+        Redeemed::Replayed { family, user } => {
+            // RFC 6749 §4.1.2: the tokens the code issued are revoked too, even those its first
+            // presentation is issuing at this moment.
+            revocation::revoke_family_before_opening(database, family, user.as_uuid())
                 .await
                 .map_err(ApiError::from)?;
             state.edge.access.forget_family(family);

@@ -144,8 +144,9 @@ pub async fn issue_code(pool: &PgPool, grant: &Grant, ttl: Duration) -> sqlx::Re
 pub enum Redeemed {
     /// First use, in time: the grant, and the family its tokens belong to.
     Fresh { grant: Grant, family: Uuid },
-    /// Presented before: the family of the tokens it issued, which must be revoked.
-    Replayed { family: Uuid },
+    /// Presented before: the family of the tokens it issued (to `user`), which must be
+    /// revoked.
+    Replayed { family: Uuid, user: UserId },
     /// Unknown or expired.
     Invalid,
 }
@@ -178,7 +179,10 @@ pub async fn redeem(pool: &PgPool, code: &str) -> sqlx::Result<Redeemed> {
     .await?;
     Ok(match row {
         None => Redeemed::Invalid,
-        Some((.., family, true, _)) => Redeemed::Replayed { family },
+        Some((_, _, user, _, _, family, true, _)) => Redeemed::Replayed {
+            family,
+            user: UserId::from_uuid(user),
+        },
         Some((.., true)) => Redeemed::Invalid,
         Some((application, redirect_uri, user, scope, code_challenge, family, false, false)) => {
             Redeemed::Fresh {

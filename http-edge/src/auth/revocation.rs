@@ -86,6 +86,26 @@ pub async fn rotate(
     Ok(Rotation::Reused)
 }
 
+/// Revokes `family` of `user` whether or not it is open yet: opened later, it stays revoked
+/// ([`open_family`] leaves an existing row alone). A code presented twice revokes so the tokens
+/// its first presentation may still be issuing.
+pub async fn revoke_family_before_opening(
+    pool: &PgPool,
+    family: Uuid,
+    user: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO token_families (family, user_id, revoked_at) VALUES ($1, $2, now())
+         ON CONFLICT (family) DO UPDATE
+         SET revoked_at = coalesce(token_families.revoked_at, excluded.revoked_at)",
+    )
+    .bind(family)
+    .bind(user)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Revokes every token of a family.
 pub async fn revoke_family(pool: &PgPool, family: Uuid) -> sqlx::Result<()> {
     sqlx::query(

@@ -338,6 +338,15 @@ impl OAuthError {
             description: description.into(),
         }
     }
+
+    /// A `grant_type` the server does not know: 400, as RFC 6749 §5.2 and Liquid answer.
+    pub fn unsupported_grant_type(description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: "unsupported_grant_type",
+            description: description.into(),
+        }
+    }
 }
 
 impl From<ApiError> for OAuthError {

@@ -309,7 +309,7 @@ async fn malformed_requests_are_invalid_request_and_unknown_grants_unsupported()
     let (status, body) = app
         .token_request(&[("grant_type", "implicit"), ("client_id", CLIENT_ID)])
         .await;
-    assert_oauth_error(status, &body, 401, "unsupported_grant_type");
+    assert_oauth_error(status, &body, 400, "unsupported_grant_type");
 
     let (status, body) = app.token_request(&[("client_id", CLIENT_ID)]).await;
     assert_oauth_error(status, &body, 400, "invalid_request");

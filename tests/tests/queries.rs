@@ -742,6 +742,9 @@ async fn clients_and_roles_are_listed_without_secrets() {
     );
     let moderator = roles.iter().find(|r| r["id"] == "moderator").unwrap();
     assert_eq!(moderator, &role.body["data"]["role"]);
+    // Liquid's role types: the roles applications hold are `client`, every other `user`.
+    let types: Vec<&str> = roles.iter().map(|r| r["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["user", "user", "client", "user", "client", "user"]);
 
     // Scopes: a plain user lacks admin:system:client:read; its `delegated:all` grants
     // delegated:roles:read. Client tokens are refused on delegated routes.

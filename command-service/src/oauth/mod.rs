@@ -93,9 +93,9 @@ pub fn router() -> Routes<AppState> {
                     "a requested scope is not allowed to the application",
                 )
                 .error(
-                    401,
+                    400,
                     "unsupported_grant_type",
-                    "a grant the application does not list, or an unknown one",
+                    "a grant type this server does not know (RFC 6749 §5.2)",
                 )
                 .error(
                     500,
@@ -115,7 +115,7 @@ pub fn router() -> Routes<AppState> {
 /// credentials may also come as HTTP Basic authentication.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// An unknown grant is 401 unsupported_grant_type.
+    /// An unknown grant is 400 unsupported_grant_type.
     #[schema(pattern = "^(client_credentials|password|refresh_token|authorization_code)$")]
     grant_type: Option<String>,
     client_id: Option<String>,
@@ -193,10 +193,9 @@ async fn token(
         }
         "refresh_token" => refresh(&state, &request).await,
         "authorization_code" => authorization_code(&state, &request).await,
-        other => Err(OAuthError::new(
-            "unsupported_grant_type",
-            format!("the grant type {other:?} is not supported"),
-        )),
+        other => Err(OAuthError::unsupported_grant_type(format!(
+            "the grant type {other:?} is not supported"
+        ))),
     }
 }
 

@@ -34,9 +34,9 @@ pub struct RoleView {
     pub description: Option<RoleDescription>,
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub scope: Vec<Scope>,
-    /// Always `user` (Liquid's role type).
+    /// Liquid's role type: `client` for `internal_client` and `external_client`, else `user`.
     #[serde(rename = "type")]
-    #[cfg_attr(feature = "openapi", schema(pattern = "^user$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(user|client)$"))]
     pub kind: String,
     /// System roles cannot be updated or deleted.
     pub system: bool,
@@ -51,7 +51,7 @@ impl RoleView {
             ranking: role.ranking,
             description: role.description.clone(),
             scope: role.scope.clone(),
-            kind: "user".to_owned(),
+            kind: role.id.kind().to_owned(),
             system: role.system,
         })
     }

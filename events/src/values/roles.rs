@@ -57,6 +57,16 @@ impl RoleId {
     pub fn external_client() -> Self {
         Self::known("external_client")
     }
+
+    /// Liquid's role type: `client` for the two roles applications hold, `user` for every
+    /// other.
+    pub fn kind(&self) -> &'static str {
+        if *self == Self::internal_client() || *self == Self::external_client() {
+            "client"
+        } else {
+            "user"
+        }
+    }
 }
 
 /// The role a user is given (`role` of a user's create or update body): a [`RoleId`] of

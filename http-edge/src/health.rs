@@ -19,7 +19,10 @@ pub fn routes() -> Routes {
         Doc::get("/health", "Liveness")
             .public()
             .unlimited()
-            .plain::<schemas::Done>("application/json", "the process is up: `{\"ok\":1}`"),
+            .plain::<schemas::Done>(
+                "application/json",
+                "the process is up: `{\"ok\":1,\"status\":\"UP\"}` (ours and Liquid's body in one)",
+            ),
         health,
     )
 }
@@ -39,8 +42,9 @@ pub fn ready_route() -> Routes {
     )
 }
 
+/// Our envelope's `ok` and Liquid's `status`, so that either kind of probe reads it.
 async fn health() -> Json<Value> {
-    Json(json!({ "ok": 1 }))
+    Json(json!({ "ok": 1, "status": "UP" }))
 }
 
 async fn ready(Extension(edge): Extension<Arc<EdgeState>>) -> (StatusCode, Json<Value>) {

@@ -65,6 +65,15 @@ async fn a_request_s_ids_reach_its_answer_and_its_events() {
 }
 
 #[tokio::test]
+async fn health_answers_our_body_and_liquid_s() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({ "ok": 1, "status": "UP" }));
+}
+
+#[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let app = spawn_app().await;
     let token = app.client_token().await;

@@ -680,10 +680,22 @@ fn violations(document: &Value, schema: &Value) -> Vec<(Value, String, bool)> {
             }
         }
         Some("integer") => {
-            found.push((json!("1"), "an integer".into(), false));
+            // A whole number that may also come as a string of one (as Liquid takes it).
+            let or_string = schema["type"]
+                .as_array()
+                .is_some_and(|kinds| kinds.contains(&json!("string")));
+            let not_whole = if or_string { json!("one") } else { json!("1") };
+            found.push((not_whole, "an integer".into(), false));
             found.push((json!(1.5), "an integer".into(), false));
             if let Some(min) = schema["minimum"].as_i64() {
                 found.push((json!(min - 1), format!("minimum {min}"), false));
+                if or_string {
+                    found.push((
+                        json!((min - 1).to_string()),
+                        format!("minimum {min}"),
+                        false,
+                    ));
+                }
             }
             if let Some(max) = schema["maximum"].as_u64() {
                 found.push((json!(max + 1), format!("maximum {max}"), false));

@@ -58,6 +58,21 @@ async fn an_admin_creates_a_role_and_a_body_scope_is_ignored() {
 }
 
 #[tokio::test]
+async fn a_ranking_may_come_as_a_string_of_digits_as_liquid_takes_it() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    // Liquid's admin UI sends the ranking it read from a text field.
+    let body = json!({ "id": "editor", "displayName": "Editor", "ranking": "60" });
+    let (status, body) = app.post("/roles/admin-api/create", &token, &body).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["role"]["ranking"], 60, "answered as a number");
+    let update = json!({ "id": "editor", "ranking": "+45" });
+    let (status, body) = app.patch("/roles/admin-api/update", &token, &update).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["role"]["ranking"], 45);
+}
+
+#[tokio::test]
 async fn a_client_creates_a_role_on_the_client_edge() {
     let app = spawn_app().await;
     let token = app.client_token().await;
@@ -120,7 +135,11 @@ async fn every_invalid_field_is_reported_and_nothing_appended() {
             vec!["ranking"],
         ),
         (
-            json!({ "id": "r", "displayName": "R", "ranking": "5" }),
+            json!({ "id": "r", "displayName": "R", "ranking": "five" }),
+            vec!["ranking"],
+        ),
+        (
+            json!({ "id": "r", "displayName": "R", "ranking": "0" }),
             vec!["ranking"],
         ),
         (

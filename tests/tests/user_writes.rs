@@ -1099,6 +1099,28 @@ async fn credits_change_and_never_go_negative() {
         200,
     );
     assert_eq!(view(&s, &id).await["credits"], 7);
+    // A string of digits is a number, as Liquid's validator takes it.
+    assert_ok(
+        &app.send(
+            Method::POST,
+            &path,
+            &s.admin,
+            &json!({ "target": id, "type": "increment", "value": "5" }),
+        )
+        .await,
+        200,
+    );
+    assert_eq!(view(&s, &id).await["credits"], 12);
+    let (status, refused, _) = app
+        .send(
+            Method::POST,
+            &path,
+            &s.admin,
+            &json!({ "target": id, "type": "increment", "value": "5.5" }),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(view(&s, &id).await["credits"], 12);
     assert_ok(
         &app.send(
             Method::POST,
@@ -1143,7 +1165,7 @@ async fn credits_change_and_never_go_negative() {
             vec!["value"],
         ),
         (
-            json!({ "target": id, "type": "increment", "value": "5" }),
+            json!({ "target": id, "type": "increment", "value": "five" }),
             vec!["value"],
         ),
         (
@@ -1621,7 +1643,8 @@ async fn invite_codes_are_generated_up_to_fifteen_at_once() {
             Method::POST,
             &format!("{CLIENT}/invite-codes"),
             &s.client,
-            &json!({ "target": id, "count": 15 }),
+            // A string of digits, as Liquid's validator takes it.
+            &json!({ "target": id, "count": "15" }),
         )
         .await,
         200,
@@ -1649,7 +1672,7 @@ async fn invite_codes_are_generated_up_to_fifteen_at_once() {
         "GenerationTargetExceededForRequest",
     )
     .await;
-    for count in [json!(0), json!(-1), json!("3"), json!(2.5)] {
+    for count in [json!(0), json!(-1), json!("three"), json!("0"), json!(2.5)] {
         let answer = app
             .post(&path, &s.admin, &json!({ "target": id, "count": count }))
             .await;

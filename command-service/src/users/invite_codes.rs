@@ -13,7 +13,7 @@ use events::values::{FieldValue, InviteCode, UserId, ValidationError};
 use events::DomainError;
 use rand::Rng;
 use serde_json::Value;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
@@ -51,8 +51,7 @@ pub struct CodeCount(usize);
 
 impl FieldValue for CodeCount {
     fn from_json(value: &Value) -> Result<Self, ValidationError> {
-        value
-            .as_u64()
+        events::values::rules::whole_number_of(value)
             .filter(|count| *count >= 1)
             .map(|count| Self(usize::try_from(count).unwrap_or(usize::MAX)))
             .ok_or_else(|| ValidationError::new("count", "must be an integer of at least 1"))
@@ -61,14 +60,12 @@ impl FieldValue for CodeCount {
 
 impl PartialSchema for CodeCount {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .description(Some(
-                "How many codes: default 5; more than 15 is 400 \
-                 GenerationTargetExceededForRequest.",
-            ))
-            .minimum(Some(1))
-            .into()
+        events::values::rules::whole_number_schema(
+            "How many codes: default 5; more than 15 is 400 \
+             GenerationTargetExceededForRequest.",
+            1,
+            None,
+        )
     }
 }
 

@@ -115,11 +115,10 @@ impl TryFrom<i64> for Ranking {
     }
 }
 
-/// A JSON integer of at least 1.
+/// A whole number of at least 1: a JSON integer, or a string of one.
 impl FieldValue for Ranking {
     fn from_json(value: &serde_json::Value) -> Result<Self, ValidationError> {
-        value
-            .as_i64()
+        super::rules::whole_number_of(value)
             .ok_or_else(|| ValidationError::new("ranking", "must be an integer of at least 1"))
             .and_then(Self::new)
     }
@@ -128,15 +127,12 @@ impl FieldValue for Ranking {
 #[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for Ranking {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::schema::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Integer)
-            .description(Some(
-                "A role's power: 1 is the most powerful; a caller acts only on roles it \
-                 out-ranks (a smaller number).",
-            ))
-            .minimum(Some(1))
-            .maximum(Some(u32::MAX))
-            .into()
+        super::rules::whole_number_schema(
+            "A role's power: 1 is the most powerful; a caller acts only on roles it out-ranks \
+             (a smaller number).",
+            1,
+            Some(u64::from(u32::MAX)),
+        )
     }
 }
 

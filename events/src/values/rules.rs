@@ -147,6 +147,43 @@ pub trait FieldValue: Sized {
     fn from_json(value: &Value) -> Result<Self, ValidationError>;
 }
 
+/// A whole number as Liquid's validators take one (express-validator's `isInt` reads the
+/// value as a string): a JSON integer, or a string of one, such as `"5"`, `"+5"` or `"05"`.
+pub fn whole_number_of(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) if WHOLE_NUMBER.is_match(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// What [`whole_number_of`] reads from a string, as a JSON Schema pattern.
+pub const WHOLE_NUMBER_PATTERN: &str = "^[+-]?[0-9]+$";
+
+static WHOLE_NUMBER: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(WHOLE_NUMBER_PATTERN).expect("the whole-number pattern compiles")
+});
+
+/// The schema of a whole number read by [`whole_number_of`]: an integer of at least
+/// `minimum`, or a string of one.
+#[cfg(feature = "openapi")]
+pub fn whole_number_schema(
+    description: &str,
+    minimum: i64,
+    maximum: Option<u64>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::String]))
+        .description(Some(format!(
+            "{description} A JSON integer, or a string of one (as Liquid takes it)."
+        )))
+        .minimum(Some(minimum as f64))
+        .maximum(maximum.map(|maximum| maximum as f64))
+        .pattern(Some(WHOLE_NUMBER_PATTERN))
+        .into()
+}
+
 /// The string of a field, or "must be a string".
 pub fn text_of(value: &Value) -> Result<&str, ValidationError> {
     value

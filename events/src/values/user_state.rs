@@ -52,11 +52,11 @@ impl TryFrom<i64> for Credits {
     }
 }
 
-/// A JSON integer of at least 0 (not a float, not a string).
+/// A whole number of at least 0: a JSON integer, or a string of one (not a float).
 impl FieldValue for Credits {
     fn from_json(value: &serde_json::Value) -> Result<Self, ValidationError> {
-        value
-            .as_u64()
+        super::rules::whole_number_of(value)
+            .and_then(|value| u64::try_from(value).ok())
             .map(Self)
             .ok_or_else(|| ValidationError::new("value", "must be an integer of at least 0"))
     }
@@ -65,11 +65,7 @@ impl FieldValue for Credits {
 #[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for Credits {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::schema::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Integer)
-            .description(Some("A number of credits: an integer of at least 0."))
-            .minimum(Some(0))
-            .into()
+        super::rules::whole_number_schema("A number of credits: at least 0.", 0, None)
     }
 }
 

@@ -21,6 +21,7 @@
 //! - [`openapi`]: the schemas of the read side's answers for the OpenAPI document; each
 //!   route's documentation is written where the route is mounted.
 //! - [`login_history`]: sign-in attempts (a target's, or the caller's own).
+//! - [`system`]: the scope catalogue and the version, for callers without a token.
 //! - [`history`]: history and point-in-time state of a user, role or application, for
 //!   auditors. The one exception to "read models only": it reads the event log, the audit
 //!   trail itself.
@@ -39,6 +40,7 @@ pub mod paging;
 pub mod projection_status;
 pub mod roles;
 pub mod social;
+pub mod system;
 pub mod user_lookups;
 pub mod users;
 
@@ -120,6 +122,18 @@ pub fn router_with_projectors(state: AppState, here: ProjectorsHere) -> Routes {
         .describe("Reads the event log itself (the audit trail), so it needs no consistency token.")
     };
     let routes = status_routes()
+        .route(
+            Doc::get("/user/scopes", "The scope catalogue")
+                .public()
+                .ok::<system::Scopes>("every scope by its name, with its description and parent"),
+            system::scopes,
+        )
+        .route(
+            Doc::get("/system/version", "This build's version")
+                .public()
+                .ok::<system::Version>("the version"),
+            system::version,
+        )
         .route(
             Doc::get("/user/login-history", "Your sign-in attempts, newest first")
                 .session(Edge::Admin, "delegated:profile:login-history:read")

@@ -60,6 +60,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/client/admin-api/history"),
     ("GET", "/roles/list"),
     ("GET", "/roles/admin-api/history"),
+    ("GET", "/user/scopes"),
+    ("GET", "/system/version"),
 ];
 
 /// The user routes of both edges (`/user/admin-api/*` and `/user/client-api/*`).
@@ -92,8 +94,10 @@ const ROLE_ROUTES_ON_BOTH_EDGES: &[(&str, &str)] = &[
 
 /// The routes only a write-side process (`userledger command`) serves.
 fn is_write(method: &str, path: &str) -> bool {
-    const READS: [&str; 14] = [
+    const READS: [&str; 16] = [
         "list",
+        "scopes",
+        "version",
         "retrieve-user-info",
         "user-info",
         "login-history",

@@ -1,0 +1,52 @@
+//! What Liquid's callers read about the service without a token (issue 14): the scope
+//! catalogue and the version.
+
+use events::scopes::ScopeCatalogue;
+use serde_json::Value;
+use test_support::spawn_app;
+
+async fn get(app: &test_support::TestApp, path: &str) -> (u16, Value) {
+    let response = app.http.get(app.url(path)).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_scope_catalogue_is_served_by_name_without_a_token() {
+    let app = spawn_app().await;
+    let (status, body) = get(&app, "/user/scopes").await;
+    assert_eq!(status, 200, "{body}");
+    let scopes = body["data"]["scopes"]
+        .as_object()
+        .expect("an object by name");
+    let catalogue = ScopeCatalogue::get();
+    assert_eq!(scopes.len(), catalogue.all().count());
+    for (name, scope) in scopes {
+        assert_eq!(scope["name"], name.as_str());
+        assert!(
+            !scope["description"].as_str().unwrap_or_default().is_empty(),
+            "{name} is described"
+        );
+        match scope["parent"].as_str() {
+            // Only the root has no parent; every parent is in the catalogue.
+            None => assert_eq!(name, "*"),
+            Some(parent) => {
+                assert!(scopes.contains_key(parent), "{name}'s parent {parent}");
+                assert_eq!(catalogue.parent(name), Some(parent));
+            }
+        }
+    }
+    assert_eq!(
+        scopes["delegated:profile:read"]["description"],
+        "See your profile"
+    );
+}
+
+#[tokio::test]
+async fn the_version_is_served_without_a_token() {
+    let app = spawn_app().await;
+    let (status, body) = get(&app, "/system/version").await;
+    assert_eq!(status, 200, "{body}");
+    // The workspace's version, which every crate of it shares.
+    assert_eq!(body["data"]["version"], env!("CARGO_PKG_VERSION"));
+}

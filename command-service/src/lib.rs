@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Routes {
         .merge(users::router())
         .merge(roles::router())
         .merge(clients::router())
+        .merge(clients::public::router())
         .with_state(state)
 }
 

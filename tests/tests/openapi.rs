@@ -62,6 +62,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/roles/admin-api/history"),
     ("GET", "/user/scopes"),
     ("GET", "/system/version"),
+    ("GET", "/client/{clientId}"),
+    ("GET", "/client"),
 ];
 
 /// The user routes of both edges (`/user/admin-api/*` and `/user/client-api/*`).

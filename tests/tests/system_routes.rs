@@ -50,3 +50,36 @@ async fn the_version_is_served_without_a_token() {
     // The workspace's version, which every crate of it shares.
     assert_eq!(body["data"]["version"], env!("CARGO_PKG_VERSION"));
 }
+
+#[tokio::test]
+async fn an_application_s_public_information_is_served_without_a_token() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let body = serde_json::json!({
+        "id": "partner_portal", "displayName": "Partner portal", "role": "external_client",
+        "grants": ["authorization_code"], "redirectUris": ["https://partner.example/callback"],
+        "secret": "partner-portal-secret-1", "scope": ["delegated:profile:read"],
+    });
+    let (status, answer) = app.post("/client/admin-api/create", &admin, &body).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let shown = serde_json::json!({ "client": {
+        "id": "partner_portal", "role": "external_client",
+        "displayName": "Partner portal", "isPublic": false,
+    } });
+    for path in ["/client/partner_portal", "/client?id=partner_portal"] {
+        let (status, body) = get(&app, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        // Nothing else: no secret, scope, grants or redirect URIs.
+        assert_eq!(body["data"], shown, "{path}");
+    }
+    // Unknown: `client: null`, as in Liquid.
+    let (status, body) = get(&app, "/client/nobody_registered_this").await;
+    assert_eq!((status, &body["data"]["client"]), (200, &Value::Null));
+    // The query form needs an id of 3..256 characters.
+    for path in ["/client", "/client?id=ab"] {
+        let (status, body) = get(&app, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(test_support::app::error_paths(&body), ["id"], "{path}");
+    }
+}

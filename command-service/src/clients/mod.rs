@@ -5,6 +5,8 @@
 //! Secrets are hashed (argon2id) before anything is decided and shown once, in the create
 //! answer; the log, the answers of update and the read side never hold them in plain.
 
+pub mod public;
+
 use axum::extract::State;
 use events::application::{
     Application, ApplicationChanges, ApplicationCommand, CreateApplication, UpdateApplication,

@@ -315,6 +315,20 @@ impl Doc {
         self
     }
 
+    /// A segment of the path (`{name}` in it).
+    pub fn path_parameter(mut self, name: &str, description: &str) -> Self {
+        self.parameters.push(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        );
+        self
+    }
+
     fn header(mut self, name: &str, description: &str) -> Self {
         self.parameters.push(
             ParameterBuilder::new()

@@ -144,6 +144,9 @@ pub static KEYS: &[Key] = &[
     key("USERLEDGER_BOOTSTRAP_CLIENT_SECRET", Secret, unset),
     key("USERLEDGER_CORS_ORIGINS", Public, unset),
     key("USERLEDGER_LOGIN_CLIENT_ID", Public, unset),
+    key("USERLEDGER_APP_NAME", Public, || {
+        Some(command_defaults().app_name)
+    }),
     key("USERLEDGER_SESSION_TTL_SECONDS", Public, || {
         Some(command_defaults().session_ttl.as_secs().to_string())
     }),
@@ -364,6 +367,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// The application the login page signs in to when a request names none.
     pub login_client_id: Option<String>,
+    /// The service's name, as `/system/settings` tells it.
+    pub app_name: String,
     pub session_ttl: Duration,
     pub authorization_code_ttl: Duration,
     pub sign_in_failures_per_account: u32,
@@ -480,6 +485,7 @@ impl Config {
             });
         settings.edge.cors_origins = self.cors_origins.clone();
         settings.login_client_id = self.login_client_id.clone();
+        settings.app_name = self.app_name.clone();
         settings.session_ttl = self.session_ttl;
         settings.authorization_code_ttl = self.authorization_code_ttl;
         settings.sign_in_failures_per_account = self.sign_in_failures_per_account;
@@ -746,6 +752,15 @@ impl Layers {
             "an application's client_id",
             |v| (!v.trim().is_empty()).then(|| v.trim().to_owned()),
         )?;
+        let app_name = parser.required(
+            "USERLEDGER_APP_NAME",
+            parser.parse("USERLEDGER_APP_NAME", "a name of 1..128 characters", |v| {
+                let name = v.trim();
+                (1..=128)
+                    .contains(&name.chars().count())
+                    .then(|| name.to_owned())
+            })?,
+        )?;
         let session_ttl = parser.required(
             "USERLEDGER_SESSION_TTL_SECONDS",
             seconds("USERLEDGER_SESSION_TTL_SECONDS")?,
@@ -817,6 +832,7 @@ impl Layers {
             bootstrap_client,
             cors_origins,
             login_client_id,
+            app_name,
             session_ttl,
             authorization_code_ttl,
             sign_in_failures_per_account,
@@ -1176,6 +1192,7 @@ mod tests {
                 ("USERLEDGER_INITIAL_CREDITS", "5"),
                 ("USERLEDGER_HASHING_WORKERS", "3"),
                 ("USERLEDGER_INVITE_ONLY", "true"),
+                ("USERLEDGER_APP_NAME", " Acme accounts "),
                 (
                     "USERLEDGER_CORS_ORIGINS",
                     "https://a.example, https://b.example",
@@ -1194,6 +1211,7 @@ mod tests {
         assert_eq!(settings.initial_credits, 5);
         assert_eq!(settings.hashing_workers, 3);
         assert!(settings.invite_only);
+        assert_eq!(settings.app_name, "Acme accounts");
         assert_eq!(
             settings.edge.cors_origins,
             ["https://a.example", "https://b.example"]
@@ -1229,6 +1247,7 @@ mod tests {
             ("DATABASE_URL", "localhost:5432"),
             ("USERLEDGER_RATE_LIMIT_TOKEN_PER_MINUTE", "-1"),
             ("USERLEDGER_INVITE_ONLY", "perhaps"),
+            ("USERLEDGER_APP_NAME", &"n".repeat(129)),
             ("USERLEDGER_LOG_FORMAT", "xml"),
             ("USERLEDGER_HASHING_WORKERS", "0"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),

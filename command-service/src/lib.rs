@@ -26,6 +26,7 @@ pub mod schemas;
 pub mod settings;
 pub mod signin;
 pub mod stream_cache;
+pub mod system;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Routes {
         .merge(roles::router())
         .merge(clients::router())
         .merge(clients::public::router())
+        .merge(system::router())
         .with_state(state)
 }
 

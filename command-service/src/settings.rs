@@ -45,6 +45,8 @@ pub struct Settings {
     /// The application the login page signs in to when a request names none (Nitrogen sends
     /// no `client_id`).
     pub login_client_id: Option<String>,
+    /// The service's name, as `/system/settings` tells it (Liquid's `system.app-name`).
+    pub app_name: String,
     /// How long a browser stays signed in.
     pub session_ttl: Duration,
     /// How long an authorization code may be traded for tokens.
@@ -74,6 +76,7 @@ impl Settings {
             bootstrap_admin: None,
             bootstrap_client: None,
             login_client_id: None,
+            app_name: "userledger".to_owned(),
             session_ttl: Duration::from_secs(24 * 3600),
             authorization_code_ttl: Duration::from_secs(60),
             sign_in_failures_per_account: 5,

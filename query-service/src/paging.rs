@@ -7,9 +7,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// Records per page when `limit` is missing or unusable.
-pub const DEFAULT_LIMIT: i64 = 10;
+pub const DEFAULT_LIMIT: i64 = http_edge::openapi::DEFAULT_PAGE_LIMIT;
 /// The most records one page holds.
-pub const MAX_LIMIT: i64 = 1000;
+pub const MAX_LIMIT: i64 = http_edge::openapi::MAX_PAGE_LIMIT;
 
 /// The decoded query string (first value of each key wins).
 #[derive(Debug, Default)]

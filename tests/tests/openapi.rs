@@ -64,6 +64,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/system/version"),
     ("GET", "/client/{clientId}"),
     ("GET", "/client"),
+    ("GET", "/system/settings-insecure"),
+    ("GET", "/system/settings"),
 ];
 
 /// The user routes of both edges (`/user/admin-api/*` and `/user/client-api/*`).
@@ -263,6 +265,7 @@ async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
             Some("client")
         } else if path.starts_with("/user/admin-api/")
             || path == "/user/login-history"
+            || path == "/system/settings"
             || path.starts_with("/roles/")
             || path.starts_with("/client/admin-api/")
         {

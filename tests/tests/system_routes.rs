@@ -83,3 +83,45 @@ async fn an_application_s_public_information_is_served_without_a_token() {
         assert_eq!(test_support::app::error_paths(&body), ["id"], "{path}");
     }
 }
+
+#[tokio::test]
+async fn settings_are_served_by_liquid_s_option_names() {
+    let mut settings = test_support::app::test_settings();
+    settings.app_name = "Acme accounts".to_owned();
+    settings.invite_only = true;
+    let app = test_support::app::spawn_app_with(settings).await;
+
+    // Without a token: what a sign-up or login page needs.
+    let (status, body) = get(&app, "/system/settings-insecure").await;
+    assert_eq!(status, 200, "{body}");
+    let public = &body["data"]["settings"];
+    assert_eq!(public["user.account-creation.enable-invite-only"], true);
+    assert_eq!(public["privilege.can-create-account"], false);
+    assert!(public.get("system.app-name").is_none(), "{public}");
+
+    // Signed in: those, plus the name and the limits.
+    let (status, _) = get(&app, "/system/settings").await;
+    assert_eq!(status, 401);
+    app.register_user("settings_reader", "reader-password-1", "user")
+        .await;
+    let token = app.user_token("settings_reader", "reader-password-1").await;
+    let (status, body) = app
+        .call(reqwest::Method::GET, "/system/settings", &token, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let signed_in = body["data"]["settings"].as_object().unwrap();
+    assert_eq!(signed_in["system.app-name"], "Acme accounts");
+    assert_eq!(signed_in["pagination.default-limit"], 10);
+    assert_eq!(signed_in["pagination.max-limit"], 1000);
+    assert_eq!(signed_in["user.account-creation.invites-per-person"], 5);
+    assert_eq!(signed_in["admin-api.user.profile.can-edit-peer-data"], true);
+    for (name, value) in public.as_object().unwrap() {
+        assert_eq!(&signed_in[name], value, "{name}");
+    }
+    // A client token is no signed-in user.
+    let client = app.client_token().await;
+    let (status, _) = app
+        .call(reqwest::Method::GET, "/system/settings", &client, None)
+        .await;
+    assert_eq!(status, 401);
+}

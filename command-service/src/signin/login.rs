@@ -320,7 +320,7 @@ async fn application_name(
     request: &AuthorizationRequest,
 ) -> Result<Option<String>, ApiError> {
     match &request.client_id {
-        None => Ok(Some("userledger".to_owned())),
+        None => Ok(Some(state.settings.app_name.clone())),
         Some(client_id) => Ok(oauth::find_application(state, client_id)
             .await?
             .map(|application| application.display_name.to_string())),

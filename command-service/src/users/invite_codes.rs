@@ -23,7 +23,8 @@ use http_edge::auth::Caller;
 use http_edge::body::{Body, Fields, Json};
 use http_edge::envelope::{Answer, ApiError};
 
-const DEFAULT_COUNT: usize = 5;
+/// Codes made when a request names no `count` (Liquid's `user.account-creation.invites-per-person`).
+pub const DEFAULT_COUNT: usize = 5;
 
 /// `POST invite-codes`.
 #[derive(Debug, ToSchema)]

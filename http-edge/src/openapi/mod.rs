@@ -78,6 +78,12 @@ struct ErrorCase {
     when: String,
 }
 
+/// Records per page of a paged read when `limit` is missing or unusable (Liquid's
+/// `pagination.default-limit`).
+pub const DEFAULT_PAGE_LIMIT: i64 = 10;
+/// The most records one page holds (Liquid's `pagination.max-limit`).
+pub const MAX_PAGE_LIMIT: i64 = 1000;
+
 /// The documentation of one route: where it is (method and path, which the router uses too)
 /// and its OpenAPI operation.
 #[must_use]
@@ -347,8 +353,10 @@ impl Doc {
         self.query(
             "limit",
             false,
-            "page size: default 10, at most 1000; `0`, empty or junk means the default, \
-             `25.7` means 25",
+            &format!(
+                "page size: default {DEFAULT_PAGE_LIMIT}, at most {MAX_PAGE_LIMIT}; `0`, empty \
+                 or junk means the default, `25.7` means 25"
+            ),
         )
         .query(
             "offset",
@@ -362,7 +370,10 @@ impl Doc {
         self.query(
             "limit",
             false,
-            "page size: default 10, at most 1000 (read as `list` reads it)",
+            &format!(
+                "page size: default {DEFAULT_PAGE_LIMIT}, at most {MAX_PAGE_LIMIT} (read as \
+                 `list` reads it)"
+            ),
         )
         .query(
             "offset",

@@ -123,6 +123,15 @@ pub fn router_with_projectors(state: AppState, here: ProjectorsHere) -> Routes {
     };
     let routes = status_routes()
         .route(
+            Doc::get("/user/me", "Your own account")
+                .session(Edge::Admin, "delegated:profile:read")
+                .read()
+                .ok::<openapi::OwnAccount>(
+                    "your user object, and the fields you may change on it (`PATCH /user/me`)",
+                ),
+            users::me,
+        )
+        .route(
             Doc::get("/user/scopes", "The scope catalogue")
                 .public()
                 .ok::<system::Scopes>("every scope by its name, with its description and parent"),

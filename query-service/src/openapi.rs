@@ -25,6 +25,14 @@ pub struct Users {
     pub users: Vec<UserView>,
 }
 
+/// `GET /user/me`: the caller's own user object and the fields they may change on it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnAccount {
+    pub user: UserView,
+    pub editable_fields: Vec<String>,
+}
+
 /// `editable-fields`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -12,6 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, Utc};
+use events::user::editable::SELF_EDITABLE_FIELDS;
 use events::user::{InviteCodeView, InviteCodesView};
 use events::values::{text_of, FieldValue, ValidationError};
 use http_edge::auth::Caller;
@@ -261,6 +262,30 @@ pub async fn user_info(
     consistency.wait(database, users::NAME).await?;
     let documents = reads.lookups.by_ids(database, &ids).await?;
     users_answer(&state, &documents, None)
+}
+
+/// `GET /user/me`: the caller's own user object, hydrated as every read hydrates it, and the
+/// fields they may change on it.
+#[tracing::instrument(skip_all, fields(caller = %caller.claims.sub))]
+pub async fn me(
+    State(state): State<AppState>,
+    Extension(reads): Extension<Arc<UserReads>>,
+    caller: Caller,
+    consistency: Consistency,
+) -> Result<Response, ReadError> {
+    let id = Uuid::parse_str(&caller.claims.sub).map_err(ApiError::internal)?;
+    let database = database(&state)?;
+    consistency.wait(database, users::NAME).await?;
+    let documents = reads.lookups.by_ids(database, &[id]).await?;
+    let document = documents.first().ok_or_else(ApiError::not_found)?;
+    let mut body = String::with_capacity(document.len() + 256);
+    body.push_str(r#"{"ok":1,"data":{"user":"#);
+    users::shown(document, &state.subscription_tiers, Utc::now(), &mut body)
+        .map_err(ApiError::internal)?;
+    body.push_str(r#","editableFields":"#);
+    body.push_str(&serde_json::to_string(SELF_EDITABLE_FIELDS).map_err(ApiError::internal)?);
+    body.push_str("}}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The `targets` query parameter: comma-separated user ids.

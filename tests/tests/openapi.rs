@@ -66,6 +66,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/client"),
     ("GET", "/system/settings-insecure"),
     ("GET", "/system/settings"),
+    ("GET", "/user/me"),
 ];
 
 /// The user routes of both edges (`/user/admin-api/*` and `/user/client-api/*`).
@@ -98,8 +99,9 @@ const ROLE_ROUTES_ON_BOTH_EDGES: &[(&str, &str)] = &[
 
 /// The routes only a write-side process (`userledger command`) serves.
 fn is_write(method: &str, path: &str) -> bool {
-    const READS: [&str; 16] = [
+    const READS: [&str; 17] = [
         "list",
+        "me",
         "scopes",
         "version",
         "retrieve-user-info",
@@ -266,6 +268,7 @@ async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
         } else if path.starts_with("/user/admin-api/")
             || path == "/user/login-history"
             || path == "/system/settings"
+            || path == "/user/me"
             || path.starts_with("/roles/")
             || path.starts_with("/client/admin-api/")
         {
@@ -316,7 +319,8 @@ async fn each_route_checks_the_scopes_its_document_lists() {
         })
     };
     for body in [
-        register("narrow_app", &["password"], &["delegated:profile:read"]),
+        // (Two-factor sign-in is not served yet: no route checks its scope.)
+        register("narrow_app", &["password"], &["delegated:profile:2fa:write"]),
         // A client token with no scope: an external application given none.
         register("scopeless_app", &["client_credentials"], &[]),
     ] {

@@ -28,6 +28,21 @@ pub fn sensitivity_scope(level: &str) -> String {
     format!("profile:sensitive:{level}:write")
 }
 
+/// The fields a user may change on their own account (`PATCH /user/me`), as `GET /user/me`
+/// lists them (Liquid's default `user.profile.editable-fields`).
+pub const SELF_EDITABLE_FIELDS: &[&str] = &[
+    "firstName",
+    "lastName",
+    "middleName",
+    "password",
+    "bio",
+    "pronouns",
+    "customLink",
+    "organization",
+    "gender",
+    "preferredLanguage",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

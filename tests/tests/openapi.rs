@@ -320,7 +320,11 @@ async fn each_route_checks_the_scopes_its_document_lists() {
     };
     for body in [
         // (Two-factor sign-in is not served yet: no route checks its scope.)
-        register("narrow_app", &["password"], &["delegated:profile:2fa:write"]),
+        register(
+            "narrow_app",
+            &["password"],
+            &["delegated:profile:2fa:write"],
+        ),
         // A client token with no scope: an external application given none.
         register("scopeless_app", &["client_credentials"], &[]),
     ] {

@@ -531,17 +531,25 @@ pub(crate) async fn find_application(
     if !stream.starts_with("client-") {
         return Ok(None);
     }
-    let application = events::load::<Application>(&recorded)
-        .map_err(ApiError::internal)?
-        .state;
-    Ok(application.filter(|application| !application.deleted))
+    live_application(&recorded)
 }
 
 async fn load_application(
     state: &AppState,
     id: ApplicationId,
 ) -> Result<Option<Application>, ApiError> {
-    let (application, _) = load_aggregate::<Application>(&*state.log, &id).await?;
+    let recorded = state
+        .log
+        .read_stream(&Application::stream_name(id), 0)
+        .await?;
+    live_application(&recorded)
+}
+
+/// The application an application's stream holds, unless it was deleted.
+fn live_application(recorded: &[RecordedEvent]) -> Result<Option<Application>, ApiError> {
+    let application = events::load::<Application>(recorded)
+        .map_err(ApiError::internal)?
+        .state;
     Ok(application.filter(|application| !application.deleted))
 }
 

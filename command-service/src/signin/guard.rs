@@ -69,10 +69,16 @@ impl SignInGuard {
         }
     }
 
+    /// The keys of an attempt's cells: its account's (the login as typed, lowercased) and, when
+    /// known, its address's.
+    fn keys(login: &str, address: Option<IpAddr>) -> (String, Option<String>) {
+        let account = format!("account:{}", login.trim().to_lowercase());
+        (account, address.map(|ip| format!("ip:{ip}")))
+    }
+
     /// The limited cells of an attempt: their digests and intervals (in seconds).
     fn cells(&self, login: &str, address: Option<IpAddr>) -> (Vec<Vec<u8>>, Vec<f64>) {
-        let account = format!("account:{}", login.trim().to_lowercase());
-        let address = address.map(|ip| format!("ip:{ip}"));
+        let (account, address) = Self::keys(login, address);
         [
             (Some(account), self.per_account),
             (address, self.per_address),
@@ -83,10 +89,10 @@ impl SignInGuard {
         .unzip()
     }
 
+    /// The keys of an attempt as the in-memory limiters take them.
     fn local_keys(login: &str, address: Option<IpAddr>) -> (Vec<String>, Vec<String>) {
-        let account = vec![format!("account:{}", login.trim().to_lowercase())];
-        let address = address.map(|ip| format!("ip:{ip}")).into_iter().collect();
-        (account, address)
+        let (account, address) = Self::keys(login, address);
+        (vec![account], address.into_iter().collect())
     }
 
     /// Whether attempts for `login` from `address` are refused now.

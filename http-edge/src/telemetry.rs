@@ -15,6 +15,7 @@
 //! - `userledger_rate_limited_total{limit}`;
 //! - `userledger_kafka_published_total`, `userledger_kafka_publish_errors_total` (the publisher).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -119,6 +120,15 @@ pub async fn metrics() -> impl IntoResponse {
     )
 }
 
+/// Requests this process has answered: the sum of `userledger_http_requests_total` over its
+/// labels, kept apart so that reading it does not render every metric.
+static REQUESTS_HANDLED: AtomicU64 = AtomicU64::new(0);
+
+/// How many requests this process has answered (`GET /system/{admin,client}-api/stats`).
+pub fn requests_handled() -> u64 {
+    REQUESTS_HANDLED.load(Ordering::Relaxed)
+}
+
 /// Gives the request its ids, logs its answer, and counts it.
 pub async fn middleware(mut request: Request, next: Next) -> Response {
     prometheus();
@@ -156,6 +166,7 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         ("status", status.to_string()),
     ];
     metrics::counter!("userledger_http_requests_total", &labels).increment(1);
+    REQUESTS_HANDLED.fetch_add(1, Ordering::Relaxed);
     metrics::histogram!("userledger_http_request_duration_seconds", &labels)
         .record(elapsed.as_secs_f64());
     let headers = response.headers_mut();

@@ -144,6 +144,15 @@ pub fn router_with_projectors(state: AppState, here: ProjectorsHere) -> Routes {
             system::version,
         )
         .route(
+            Doc::get(
+                "/system/countries-insecure",
+                "Countries and their calling codes",
+            )
+            .public()
+            .ok::<system::Countries>("every ISO 3166-1 country with a calling code, by name"),
+            system::countries_insecure,
+        )
+        .route(
             Doc::get("/user/login-history", "Your sign-in attempts, newest first")
                 .session(Edge::Admin, "delegated:profile:login-history:read")
                 .read()
@@ -201,11 +210,29 @@ pub fn router_with_projectors(state: AppState, here: ProjectorsHere) -> Routes {
     [Edge::Admin, Edge::Client]
         .into_iter()
         .fold(routes, |routes, edge| {
-            routes.merge(user_reads(edge, history_query))
+            routes
+                .merge(user_reads(edge, history_query))
+                .merge(system_reads(edge))
         })
         .layer(Extension(here))
         .layer(Extension(Arc::new(users::UserReads::default())))
         .with_state(state)
+}
+
+/// The system reads of one edge: `/system/<edge>-api/stats`.
+fn system_reads(edge: Edge) -> Routes<AppState> {
+    Routes::new().route(
+        Doc::get(
+            format!("/system/{}-api/stats", edge.as_str()),
+            "This process's figures",
+        )
+        .shared(edge, "system:all")
+        .fails_internally()
+        .ok::<system::Stats>(
+            "process id, platform, CPU, load, uptime, requests answered and memory (MB)",
+        ),
+        system::stats,
+    )
 }
 
 /// The user reads of one edge: `/user/<edge>-api/<path>`.

@@ -67,6 +67,9 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/system/settings-insecure"),
     ("GET", "/system/settings"),
     ("GET", "/user/me"),
+    ("GET", "/system/countries-insecure"),
+    ("GET", "/system/admin-api/stats"),
+    ("GET", "/system/client-api/stats"),
 ];
 
 /// The user routes of both edges (`/user/admin-api/*` and `/user/client-api/*`).
@@ -99,8 +102,10 @@ const ROLE_ROUTES_ON_BOTH_EDGES: &[(&str, &str)] = &[
 
 /// The routes only a write-side process (`userledger command`) serves.
 fn is_write(method: &str, path: &str) -> bool {
-    const READS: [&str; 17] = [
+    const READS: [&str; 19] = [
         "list",
+        "countries-insecure",
+        "stats",
         "me",
         "scopes",
         "version",
@@ -262,12 +267,14 @@ async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
         // the token kind of their edge, with scopes, and document the 401s.
         let scheme = if path.starts_with("/user/client-api/")
             || path.starts_with("/roles/client-api/")
+            || path.starts_with("/system/client-api/")
             || path == "/oauth/introspect"
         {
             Some("client")
         } else if path.starts_with("/user/admin-api/")
             || path == "/user/login-history"
             || path == "/system/settings"
+            || path.starts_with("/system/admin-api/")
             || path == "/user/me"
             || path.starts_with("/roles/")
             || path.starts_with("/client/admin-api/")

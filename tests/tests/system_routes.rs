@@ -1,5 +1,6 @@
-//! What Liquid's callers read about the service without a token (issue 14): the scope
-//! catalogue and the version.
+//! What Liquid's callers read about the service (issue 14): without a token, the scope
+//! catalogue, the version, the countries, an application's public information and the public
+//! settings; with one, the settings and the process's figures.
 
 use events::scopes::ScopeCatalogue;
 use serde_json::Value;
@@ -123,5 +124,106 @@ async fn settings_are_served_by_liquid_s_option_names() {
     let (status, _) = app
         .call(reqwest::Method::GET, "/system/settings", &client, None)
         .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn countries_come_with_their_calling_codes_without_a_token() {
+    let app = spawn_app().await;
+    let (status, body) = get(&app, "/system/countries-insecure").await;
+    assert_eq!(status, 200, "{body}");
+    let countries = body["data"]["countries"].as_array().expect("a list");
+    assert!(countries.len() > 200, "{} countries", countries.len());
+    let find = |iso: &str| {
+        countries
+            .iter()
+            .find(|c| c["iso"] == iso)
+            .unwrap_or_else(|| panic!("{iso} is listed"))
+            .clone()
+    };
+    assert_eq!(find("GB")["code"], "+44");
+    assert_eq!(find("IN")["code"], "+91");
+    assert_eq!(find("US")["code"], "+1");
+    assert_eq!(find("DE")["name"], "Germany");
+    let mut names = Vec::new();
+    for country in countries {
+        let entry = country.as_object().unwrap();
+        assert_eq!(entry.len(), 3, "exactly name, code and iso: {country}");
+        let iso = country["iso"].as_str().unwrap();
+        assert!(
+            iso.len() == 2 && iso.chars().all(|c| c.is_ascii_uppercase()),
+            "{iso}"
+        );
+        let code = country["code"].as_str().unwrap();
+        assert!(
+            code.starts_with('+') && code[1..].parse::<u16>().is_ok(),
+            "{code}"
+        );
+        names.push(country["name"].as_str().unwrap().to_owned());
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "by name");
+}
+
+#[tokio::test]
+async fn the_process_figures_need_the_system_scope_on_either_edge() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let client = app.client_token().await;
+    app.register_user("plain_member", "member-password-1", "user")
+        .await;
+    let member = app.user_token("plain_member", "member-password-1").await;
+
+    for (path, token) in [
+        ("/system/admin-api/stats", &admin),
+        ("/system/client-api/stats", &client),
+    ] {
+        let (status, body) = app.call(reqwest::Method::GET, path, token, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let stats = &body["data"]["stats"];
+        // The test serves the app in its own process.
+        assert_eq!(stats["processId"], std::process::id());
+        assert_eq!(stats["platform"], std::env::consts::OS);
+        assert!(stats["cpuCount"].as_u64().unwrap() >= 1, "{stats}");
+        assert_eq!(stats["loadAvg"].as_array().unwrap().len(), 3);
+        assert!(stats["upTime"].as_f64().unwrap() >= 0.0);
+        // At least the requests that signed the callers in.
+        assert!(stats["requestsHandled"].as_u64().unwrap() >= 3, "{stats}");
+        let rss = stats["rss"].as_f64().unwrap();
+        let total = stats["systemTotalMemory"].as_f64().unwrap();
+        assert!(rss > 1.0 && rss < total, "{stats}");
+        assert!(stats["systemFreeMemory"].as_f64().unwrap() <= total);
+        assert!(!stats["cpuMake"].as_str().unwrap().is_empty());
+    }
+    // The figures move: a later reading has counted the earlier request.
+    let read = |token: String| {
+        let app = &app;
+        async move {
+            let (_, body) = app
+                .call(
+                    reqwest::Method::GET,
+                    "/system/admin-api/stats",
+                    &token,
+                    None,
+                )
+                .await;
+            body["data"]["stats"]["requestsHandled"].as_u64().unwrap()
+        }
+    };
+    let first = read(admin.clone()).await;
+    let second = read(admin.clone()).await;
+    assert!(second > first, "{first} then {second}");
+
+    // Without the scope, or on the wrong edge: refused.
+    for (path, token, expected) in [
+        ("/system/admin-api/stats", &member, 401),
+        ("/system/admin-api/stats", &client, 401),
+        ("/system/client-api/stats", &admin, 401),
+    ] {
+        let (status, body) = app.call(reqwest::Method::GET, path, token, None).await;
+        assert_eq!(status, expected, "{path}: {body}");
+    }
+    let (status, _) = get(&app, "/system/admin-api/stats").await;
     assert_eq!(status, 401);
 }

@@ -109,6 +109,14 @@ impl FieldError {
             ..Self::body(path, value, msg)
         }
     }
+
+    /// A path parameter (`/user/{userId}`).
+    pub fn param(path: impl Into<String>, value: Value, msg: impl Into<String>) -> Self {
+        Self {
+            location: "params",
+            ..Self::body(path, value, msg)
+        }
+    }
 }
 
 /// Collects every invalid field of a request before answering (API.md §1: all of them, not the
@@ -173,6 +181,9 @@ pub enum ApiError {
     /// No session, or one that may not do this (Liquid's `Forbidden`).
     #[error("forbidden")]
     Forbidden,
+    /// The user the caller asks about has blocked them (Liquid's `Blocked`).
+    #[error("blocked")]
+    Blocked,
     #[error("not found")]
     NotFound(Value),
     /// A 400 with a code of Liquid's (`InsufficientCredits`, `SystemRoleUpdate`, ...).
@@ -226,7 +237,7 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InsufficientPrivileges(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::Banned | ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Banned | ApiError::Forbidden | ApiError::Blocked => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ResourceConflict(_) | ApiError::InProgress => StatusCode::CONFLICT,
             ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -256,6 +267,7 @@ impl ApiError {
             ),
             ApiError::Banned => ("Banned", None),
             ApiError::Forbidden => ("Forbidden", None),
+            ApiError::Blocked => ("Blocked", Some(json!({ "reason": "blocked" }))),
             ApiError::NotFound(info) => ("NotFound", Some(info.clone()).filter(|i| !i.is_null())),
             ApiError::Refused { code, info } => (code, info.clone()),
             ApiError::ClientInput(info) => ("ClientInputError", Some(info.clone())),

@@ -33,6 +33,17 @@ use crate::stream_id;
 /// The projection's name: its checkpoint and its lock.
 pub const NAME: &str = "users";
 
+/// The search columns of `users`, derived by PostgreSQL from the others.
+const SEARCH_COLUMNS: &str = "ALTER TABLE users
+    ADD COLUMN IF NOT EXISTS search text GENERATED ALWAYS AS (
+        lower(username || E'\\n' || email || E'\\n'
+              || (document ->> 'firstName') || ' ' || (document ->> 'lastName'))
+    ) STORED,
+    ADD COLUMN IF NOT EXISTS search_words tsvector GENERATED ALWAYS AS (
+        to_tsvector('simple', username || ' ' || email || ' '
+                    || (document ->> 'firstName') || ' ' || (document ->> 'lastName'))
+    ) STORED";
+
 /// Keeps `users` up to date.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UsersReadModel;
@@ -67,6 +78,23 @@ impl Projection for UsersReadModel {
             "CREATE INDEX IF NOT EXISTS users_email ON users (lower(email))",
             "CREATE INDEX IF NOT EXISTS users_sanitized_email ON users (sanitized_email)",
             "CREATE INDEX IF NOT EXISTS users_role ON users (role)",
+            // What user search matches (`query_service::search`): the fields Liquid searches,
+            // lowercased, one per line (a query cannot match across two of them, but
+            // "first last" matches the full name), and their words for queries too short to
+            // have a trigram. Generated, so the projector writes nothing more, and a table of
+            // an earlier version gains them when it is next prepared.
+            SEARCH_COLUMNS,
+            // pg_trgm is trusted (a database owner may create it). It goes to `public`, outside
+            // the read models' schemas, which a rebuild drops, and its operator class is named
+            // with the schema it is in, wherever that is.
+            "DO $$ DECLARE trgm_schema text; BEGIN
+               CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+               SELECT quote_ident(extnamespace::regnamespace::text) INTO trgm_schema
+                 FROM pg_extension WHERE extname = 'pg_trgm';
+               EXECUTE format('CREATE INDEX IF NOT EXISTS users_search ON users
+                               USING gin (search %s.gin_trgm_ops)', trgm_schema);
+             END $$",
+            "CREATE INDEX IF NOT EXISTS users_search_words ON users USING gin (search_words)",
         ] {
             sqlx::query(statement).execute(&mut *connection).await?;
         }

@@ -21,6 +21,8 @@
 //! - [`openapi`]: the schemas of the read side's answers for the OpenAPI document; each
 //!   route's documentation is written where the route is mounted.
 //! - [`login_history`]: sign-in attempts (a target's, or the caller's own).
+//! - [`search`]: user search on both edges and for signed-in people; [`profiles`]: another
+//!   user as a signed-in person sees them (`/user/{userId}`, and each result of their search).
 //! - [`system`]: the scope catalogue and the version, for callers without a token.
 //! - [`history`]: history and point-in-time state of a user, role or application, for
 //!   auditors. The one exception to "read models only": it reads the event log, the audit
@@ -37,8 +39,10 @@ pub mod history;
 pub mod login_history;
 pub mod openapi;
 pub mod paging;
+pub mod profiles;
 pub mod projection_status;
 pub mod roles;
+pub mod search;
 pub mod social;
 pub mod system;
 pub mod user_lookups;
@@ -132,6 +136,27 @@ pub fn router_with_projectors(state: AppState, here: ProjectorsHere) -> Routes {
             users::me,
         )
         .route(
+            Doc::post("/user/search", "Search users")
+                .session(Edge::Admin, "delegated:profile:search")
+                .read()
+                .json_body::<search::SearchBody>()
+                .ok::<openapi::SearchResults>(
+                    "at most 10 users, as another user sees them; none who blocked you",
+                ),
+            search::own_search,
+        )
+        .route(
+            profile_doc(Doc::get("/user/{userId}", "Another user's profile")),
+            profiles::profile,
+        )
+        .route(
+            profile_doc(Doc::get(
+                "/user/info/{userId}",
+                "Another user's profile (the same as `/user/{userId}`)",
+            )),
+            profiles::profile,
+        )
+        .route(
             Doc::get("/user/scopes", "The scope catalogue")
                 .public()
                 .ok::<system::Scopes>("every scope by its name, with its description and parent"),
@@ -219,6 +244,20 @@ pub fn router_with_projectors(state: AppState, here: ProjectorsHere) -> Routes {
         .with_state(state)
 }
 
+/// What `/user/{userId}` and `/user/info/{userId}` document.
+fn profile_doc(doc: Doc) -> Doc {
+    doc.session(Edge::Admin, "delegated:profile:read")
+        .read()
+        .path_parameter("userId", "the user's `_id`")
+        .error(400, "ClientInputError", "`userId` is not an id")
+        .error(403, "Blocked", "the user has blocked you")
+        .error(404, "NotFound", "no user has this `_id`")
+        .ok::<openapi::Profile>(
+            "the user as you see them: a private account you do not follow hides its contact \
+             details, standing and credits; a deleted or banned one shows only that",
+        )
+}
+
 /// The system reads of one edge: `/system/<edge>-api/stats`.
 fn system_reads(edge: Edge) -> Routes<AppState> {
     Routes::new().route(
@@ -247,6 +286,17 @@ fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes<AppState
                 .error(400, "ClientInputError", "`offset` is not an id")
                 .ok::<openapi::UsersPage>("a page in creation order, and the number of users"),
             users::list_users,
+        )
+        .route(
+            Doc::post(at("search"), "Search users")
+                .session(edge, &format!("{}:profile:search", edge.as_str()))
+                .read()
+                .json_body::<search::SearchBody>()
+                .ok::<openapi::SearchResults>(
+                    "at most 10 users whose username, email or name holds the query, or whose \
+                     role or `_id` it is",
+                ),
+            search::search,
         )
         .route(
             Doc::post(at("retrieve-user-info"), "Users by id or email")

@@ -33,6 +33,23 @@ pub struct OwnAccount {
     pub editable_fields: Vec<String>,
 }
 
+/// The user search routes: at most 10 users.
+#[derive(Serialize, ToSchema)]
+pub struct SearchResults {
+    /// For `/user/search`, each as another user sees them (see `Profile`).
+    pub results: Vec<UserView>,
+}
+
+/// `GET /user/{userId}`: the user as the caller sees them. Never shown: `scope`, `verifiedBy`,
+/// `bannedBy`, `restrictedBy`, `customData`. A private account the caller does not follow
+/// also hides `email`, `sanitizedEmail`, `phone`, `phoneCountryCode`, `isBanned` and
+/// `credits`; a deleted or banned user shows only `_id`, `isDeleted`, `isBanned` and
+/// `customData: {}`.
+#[derive(Serialize, ToSchema)]
+pub struct Profile {
+    pub user: UserView,
+}
+
 /// `editable-fields`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

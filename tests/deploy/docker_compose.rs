@@ -353,26 +353,61 @@ fn every_variable_of_the_userledger_services_is_a_key_the_binary_accepts() {
 }
 
 /// The entry point's routing table: `(method, path) -> upstream`, and the default upstream.
-fn gateway_routes() -> (BTreeMap<(String, String), String>, String) {
+fn gateway_routes() -> GatewayMap {
     let start = NGINX
         .find("map \"$request_method $uri\" $userledger_side {")
         .expect("the routing map");
     let body = &NGINX[start..];
     let body = &body[body.find('{').expect("{") + 1..body.find('}').expect("}")];
     let mut routes = BTreeMap::new();
+    let mut patterns = Vec::new();
     let mut default = None;
-    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let line = line.strip_suffix(';').expect("an entry ends with ;");
         if let Some(side) = line.strip_prefix("default") {
             default = Some(side.trim().to_owned());
             continue;
         }
         let (request, side) = line[1..].split_once('"').expect("a quoted request");
+        if let Some(pattern) = request.strip_prefix('~') {
+            let pattern = regex::Regex::new(pattern).expect("a regular expression");
+            patterns.push((pattern, side.trim().to_owned()));
+            continue;
+        }
         let (method, path) = request.split_once(' ').expect("method and path");
         let previous = routes.insert((method.to_owned(), path.to_owned()), side.trim().to_owned());
         assert!(previous.is_none(), "{request} is listed twice");
     }
-    (routes, default.expect("a default side"))
+    GatewayMap {
+        routes,
+        patterns,
+        default: default.expect("a default side"),
+    }
+}
+
+/// The gateway's map: exact requests, then regular expressions in order (as nginx tries
+/// them), then the default.
+struct GatewayMap {
+    routes: BTreeMap<(String, String), String>,
+    patterns: Vec<(regex::Regex, String)>,
+    default: String,
+}
+
+impl GatewayMap {
+    fn side_of(&self, method: &str, path: &str) -> &str {
+        if let Some(side) = self.routes.get(&(method.to_owned(), path.to_owned())) {
+            return side;
+        }
+        let request = format!("{method} {path}");
+        self.patterns
+            .iter()
+            .find(|(pattern, _)| pattern.is_match(&request))
+            .map_or(&self.default, |(_, side)| side)
+    }
 }
 
 /// Whether `router` has a route for `method path` (anything but 404 and 405; the requests
@@ -392,8 +427,7 @@ async fn serves(router: &axum::Router, method: &str, path: &str) -> bool {
     status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED
 }
 
-/// The paths of `router`'s OpenAPI document, but those with a path parameter (which the
-/// map, keyed by exact path, cannot name).
+/// The paths of `router`'s OpenAPI document, each path parameter given a user id.
 async fn documented_paths(router: &axum::Router) -> Vec<String> {
     let request = Request::builder()
         .uri("/openapi.json")
@@ -404,12 +438,16 @@ async fn documented_paths(router: &axum::Router) -> Vec<String> {
         .await
         .expect("the document");
     let document: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    let parameter = regex::Regex::new(r"\{[^}]+\}").expect("a regular expression");
     document["paths"]
         .as_object()
         .expect("paths")
         .keys()
-        .filter(|path| !path.contains('{'))
-        .cloned()
+        .map(|path| {
+            parameter
+                .replace_all(path, "01900000-0000-7000-8000-000000000001")
+                .into_owned()
+        })
         .collect()
 }
 
@@ -426,11 +464,13 @@ async fn the_gateway_sends_each_route_to_the_service_that_serves_it() {
     assert!(mounts.contains(&"./deploy/nginx.conf:/etc/nginx/nginx.conf:ro".to_owned()));
 
     // Each upstream is a userledger service, on the port it listens on.
-    let (routes, default) = gateway_routes();
+    let map = gateway_routes();
+    let routes = &map.routes;
     let sides: BTreeSet<&str> = routes
         .values()
+        .chain(map.patterns.iter().map(|(_, side)| side))
         .map(String::as_str)
-        .chain([default.as_str()])
+        .chain([map.default.as_str()])
         .collect();
     assert_eq!(sides, ["command", "query"].into());
     for side in &sides {
@@ -466,18 +506,14 @@ async fn the_gateway_sends_each_route_to_the_service_that_serves_it() {
     let command = http_edge::server::router(edge.clone(), command_service::router(state));
     let query = http_edge::server::router(edge, query_service::router(reads));
 
-    let side_of = |method: &str, path: &str| {
-        routes
-            .get(&(method.to_owned(), path.to_owned()))
-            .unwrap_or(&default)
-            .as_str()
-    };
     for (method, path) in WRITE_ROUTES {
         assert!(serves(&command, method, path).await, "{method} {path}");
     }
-    // Every route the read side documents: a new one missing from the map would reach the
-    // command service and be answered 404.
-    let documented = documented_paths(&query).await;
+    // Every route either side documents (a new read missing from the map would reach the
+    // command service and be answered 404), and a malformed path parameter.
+    let mut documented = documented_paths(&query).await;
+    documented.extend(documented_paths(&command).await);
+    documented.push("/user/info/not-an-id".to_owned());
     let paths: BTreeSet<&str> = routes
         .keys()
         .map(|(_, path)| path.as_str())
@@ -490,7 +526,7 @@ async fn the_gateway_sends_each_route_to_the_service_that_serves_it() {
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let on_command = serves(&command, method, path).await;
             let on_query = serves(&query, method, path).await;
-            let side = side_of(method, path);
+            let side = map.side_of(method, path);
             match (on_command, on_query) {
                 (true, false) => assert_eq!(side, "command", "{method} {path}"),
                 (false, true) => assert_eq!(side, "query", "{method} {path}"),

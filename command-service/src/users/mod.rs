@@ -7,7 +7,7 @@
 //! # Layout
 //! One file per command: [`create`], [`update`], [`custom_data`], [`toggles`] (ban, restrict,
 //! verify), [`credits`], [`access`], [`subscription`] (and subscription-cancel),
-//! [`invite_codes`]; [`view`] builds the user object answered by `update`. This file holds the
+//! [`invite_codes`]; [`own`] (`PATCH /user/me`, a person's own profile); [`view`] builds the user object answered by `update`. This file holds the
 //! router and what the handlers share: ranking and loading users. Each command's body type
 //! is in its file, beside its handler.
 
@@ -16,6 +16,7 @@ pub mod create;
 pub mod credits;
 pub mod custom_data;
 pub mod invite_codes;
+pub mod own;
 pub mod subscription;
 pub mod toggles;
 pub mod update;
@@ -50,8 +51,21 @@ pub fn router() -> Routes<AppState> {
             "ResourceConflict",
             "the user's role changed during the request",
         );
+    let own_profile = Doc::patch("/user/me", "Change your own profile")
+        .session(Edge::Admin, "delegated:profile:write")
+        .json_body::<own::OwnProfileUpdate>()
+        .write()
+        .hashes()
+        .ok::<schemas::UserAnswer>("you, after the update")
+        .error(
+            401,
+            "Unauthorized",
+            "`currentPassword` is not your password",
+        );
     [Edge::Admin, Edge::Client].into_iter().fold(
-        Routes::new().route(verify, toggles::verify_user),
+        Routes::new()
+            .route(verify, toggles::verify_user)
+            .route(own_profile, own::update_own_profile),
         |routes, edge| routes.merge(edge_router(edge)),
     )
 }

@@ -89,8 +89,13 @@ impl<T: FieldValue> FieldValue for Clearable<T> {
     }
 }
 
+/// A [`Clearable`] field as a change: `Some(None)` clears it.
+pub(super) fn cleared<T>(field: Option<Clearable<T>>) -> Option<Option<T>> {
+    field.map(|Clearable(value)| value)
+}
+
 /// The schema of a [`Clearable`] field: the value's, or `"__unset__"`.
-fn clearable<T: PartialSchema>() -> RefOr<Schema> {
+pub(super) fn clearable<T: PartialSchema>() -> RefOr<Schema> {
     OneOfBuilder::new()
         .item(T::schema())
         .item(
@@ -103,7 +108,7 @@ fn clearable<T: PartialSchema>() -> RefOr<Schema> {
 }
 
 /// A field that cannot be cleared: `"__unset__"` is refused as such.
-fn settable<T: FieldValue>(value: &Value) -> Result<T, ValidationError> {
+pub(super) fn settable<T: FieldValue>(value: &Value) -> Result<T, ValidationError> {
     match value {
         Value::String(s) if s == UNSET => Err(ValidationError::new(
             "value",
@@ -157,9 +162,6 @@ impl Body for UserUpdate {
 impl UserUpdate {
     /// The command's changes, and the password to hash once every check passed.
     fn into_changes(self) -> (UpdateUser, Option<Password>) {
-        fn cleared<T>(field: Option<Clearable<T>>) -> Option<Option<T>> {
-            field.map(|Clearable(value)| value)
-        }
         let profile = ProfileChanges {
             first_name: self.first_name,
             last_name: self.last_name,

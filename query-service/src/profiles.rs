@@ -1,0 +1,209 @@
+//! Another user as a signed-in person sees them (Liquid's delegated mode): `GET /user/{userId}`
+//! and `GET /user/info/{userId}`, and each result of `POST /user/search`. One rule for both,
+//! [`public_view`]:
+//! - never shown: the user's scope, who verified, banned or restricted them, and their custom
+//!   data (Liquid hydrates custom data for the user themself only);
+//! - a deleted or banned user shows only `_id`, `isDeleted`, `isBanned` and an empty
+//!   `customData`;
+//! - a private account hides its contact details, standing and credits from whoever does not
+//!   follow it with approval ([`HIDDEN_FROM_STRANGERS`]); in search results every account
+//!   does, as in Liquid, so that searching cannot harvest emails;
+//! - a user who has blocked the caller is not shown at all: 403 `Blocked` from the profile
+//!   routes, left out of search results.
+
+use axum::extract::{Path, State};
+use chrono::Utc;
+use events::values::SubscriptionTiers;
+use http_edge::auth::Caller;
+use http_edge::envelope::{Answer, ApiError, FieldError};
+use projections::{social, users};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::consistency::Consistency;
+use crate::database;
+use crate::error::ReadError;
+use crate::AppState;
+
+/// Fields of the user object no other signed-in user sees.
+const NEVER_SHOWN: [&str; 5] = [
+    "scope",
+    "verifiedBy",
+    "bannedBy",
+    "restrictedBy",
+    "customData",
+];
+
+/// What a private account hides from those who do not follow it: Liquid's default
+/// `user.field-privacy.non-follower.hidden-fields`, and `sanitizedEmail` and
+/// `phoneCountryCode`, which Liquid forgets and which tell the email and phone it hides.
+pub const HIDDEN_FROM_STRANGERS: [&str; 7] = [
+    "email",
+    "sanitizedEmail",
+    "phone",
+    "phoneCountryCode",
+    "isBanned",
+    "credits",
+    "customData",
+];
+
+/// How the caller stands to the user shown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Relation {
+    /// The caller follows the user, and the user accepted.
+    pub follows: bool,
+}
+
+/// Where the user is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// On their profile: only a private account hides details from strangers.
+    Profile,
+    /// Among search results: every account does.
+    SearchResult,
+}
+
+/// The hydrated user object `document` (as `projections::users::shown` writes it) as the
+/// caller sees it, by the rules of this module's documentation.
+pub fn public_view(document: &str, relation: Relation, seen: Seen) -> Result<Value, ApiError> {
+    let Value::Object(mut user) = serde_json::from_str(document).map_err(ApiError::internal)?
+    else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "a user is not an object"
+        )));
+    };
+    let flag = |user: &Map<String, Value>, name: &str| user.get(name) == Some(&Value::Bool(true));
+    if flag(&user, "isDeleted") || flag(&user, "isBanned") {
+        return Ok(json!({
+            "_id": user.get("_id"),
+            "isDeleted": flag(&user, "isDeleted"),
+            "isBanned": flag(&user, "isBanned"),
+            "customData": {},
+        }));
+    }
+    for field in NEVER_SHOWN {
+        user.remove(field);
+    }
+    let hides = seen == Seen::SearchResult || flag(&user, "isPrivate");
+    if hides && !relation.follows {
+        for field in HIDDEN_FROM_STRANGERS {
+            user.remove(field);
+        }
+    }
+    Ok(Value::Object(user))
+}
+
+/// A user's stored object hydrated for now, as text.
+pub(crate) fn hydrated(document: &str, tiers: &SubscriptionTiers) -> Result<String, ApiError> {
+    let mut out = String::with_capacity(document.len() + 64);
+    users::shown(document, tiers, Utc::now(), &mut out).map_err(ApiError::internal)?;
+    Ok(out)
+}
+
+/// `GET /user/{userId}` and `GET /user/info/{userId}`: `{user}` as the caller sees them; 400
+/// for a malformed id, 404 for nobody, 403 `Blocked` when the user has blocked the caller.
+#[tracing::instrument(skip_all, fields(caller = %caller.claims.sub))]
+pub async fn profile(
+    State(state): State<AppState>,
+    caller: Caller,
+    consistency: Consistency,
+    Path(user_id): Path<String>,
+) -> Result<Answer, ReadError> {
+    let target = Uuid::parse_str(&user_id).map_err(|_| {
+        ApiError::validation(FieldError::param(
+            "userId",
+            Value::String(user_id.clone()),
+            "is not a valid id",
+        ))
+    })?;
+    let viewer = Uuid::parse_str(&caller.claims.sub).map_err(ApiError::internal)?;
+    let database = database(&state)?;
+    consistency.wait(database, users::NAME).await?;
+    consistency.wait(database, social::NAME).await?;
+    let row: Option<(String, bool, bool)> = sqlx::query_as(
+        "SELECT u.document::text,
+                EXISTS (SELECT 1 FROM read_models.blocks b
+                         WHERE b.source = u.id AND b.target = $2),
+                EXISTS (SELECT 1 FROM read_models.follows f
+                         WHERE f.source = $2 AND f.target = u.id AND f.approved)
+           FROM read_models.users u WHERE u.id = $1",
+    )
+    .bind(target)
+    .bind(viewer)
+    .fetch_optional(database)
+    .await?;
+    let (document, blocked, follows) = row.ok_or_else(ApiError::not_found)?;
+    if blocked {
+        return Err(ApiError::Blocked.into());
+    }
+    let document = hydrated(&document, &state.subscription_tiers)?;
+    let user = public_view(&document, Relation { follows }, Seen::Profile)?;
+    Ok(Answer::ok(json!({ "user": user })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(extra: Value) -> String {
+        let mut user = json!({
+            "_id": "u1", "username": "private_person", "email": "p@example.com",
+            "sanitizedEmail": "p@example.com", "phone": "5550100", "phoneCountryCode": "+1",
+            "scope": ["admin:all"], "verifiedBy": "x", "bannedBy": null, "restrictedBy": null,
+            "customData": {"secret": 1}, "credits": 5, "isBanned": false, "isDeleted": false,
+            "isPrivate": false, "firstName": "Pat",
+        });
+        user.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        user.to_string()
+    }
+
+    #[test]
+    fn a_public_account_shows_all_but_what_no_other_user_sees() {
+        let shown = public_view(&user(json!({})), Relation::default(), Seen::Profile).unwrap();
+        assert_eq!(shown["email"], "p@example.com");
+        assert_eq!(shown["credits"], 5);
+        for field in NEVER_SHOWN {
+            assert!(shown.get(field).is_none(), "{field}");
+        }
+    }
+
+    #[test]
+    fn a_private_account_hides_its_details_from_strangers_only() {
+        let private = user(json!({ "isPrivate": true }));
+        let stranger = public_view(&private, Relation::default(), Seen::Profile).unwrap();
+        for field in HIDDEN_FROM_STRANGERS {
+            assert!(stranger.get(field).is_none(), "{field}");
+        }
+        assert_eq!(stranger["firstName"], "Pat");
+        let follower = public_view(&private, Relation { follows: true }, Seen::Profile).unwrap();
+        assert_eq!(follower["email"], "p@example.com");
+        assert!(follower.get("customData").is_none());
+    }
+
+    #[test]
+    fn search_results_hide_every_account_s_details_from_strangers() {
+        let public = user(json!({}));
+        let stranger = public_view(&public, Relation::default(), Seen::SearchResult).unwrap();
+        assert!(stranger.get("email").is_none());
+        let follower =
+            public_view(&public, Relation { follows: true }, Seen::SearchResult).unwrap();
+        assert_eq!(follower["email"], "p@example.com");
+    }
+
+    #[test]
+    fn a_deleted_or_banned_user_shows_only_that() {
+        for (extra, deleted, banned) in [
+            (json!({ "isDeleted": true }), true, false),
+            (json!({ "isBanned": true }), false, true),
+        ] {
+            let shown =
+                public_view(&user(extra), Relation { follows: true }, Seen::Profile).unwrap();
+            assert_eq!(
+                shown,
+                json!({ "_id": "u1", "isDeleted": deleted, "isBanned": banned, "customData": {} })
+            );
+        }
+    }
+}

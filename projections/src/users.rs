@@ -36,12 +36,10 @@ pub const NAME: &str = "users";
 /// The search columns of `users`, derived by PostgreSQL from the others.
 const SEARCH_COLUMNS: &str = "ALTER TABLE users
     ADD COLUMN IF NOT EXISTS search text GENERATED ALWAYS AS (
-        lower(username || E'\\n' || email || E'\\n'
-              || (document ->> 'firstName') || ' ' || (document ->> 'lastName'))
+        lower(username || E'\\n' || email || E'\\n' || first_name || ' ' || last_name)
     ) STORED,
     ADD COLUMN IF NOT EXISTS search_words tsvector GENERATED ALWAYS AS (
-        to_tsvector('simple', username || ' ' || email || ' '
-                    || (document ->> 'firstName') || ' ' || (document ->> 'lastName'))
+        to_tsvector('simple', username || ' ' || email || ' ' || first_name || ' ' || last_name)
     ) STORED";
 
 /// Keeps `users` up to date.
@@ -63,6 +61,8 @@ impl Projection for UsersReadModel {
                 email text NOT NULL,
                 sanitized_email text NOT NULL,
                 role text NOT NULL,
+                first_name text NOT NULL,
+                last_name text NOT NULL,
                 document json NOT NULL
             )",
             // Tables made before the object was stored as `json`: the same objects, their
@@ -74,15 +74,27 @@ impl Projection for UsersReadModel {
                  ALTER TABLE users ALTER COLUMN document TYPE json USING document::json;
                END IF;
              END $$",
+            // Tables made before the names had columns of their own (search reads them).
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                               WHERE attrelid = 'users'::regclass AND attname = 'first_name') THEN
+                 ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text;
+                 UPDATE users SET first_name = document ->> 'firstName',
+                                  last_name = document ->> 'lastName';
+                 ALTER TABLE users ALTER COLUMN first_name SET NOT NULL,
+                                   ALTER COLUMN last_name SET NOT NULL;
+               END IF;
+             END $$",
             "CREATE INDEX IF NOT EXISTS users_username ON users (username)",
             "CREATE INDEX IF NOT EXISTS users_email ON users (lower(email))",
             "CREATE INDEX IF NOT EXISTS users_sanitized_email ON users (sanitized_email)",
             "CREATE INDEX IF NOT EXISTS users_role ON users (role)",
             // What user search matches (`query_service::search`): the fields Liquid searches,
             // lowercased, one per line (a query cannot match across two of them, but
-            // "first last" matches the full name), and their words for queries too short to
-            // have a trigram. Generated, so the projector writes nothing more, and a table of
-            // an earlier version gains them when it is next prepared.
+            // "first last" matches the full name), and their words. Generated from plain
+            // columns (not from the object, which each row would parse again), so the
+            // projector writes nothing more, and a table of an earlier version gains them when
+            // it is next prepared.
             SEARCH_COLUMNS,
             // pg_trgm is trusted (a database owner may create it). It goes to `public`, outside
             // the read models' schemas, which a rebuild drops, and its operator class is named
@@ -155,15 +167,21 @@ impl Projection for UsersReadModel {
             columns.push(id, &view)?;
         }
         sqlx::query(
-            "INSERT INTO users (id, username, email, sanitized_email, role, document)
-             SELECT id, username, email, sanitized_email, role, document::json
-               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-                    AS batch (id, username, email, sanitized_email, role, document)
+            "INSERT INTO users (id, username, email, sanitized_email, role, first_name, last_name,
+                                document)
+             SELECT id, username, email, sanitized_email, role, first_name, last_name,
+                    document::json
+               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                           $6::text[], $7::text[], $8::text[])
+                    AS batch (id, username, email, sanitized_email, role, first_name, last_name,
+                              document)
              ON CONFLICT (id) DO UPDATE SET
                 username = EXCLUDED.username,
                 email = EXCLUDED.email,
                 sanitized_email = EXCLUDED.sanitized_email,
                 role = EXCLUDED.role,
+                first_name = EXCLUDED.first_name,
+                last_name = EXCLUDED.last_name,
                 document = EXCLUDED.document",
         )
         .bind(&columns.ids)
@@ -171,6 +189,8 @@ impl Projection for UsersReadModel {
         .bind(&columns.emails)
         .bind(&columns.sanitized_emails)
         .bind(&columns.roles)
+        .bind(&columns.first_names)
+        .bind(&columns.last_names)
         .bind(&columns.documents)
         .execute(&mut *connection)
         .await?;
@@ -186,6 +206,8 @@ struct UserColumns {
     emails: Vec<String>,
     sanitized_emails: Vec<String>,
     roles: Vec<String>,
+    first_names: Vec<String>,
+    last_names: Vec<String>,
     documents: Vec<String>,
 }
 
@@ -196,6 +218,8 @@ impl UserColumns {
         self.emails.push(view.email.clone());
         self.sanitized_emails.push(view.sanitized_email.clone());
         self.roles.push(view.role.clone());
+        self.first_names.push(view.first_name.clone());
+        self.last_names.push(view.last_name.clone());
         self.documents
             .push(serde_json::to_string(view).context("serialising a user view")?);
         Ok(())

@@ -65,6 +65,8 @@ pub struct AppState {
     pub log: Arc<dyn EventStore>,
     /// The read models' database; without it every read answers 500.
     pub database: Option<sqlx::PgPool>,
+    /// Connections to it for user search, set to take indexes ([`search::pool`]).
+    pub searches: Option<sqlx::PgPool>,
     /// The configured subscription tiers: what a user's subscription is shown as.
     pub subscription_tiers: Arc<SubscriptionTiers>,
 }
@@ -77,6 +79,7 @@ impl AppState {
     ) -> Self {
         Self {
             log,
+            searches: database.as_ref().map(search::pool),
             database,
             subscription_tiers: Arc::new(subscription_tiers),
         }

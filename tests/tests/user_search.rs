@@ -2,6 +2,7 @@
 //! `POST /user/search`, `GET /user/{userId}` and `GET /user/info/{userId}`.
 
 use http_edge::envelope::CONSISTENCY_TOKEN;
+use query_service::search::{self, Searcher};
 use reqwest::Method;
 use serde_json::{json, Value};
 use test_support::{spawn_app, TestApp};
@@ -379,12 +380,14 @@ async fn every_form_of_query_is_served_by_an_index() {
     // 30,000 users with shared first and last names, written as the projector writes rows
     // (the search columns are PostgreSQL's to derive).
     sqlx::query(
-        "INSERT INTO read_models.users (id, username, email, sanitized_email, role, document)
+        "INSERT INTO read_models.users (id, username, email, sanitized_email, role, first_name,
+                                         last_name, document)
          SELECT gen_random_uuid(), 'member' || g, 'member' || g || '@example.com',
-                'member' || g || '@example.com', 'user',
-                json_build_object('firstName', (ARRAY['Ada','Grace','Linus','Ken'])[g % 4 + 1],
-                                  'lastName', (ARRAY['Lovelace','Hopper','Torvalds'])[g % 3 + 1])
-           FROM generate_series(1, 30000) g",
+                'member' || g || '@example.com', 'user', first_name, last_name,
+                json_build_object('firstName', first_name, 'lastName', last_name)
+           FROM generate_series(1, 30000) g,
+                LATERAL (SELECT (ARRAY['Ada','Grace','Linus','Ken'])[g % 4 + 1] AS first_name,
+                                (ARRAY['Lovelace','Hopper','Torvalds'])[g % 3 + 1] AS last_name) n",
     )
     .execute(&database)
     .await
@@ -397,46 +400,70 @@ async fn every_form_of_query_is_served_by_an_index() {
     for query in [
         "member12345",
         "grace hopper",
+        "ember123",
         "member",
         "ke",
         "m",
         "user",
         "01900000-0000-7000-8000-000000000001",
     ] {
-        for searcher in [
-            query_service::search::Searcher::Directory,
-            query_service::search::Searcher::Person,
-        ] {
-            let (sql, text) = query_service::search::statement(query, searcher);
-            let mut transaction = database.begin().await.unwrap();
-            sqlx::query(query_service::search::NO_SEQUENTIAL_SCAN)
-                .execute(&mut *transaction)
-                .await
-                .unwrap();
-            let sql = format!("EXPLAIN {sql}");
-            let mut explain = sqlx::query_scalar::<_, String>(&sql)
-                .bind(text)
-                .bind(query)
-                .bind(uuid::Uuid::parse_str(query).ok())
-                .bind(10_i64);
-            if searcher == query_service::search::Searcher::Person {
-                explain = explain.bind(viewer);
-            }
-            let plan = explain
-                .fetch_all(&mut *transaction)
-                .await
-                .unwrap()
-                .join("\n");
+        for searcher in [Searcher::Directory, Searcher::Person] {
+            let plan = plan(&database, query, searcher, viewer, "").await;
+            // Neither a sequential scan nor a walk of the whole primary key, nor workers.
             assert!(
-                !plan.contains("Seq Scan on users"),
+                !plan.contains("Seq Scan on users")
+                    && !plan.contains("Index Scan using users_pkey on users")
+                    && !plan.contains("Gather"),
                 "{query} ({searcher:?}):\n{plan}"
             );
-            assert!(
-                plan.contains("users_search")
-                    || plan.contains("users_pkey")
-                    || plan.contains("users_role"),
-                "{query}:\n{plan}"
-            );
+            assert!(plan.contains("users_search_words"), "{query}:\n{plan}");
+            if query.len() >= 3 {
+                assert!(plan.contains("on users_search "), "{query}:\n{plan}");
+            }
         }
     }
+    // Words first: when they find ten users, the infix branch never runs.
+    let analyzed = plan(&database, "member", Searcher::Directory, viewer, "ANALYZE").await;
+    let infix = analyzed
+        .lines()
+        .find(|line| line.contains("on users_search "))
+        .unwrap_or_else(|| panic!("{analyzed}"));
+    assert!(infix.contains("never executed"), "{analyzed}");
+    // An infix that begins no word: found by the trigram index.
+    let analyzed = plan(
+        &database,
+        "ember123",
+        Searcher::Directory,
+        viewer,
+        "ANALYZE",
+    )
+    .await;
+    assert!(analyzed.contains("rows=10 loops=1"), "{analyzed}");
+}
+
+/// The plan of a search for `query`, on a connection set as the route's are (`option`: `""`
+/// or `"ANALYZE"`).
+async fn plan(
+    database: &sqlx::PgPool,
+    query: &str,
+    searcher: Searcher,
+    viewer: uuid::Uuid,
+    option: &str,
+) -> String {
+    let (sql, terms) = search::statement(query, searcher);
+    let sql = format!("EXPLAIN {option} {sql}");
+    let mut explain = sqlx::query_scalar::<_, String>(&sql)
+        .bind(terms.words)
+        .bind(query)
+        .bind(terms.id)
+        .bind(search::RESULTS)
+        .bind(terms.infix);
+    if searcher == Searcher::Person {
+        explain = explain.bind(viewer);
+    }
+    explain
+        .fetch_all(&search::pool(database))
+        .await
+        .unwrap()
+        .join("\n")
 }

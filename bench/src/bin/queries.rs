@@ -114,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         ("list", CLIENTS, 10.0),
         ("me", SEARCH_CLIENTS, 10.0),
         ("search", SEARCH_CLIENTS, 20.0),
+        ("search-infix", SEARCH_CLIENTS, 20.0),
     ] {
         let measured = http_reads(query, clients, &base, &token, users, duration).await?;
         let raw = pgbench(query, clients, &url, users, duration)?;
@@ -200,13 +201,12 @@ async fn http_reads(
                 None,
             ),
             "me" => http1::request("GET", "/user/me", &address, &token, None),
-            // A username's first seven digits: the ten users who share them.
-            "search" => http1::request(
+            "search" | "search-infix" => http1::request(
                 "POST",
                 "/user/admin-api/search",
                 &address,
                 &token,
-                Some(&format!(r#"{{"query":"{}"}}"#, search_term(n))),
+                Some(&format!(r#"{{"query":"{}"}}"#, search_term(query, n))),
             ),
             _ => http1::request(
                 "POST",
@@ -231,9 +231,14 @@ async fn http_reads(
     .await)
 }
 
-/// The seeded users whose usernames (`u` and eight digits) begin with `n`'s first seven.
-fn search_term(n: u64) -> String {
-    format!("u{:07}", n / 10)
+/// What `scenario` searches for to find the ten seeded users (usernames `u` and eight digits)
+/// that share `n`'s first seven digits: `search` the start of their usernames (the word
+/// index), `search-infix` the digits alone, which begin no word (the trigram index).
+fn search_term(scenario: &str, n: u64) -> String {
+    match scenario {
+        "search" => format!("u{:07}", n / 10),
+        _ => format!("{:07}", n / 10),
+    }
 }
 
 fn rand_below(n: u64) -> u64 {
@@ -260,33 +265,47 @@ fn pgbench(
         "me" => format!(
             "\\set n random(1, {users})\nSELECT document::text FROM read_models.users WHERE id = ANY(ARRAY[{SQL_USER_ID}]);\n"
         ),
-        // The route's own statement, in its transaction, the query as `search_term` makes it.
-        "search" => {
+        // The route's own statement, on a connection set as the route's are (`PGOPTIONS`
+        // below), the query as `search_term` makes it.
+        "search" | "search-infix" => {
             let (statement, _) = query_service::search::statement(
-                &search_term(1),
+                &search_term(query, 1),
                 query_service::search::Searcher::Directory,
             );
-            let term = "('u' || lpad((:n / 10)::text, 7, '0'))";
+            let term = match query {
+                "search" => "('u' || lpad((:n / 10)::text, 7, '0'))",
+                _ => "lpad((:n / 10)::text, 7, '0')",
+            };
             let statement = statement
-                .replace("$1", term)
+                .replace("$1", &format!("('''' || {term} || ''':*')"))
                 .replace("$2", term)
                 .replace("$3", "NULL::uuid")
                 .replace("$4", &query_service::search::RESULTS.to_string())
+                .replace("$5", &format!("('%' || {term} || '%')"))
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
-            format!(
-                "\\set n random(1, {users})\nBEGIN;\n{};\n{statement};\nCOMMIT;\n",
-                query_service::search::NO_SEQUENTIAL_SCAN
-            )
+            format!("\\set n random(1, {users})\n{statement};\n")
         }
         _ => format!(
             "\\set n random(1, {users})\nSELECT id, document::text FROM read_models.users WHERE id = ANY(ARRAY[{SQL_USER_ID}]);\n"
         ),
     };
     std::fs::write(&script, sql)?;
+    let settings: Vec<String> = query_service::search::SETTINGS
+        .iter()
+        .map(|(name, value)| format!("-c {name}={value}"))
+        .collect();
     let output = Command::new("pgbench")
         .current_dir(&dir)
+        .env(
+            "PGOPTIONS",
+            if query.starts_with("search") {
+                settings.join(" ")
+            } else {
+                String::new()
+            },
+        )
         .args([
             "-n",
             "-M",

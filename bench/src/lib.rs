@@ -10,6 +10,11 @@
 pub mod http1;
 pub mod seeding;
 
+/// The allocator the service binary uses (`src/main.rs`), so that the programs that run the
+/// service in their own process measure it as deployed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;

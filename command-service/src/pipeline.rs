@@ -4,6 +4,11 @@
 //!
 //! Every append states the revision it decided on (never `Any`), so the events are sealed
 //! knowing their predecessor: the hash chain costs no extra read or round trip.
+//!
+//! Commands on one stream in one process take turns ([`turn`]): each decides on the state its
+//! predecessor left (the stream cache holds it), so concurrent requests on a hot stream queue
+//! instead of racing to conflict and retry. Conflicts, and their retries, remain for writes
+//! from other processes.
 
 use events::audit::ChainHead;
 use events::metadata::{encode_all, CommandContext};
@@ -115,6 +120,22 @@ fn backoff(attempt: usize) -> std::time::Duration {
     std::time::Duration::from_micros(rand::rng().random_range(0..=ceiling_micros))
 }
 
+/// Turns are kept per stripe of streams: a stream's commands share a stripe, and two streams
+/// rarely do (which only makes one wait for the other's append).
+const STRIPES: usize = 4096;
+
+/// Waits for the turn of commands on `stream` of `store` (a process may hold several stores,
+/// as a test holds several services): held while the command loads, decides and appends.
+async fn turn(store: &dyn EventStore, stream: &str) -> tokio::sync::MutexGuard<'static, ()> {
+    use std::hash::{Hash, Hasher};
+    static TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
+        std::sync::LazyLock::new(|| (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (store as *const dyn EventStore as *const () as usize).hash(&mut hasher);
+    stream.hash(&mut hasher);
+    TURNS[hasher.finish() as usize % STRIPES].lock().await
+}
+
 /// Loads the aggregate `id` and its revision.
 pub async fn load_aggregate<A: Aggregate>(
     store: &dyn EventStore,
@@ -139,6 +160,7 @@ where
     F: FnMut(&A::State) -> Result<A::Command, Failure>,
 {
     let stream = A::stream_name(id);
+    let _turn = turn(store, &stream).await;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -198,6 +220,7 @@ pub async fn append_facts<A: Aggregate>(
     events: &[A::Event],
 ) -> Result<Position, ApiError> {
     let stream = A::stream_name(id);
+    let _turn = turn(store, &stream).await;
     let mut attempt = 0;
     loop {
         attempt += 1;

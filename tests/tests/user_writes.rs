@@ -1071,6 +1071,41 @@ async fn ban_restrict_and_verify_record_who_when_and_why() {
 // credits
 // ---------------------------------------------------------------------------------------------
 
+/// A hot stream (issue 15): concurrent commands on one user queue in the process instead of
+/// racing, so none is refused for conflicts and none even meets one.
+#[tokio::test]
+async fn concurrent_increments_on_one_user_all_land_without_conflicts() {
+    let s = setup().await;
+    let [id] = <[String; 1]>::try_from(create(&s, &["hot_stream_user"]).await).expect("one");
+    let path = format!("{ADMIN}/credits");
+    let increment = json!({ "target": id, "type": "increment", "value": 1 });
+    let answers: Vec<(u16, Value, Option<String>)> = futures::stream::iter(0..200)
+        .map(|_| s.app.send(Method::POST, &path, &s.admin, &increment))
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for answer in &answers {
+        assert_ok(answer, 200);
+    }
+    assert_eq!(view(&s, &id).await["credits"], 200);
+    let metrics = s
+        .app
+        .http
+        .get(s.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics
+            .lines()
+            .any(|line| line.starts_with("userledger_command_conflicts_total")),
+        "commands on one stream met conflicts: {metrics}"
+    );
+}
+
 #[tokio::test]
 async fn credits_change_and_never_go_negative() {
     let s = setup().await;

@@ -58,7 +58,7 @@ impl Projection for UsersReadModel {
     async fn prepare(&self, connection: &mut PgConnection) -> anyhow::Result<()> {
         for statement in [
             // `id` is a UUIDv7: its order is creation order, which `list` pages by.
-            &format!(
+            format!(
                 "CREATE TABLE IF NOT EXISTS users (
                     id uuid PRIMARY KEY,
                     username text NOT NULL,
@@ -84,7 +84,7 @@ impl Projection for UsersReadModel {
             // Tables made before search: names in columns of their own, and the search
             // columns. Each change is made only when missing: `ALTER TABLE` locks the table
             // even when it has nothing to do, and another instance may be writing to it.
-            &format!(
+            format!(
                 "DO $$ BEGIN
                    IF NOT EXISTS (SELECT 1 FROM pg_attribute
                                    WHERE attrelid = 'users'::regclass

@@ -1,5 +1,6 @@
 //! Commands over HTTP: commands/s and p50/p99 at 64 concurrent clients on 10,000 users, for
-//! ban, credits increment, profile update, and create-user (hashing included), beside the same
+//! ban, credits increment, credits increments on four users only (hot streams), profile
+//! update, and create-user (hashing included), beside the same
 //! store's raw append rate and this machine's raw argon2 hash rate, measured in the same run,
 //! while a concurrent reader times `GET /health`.
 //!
@@ -35,6 +36,8 @@ use uuid::Uuid;
 const USERS: usize = 10_000;
 const CLIENTS: usize = 64;
 const MAX_OPERATIONS: u64 = 1_000_000;
+/// The users `hot-credits` writes to.
+const HOT_STREAMS: usize = 4;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -67,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut commands = Vec::new();
     let only = std::env::var("BENCH_SCENARIOS").ok();
-    for scenario in ["ban", "credits", "update", "create-user"] {
+    for scenario in ["ban", "credits", "hot-credits", "update", "create-user"] {
         if only
             .as_deref()
             .is_some_and(|only| !only.split(',').any(|s| s == scenario))
@@ -233,14 +236,20 @@ async fn measure(
         let n = counter.fetch_add(1, Ordering::Relaxed) as usize;
         let run = run.clone();
         async move {
-            let target = &users[n % users.len()];
+            // `hot-credits` writes to four users only: 16 clients per stream.
+            let spread = if scenario == "hot-credits" {
+                HOT_STREAMS
+            } else {
+                users.len()
+            };
+            let target = &users[n % spread];
             let (path, body) = match scenario {
                 // The first pass over the users bans them, the second lifts the bans, ...
                 "ban" => (
                     "ban",
                     json!({ "target": target, "state": (n / users.len()).is_multiple_of(2), "reason": "benchmark ban reason" }),
                 ),
-                "credits" => (
+                "credits" | "hot-credits" => (
                     "credits",
                     json!({ "target": target, "type": "increment", "value": 1 }),
                 ),

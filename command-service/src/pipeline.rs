@@ -141,7 +141,7 @@ pub async fn load_aggregate<A: Aggregate>(
     store: &dyn EventStore,
     id: &A::Id,
 ) -> Result<(A::State, Option<u64>), ApiError> {
-    let recorded = store.read_stream(&A::stream_name(id), 0).await?;
+    let recorded = store.read_stream_shared(&A::stream_name(id)).await?;
     let loaded = load::<A>(&recorded).map_err(ApiError::internal)?;
     Ok((loaded.state, loaded.revision))
 }
@@ -164,12 +164,15 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let recorded = store.read_stream(&stream, 0).await?;
+        // Shared with the stream cache, not copied; let go before the append, which extends
+        // the cached stream in place when nobody else holds it.
+        let recorded = store.read_stream_shared(&stream).await?;
         let Loaded {
             state,
             revision,
             head,
         } = load::<A>(&recorded).map_err(ApiError::internal)?;
+        drop(recorded);
         let events = A::decide(&state, command(&state)?, context)?;
         if events.is_empty() {
             return Ok(Outcome {

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use events::store::{
-    AppendRequest, AppendResult, EventStore, EventStream, Position, RecordedEvent, StoreError,
-    UniqueClaim,
+    AppendRequest, AppendResult, EventStore, EventStream, NewEvent, Position, RecordedEvent,
+    StoreError, UniqueClaim,
 };
 
 /// How long a cached stream is trusted without a conflict to say otherwise.
@@ -68,49 +68,68 @@ impl StreamCache {
         self.lock().remove(stream);
     }
 
-    /// The cached stream extended by a successful append, when the cache held exactly the
-    /// revision the append was made on and the append's positions are all known (one event:
-    /// its position is the result's); otherwise the entry is dropped and the next read reloads.
-    fn extend(&self, request: &AppendRequest, result: &AppendResult) {
+    /// The event an append of one event to a cached stream will add to it, when the append
+    /// succeeds; `None` when there is nothing to extend (the entry is then dropped).
+    fn pending(&self, request: &AppendRequest) -> Option<NewEvent> {
+        match request.events.as_slice() {
+            [event] if self.lock().contains_key(&request.stream) => Some(event.clone()),
+            _ => None,
+        }
+    }
+
+    /// The cached stream extended by a successful append of `event`, when the cache held
+    /// exactly the revision the append was made on; otherwise the entry is dropped and the
+    /// next read reloads.
+    fn extend(&self, stream: &str, event: Option<NewEvent>, result: &AppendResult) {
         let mut streams = self.lock();
-        let Some(cached) = streams.get_mut(&request.stream) else {
+        let Some(cached) = streams.get_mut(stream) else {
             return;
         };
         let cached_revision = cached.events.last().map(|e| e.revision);
         let extends = cached_revision.map_or(0, |r| r + 1) == result.revision;
-        let [event] = request.events.as_slice() else {
-            streams.remove(&request.stream);
+        let (Some(event), true) = (event, extends) else {
+            streams.remove(stream);
             return;
         };
-        if !extends {
-            streams.remove(&request.stream);
-            return;
-        }
         // Copies the stream only while a reader still holds the previous version.
         Arc::make_mut(&mut cached.events).push(RecordedEvent {
-            stream: request.stream.clone(),
+            stream: stream.to_owned(),
             revision: result.revision,
             position: result.position,
             event_id: event.event_id,
-            event_type: event.event_type.clone(),
-            data: event.data.clone(),
-            metadata: event.metadata.clone(),
+            event_type: event.event_type,
+            data: event.data,
+            metadata: event.metadata,
             recorded_at: chrono::Utc::now(),
         });
+    }
+
+    /// The stream, from the cache or loaded into it.
+    async fn shared(&self, stream: &str) -> Result<Arc<Vec<RecordedEvent>>, StoreError> {
+        if let Some(events) = self.cached(stream) {
+            return Ok(events);
+        }
+        let loaded_at = Instant::now();
+        let events = Arc::new(self.store.read_stream(stream, 0).await?);
+        self.store_events(stream, events.clone(), loaded_at);
+        Ok(events)
     }
 }
 
 #[async_trait]
 impl EventStore for StreamCache {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
-        match self.store.append(request.clone()).await {
+        // The request goes to the store whole; only what the cache will keep is copied.
+        let stream = request.stream.clone();
+        let event = self.pending(&request);
+        match self.store.append(request).await {
             Ok(result) => {
-                self.extend(&request, &result);
+                self.extend(&stream, event, &result);
                 Ok(result)
             }
             Err(error) => {
                 // A conflict means the cached stream is behind; anything else leaves it unsure.
-                self.forget(&request.stream);
+                self.forget(&stream);
                 Err(error)
             }
         }
@@ -121,20 +140,20 @@ impl EventStore for StreamCache {
         stream: &str,
         from_revision: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let events = match self.cached(stream) {
-            Some(events) => events,
-            None => {
-                let loaded_at = Instant::now();
-                let events = Arc::new(self.store.read_stream(stream, 0).await?);
-                self.store_events(stream, events.clone(), loaded_at);
-                events
-            }
-        };
-        Ok(events
+        Ok(self
+            .shared(stream)
+            .await?
             .iter()
             .filter(|e| e.revision >= from_revision)
             .cloned()
             .collect())
+    }
+
+    async fn read_stream_shared(
+        &self,
+        stream: &str,
+    ) -> Result<Arc<Vec<RecordedEvent>>, StoreError> {
+        self.shared(stream).await
     }
 
     async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, StoreError> {

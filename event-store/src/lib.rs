@@ -3,9 +3,10 @@
 //! domain crate `events`). Both pass the contract suite in `tests/tests/event_store_contract.rs`.
 //!
 //! # Layout
-//! - [`postgres`]: [`postgres::PostgresEventStore`] on sqlx: one INSERT per append, claims as
-//!   rows of `unique_claims` in the same transaction, gap-free reading below the oldest running
-//!   transaction. Its schema is in `migrations/` (run by `PostgresEventStore::connect`).
+//! - [`postgres`]: [`postgres::PostgresEventStore`] on sqlx: appends written in groups
+//!   (`postgres/group_commit.rs`: the appends that arrive together share one INSERT and one
+//!   commit), claims as rows of `unique_claims` in the same transaction, gap-free reading below
+//!   the oldest running transaction. Its schema is in `migrations/` (run by `PostgresEventStore::connect`).
 //! - [`eventstoredb`]: [`eventstoredb::EventStoreDbStore`] on the `eventstore` client, split
 //!   into the store and its `EventStore` impl (`mod.rs`), uniqueness reservations
 //!   (`reservations.rs`), the events append (`append.rs`), reading and following `$all`

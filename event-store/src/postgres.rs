@@ -1,14 +1,19 @@
 //! The PostgreSQL event store.
 //!
-//! An append without uniqueness claims is one INSERT statement: one round trip, one commit. An
-//! append with claims (creates, renames, deletes) is a short transaction: releases, claims,
-//! events.
+//! Appends are written by a few writer tasks that take turns at a queue (`group_commit`): a
+//! lone append is written at once, and appends that arrive together share one transaction, one
+//! INSERT statement for their events and one WAL flush, each keeping its own expected revision
+//! and claims. An append without uniqueness claims is a row set of that INSERT; an append with
+//! claims (creates, renames, deletes) releases, claims and inserts inside a savepoint of its
+//! own, so that a claim already taken fails that append alone.
 //!
 //! Gap-free reading: a transaction may commit after another that wrote later. Readers expose
 //! only events whose transaction id is below the oldest running transaction
 //! (`pg_snapshot_xmin`), and an event's position is derived from its transaction id
 //! (`(xid << 16) + its index in the transaction`), so every event a reader may still have to
 //! wait for lies above every event it has been shown. No lock or sequence is shared by writers.
+
+mod group_commit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,32 +46,32 @@ const EVENTS_PER_TRANSACTION: usize = 1 << 16;
 /// The unique constraint that makes the loser of a race for a revision fail.
 const STREAM_REVISION_KEY: &str = "events_stream_revision_key";
 
-/// Appends to a stream that must not exist: the unique `(stream_id, revision)` is the check.
-/// `$2` is the number of events this transaction appended before.
-const INSERT_NEW_STREAM: &str = "\
+/// Appends the events of several streams, each after its stream's last revision when that is
+/// the expected one (`$2`: -1 for no stream, null for any revision); a stream whose revision
+/// does not hold gets no row. `$3` is the number of events the transaction appended before.
+/// A concurrent append of the same revision fails the statement on the unique
+/// `(stream_id, revision)`.
+const INSERT_EVENTS: &str = "\
+    WITH member AS ( \
+        SELECT m.n, m.stream, current.revision \
+          FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS m(stream, expected, n), \
+               LATERAL (SELECT coalesce(max(revision), -1) AS revision \
+                          FROM events WHERE stream_id = m.stream) current \
+         WHERE m.expected IS NULL OR m.expected = current.revision) \
     INSERT INTO events (position, stream_id, revision, tx, event_id, event_type, data, metadata) \
-    SELECT (pg_current_xact_id()::text::bigint << 16) + $2 + e.i - 1, $1, e.i - 1, \
+    SELECT (pg_current_xact_id()::text::bigint << 16) + $3 + e.i - 1, member.stream, \
+           member.revision + row_number() OVER (PARTITION BY e.member ORDER BY e.i), \
            pg_current_xact_id(), e.id, e.t, e.d, e.m \
-      FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) \
-           WITH ORDINALITY AS e(id, t, d, m, i) \
-    RETURNING position, revision";
-
-/// Appends after the stream's last revision when it equals `$7` (any revision when `$7` is
-/// null). No row comes back when it does not; a concurrent append of the same revision fails
-/// on the unique `(stream_id, revision)`.
-const INSERT_AT_REVISION: &str = "\
-    INSERT INTO events (position, stream_id, revision, tx, event_id, event_type, data, metadata) \
-    SELECT (pg_current_xact_id()::text::bigint << 16) + $2 + e.i - 1, $1, current.revision + e.i, \
-           pg_current_xact_id(), e.id, e.t, e.d, e.m \
-      FROM (SELECT coalesce(max(revision), -1) AS revision FROM events WHERE stream_id = $1) current, \
-           unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY AS e(id, t, d, m, i) \
-     WHERE $7::bigint IS NULL OR current.revision = $7 \
-    RETURNING position, revision";
+      FROM unnest($4::bigint[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) \
+           WITH ORDINALITY AS e(member, id, t, d, m, i) \
+      JOIN member ON member.n = e.member \
+    RETURNING stream_id, position, revision";
 
 #[derive(Clone)]
 pub struct PostgresEventStore {
     pool: PgPool,
     appended: Arc<Notify>,
+    writers: group_commit::Writers,
     poll_interval: Duration,
 }
 
@@ -95,13 +100,23 @@ impl PostgresEventStore {
         Ok(Self::new(pool))
     }
 
-    /// Wraps a pool whose schema is already migrated.
+    /// Wraps a pool whose schema is already migrated, with [`group_commit::WRITERS`] writer
+    /// tasks (spawned on the current Tokio runtime; they end with the last clone of the store).
     pub fn new(pool: PgPool) -> Self {
+        let appended = Arc::new(Notify::new());
         Self {
+            writers: group_commit::Writers::start(&pool, &appended, group_commit::WRITERS),
             pool,
-            appended: Arc::new(Notify::new()),
+            appended,
             poll_interval: DEFAULT_POLL_INTERVAL,
         }
+    }
+
+    /// The same store with `writers` writer tasks instead: at most that many groups of appends
+    /// are in flight at once.
+    pub fn with_writers(mut self, writers: usize) -> Self {
+        self.writers = group_commit::Writers::start(&self.pool, &self.appended, writers);
+        self
     }
 
     pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
@@ -133,9 +148,13 @@ impl PostgresEventStore {
         .fetch_one(&mut *transaction)
         .await
         .map_err(StoreError::backend)?;
-        let result = self
-            .append_in(&mut *transaction, request, appended_before as usize)
-            .await?;
+        let result = append_in(
+            &self.pool,
+            &mut *transaction,
+            request,
+            appended_before as usize,
+        )
+        .await?;
         sqlx::query("SELECT set_config('userledger.events_in_transaction', $1, true)")
             .bind((appended_before as usize + request.events.len()).to_string())
             .execute(&mut *transaction)
@@ -143,90 +162,161 @@ impl PostgresEventStore {
             .map_err(StoreError::backend)?;
         Ok(result)
     }
+}
 
-    /// One append in its own transaction.
-    async fn append_once(&self, request: &AppendRequest) -> Result<AppendResult, StoreError> {
-        if request.claims.is_empty() && request.releases.is_empty() {
-            let mut connection = self.pool.acquire().await.map_err(StoreError::backend)?;
-            return self.append_in(&mut connection, request, 0).await;
+/// One append in its own transaction (a single statement without claims), decided again while
+/// an append at any revision races other writers.
+async fn append_alone(pool: &PgPool, request: &AppendRequest) -> Result<AppendResult, StoreError> {
+    let attempts = match request.expected {
+        ExpectedRevision::Any => ANY_REVISION_ATTEMPTS,
+        _ => 1,
+    };
+    let mut attempt = 1;
+    loop {
+        match append_once(pool, request).await {
+            Err(StoreError::WrongExpectedRevision { .. }) if attempt < attempts => attempt += 1,
+            outcome => return outcome,
         }
-        let mut transaction = self.pool.begin().await.map_err(StoreError::backend)?;
-        let result = self.append_in(&mut transaction, request, 0).await?;
-        transaction.commit().await.map_err(StoreError::backend)?;
-        Ok(result)
     }
+}
 
-    /// Releases, claims and events, on `connection` (inside a transaction when there are
-    /// claims or releases). `appended_before` events were appended earlier in the same
-    /// transaction.
-    async fn append_in(
-        &self,
-        connection: &mut PgConnection,
-        request: &AppendRequest,
-        appended_before: usize,
-    ) -> Result<AppendResult, StoreError> {
-        let events = &request.events;
-        if appended_before + events.len() > EVENTS_PER_TRANSACTION {
-            return Err(StoreError::InvalidAppend(format!(
-                "at most {EVENTS_PER_TRANSACTION} events can be appended in one transaction"
-            )));
-        }
-        release(connection, request).await?;
-        claim(connection, request).await?;
+async fn append_once(pool: &PgPool, request: &AppendRequest) -> Result<AppendResult, StoreError> {
+    if request.claims.is_empty() && request.releases.is_empty() {
+        let mut connection = pool.acquire().await.map_err(StoreError::backend)?;
+        return append_in(pool, &mut connection, request, 0).await;
+    }
+    let mut transaction = pool.begin().await.map_err(StoreError::backend)?;
+    let result = append_in(pool, &mut transaction, request, 0).await?;
+    transaction.commit().await.map_err(StoreError::backend)?;
+    Ok(result)
+}
 
-        let (statement, expected) = match request.expected {
-            ExpectedRevision::NoStream => (INSERT_NEW_STREAM, None),
-            ExpectedRevision::Any => (INSERT_AT_REVISION, None),
-            ExpectedRevision::Exact(revision) => (INSERT_AT_REVISION, Some(to_i64(revision)?)),
-        };
-        let rows: Result<Vec<(i64, i64)>, sqlx::Error> = sqlx::query_as(statement)
-            .bind(&request.stream)
-            .bind(appended_before as i64)
-            .bind(events.iter().map(|e| e.event_id).collect::<Vec<Uuid>>())
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.event_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| &e.metadata).collect::<Vec<_>>())
-            .bind(expected)
-            .fetch_all(&mut *connection)
-            .await;
-        let rows = match rows {
-            Ok(rows) if rows.len() == events.len() => rows,
-            Ok(_) => return Err(self.wrong_revision(request).await),
-            Err(error) if is_violation_of(&error, STREAM_REVISION_KEY) => {
-                return Err(self.wrong_revision(request).await)
+/// Releases, claims and events, on `connection` (inside a transaction when there are claims or
+/// releases). `appended_before` events were appended earlier in the same transaction.
+async fn append_in(
+    pool: &PgPool,
+    connection: &mut PgConnection,
+    request: &AppendRequest,
+    appended_before: usize,
+) -> Result<AppendResult, StoreError> {
+    release(connection, request).await?;
+    claim(connection, request).await?;
+    match insert_events(connection, &[request], appended_before).await {
+        Ok(results) => match results.into_iter().next().flatten() {
+            Some(result) => Ok(result),
+            None => Err(wrong_revision(pool, request).await),
+        },
+        Err(InsertError::Conflict) => Err(wrong_revision(pool, request).await),
+        Err(InsertError::Store(error)) => Err(error),
+    }
+}
+
+/// Why [`insert_events`] wrote nothing.
+enum InsertError {
+    /// A concurrent transaction appended one of the revisions first (or the statement was
+    /// chosen to break a deadlock): it failed whole, and each member may be decided again.
+    Conflict,
+    Store(StoreError),
+}
+
+/// Inserts the events of `members` (at most one per stream) in one statement: each member's
+/// result, in order, or `None` for a member whose expected revision did not hold (none of its
+/// events is written). `appended_before` events were appended earlier in the same transaction.
+async fn insert_events(
+    connection: &mut PgConnection,
+    members: &[&AppendRequest],
+    appended_before: usize,
+) -> Result<Vec<Option<AppendResult>>, InsertError> {
+    let events = members.iter().map(|m| m.events.len()).sum::<usize>();
+    if appended_before + events > EVENTS_PER_TRANSACTION {
+        return Err(InsertError::Store(StoreError::InvalidAppend(format!(
+            "at most {EVENTS_PER_TRANSACTION} events can be appended in one transaction"
+        ))));
+    }
+    let mut expected = Vec::with_capacity(members.len());
+    for member in members {
+        expected.push(match member.expected {
+            ExpectedRevision::NoStream => Some(-1),
+            ExpectedRevision::Any => None,
+            ExpectedRevision::Exact(revision) => {
+                Some(to_i64(revision).map_err(InsertError::Store)?)
             }
-            Err(error) => return Err(StoreError::backend(error)),
-        };
-        let (first, _) = rows[0];
-        let (last, revision) = rows[rows.len() - 1];
-        Ok(AppendResult {
-            revision: revision as u64,
-            first_position: Position::at(first as u64),
-            position: Position::at(last as u64),
-        })
+        });
     }
+    let each_event = || {
+        members
+            .iter()
+            .zip(1_i64..)
+            .flat_map(|(m, n)| m.events.iter().map(move |e| (n, e)))
+    };
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(INSERT_EVENTS)
+        .bind(
+            members
+                .iter()
+                .map(|m| m.stream.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(expected)
+        .bind(appended_before as i64)
+        .bind(each_event().map(|(n, _)| n).collect::<Vec<_>>())
+        .bind(each_event().map(|(_, e)| e.event_id).collect::<Vec<_>>())
+        .bind(
+            each_event()
+                .map(|(_, e)| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(each_event().map(|(_, e)| &e.data).collect::<Vec<_>>())
+        .bind(each_event().map(|(_, e)| &e.metadata).collect::<Vec<_>>())
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(|error| {
+            match is_violation_of(&error, STREAM_REVISION_KEY) || is_deadlock(&error) {
+                true => InsertError::Conflict,
+                false => InsertError::Store(StoreError::backend(error)),
+            }
+        })?;
+    // Rows per stream: (first position, last position, last revision).
+    let mut written: std::collections::HashMap<&str, (i64, i64, i64)> =
+        std::collections::HashMap::with_capacity(members.len());
+    for (stream, position, revision) in &rows {
+        let entry = written
+            .entry(stream.as_str())
+            .or_insert((*position, *position, *revision));
+        *entry = (
+            entry.0.min(*position),
+            entry.1.max(*position),
+            entry.2.max(*revision),
+        );
+    }
+    Ok(members
+        .iter()
+        .map(|member| {
+            written
+                .get(member.stream.as_str())
+                .map(|&(first, last, revision)| AppendResult {
+                    revision: revision as u64,
+                    first_position: Position::at(first as u64),
+                    position: Position::at(last as u64),
+                })
+        })
+        .collect())
+}
 
-    /// The error of an append whose expected revision did not hold, with the stream's revision
-    /// as it is now (read outside the failed transaction).
-    async fn wrong_revision(&self, request: &AppendRequest) -> StoreError {
-        let actual: Result<Option<i64>, _> =
-            sqlx::query_scalar("SELECT max(revision) FROM events WHERE stream_id = $1")
-                .bind(&request.stream)
-                .fetch_one(&self.pool)
-                .await;
-        match actual {
-            Ok(actual) => StoreError::WrongExpectedRevision {
-                stream: request.stream.clone(),
-                expected: request.expected,
-                actual: actual.map(|r| r as u64),
-            },
-            Err(error) => StoreError::backend(error),
-        }
+/// The error of an append whose expected revision did not hold, with the stream's revision as
+/// it is now (read outside the failed transaction).
+async fn wrong_revision(pool: &PgPool, request: &AppendRequest) -> StoreError {
+    let actual: Result<Option<i64>, _> =
+        sqlx::query_scalar("SELECT max(revision) FROM events WHERE stream_id = $1")
+            .bind(&request.stream)
+            .fetch_one(pool)
+            .await;
+    match actual {
+        Ok(actual) => StoreError::WrongExpectedRevision {
+            stream: request.stream.clone(),
+            expected: request.expected,
+            actual: actual.map(|r| r as u64),
+        },
+        Err(error) => StoreError::backend(error),
     }
 }
 
@@ -303,23 +393,7 @@ impl EventStore for PostgresEventStore {
                 "an append needs at least one event".into(),
             ));
         }
-        let attempts = match request.expected {
-            ExpectedRevision::Any => ANY_REVISION_ATTEMPTS,
-            _ => 1,
-        };
-        let mut attempt = 1;
-        loop {
-            match self.append_once(&request).await {
-                Err(StoreError::WrongExpectedRevision { .. }) if attempt < attempts => {
-                    attempt += 1;
-                }
-                Ok(result) => {
-                    self.appended.notify_waiters();
-                    return Ok(result);
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        self.writers.append(request).await
     }
 
     async fn read_stream(
@@ -513,6 +587,15 @@ fn is_violation_of(error: &sqlx::Error, constraint: &str) -> bool {
         .as_database_error()
         .and_then(|e| e.constraint())
         .is_some_and(|name| name == constraint)
+}
+
+/// Whether PostgreSQL ended `error`'s statement to break a cycle of waiting transactions: it
+/// wrote nothing, and may be tried again.
+fn is_deadlock(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "40P01")
 }
 
 fn to_i64(value: u64) -> Result<i64, StoreError> {

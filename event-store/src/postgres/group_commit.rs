@@ -1,0 +1,295 @@
+//! Group commit: appends that arrive together share one transaction and one WAL flush.
+//!
+//! Every append waits in one queue that a few writer tasks drain, taking turns. A writer takes
+//! what is waiting when it is free, up to [`MAX_MEMBERS`] appends and [`MAX_EVENTS`] events: a
+//! lone append is written at once, never held back for company, and under load appends gather
+//! while the writers are busy. A group is written as:
+//! - one append: alone, exactly as before group commit (one statement without claims);
+//! - appends without claims: one INSERT of all their events, in autocommit;
+//! - appends with claims among them: a transaction in which each of those releases, claims and
+//!   inserts inside a savepoint of its own, then the others' one INSERT, then one commit.
+//!
+//! Each member keeps its own expected revision and claims, and fails alone: a revision that
+//! does not hold gives that member no rows, a claim already taken rolls back its savepoint.
+//! When the INSERT fails whole because another process appended one of its revisions first (the
+//! unique `(stream_id, revision)`), nothing of it was written and its members are appended alone
+//! afterwards, each deciding its own fate. A member whose append at any revision lost the race
+//! is appended alone again too. Two appends to one stream never share a group: the later waits
+//! for the next one, so their order is kept.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use sqlx::{Acquire, PgPool};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+
+use events::store::{AppendRequest, AppendResult, ExpectedRevision, StoreError};
+
+use super::{append_alone, append_in, insert_events, wrong_revision, InsertError};
+
+/// Writer tasks of a store: at most this many groups are in flight at once. Measured with the
+/// `commands` benchmark (issue 15): see the README's "Group commit".
+pub const WRITERS: usize = 4;
+/// At most this many appends share a group.
+const MAX_MEMBERS: usize = 256;
+/// At most this many events share a group (far below the 65,536 of one transaction); a lone
+/// larger append is still written, alone.
+const MAX_EVENTS: usize = 4_096;
+
+/// The queue of appends, shared by the clones of a store; its writers end with the last one.
+#[derive(Clone)]
+pub(super) struct Writers {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+/// An append waiting for a writer, and where its outcome goes.
+struct Pending {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+impl Writers {
+    /// Spawns `writers` writer tasks (at least one) on the current Tokio runtime. Each wakes
+    /// `appended` after every group it writes.
+    pub(super) fn start(pool: &PgPool, appended: &Arc<Notify>, writers: usize) -> Self {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        let waiting = Arc::new(Mutex::new(waiting));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write(pool.clone(), appended.clone(), waiting.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Appends through the writers; the outcome of this append alone.
+    pub(super) async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .send(Pending { request, reply })
+            .map_err(|_| StoreError::Backend("the event store's writers have stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Backend("the event store's writer stopped".into()))?
+    }
+}
+
+/// One writer: takes a group, writes it, answers its members, until the queue closes.
+async fn write(
+    pool: PgPool,
+    appended: Arc<Notify>,
+    waiting: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>,
+) {
+    // Appends taken from the queue whose stream was already in the group: the next group's.
+    let mut deferred = VecDeque::new();
+    while let Some(group) = next_group(&waiting, &mut deferred).await {
+        let members = group.len();
+        let outcomes = write_group(&pool, &group).await;
+        tracing::debug!(members, "appended a group");
+        appended.notify_waiters();
+        for (pending, outcome) in group.into_iter().zip(outcomes) {
+            // The caller may have gone; what was written stays written.
+            let _ = pending.reply.send(outcome);
+        }
+    }
+}
+
+/// The appends deferred from the last group, then what waits in the queue (waiting for one
+/// when there is nothing), up to the limits; `None` once the queue is closed and empty.
+async fn next_group(
+    waiting: &Mutex<mpsc::UnboundedReceiver<Pending>>,
+    deferred: &mut VecDeque<Pending>,
+) -> Option<Vec<Pending>> {
+    let mut group = Group::default();
+    let mut later = VecDeque::new();
+    for pending in deferred.drain(..) {
+        group.offer(pending, &mut later);
+    }
+    // With deferred appends in hand, never wait for the queue: another writer may be waiting
+    // at it for an append that only comes once these are answered.
+    let waiting = match group.members.is_empty() {
+        true => Some(waiting.lock().await),
+        false => waiting.try_lock().ok(),
+    };
+    if let Some(mut waiting) = waiting {
+        if group.members.is_empty() {
+            group.offer(waiting.recv().await?, &mut later);
+        }
+        while !group.is_full() {
+            match waiting.try_recv() {
+                Ok(pending) => group.offer(pending, &mut later),
+                Err(_) => break,
+            }
+        }
+    }
+    *deferred = later;
+    Some(group.members)
+}
+
+#[derive(Default)]
+struct Group {
+    members: Vec<Pending>,
+    streams: HashSet<String>,
+    events: usize,
+}
+
+impl Group {
+    /// Takes `pending` into the group, or puts it in `later` when its stream is already in
+    /// the group or the group is full (a group always takes its first member).
+    fn offer(&mut self, pending: Pending, later: &mut VecDeque<Pending>) {
+        let events = pending.request.events.len();
+        let fits =
+            self.members.is_empty() || (!self.is_full() && self.events + events <= MAX_EVENTS);
+        if fits && self.streams.insert(pending.request.stream.clone()) {
+            self.events += events;
+            self.members.push(pending);
+        } else {
+            later.push_back(pending);
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.members.len() >= MAX_MEMBERS || self.events >= MAX_EVENTS
+    }
+}
+
+/// What became of one member of a group.
+enum Outcome {
+    Decided(Result<AppendResult, StoreError>),
+    /// Not written in the group; to be appended alone.
+    Alone,
+}
+
+/// Writes a group: each member's outcome, in order.
+async fn write_group(pool: &PgPool, group: &[Pending]) -> Vec<Result<AppendResult, StoreError>> {
+    let requests: Vec<&AppendRequest> = group.iter().map(|p| &p.request).collect();
+    if let [request] = requests.as_slice() {
+        return vec![append_alone(pool, request).await];
+    }
+    let outcomes = match write_together(pool, &requests).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            // The transaction failed, or its commit did not answer: nothing of it is known to
+            // be written, and nothing is written again.
+            let error = error.to_string();
+            return requests
+                .iter()
+                .map(|_| Err(StoreError::Backend(error.clone().into())))
+                .collect();
+        }
+    };
+    let mut results = Vec::with_capacity(outcomes.len());
+    for (request, outcome) in requests.into_iter().zip(outcomes) {
+        results.push(match outcome {
+            Outcome::Decided(result) => result,
+            Outcome::Alone => append_alone(pool, request).await,
+        });
+    }
+    results
+}
+
+/// Writes the members in one transaction (one statement when none has claims).
+async fn write_together(
+    pool: &PgPool,
+    requests: &[&AppendRequest],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let claims = |r: &AppendRequest| !r.claims.is_empty() || !r.releases.is_empty();
+    let (claiming, mut plain): (Vec<usize>, Vec<usize>) =
+        (0..requests.len()).partition(|&i| claims(requests[i]));
+    // Every group inserts its streams in one order, so that two groups never wait for each
+    // other's rows in a cycle.
+    plain.sort_by_key(|&i| &requests[i].stream);
+    let members: Vec<&AppendRequest> = plain.iter().map(|&i| requests[i]).collect();
+    let mut outcomes: Vec<Option<Outcome>> = requests.iter().map(|_| None).collect();
+
+    if claiming.is_empty() {
+        let mut connection = pool.acquire().await?;
+        let written = insert_events(&mut connection, &members, 0).await;
+        for (i, outcome) in insert_outcomes(pool, &members, &plain, written).await {
+            outcomes[i] = Some(outcome);
+        }
+        return Ok(outcomes.into_iter().flatten().collect());
+    }
+
+    let mut transaction = pool.begin().await?;
+    let mut appended = 0;
+    for &i in &claiming {
+        let request = requests[i];
+        let mut savepoint = transaction.begin().await?;
+        outcomes[i] = Some(
+            match append_in(pool, &mut savepoint, request, appended).await {
+                Ok(result) => {
+                    savepoint.commit().await?;
+                    appended += request.events.len();
+                    Outcome::Decided(Ok(result))
+                }
+                Err(error) => {
+                    savepoint.rollback().await?;
+                    match error {
+                        StoreError::ClaimTaken { .. } | StoreError::InvalidAppend(_) => {
+                            Outcome::Decided(Err(error))
+                        }
+                        StoreError::WrongExpectedRevision { .. }
+                            if request.expected != ExpectedRevision::Any =>
+                        {
+                            Outcome::Decided(Err(error))
+                        }
+                        // A race at any revision, or a failure of this member's statements
+                        // (a deadlock with another process's claims): alone, afterwards.
+                        _ => Outcome::Alone,
+                    }
+                }
+            },
+        );
+    }
+    if !plain.is_empty() {
+        let mut savepoint = transaction.begin().await?;
+        let written = insert_events(&mut savepoint, &members, appended).await;
+        match written {
+            Ok(_) => savepoint.commit().await?,
+            Err(_) => savepoint.rollback().await?,
+        }
+        for (i, outcome) in insert_outcomes(pool, &members, &plain, written).await {
+            outcomes[i] = Some(outcome);
+        }
+    }
+    transaction.commit().await?;
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// The outcomes of the members of one INSERT (`members[k]` is the group's `indices[k]`).
+async fn insert_outcomes(
+    pool: &PgPool,
+    members: &[&AppendRequest],
+    indices: &[usize],
+    written: Result<Vec<Option<AppendResult>>, InsertError>,
+) -> Vec<(usize, Outcome)> {
+    let written = match written {
+        Ok(written) => written,
+        Err(InsertError::Conflict) => {
+            return indices.iter().map(|&i| (i, Outcome::Alone)).collect();
+        }
+        Err(InsertError::Store(error)) => {
+            let error = error.to_string();
+            return indices
+                .iter()
+                .map(|&i| {
+                    (
+                        i,
+                        Outcome::Decided(Err(StoreError::Backend(error.clone().into()))),
+                    )
+                })
+                .collect();
+        }
+    };
+    let mut outcomes = Vec::with_capacity(members.len());
+    for ((request, &i), result) in members.iter().zip(indices).zip(written) {
+        outcomes.push((
+            i,
+            match result {
+                Some(result) => Outcome::Decided(Ok(result)),
+                None if request.expected == ExpectedRevision::Any => Outcome::Alone,
+                None => Outcome::Decided(Err(wrong_revision(pool, request).await)),
+            },
+        ));
+    }
+    outcomes
+}

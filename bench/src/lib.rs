@@ -4,11 +4,13 @@
 //! # Layout
 //! - this file: [`Measurement`], the load driver, the durable PostgreSQL the programs measure,
 //!   and writing results; [`http1`]: a lean kept-alive HTTP/1.1 client (as cheap as pgbench's
-//!   libpq); [`seeding`]: users written straight into the log.
+//!   libpq); [`seeding`]: users written straight into the log; [`service`]: the service in a
+//!   process of its own; [`pgbench`]: the raw rate of SQL on the same server.
 //! - `src/bin/`: one program per target: `event_store`, `commands`, `queries`, `kafka`.
 
 pub mod http1;
 pub mod seeding;
+pub mod service;
 
 /// The allocator the service binary uses (`src/main.rs`), so that the programs that run the
 /// service in their own process measure it as deployed.
@@ -244,4 +246,62 @@ pub async fn serve_write_side(
     let base = format!("http://{}", app.local_addr()?);
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     Ok(base)
+}
+
+/// Runs `script` (pgbench's script language) with `clients` clients on 2 threads for
+/// `duration`, prepared statements, `options` as `PGOPTIONS`: its rate and latencies, from
+/// pgbench's per-transaction log.
+pub fn pgbench(
+    script: &str,
+    clients: usize,
+    url: &str,
+    duration: Duration,
+    options: &str,
+) -> anyhow::Result<Measurement> {
+    use anyhow::Context;
+    let dir = std::env::temp_dir().join(format!(
+        "userledger-pgbench-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("script.sql");
+    std::fs::write(&path, script)?;
+    let output = std::process::Command::new("pgbench")
+        .current_dir(&dir)
+        .env("PGOPTIONS", options)
+        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", "2", "-T"])
+        .arg(duration.as_secs().to_string())
+        .args(["-l", "-f"])
+        .arg(&path)
+        .arg(url)
+        .output()
+        .context("running pgbench (PostgreSQL's client tools)")?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Per-transaction logs: "client_id transaction_no time_us script_no time_epoch time_us_frac".
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("pgbench_log"))
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path)?.lines() {
+            if let Some(micros) = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                latencies.push(Duration::from_micros(micros));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(summarize(latencies, 0, duration))
 }

@@ -1,16 +1,19 @@
 //! Commands over HTTP: commands/s and p50/p99 at 64 concurrent clients on 10,000 users, for
 //! ban, credits increment, credits increments on four users only (hot streams), profile
-//! update, and create-user (hashing included), beside the same
-//! store's raw append rate and this machine's raw argon2 hash rate, measured in the same run,
-//! while a concurrent reader times `GET /health`.
+//! update, and create-user (hashing included), beside the raw rate of single-row appends to the
+//! same PostgreSQL measured by pgbench in the same run (before and after the commands; their
+//! mean is the baseline) and this machine's raw argon2 hash rate, while a concurrent reader
+//! times `GET /health`.
 //!
 //! `cargo run --release -p userledger-bench --bin commands`
 //!
-//! The service runs in this process (sharing the two cores with the load generator) on a
-//! throwaway durable PostgreSQL (or `BENCH_DATABASE_URL`). The 10,000 users are seeded through
-//! the domain and the store directly, with one precomputed password hash, so that seeding does
-//! not spend minutes hashing. `BENCH_SECONDS` sets each scenario's length (default 10).
-//! Prints a table and writes `bench/results/commands.json`.
+//! The service runs as deployed, in a process of its own: `userledger command` (built in
+//! release mode by this program), with its defaults but rate limits off, on a throwaway
+//! durable PostgreSQL (or `BENCH_DATABASE_URL`); this process only generates load. The 10,000
+//! users are seeded through the domain and the store directly, with one precomputed password
+//! hash, so that seeding does not spend minutes hashing. `BENCH_SECONDS` sets each scenario's
+//! length (default 10); `BENCH_SERVICE_ENV` (`KEY=value,KEY=value`) adds settings of the
+//! service's. Prints a table and writes `bench/results/commands.json`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,9 +30,10 @@ use events::user::{CreateUser, User, UserCommand};
 use events::values::{Credits, Email, PersonName, RoleId, UserId, Username};
 use serde_json::json;
 use test_support::app::test_settings;
-use userledger_bench::{
-    admin_token, drive, machine, raw_hash_rate, scenario_duration, with_health, write_results,
-    Measurement,
+use userledger_bench::service::Service;
+use userledger_bench::{http1, 
+    admin_token, drive, machine, pgbench, raw_hash_rate, scenario_duration, with_health,
+    write_results, Measurement,
 };
 use uuid::Uuid;
 
@@ -45,14 +49,20 @@ async fn main() -> anyhow::Result<()> {
     let database = userledger_bench::durable_database().await?;
     let store = Arc::new(PostgresEventStore::connect(database.url(), 100).await?);
     let settings = test_settings();
-    let base = userledger_bench::serve_write_side(&store, settings.clone()).await?;
+    println!("seeding {USERS} users ...");
+    let users = seed_users(store.clone()).await?;
+
+    let service_env = std::env::var("BENCH_SERVICE_ENV").unwrap_or_default();
+    let service_env: Vec<(&str, &str)> = service_env
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .collect();
+    let service = Service::start("command", database.url(), &service_env).await?;
+    let base = service.base.clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS * 2)
         .build()?;
     let token = admin_token(&http, &base).await?;
-
-    println!("seeding {USERS} users ...");
-    let users = seed_users(store.clone()).await?;
 
     let mut rows = Vec::new();
     println!(
@@ -60,9 +70,11 @@ async fn main() -> anyhow::Result<()> {
         "scenario", "per s", "p50 ms", "p99 ms", "errors", "health p99"
     );
 
-    let raw = raw_appends(store.clone(), duration).await;
-    print_row("raw append", &raw, None);
-    rows.push(json!({ "scenario": "raw append (64 writers, distinct streams)", "measured": raw }));
+    let raw_before = pgbench(RAW_APPEND, CLIENTS, database.url(), duration, "")?;
+    print_row("raw (pgbench)", &raw_before, None);
+    let grouped = store_appends(store.clone(), duration).await;
+    print_row("store appends", &grouped, None);
+    rows.push(json!({ "scenario": "store appends through the event store (64 writers, distinct streams, group commit)", "measured": grouped }));
 
     let hash_rate = raw_hash_rate(settings.hashing_workers, duration).await?;
     println!("{:<16} {:>10.1}", "raw argon2", hash_rate);
@@ -79,21 +91,32 @@ async fn main() -> anyhow::Result<()> {
         }
         let (measured, health) = measure(scenario, &http, &base, &token, &users, duration).await;
         print_row(scenario, &measured, Some(&health));
-        let baseline = if scenario == "create-user" {
-            hash_rate
-        } else {
-            raw.per_second
-        };
-        let ratio = measured.per_second / baseline;
-        commands.push((scenario, measured.clone(), health.clone(), ratio));
-        rows.push(json!({
-            "scenario": scenario,
-            "measured": measured,
-            "health_reader": health,
-            "ratio": ratio,
-            "ratio_to": if scenario == "create-user" { "raw argon2 hash rate" } else { "raw append rate" },
-        }));
+        commands.push((scenario, measured, health));
     }
+    let raw_after = pgbench(RAW_APPEND, CLIENTS, database.url(), duration, "")?;
+    print_row("raw (pgbench)", &raw_after, None);
+    let raw = (raw_before.per_second + raw_after.per_second) / 2.0;
+    println!("raw appends: {raw:.0}/s (the mean of before and after)");
+    rows.push(json!({ "scenario": "raw single-row appends (pgbench, 64 clients, autocommit INSERT of an event-sized row)", "before": raw_before, "after": raw_after, "per_second": raw }));
+    let commands: Vec<_> = commands
+        .into_iter()
+        .map(|(scenario, measured, health)| {
+            let baseline = if scenario == "create-user" {
+                hash_rate
+            } else {
+                raw
+            };
+            let ratio = measured.per_second / baseline;
+            rows.push(json!({
+                "scenario": scenario,
+                "measured": measured,
+                "health_reader": health,
+                "ratio": ratio,
+                "ratio_to": if scenario == "create-user" { "raw argon2 hash rate" } else { "raw append rate (pgbench)" },
+            }));
+            (scenario, measured, health, ratio)
+        })
+        .collect();
 
     let mut targets = Vec::new();
     for (scenario, measured, health, ratio) in &commands {
@@ -104,7 +127,8 @@ async fn main() -> anyhow::Result<()> {
         };
         let met = *ratio >= min_ratio
             && p99_limit.is_none_or(|limit| measured.p99_ms < limit)
-            && health.p99_ms < 5.0;
+            && health.p99_ms < 5.0
+            && measured.errors == 0;
         println!(
             "target {scenario}: ratio {ratio:.2} (>= {min_ratio}){}; health p99 {:.2} ms (< 5): {}",
             p99_limit.map_or(String::new(), |l| format!(
@@ -123,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
         &json!({
             "benchmark": "commands",
             "machine": machine(),
-            "setup": format!("service in-process on a throwaway durable PostgreSQL; {USERS} seeded users; {CLIENTS} concurrent HTTP clients; {}s per scenario", duration.as_secs()),
+            "setup": format!("userledger command in its own process (defaults, rate limits off{}) on a throwaway durable PostgreSQL; {USERS} seeded users; {CLIENTS} concurrent HTTP clients from this process; raw rate by pgbench -c {CLIENTS} -j 2 -M prepared on the same server, before and after; {}s per scenario", if service_env.is_empty() { String::new() } else { format!(", {service_env:?}") }, duration.as_secs()),
             "results": rows,
             "targets": targets,
         }),
@@ -191,7 +215,12 @@ async fn seed_users(store: Arc<PostgresEventStore>) -> anyhow::Result<Arc<Vec<St
     Ok(Arc::new(ids))
 }
 
-async fn raw_appends(store: Arc<PostgresEventStore>, duration: Duration) -> Measurement {
+/// One event-sized row in one autocommit INSERT, as an append of a ban writes it.
+const RAW_APPEND: &str = "INSERT INTO events (position, stream_id, revision, tx, event_id, event_type, data, metadata) VALUES ((pg_current_xact_id()::text::bigint << 16), 'raw-' || gen_random_uuid(), 0, pg_current_xact_id(), gen_random_uuid(), 'UserBanned', '{\"state\": true, \"reason\": \"benchmark raw append\"}', '{\"actor\": {\"id\": \"bench\", \"kind\": \"system\"}, \"correlationId\": \"0190a000-0000-7000-8000-000000000000\", \"schemaVersion\": 1}');
+";
+
+/// Appends through the event store from this process: what its group commit can take.
+async fn store_appends(store: Arc<PostgresEventStore>, duration: Duration) -> Measurement {
     let run = Uuid::now_v7().simple().to_string();
     drive(CLIENTS, duration, MAX_OPERATIONS, move |worker, i| {
         let store = store.clone();
@@ -224,61 +253,68 @@ async fn measure(
 ) -> (Measurement, Measurement) {
     let counter = Arc::new(AtomicU64::new(0));
     let run = Uuid::now_v7().simple().to_string()[..8].to_owned();
-    let (http2, base2, token2, users2) = (
-        http.clone(),
-        base.to_owned(),
-        token.to_owned(),
-        users.clone(),
-    );
-    let load = drive(CLIENTS, duration, MAX_OPERATIONS, move |_, _| {
-        let (http, base, token, users) =
-            (http2.clone(), base2.clone(), token2.clone(), users2.clone());
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut connections = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        match http1::Connection::open(&address).await {
+            Ok(connection) => connections.push(tokio::sync::Mutex::new(connection)),
+            Err(error) => panic!("{scenario}: {error}"),
+        }
+    }
+    let (connections, token, users) = (Arc::new(connections), token.to_owned(), users.clone());
+    let load = drive(CLIENTS, duration, MAX_OPERATIONS, move |worker, _| {
         let n = counter.fetch_add(1, Ordering::Relaxed) as usize;
-        let run = run.clone();
+        // `hot-credits` writes to four users only: 16 clients per stream.
+        let spread = if scenario == "hot-credits" {
+            HOT_STREAMS
+        } else {
+            users.len()
+        };
+        let target = &users[n % spread];
+        let (method, path, body) = match scenario {
+            // The first pass over the users bans them, the second lifts the bans, ...
+            "ban" => (
+                "POST",
+                "ban",
+                json!({ "target": target, "state": (n / users.len()).is_multiple_of(2), "reason": "benchmark ban reason" }),
+            ),
+            "credits" | "hot-credits" => (
+                "POST",
+                "credits",
+                json!({ "target": target, "type": "increment", "value": 1 }),
+            ),
+            "update" => (
+                "PATCH",
+                "update",
+                json!({ "target": target, "bio": format!("benchmark bio {n}") }),
+            ),
+            _ => (
+                "POST",
+                "create",
+                json!([{
+                    "username": format!("new_{run}_{n}"),
+                    "password": "benchmark-password",
+                    "email": format!("new_{run}_{n}@example.com"),
+                    "firstName": "Bench",
+                    "lastName": "User",
+                }]),
+            ),
+        };
+        let request = http1::request(
+            method,
+            &format!("/user/admin-api/{path}"),
+            &address,
+            &token,
+            Some(&body.to_string()),
+        );
+        let connections = connections.clone();
         async move {
-            // `hot-credits` writes to four users only: 16 clients per stream.
-            let spread = if scenario == "hot-credits" {
-                HOT_STREAMS
-            } else {
-                users.len()
-            };
-            let target = &users[n % spread];
-            let (path, body) = match scenario {
-                // The first pass over the users bans them, the second lifts the bans, ...
-                "ban" => (
-                    "ban",
-                    json!({ "target": target, "state": (n / users.len()).is_multiple_of(2), "reason": "benchmark ban reason" }),
-                ),
-                "credits" | "hot-credits" => (
-                    "credits",
-                    json!({ "target": target, "type": "increment", "value": 1 }),
-                ),
-                "update" => (
-                    "update",
-                    json!({ "target": target, "bio": format!("benchmark bio {n}") }),
-                ),
-                _ => (
-                    "create",
-                    json!([{
-                        "username": format!("new_{run}_{n}"),
-                        "password": "benchmark-password",
-                        "email": format!("new_{run}_{n}@example.com"),
-                        "firstName": "Bench",
-                        "lastName": "User",
-                    }]),
-                ),
-            };
-            let request = if path == "update" {
-                http.patch(format!("{base}/user/admin-api/{path}"))
-            } else {
-                http.post(format!("{base}/user/admin-api/{path}"))
-            };
-            let response = request.bearer_auth(&token).json(&body).send().await?;
-            if !response.status().is_success() {
+            let answer = connections[worker].lock().await.send(&request).await?;
+            if !(200..300).contains(&answer.status) {
                 bail!(
                     "{scenario}: {} {}",
-                    response.status(),
-                    response.text().await.unwrap_or_default()
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body)
                 );
             }
             Ok(())

@@ -254,9 +254,6 @@ fn pgbench(
     users: u64,
     duration: Duration,
 ) -> anyhow::Result<Measurement> {
-    let dir = std::env::temp_dir().join(format!("userledger-pgbench-{}", Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let script = dir.join("script.sql");
     let sql = match query {
         "list" => format!(
             "\\set n random(1, {})\nSELECT document::text FROM read_models.users WHERE id > {SQL_USER_ID} ORDER BY id LIMIT 100;\n",
@@ -291,65 +288,15 @@ fn pgbench(
             "\\set n random(1, {users})\nSELECT id, document::text FROM read_models.users WHERE id = ANY(ARRAY[{SQL_USER_ID}]);\n"
         ),
     };
-    std::fs::write(&script, sql)?;
     let settings: Vec<String> = query_service::search::SETTINGS
         .iter()
         .map(|(name, value)| format!("-c {name}={value}"))
         .collect();
-    let output = Command::new("pgbench")
-        .current_dir(&dir)
-        .env(
-            "PGOPTIONS",
-            if query.starts_with("search") {
-                settings.join(" ")
-            } else {
-                String::new()
-            },
-        )
-        .args([
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            "2",
-            "-T",
-        ])
-        .arg(duration.as_secs().to_string())
-        .args(["-l", "-f"])
-        .arg(&script)
-        .arg(url)
-        .output()
-        .context("running pgbench (PostgreSQL's client tools)")?;
-    if !output.status.success() {
-        bail!(
-            "pgbench failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    // Per-transaction logs: "client_id transaction_no time_us script_no time_epoch time_us_frac".
-    let mut latencies = Vec::new();
-    for entry in std::fs::read_dir(&dir)? {
-        let path = entry?.path();
-        if !path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("pgbench_log"))
-        {
-            continue;
-        }
-        for line in std::fs::read_to_string(&path)?.lines() {
-            if let Some(micros) = line
-                .split_whitespace()
-                .nth(2)
-                .and_then(|v| v.parse::<u64>().ok())
-            {
-                latencies.push(Duration::from_micros(micros));
-            }
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(summarize(latencies, 0, duration))
+    let options = match query.starts_with("search") {
+        true => settings.join(" "),
+        false => String::new(),
+    };
+    userledger_bench::pgbench(&sql, clients, url, duration, &options)
 }
 
 /// Credits increments at about 1,000 a second for `duration`; for each, the time from its

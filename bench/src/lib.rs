@@ -269,7 +269,16 @@ pub fn pgbench(
     let output = std::process::Command::new("pgbench")
         .current_dir(&dir)
         .env("PGOPTIONS", options)
-        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", "2", "-T"])
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+        ])
         .arg(duration.as_secs().to_string())
         .args(["-l", "-f"])
         .arg(&path)

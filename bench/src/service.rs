@@ -35,7 +35,10 @@ impl Service {
             .env_remove("EVENTSTORE_URL")
             .env_remove("KAFKA_BROKERS")
             .env("USERLEDGER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("USERLEDGER_TOKEN_SECRET", String::from_utf8_lossy(TOKEN_SECRET).as_ref())
+            .env(
+                "USERLEDGER_TOKEN_SECRET",
+                String::from_utf8_lossy(TOKEN_SECRET).as_ref(),
+            )
             .env("USERLEDGER_BOOTSTRAP_ADMIN_USERNAME", ADMIN_USERNAME)
             .env("USERLEDGER_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("USERLEDGER_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -84,8 +87,13 @@ fn build_release_binary() -> anyhow::Result<PathBuf> {
         let name = name.to_string_lossy();
         if name.starts_with("CARGO_PKG_")
             || name.starts_with("CARGO_MANIFEST_")
-            || ["CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE", "OUT_DIR"]
-                .contains(&name.as_ref())
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "OUT_DIR",
+            ]
+            .contains(&name.as_ref())
         {
             cargo.env_remove(name.as_ref());
         }

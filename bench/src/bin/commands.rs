@@ -31,8 +31,8 @@ use events::values::{Credits, Email, PersonName, RoleId, UserId, Username};
 use serde_json::json;
 use test_support::app::test_settings;
 use userledger_bench::service::Service;
-use userledger_bench::{http1, 
-    admin_token, drive, machine, pgbench, raw_hash_rate, scenario_duration, with_health,
+use userledger_bench::{
+    admin_token, drive, http1, machine, pgbench, raw_hash_rate, scenario_duration, with_health,
     write_results, Measurement,
 };
 use uuid::Uuid;

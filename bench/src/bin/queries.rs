@@ -12,12 +12,11 @@
 //! scenario's length (default 10), `BENCH_USERS` the directory size (default 1,000,000).
 //! Prints a table and writes `bench/results/queries.json`.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use event_store::postgres::PostgresEventStore;
 use events::store::{EventStore, Position};
 use serde_json::json;
@@ -26,7 +25,6 @@ use userledger_bench::seeding::{seed, user_id};
 use userledger_bench::{
     admin_token, drive, http1, machine, scenario_duration, summarize, write_results, Measurement,
 };
-use uuid::Uuid;
 
 const CLIENTS: usize = 64;
 /// Clients of the `/user/me` and search scenarios (issue 14's figure).

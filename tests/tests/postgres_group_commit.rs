@@ -58,6 +58,25 @@ async fn hold_claim(
     transaction
 }
 
+/// Keeps the one writer busy: an append whose claim waits on a transaction of the test's, until
+/// that transaction ends. Appends made meanwhile queue behind it.
+async fn occupy_the_writer(
+    store: &PostgresEventStore,
+    ns: &Namespace,
+) -> (
+    Transaction<'static, Postgres>,
+    JoinHandle<Result<AppendResult, StoreError>>,
+) {
+    let gate = UniqueClaim::new("email", ns.value("gate"));
+    let held = hold_claim(store, &gate).await;
+    let blocker = append(
+        store,
+        one_event(ns.stream("blocker"), ExpectedRevision::NoStream).claim(gate),
+    );
+    tokio::time::sleep(SETTLE).await;
+    (held, blocker)
+}
+
 /// The transaction id each stream's events were written in.
 async fn transactions(
     connection: &mut PgConnection,
@@ -92,13 +111,7 @@ async fn members_that_fail_inside_a_group_fail_alone() {
         .await
         .unwrap();
 
-    let gate = UniqueClaim::new("email", ns.value("gate"));
-    let held = hold_claim(&store, &gate).await;
-    let blocker = append(
-        &store,
-        one_event(ns.stream("blocker"), ExpectedRevision::NoStream).claim(gate),
-    );
-    tokio::time::sleep(SETTLE).await;
+    let (held, blocker) = occupy_the_writer(&store, &ns).await;
 
     let (new, any, claiming, twice) = (
         ns.stream("new"),
@@ -227,13 +240,7 @@ async fn a_group_that_loses_a_race_to_another_process_decides_each_member_alone(
     .await
     .unwrap();
 
-    let gate = UniqueClaim::new("email", ns.value("gate"));
-    let held = hold_claim(&store, &gate).await;
-    let blocker = append(
-        &store,
-        one_event(ns.stream("blocker"), ExpectedRevision::NoStream).claim(gate),
-    );
-    tokio::time::sleep(SETTLE).await;
+    let (held, blocker) = occupy_the_writer(&store, &ns).await;
     let (first, second, claiming) = (
         ns.stream("first"),
         ns.stream("second"),

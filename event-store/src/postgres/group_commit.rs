@@ -5,7 +5,7 @@
 //! writer tasks drain, taking turns: a writer takes what waits (up to [`MAX_MEMBERS`] appends and
 //! [`MAX_EVENTS`] events), and again what arrived while it waited to write. So under load the
 //! appends that arrive during a commit share the next one. A group is written as:
-//! - one append: alone, exactly as before group commit (one statement without claims);
+//! - one append: alone (one statement without claims, a short transaction with them);
 //! - appends without claims: one INSERT of all their events, in autocommit;
 //! - appends with claims among them: a transaction in which each of those releases, claims and
 //!   inserts inside a savepoint of its own, then the others' one INSERT, then one commit.
@@ -28,8 +28,8 @@ use events::store::{AppendRequest, AppendResult, ExpectedRevision, StoreError};
 
 use super::{append_alone, append_in, insert_events, wrong_revision, InsertError};
 
-/// Writer tasks of a store: at most this many groups are in flight at once. Measured with the
-/// `commands` benchmark (issue 15): see the README's "Group commit".
+/// Writer tasks of a store: at most this many groups are in flight at once. Not tuned: no other
+/// count has been measured.
 pub const WRITERS: usize = 4;
 /// At most this many appends share a group.
 const MAX_MEMBERS: usize = 256;

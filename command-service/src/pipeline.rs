@@ -8,7 +8,8 @@
 //! Commands on one stream in one process take turns ([`turn`]): each decides on the state its
 //! predecessor left (the stream cache holds it), so concurrent requests on a hot stream queue
 //! instead of racing to conflict and retry. Conflicts, and their retries, remain for writes
-//! from other processes.
+//! from other processes. The turn keeps the state the last command left ([`Snapshot`]), so
+//! the next one on the stream decodes only the events after it.
 
 use events::audit::ChainHead;
 use events::metadata::{encode_all, CommandContext};
@@ -124,16 +125,77 @@ fn backoff(attempt: usize) -> std::time::Duration {
 /// rarely do (which only makes one wait for the other's append).
 const STRIPES: usize = 4096;
 
+/// The state the last command on one of a stripe's streams left, kept with the stripe's turn:
+/// the next command on that stream decodes and applies only the events after it, instead of
+/// the whole stream (a hot user's stream grows by hundreds of events a second).
+struct Snapshot {
+    store: usize,
+    stream: String,
+    revision: u64,
+    state: Box<dyn std::any::Any + Send>,
+}
+
+/// A stripe's turn, holding its snapshot.
+type Turn = tokio::sync::MutexGuard<'static, Option<Snapshot>>;
+
 /// Waits for the turn of commands on `stream` of `store` (a process may hold several stores,
 /// as a test holds several services): held while the command loads, decides and appends.
-async fn turn(store: &dyn EventStore, stream: &str) -> tokio::sync::MutexGuard<'static, ()> {
+async fn turn(store: &dyn EventStore, stream: &str) -> Turn {
     use std::hash::{Hash, Hasher};
-    static TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
-        std::sync::LazyLock::new(|| (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect());
+    static TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<Option<Snapshot>>>> =
+        std::sync::LazyLock::new(|| {
+            (0..STRIPES)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect()
+        });
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (store as *const dyn EventStore as *const () as usize).hash(&mut hasher);
+    store_key(store).hash(&mut hasher);
     stream.hash(&mut hasher);
     TURNS[hasher.finish() as usize % STRIPES].lock().await
+}
+
+fn store_key(store: &dyn EventStore) -> usize {
+    store as *const dyn EventStore as *const () as usize
+}
+
+/// Loads `stream` as read, from the turn's snapshot when it is this stream's (taking it: a
+/// command that does not leave a new one leaves none).
+fn load_in_turn<A: Aggregate>(
+    turn: &mut Turn,
+    store: &dyn EventStore,
+    stream: &str,
+    recorded: &[events::store::RecordedEvent],
+) -> Result<Loaded<A>, ApiError>
+where
+    A::State: Send + 'static,
+{
+    let known = turn
+        .take()
+        .filter(|s| s.store == store_key(store) && s.stream == stream)
+        .and_then(|s| Some((s.revision, *s.state.downcast::<A::State>().ok()?)));
+    match known {
+        Some((revision, state)) => events::load_after::<A>(recorded, state, revision),
+        None => load::<A>(recorded),
+    }
+    .map_err(ApiError::internal)
+}
+
+/// Leaves `state` at `revision` of `stream` in the turn for the next command.
+fn leave_snapshot<A: Aggregate>(
+    turn: &mut Turn,
+    store: &dyn EventStore,
+    stream: &str,
+    revision: Option<u64>,
+    state: &A::State,
+) where
+    A::State: Send + 'static,
+{
+    **turn = revision.map(|revision| Snapshot {
+        store: store_key(store),
+        stream: stream.to_owned(),
+        revision,
+        state: Box::new(state.clone()),
+    });
 }
 
 /// Loads the aggregate `id` and its revision.
@@ -158,9 +220,10 @@ pub async fn execute<A, F>(
 where
     A: Aggregate,
     F: FnMut(&A::State) -> Result<A::Command, Failure>,
+    A::State: Send + 'static,
 {
     let stream = A::stream_name(id);
-    let _turn = turn(store, &stream).await;
+    let mut turn = turn(store, &stream).await;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -171,10 +234,11 @@ where
             state,
             revision,
             head,
-        } = load::<A>(&recorded).map_err(ApiError::internal)?;
+        } = load_in_turn::<A>(&mut turn, store, &stream, &recorded)?;
         drop(recorded);
         let events = A::decide(&state, command(&state)?, context)?;
         if events.is_empty() {
+            leave_snapshot::<A>(&mut turn, store, &stream, revision, &state);
             return Ok(Outcome {
                 state,
                 events,
@@ -197,6 +261,7 @@ where
                 let state = events
                     .iter()
                     .fold(state, |state, event| A::evolve(state, event));
+                leave_snapshot::<A>(&mut turn, store, &stream, Some(appended.revision), &state);
                 return Ok(Outcome {
                     state,
                     events,

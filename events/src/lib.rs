@@ -163,9 +163,32 @@ impl<A: Aggregate> Loaded<A> {
 /// Decodes a stream's events (in order) and folds them into the aggregate's state. An event
 /// that cannot be read stops the load: deciding on a partial history could break a rule.
 pub fn load<A: Aggregate>(recorded: &[RecordedEvent]) -> Result<Loaded<A>, DecodeError> {
-    let mut state = A::State::default();
-    let mut revision = None;
-    for event in recorded {
+    load_onto::<A>(recorded, A::State::default(), None, recorded)
+}
+
+/// [`load`] of a whole stream whose state after `revision` is already known (a snapshot): only
+/// the events after it are decoded and applied. The whole stream when `revision` is not in it.
+pub fn load_after<A: Aggregate>(
+    recorded: &[RecordedEvent],
+    state: A::State,
+    revision: u64,
+) -> Result<Loaded<A>, DecodeError> {
+    let index = usize::try_from(revision).ok();
+    match index.filter(|&i| recorded.get(i).is_some_and(|e| e.revision == revision)) {
+        Some(i) => load_onto::<A>(recorded, state, Some(revision), &recorded[i + 1..]),
+        None => load::<A>(recorded),
+    }
+}
+
+/// `state` at `revision`, with `rest` (the stream's events after it) applied; the chain head of
+/// the whole `recorded` stream.
+fn load_onto<A: Aggregate>(
+    recorded: &[RecordedEvent],
+    mut state: A::State,
+    mut revision: Option<u64>,
+    rest: &[RecordedEvent],
+) -> Result<Loaded<A>, DecodeError> {
+    for event in rest {
         let decoded = metadata::decode::<A::Event>(event)?;
         state = A::evolve(state, &decoded.event);
         revision = Some(event.revision);

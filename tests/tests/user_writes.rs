@@ -1106,6 +1106,47 @@ async fn concurrent_increments_on_one_user_all_land_without_conflicts() {
     );
 }
 
+/// A command decides on the state its predecessor on the stream left (the turn's snapshot)
+/// plus every event written since, also by another writer: after the balance is spent through
+/// the store directly (as another process would), the service refuses to spend it again.
+#[tokio::test]
+async fn a_write_from_elsewhere_is_seen_by_the_next_command() {
+    use command_service::pipeline::execute;
+    use events::metadata::{Actor, CommandContext};
+    use events::user::{CreditsChange, UserCommand};
+    use events::values::Credits;
+
+    let s = setup().await;
+    let app = &s.app;
+    let [id] = <[String; 1]>::try_from(create(&s, &["elsewhere_user"]).await).expect("one");
+    let path = format!("{ADMIN}/credits");
+    for _ in 0..2 {
+        let body = json!({ "target": id, "type": "increment", "value": 5 });
+        assert_ok(&app.send(Method::POST, &path, &s.admin, &body).await, 200);
+    }
+
+    let context = CommandContext::new(uuid::Uuid::now_v7(), Actor::system(), chrono::Utc::now());
+    let user = UserId::parse(&id).expect("an id");
+    execute::<User, _>(&*app.store, &user, &context, 4, |_| {
+        Ok(UserCommand::ChangeCredits(CreditsChange::Decrement(
+            Credits::new(10),
+        )))
+    })
+    .await
+    .expect("spent elsewhere");
+
+    let before = app.log_length().await;
+    let answer = app
+        .post(
+            &path,
+            &s.admin,
+            &json!({ "target": id, "type": "decrement", "value": 1 }),
+        )
+        .await;
+    assert_refused(app, before, answer, 400, "InsufficientCredits").await;
+    assert_eq!(view(&s, &id).await["credits"], 0);
+}
+
 #[tokio::test]
 async fn credits_change_and_never_go_negative() {
     let s = setup().await;

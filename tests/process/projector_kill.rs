@@ -87,7 +87,7 @@ async fn projector_processes_killed_at_random_moments_end_identical_to_a_clean_r
         .env("DATABASE_URL", database.url())
         .env_remove("EVENTSTORE_URL")
         .env("RUST_LOG", "warn")
-        .stderr(output())
+        .stderr(test_support::process_log())
         .status()
         .await
         .expect("userledger rebuild runs");
@@ -122,19 +122,10 @@ fn project(url: &str) -> Child {
         .env("USERLEDGER_DATABASE_POOL", "4")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(output())
+        .stderr(test_support::process_log())
         .kill_on_drop(true)
         .spawn()
         .expect("userledger project starts")
-}
-
-/// The processes' logs go to the test's output with `TEST_LOG`.
-fn output() -> Stdio {
-    if std::env::var_os("TEST_LOG").is_some() {
-        Stdio::inherit()
-    } else {
-        Stdio::null()
-    }
 }
 
 async fn log_length(pool: &PgPool) -> usize {

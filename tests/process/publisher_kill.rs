@@ -198,11 +198,7 @@ fn publish(url: &str, brokers: &str, topics: &Topics) -> Child {
         .env("USERLEDGER_DATABASE_POOL", "4")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stderr(test_support::process_log())
         .kill_on_drop(true)
         .spawn()
         .expect("userledger project starts")

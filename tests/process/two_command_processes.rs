@@ -87,14 +87,7 @@ async fn increments_on_one_user_through_two_processes_all_land() {
     assert_eq!(increments, INCREMENTS);
     // How often the two met (not asserted: it depends on timing), for whoever reads the log.
     for url in [&first_url, &second_url] {
-        let metrics = http
-            .get(format!("{url}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = test_support::get_text(&http, &format!("{url}/metrics")).await;
         let conflicts: Vec<&str> = metrics
             .lines()
             .filter(|line| line.starts_with("userledger_command_conflicts_total"))
@@ -122,11 +115,7 @@ fn command(database_url: &str) -> (Child, String) {
         .env("USERLEDGER_DATABASE_POOL", "8")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stderr(test_support::process_log())
         .kill_on_drop(true)
         .spawn()
         .expect("userledger command starts");

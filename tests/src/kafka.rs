@@ -119,11 +119,7 @@ impl Broker {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(crate::process_log())
             .spawn()
             .context("starting tansu (cargo install tansu --locked --features dynostore)")?;
         watch(process.id())?;

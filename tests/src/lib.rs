@@ -39,3 +39,18 @@ pub fn init_test_log() {
 }
 
 pub mod event_store_contract;
+
+/// Where a child process's logs go: to the test's output with `TEST_LOG`, nowhere without.
+pub fn process_log() -> std::process::Stdio {
+    if std::env::var_os("TEST_LOG").is_some() {
+        std::process::Stdio::inherit()
+    } else {
+        std::process::Stdio::null()
+    }
+}
+
+/// The body of `GET url` as text (metrics, scripts); panics when the request fails.
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let response = http.get(url).send().await.expect("an answer");
+    response.text().await.expect("a text body")
+}

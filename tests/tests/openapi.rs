@@ -551,15 +551,8 @@ async fn the_interactive_page_is_served_from_the_service_itself() {
         "the page loads nothing from elsewhere: {page}"
     );
 
-    let initializer = app
-        .http
-        .get(app.url("/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let initializer =
+        test_support::get_text(&app.http, &app.url("/docs/swagger-initializer.js")).await;
     assert!(initializer.contains("/openapi.json"), "{initializer}");
     for asset in ["swagger-ui-bundle.js", "swagger-ui.css"] {
         let response = app

@@ -94,15 +94,7 @@ async fn metrics_count_requests_by_route_and_status() {
         .post("/user/client-api/ban", &token, &json!({ "target": "nope" }))
         .await;
     assert_eq!(status, 400);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = test_support::get_text(&app.http, &app.url("/metrics")).await;
     let line = |prefix: &str| {
         metrics
             .lines()
@@ -168,14 +160,7 @@ async fn a_write_only_process_serves_metrics_and_readiness_too() {
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["eventStore"]["ok"], 1, "{body}");
     assert_eq!(body["checks"]["database"]["ok"], 1, "{body}");
-    let metrics = http
-        .get(format!("{address}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = test_support::get_text(&http, &format!("{address}/metrics")).await;
     assert!(
         metrics.contains(
             r#"userledger_http_requests_total{method="GET",route="/ready",status="200"} 1"#

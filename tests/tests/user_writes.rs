@@ -1088,16 +1088,7 @@ async fn concurrent_increments_on_one_user_all_land_without_conflicts() {
         assert_ok(answer, 200);
     }
     assert_eq!(view(&s, &id).await["credits"], 200);
-    let metrics = s
-        .app
-        .http
-        .get(s.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = test_support::get_text(&s.app.http, &s.app.url("/metrics")).await;
     assert!(
         !metrics
             .lines()

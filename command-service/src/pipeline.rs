@@ -5,19 +5,28 @@
 //! Every append states the revision it decided on (never `Any`), so the events are sealed
 //! knowing their predecessor: the hash chain costs no extra read or round trip.
 //!
-//! Commands on one stream in one process take turns ([`turn`]): each decides on the state its
-//! predecessor left (the stream cache holds it), so concurrent requests on a hot stream queue
-//! instead of racing to conflict and retry. Conflicts, and their retries, remain for writes
-//! from other processes. The turn keeps the state the last command left ([`Snapshot`]), so
-//! the next one on the stream decodes only the events after it.
+//! Commands on one stream in one process take turns ([`turn`]) to decide: each decides on the
+//! state its predecessor left ([`Snapshot`]), without decoding the stream again, so concurrent
+//! requests on a hot stream queue instead of racing to conflict and retry. The turn is held
+//! only while deciding: commands that decide while an earlier append to their stream is on its
+//! way are appended together, in one request, when it lands ([`Batch`]), so a hot stream takes
+//! one round trip per batch instead of one per command. Conflicts, and their retries, remain
+//! for writes from other processes.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
 
 use events::audit::ChainHead;
 use events::metadata::{encode_all, CommandContext};
 use events::store::{
-    AppendRequest, EventStore, ExpectedRevision, Position, StoreError, UniqueClaim,
+    AppendRequest, AppendResult, EventStore, ExpectedRevision, NewEvent, Position, StoreError,
+    UniqueClaim,
 };
-use events::{load, uniqueness_changes, Aggregate, DomainError, Loaded};
+use events::{load, uniqueness_changes, Aggregate, DomainError, Loaded, UniquenessChanges};
 use serde_json::json;
+
+use crate::stream_cache::STREAM_CACHE_TTL;
 
 use http_edge::envelope::ApiError;
 
@@ -28,6 +37,8 @@ pub struct Outcome<A: Aggregate> {
     pub state: A::State,
     pub events: Vec<A::Event>,
     pub position: Option<Position>,
+    /// The stream's revision after the command's last event (`None` when nothing changed).
+    pub revision: Option<u64>,
 }
 
 /// Why a command failed.
@@ -122,24 +133,182 @@ fn backoff(attempt: usize) -> std::time::Duration {
 }
 
 /// Turns are kept per stripe of streams: a stream's commands share a stripe, and two streams
-/// rarely do (which only makes one wait for the other's append).
-const STRIPES: usize = 4096;
+/// rarely do (which only makes one wait for the other's decision, and replaces the other's
+/// snapshot). Each stripe costs about 100 bytes, plus the state its snapshot holds.
+const STRIPES: usize = 65_536;
 
-/// The state the last command on one of a stripe's streams left, kept with the stripe's turn:
-/// the next command on that stream decodes and applies only the events after it, instead of
-/// the whole stream (a hot user's stream grows by hundreds of events a second).
+/// Where a stream stands after the last command on it in this process: its state, revision
+/// and chain head, counting the events of batches still on their way to the store. Trusted for
+/// [`STREAM_CACHE_TTL`] after the stream was read, as the stream cache is: a write from
+/// elsewhere shows as a conflict, and the stream is then read again.
 struct Snapshot {
     store: usize,
     stream: String,
-    revision: u64,
-    state: Box<dyn std::any::Any + Send>,
+    revision: Option<u64>,
+    head: ChainHead,
+    state: Box<dyn Any + Send>,
+    read_at: Instant,
+    /// The last batch whose events `state` counts.
+    pending: Option<Arc<Batch>>,
+}
+
+impl Snapshot {
+    fn is_of(&self, store: &dyn EventStore, stream: &str) -> bool {
+        self.store == store_key(store) && self.stream == stream
+    }
+
+    /// Whether every event it counts is in the store.
+    fn acknowledged(&self) -> bool {
+        self.pending.as_ref().is_none_or(|batch| batch.appended())
+    }
+}
+
+/// A stream's state as a command in its turn finds it.
+struct Current<A: Aggregate> {
+    loaded: Loaded<A>,
+    read_at: Instant,
+    pending: Option<Arc<Batch>>,
+}
+
+impl<A: Aggregate> Current<A>
+where
+    A::State: Send + 'static,
+{
+    /// The turn's snapshot when it is `stream`'s and may be decided on (taking it).
+    fn in_turn(turn: &mut Turn, store: &dyn EventStore, stream: &str) -> Option<Self> {
+        let usable = turn.as_ref().is_some_and(|s| {
+            s.is_of(store, stream) && (!s.acknowledged() || s.read_at.elapsed() < STREAM_CACHE_TTL)
+        });
+        let snapshot = turn.take_if(|_| usable)?;
+        let state = *snapshot.state.downcast::<A::State>().ok()?;
+        Some(Self {
+            loaded: Loaded {
+                state,
+                revision: snapshot.revision,
+                head: snapshot.head,
+            },
+            read_at: snapshot.read_at,
+            pending: snapshot.pending,
+        })
+    }
+
+    /// The stream as the store has it.
+    async fn read(store: &dyn EventStore, stream: &str) -> Result<Self, ApiError> {
+        let read_at = Instant::now();
+        let recorded = store.read_stream_shared(stream).await?;
+        Ok(Self {
+            loaded: load::<A>(&recorded).map_err(ApiError::internal)?,
+            read_at,
+            pending: None,
+        })
+    }
+
+    /// Leaves this as the turn's snapshot for the next command.
+    fn leave(self, turn: &mut Turn, store: &dyn EventStore, stream: &str) {
+        **turn = Some(Snapshot {
+            store: store_key(store),
+            stream: stream.to_owned(),
+            revision: self.loaded.revision,
+            head: self.loaded.head,
+            state: Box::new(self.loaded.state),
+            read_at: self.read_at,
+            pending: self.pending,
+        });
+    }
+}
+
+/// Commands on one stream that decided one after another while an earlier append to it was on
+/// its way: their events go to the store in one append, sent by the first of them (the
+/// leader) once the batch before it has landed. A lone command sends at once; a command that
+/// claims or releases a unique value is a batch of its own.
+struct Batch {
+    /// The append, while the batch is open to more commands; the leader takes it to send it.
+    request: std::sync::Mutex<Option<AppendRequest>>,
+    /// The batch before it, whose events its commands counted.
+    previous: std::sync::Mutex<Option<Arc<Batch>>>,
+    landing: tokio::sync::watch::Sender<Option<Landing>>,
+}
+
+/// How a batch's append ended.
+#[derive(Clone)]
+enum Landing {
+    Appended(AppendResult),
+    /// The stream was not where its commands decided it was: they decide again.
+    Conflict,
+    Failed(Arc<StoreError>),
+}
+
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Batch {
+    fn new(request: AppendRequest, previous: Option<Arc<Batch>>) -> Arc<Self> {
+        Arc::new(Self {
+            request: std::sync::Mutex::new(Some(request)),
+            previous: std::sync::Mutex::new(previous),
+            landing: tokio::sync::watch::Sender::new(None),
+        })
+    }
+
+    /// Adds `events` to the batch when it is still open to them (it has not been sent, and
+    /// neither it nor they change unique values).
+    fn join(&self, events: &mut Vec<NewEvent>, changes: &UniquenessChanges) -> bool {
+        let mut request = locked(&self.request);
+        match request.as_mut() {
+            Some(open)
+                if changes.is_empty() && open.claims.is_empty() && open.releases.is_empty() =>
+            {
+                open.events.append(events);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn appended(&self) -> bool {
+        matches!(*self.landing.borrow(), Some(Landing::Appended(_)))
+    }
+
+    async fn landed(&self) -> Landing {
+        let mut landing = self.landing.subscribe();
+        let landed = landing
+            .wait_for(Option::is_some)
+            .await
+            .expect("the batch holds its sender");
+        landed.clone().expect("waited for it")
+    }
+
+    /// The leader's part: waits for the batch before, closes this one and appends it. Commands
+    /// that counted a batch that did not land decide again.
+    async fn send(&self, store: &dyn EventStore) -> Landing {
+        let previous = locked(&self.previous).take();
+        let previous_landed = match previous {
+            Some(previous) => matches!(previous.landed().await, Landing::Appended(_)),
+            None => true,
+        };
+        let request = locked(&self.request).take().expect("a batch is sent once");
+        let landing = if !previous_landed {
+            Landing::Conflict
+        } else {
+            match store.append(request).await {
+                Ok(appended) => Landing::Appended(appended),
+                Err(StoreError::WrongExpectedRevision { .. }) => Landing::Conflict,
+                Err(error) => Landing::Failed(Arc::new(error)),
+            }
+        };
+        self.landing.send_replace(Some(landing.clone()));
+        landing
+    }
 }
 
 /// A stripe's turn, holding its snapshot.
 type Turn = tokio::sync::MutexGuard<'static, Option<Snapshot>>;
 
 /// Waits for the turn of commands on `stream` of `store` (a process may hold several stores,
-/// as a test holds several services): held while the command loads, decides and appends.
+/// as a test holds several services): held while the command loads and decides.
 async fn turn(store: &dyn EventStore, stream: &str) -> Turn {
     use std::hash::{Hash, Hasher};
     static TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<Option<Snapshot>>>> =
@@ -158,54 +327,45 @@ fn store_key(store: &dyn EventStore) -> usize {
     store as *const dyn EventStore as *const () as usize
 }
 
-/// Loads `stream` as read, from the turn's snapshot when it is this stream's (taking it: a
-/// command that does not leave a new one leaves none).
-fn load_in_turn<A: Aggregate>(
-    turn: &mut Turn,
-    store: &dyn EventStore,
-    stream: &str,
-    recorded: &[events::store::RecordedEvent],
-) -> Result<Loaded<A>, ApiError>
-where
-    A::State: Send + 'static,
-{
-    let known = turn
-        .take()
-        .filter(|s| s.store == store_key(store) && s.stream == stream)
-        .and_then(|s| Some((s.revision, *s.state.downcast::<A::State>().ok()?)));
-    match known {
-        Some((revision, state)) => events::load_after::<A>(recorded, state, revision),
-        None => load::<A>(recorded),
-    }
-    .map_err(ApiError::internal)
-}
-
-/// Leaves `state` at `revision` of `stream` in the turn for the next command.
-fn leave_snapshot<A: Aggregate>(
-    turn: &mut Turn,
-    store: &dyn EventStore,
-    stream: &str,
-    revision: Option<u64>,
-    state: &A::State,
-) where
-    A::State: Send + 'static,
-{
-    **turn = revision.map(|revision| Snapshot {
-        store: store_key(store),
-        stream: stream.to_owned(),
-        revision,
-        state: Box::new(state.clone()),
-    });
-}
-
-/// Loads the aggregate `id` and its revision.
+/// Loads the aggregate `id` and its revision as the store has them: from the turn's snapshot
+/// when every event it counts is stored, and the stream read confirms its revision.
 pub async fn load_aggregate<A: Aggregate>(
     store: &dyn EventStore,
     id: &A::Id,
-) -> Result<(A::State, Option<u64>), ApiError> {
-    let recorded = store.read_stream_shared(&A::stream_name(id)).await?;
-    let loaded = load::<A>(&recorded).map_err(ApiError::internal)?;
-    Ok((loaded.state, loaded.revision))
+) -> Result<(A::State, Option<u64>), ApiError>
+where
+    A::State: Send + 'static,
+{
+    let stream = A::stream_name(id);
+    let mut turn = turn(store, &stream).await;
+    let recorded = store.read_stream_shared(&stream).await?;
+    let replaceable = turn.as_ref().is_none_or(Snapshot::acknowledged);
+    let known = turn
+        .take_if(|s| replaceable && s.is_of(store, &stream))
+        .and_then(|s| {
+            Some((
+                s.read_at,
+                s.revision?,
+                *s.state.downcast::<A::State>().ok()?,
+            ))
+        });
+    let (read_at, loaded) = match known {
+        Some((read_at, revision, state)) => {
+            (read_at, events::load_after::<A>(&recorded, state, revision))
+        }
+        None => (Instant::now(), load::<A>(&recorded)),
+    };
+    let loaded = loaded.map_err(ApiError::internal)?;
+    let answer = (loaded.state.clone(), loaded.revision);
+    if replaceable {
+        Current::<A> {
+            loaded,
+            read_at,
+            pending: None,
+        }
+        .leave(&mut turn, store, &stream);
+    }
+    Ok(answer)
 }
 
 /// Runs one command on aggregate `id`: `command` builds the command from the current state
@@ -223,56 +383,99 @@ where
     A::State: Send + 'static,
 {
     let stream = A::stream_name(id);
-    let mut turn = turn(store, &stream).await;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        // Shared with the stream cache, not copied; let go before the append, which extends
-        // the cached stream in place when nobody else holds it.
-        let recorded = store.read_stream_shared(&stream).await?;
-        let Loaded {
-            state,
-            revision,
-            head,
-        } = load_in_turn::<A>(&mut turn, store, &stream, &recorded)?;
-        drop(recorded);
-        let events = A::decide(&state, command(&state)?, context)?;
-        if events.is_empty() {
-            leave_snapshot::<A>(&mut turn, store, &stream, revision, &state);
-            return Ok(Outcome {
-                state,
-                events,
-                position: None,
-            });
-        }
-        let changes = uniqueness_changes::<A>(&state, &events);
+        let mut held = turn(store, &stream).await;
+        let current = match Current::<A>::in_turn(&mut held, store, &stream) {
+            Some(current) => current,
+            None => Current::read(store, &stream).await?,
+        };
+        let decided = command(&current.loaded.state)
+            .and_then(|c| Ok(A::decide(&current.loaded.state, c, context)?));
+        let events = match decided {
+            Ok(events) if !events.is_empty() => events,
+            other => {
+                let state = current.loaded.state.clone();
+                current.leave(&mut held, store, &stream);
+                return other.map(|events| Outcome {
+                    state,
+                    events,
+                    position: None,
+                    revision: None,
+                });
+            }
+        };
+        let Current {
+            loaded,
+            read_at,
+            pending,
+        } = current;
+        let changes = uniqueness_changes::<A>(&loaded.state, &events);
         let mut encoded = encode_all(&events, context).map_err(ApiError::internal)?;
-        // Chained to the stream as loaded: an append at any other revision is refused anyway.
-        head.seal(&stream, &mut encoded);
-        let mut request = AppendRequest::new(
-            stream.clone(),
-            ExpectedRevision::from_current(revision),
-            encoded,
-        );
-        request.claims = changes.claims;
-        request.releases = changes.releases;
-        match store.append(request).await {
-            Ok(appended) => {
-                let state = events
-                    .iter()
-                    .fold(state, |state, event| A::evolve(state, event));
-                leave_snapshot::<A>(&mut turn, store, &stream, Some(appended.revision), &state);
+        let head = loaded.head.seal(&stream, &mut encoded);
+        let revision = loaded.revision.map_or(0, |r| r + 1) + events.len() as u64 - 1;
+        let state = events
+            .iter()
+            .fold(loaded.state, |state, event| A::evolve(state, event));
+        let joined = pending
+            .as_ref()
+            .filter(|batch| batch.join(&mut encoded, &changes))
+            .cloned();
+        let leader = joined.is_none();
+        let batch = joined.unwrap_or_else(|| {
+            let mut request = AppendRequest::new(
+                stream.clone(),
+                ExpectedRevision::from_current(loaded.revision),
+                encoded,
+            );
+            request.claims = changes.claims;
+            request.releases = changes.releases;
+            Batch::new(request, pending.filter(|batch| !batch.appended()))
+        });
+        Current::<A> {
+            loaded: Loaded {
+                state: state.clone(),
+                revision: Some(revision),
+                head,
+            },
+            read_at,
+            pending: Some(batch.clone()),
+        }
+        .leave(&mut held, store, &stream);
+        drop(held);
+
+        let landing = if leader {
+            let landing = batch.send(store).await;
+            if !matches!(landing, Landing::Appended(_)) {
+                // Commands after this batch counted its events: they must read the stream again.
+                let mut turn = turn(store, &stream).await;
+                turn.take_if(|s| s.is_of(store, &stream) && !s.acknowledged());
+            }
+            landing
+        } else {
+            batch.landed().await
+        };
+        match landing {
+            Landing::Appended(appended) => {
                 return Ok(Outcome {
                     state,
                     events,
                     position: Some(appended.position),
-                });
+                    revision: Some(revision),
+                })
             }
-            Err(StoreError::WrongExpectedRevision { .. }) => {
-                after_conflict::<A>(&stream, attempt, attempts).await?;
-            }
-            Err(other) => return Err(other.into()),
+            Landing::Conflict => after_conflict::<A>(&stream, attempt, attempts).await?,
+            Landing::Failed(error) => return Err(failure_of(&error)),
         }
+    }
+}
+
+/// What a member of a batch that failed answers.
+fn failure_of(error: &StoreError) -> Failure {
+    match error {
+        StoreError::ClaimTaken { claim } => Failure::Taken(claim.clone()),
+        other => Failure::Api(ApiError::internal(anyhow::anyhow!("{other}"))),
     }
 }
 

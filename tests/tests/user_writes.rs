@@ -1097,6 +1097,105 @@ async fn concurrent_increments_on_one_user_all_land_without_conflicts() {
     );
 }
 
+/// The events of `id`'s stream follow its hash chain, and how many transactions wrote
+/// those of `event_type`.
+async fn chain_and_transactions(app: &TestApp, id: &str, event_type: &str) -> i64 {
+    use events::audit::{ChainHead, Link};
+    let stream = format!("user-{id}");
+    let recorded = app.store.read_stream(&stream, 0).await.expect("the stream");
+    let mut head = ChainHead::default();
+    for event in &recorded {
+        assert_eq!(head.follow(event), Link::Chained, "{event:?}");
+    }
+    sqlx::query_scalar(
+        "SELECT count(DISTINCT tx) FROM events WHERE stream_id = $1 AND event_type = $2",
+    )
+    .bind(&stream)
+    .bind(event_type)
+    .fetch_one(app.store.pool())
+    .await
+    .expect("counted")
+}
+
+/// Commands on one stream decided while an append to it is on its way go to the store
+/// together, each decided on the state the ones before it leave: 100 decrements of 1 from a
+/// balance of 50 spend it exactly, the other 50 are refused, and the hash chain holds.
+#[tokio::test]
+async fn concurrent_decrements_in_batches_spend_the_balance_exactly() {
+    let s = setup().await;
+    let [id] = <[String; 1]>::try_from(create(&s, &["batched_spender"]).await).expect("one");
+    let path = format!("{ADMIN}/credits");
+    let fill = json!({ "target": id, "type": "increment", "value": 50 });
+    assert_ok(&s.app.send(Method::POST, &path, &s.admin, &fill).await, 200);
+
+    let spend = json!({ "target": id, "type": "decrement", "value": 1 });
+    let answers: Vec<(u16, Value, Option<String>)> = futures::stream::iter(0..100)
+        .map(|_| s.app.send(Method::POST, &path, &s.admin, &spend))
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let spent = answers.iter().filter(|(status, ..)| *status == 200).count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, ..)| *status != 200)
+        .collect();
+    assert_eq!(spent, 50, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(status, body, _)| *status == 400 && body["error"] == "InsufficientCredits"),
+        "{refused:?}"
+    );
+    assert_eq!(view(&s, &id).await["credits"], 0);
+    let transactions = chain_and_transactions(&s.app, &id, "CreditsDecreased").await;
+    assert!(
+        transactions < 50,
+        "50 decrements from 32 clients took {transactions} transactions: none was batched"
+    );
+}
+
+/// A batch whose stream another process wrote first is refused whole, and each of its
+/// commands decides again: 200 increments over HTTP race 50 made through the store directly
+/// (as another process's would be), and all 250 land once, on an unbroken chain.
+#[tokio::test]
+async fn batches_decide_again_after_a_write_from_elsewhere() {
+    use command_service::pipeline::execute;
+    use events::metadata::{Actor, CommandContext};
+    use events::user::{CreditsChange, UserCommand};
+    use events::values::Credits;
+
+    let s = setup().await;
+    let [id] = <[String; 1]>::try_from(create(&s, &["raced_batches"]).await).expect("one");
+    let user = UserId::parse(&id).expect("an id");
+    let path = format!("{ADMIN}/credits");
+    let increment = json!({ "target": id, "type": "increment", "value": 1 });
+    let over_http = futures::stream::iter(0..200)
+        .map(|_| s.app.send(Method::POST, &path, &s.admin, &increment))
+        .buffer_unordered(24)
+        .collect::<Vec<_>>();
+    let elsewhere = futures::stream::iter(0..50)
+        .map(|_| async {
+            let context =
+                CommandContext::new(uuid::Uuid::now_v7(), Actor::system(), chrono::Utc::now());
+            execute::<User, _>(&*s.app.store, &user, &context, 20, |_| {
+                Ok(UserCommand::ChangeCredits(CreditsChange::Increment(
+                    Credits::new(1),
+                )))
+            })
+            .await
+            .map(|_| ())
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<_>>();
+    let (answers, direct) = tokio::join!(over_http, elsewhere);
+    for answer in &answers {
+        assert_ok(answer, 200);
+    }
+    assert!(direct.iter().all(Result::is_ok), "{direct:?}");
+    assert_eq!(view(&s, &id).await["credits"], 250);
+    chain_and_transactions(&s.app, &id, "CreditsIncreased").await;
+}
+
 /// A command decides on the state its predecessor on the stream left (the turn's snapshot)
 /// plus every event written since, also by another writer: after the balance is spent through
 /// the store directly (as another process would), the service refuses to spend it again.

@@ -147,6 +147,6 @@ pub async fn update_own_profile(
         |_| Ok(UserCommand::Update(update.clone())),
     )
     .await?;
-    let user = user_view(&state, id, outcome.position).await?;
+    let user = user_view(&state, id, outcome.revision).await?;
     Ok(Answer::ok(json!({ "user": user })).at(outcome.position))
 }

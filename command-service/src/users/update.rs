@@ -233,7 +233,7 @@ pub async fn update_user(
     if outcome.state.as_ref().is_some_and(|u| u.deleted) {
         state.edge.access.forget(&target.to_string());
     }
-    let user = user_view(&state, target, outcome.position).await?;
+    let user = user_view(&state, target, outcome.revision).await?;
     Ok(Answer::ok(json!({ "user": user })).at(outcome.position))
 }
 

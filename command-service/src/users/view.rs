@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use events::metadata::decode;
-use events::store::{Position, RecordedEvent};
+use events::store::RecordedEvent;
 use events::user::view::UserView;
 use events::user::{User, UserEvent};
 use events::values::UserId;
@@ -11,17 +11,20 @@ use events::values::UserId;
 use crate::AppState;
 use http_edge::envelope::ApiError;
 
-/// The user as of the log position `up_to` (the write's own last event; everything when
+/// The user as of the stream revision `up_to` (the write's own last event; everything when
 /// `None`), so that the answer shows this write's result and not a later one's.
 pub async fn user_view(
     state: &AppState,
     id: UserId,
-    up_to: Option<Position>,
+    up_to: Option<u64>,
 ) -> Result<UserView, ApiError> {
-    let recorded = state.store.read_stream(&User::stream_name(id), 0).await?;
+    let recorded = state
+        .store
+        .read_stream_shared(&User::stream_name(id))
+        .await?;
     let until = recorded
         .iter()
-        .take_while(|event| up_to.is_none_or(|position| event.position <= position))
+        .take_while(|event| up_to.is_none_or(|revision| event.revision <= revision))
         .count();
     view_of(state, &recorded[..until])
 }

@@ -243,8 +243,8 @@ impl ChainHead {
     }
 
     /// Writes the hash of each event into its metadata, for appending `events` to `stream`
-    /// right after this head.
-    pub fn seal(&self, stream: &str, events: &mut [NewEvent]) {
+    /// right after this head; the head after them.
+    pub fn seal(&self, stream: &str, events: &mut [NewEvent]) -> ChainHead {
         let mut previous = self.hash;
         for (revision, event) in (self.next_revision..).zip(events.iter_mut()) {
             let hash = event_hash(
@@ -259,6 +259,14 @@ impl ChainHead {
                 metadata.insert(HASH_FIELD.to_owned(), Value::String(hash.to_string()));
             }
             previous = hash;
+        }
+        match events.len() {
+            0 => self.clone(),
+            sealed => ChainHead {
+                hash: previous,
+                next_revision: self.next_revision + sealed as u64,
+                chained: true,
+            },
         }
     }
 }
@@ -303,9 +311,15 @@ mod tests {
     fn sealed_events_verify_and_chain_on_across_appends() {
         let mut stream = sealed_stream("user-1", 3);
         let mut more = vec![new_event(3), new_event(4)];
-        ChainHead::of(&stream).seal("user-1", &mut more);
+        let after = ChainHead::of(&stream).seal("user-1", &mut more);
         stream.extend(recorded("user-1", 3, more));
         assert_eq!(links(&stream), vec![Link::Chained; 5]);
+        assert_eq!(
+            after,
+            ChainHead::of(&stream),
+            "seal tells the head after its events"
+        );
+        assert_eq!(after.seal("user-1", &mut []), after);
         assert_eq!(
             ChainHead::of(&stream).hash(),
             ChainHash::stored(&stream[4].metadata).flatten().unwrap()

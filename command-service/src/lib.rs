@@ -53,6 +53,8 @@ pub struct AppState {
     pub hasher: Hasher,
     /// Failed sign-ins per account and per IP address.
     pub sign_in_guard: Arc<signin::guard::SignInGuard>,
+    /// The user objects writes answer with, as of a revision of their streams.
+    pub user_views: users::view::Views,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
                 edge.database.clone(),
             )),
             settings: Arc::new(settings),
+            user_views: users::view::Views::default(),
             store,
             log,
             edge,

@@ -282,8 +282,17 @@ impl Batch {
     }
 
     /// The leader's part: waits for the batch before, closes this one and appends it. Commands
-    /// that counted a batch that did not land decide again.
+    /// that counted a batch that did not land decide again. Should the leader's request be
+    /// dropped on the way (its client gone), the batch's commands answer an error, for their
+    /// events may or may not be stored, and the batches after it decide again.
     async fn send(&self, store: &dyn EventStore) -> Landing {
+        let cancelled = CancelledLeader(self);
+        let landing = self.append(store).await;
+        std::mem::forget(cancelled);
+        landing
+    }
+
+    async fn append(&self, store: &dyn EventStore) -> Landing {
         let previous = locked(&self.previous).take();
         let previous_landed = match previous {
             Some(previous) => matches!(previous.landed().await, Landing::Appended(_)),
@@ -301,6 +310,20 @@ impl Batch {
         };
         self.landing.send_replace(Some(landing.clone()));
         landing
+    }
+}
+
+/// Lands a batch whose leader was dropped before it knew how its append ended.
+struct CancelledLeader<'a>(&'a Batch);
+
+impl Drop for CancelledLeader<'_> {
+    fn drop(&mut self) {
+        let unknown = StoreError::InvalidAppend(
+            "the request that carried this command's append was cancelled; whether it was stored is unknown".into(),
+        );
+        self.0
+            .landing
+            .send_replace(Some(Landing::Failed(Arc::new(unknown))));
     }
 }
 

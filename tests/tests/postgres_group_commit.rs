@@ -332,3 +332,72 @@ async fn concurrent_appends_share_transactions_and_all_land() {
         "each append its own position"
     );
 }
+
+/// A batch's leader dropped while its append waits for the writer (its client gone): the batch
+/// decided after it, which counted its events, decides again and lands; nothing hangs; and the
+/// stream's credits are exactly the increments stored, on an unbroken chain.
+#[tokio::test]
+async fn commands_batched_after_a_dropped_leader_decide_again() {
+    use command_service::pipeline::execute;
+    use events::audit::{ChainHead, Link};
+    use events::metadata::{Actor, CommandContext};
+    use events::user::{CreditsChange, User, UserCommand};
+    use events::values::{Credits, UserId};
+    use std::sync::Arc;
+
+    let (store, _db) = single_writer_store().await;
+    let store = Arc::new(store);
+    let ns = Namespace::new();
+    let context = || CommandContext::new(uuid::Uuid::now_v7(), Actor::system(), chrono::Utc::now());
+    let id = UserId::new();
+    let create = test_support::history::create_user(id, "dropped_leader", "dropped@example.com");
+    execute::<User, _>(&*store, &id, &context(), 1, |_| Ok(create.clone()))
+        .await
+        .expect("created");
+    let increment = move |store: Arc<PostgresEventStore>| {
+        tokio::spawn(async move {
+            execute::<User, _>(&*store, &id, &context(), 10, |_| {
+                Ok(UserCommand::ChangeCredits(CreditsChange::Increment(
+                    Credits::new(1),
+                )))
+            })
+            .await
+            .map(|_| ())
+        })
+    };
+
+    let (held, blocker) = occupy_the_writer(&store, &ns).await;
+    let leader = increment(store.clone());
+    tokio::time::sleep(SETTLE).await;
+    let after: Vec<_> = (0..3).map(|_| increment(store.clone())).collect();
+    tokio::time::sleep(SETTLE).await;
+    leader.abort();
+    tokio::time::sleep(SETTLE).await;
+    held.rollback().await.unwrap();
+    blocker.await.unwrap().expect("the blocker lands");
+    for command in after {
+        tokio::time::timeout(Duration::from_secs(20), command)
+            .await
+            .expect("no command hangs")
+            .unwrap()
+            .expect("decided again and landed");
+    }
+
+    let recorded = store.read_stream(&User::stream_name(id), 0).await.unwrap();
+    let mut head = ChainHead::default();
+    assert!(recorded
+        .iter()
+        .all(|event| head.follow(event) == Link::Chained));
+    let increments = recorded
+        .iter()
+        .filter(|event| event.event_type == "CreditsIncreased")
+        .count() as u64;
+    assert!(
+        (3..=4).contains(&increments),
+        "{increments} increments stored"
+    );
+    let (state, _) = command_service::pipeline::load_aggregate::<User>(&*store, &id)
+        .await
+        .unwrap();
+    assert_eq!(state.expect("the user").credits.get(), increments);
+}

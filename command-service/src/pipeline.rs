@@ -157,9 +157,28 @@ impl Snapshot {
         self.store == store_key(store) && self.stream == stream
     }
 
+    /// Whether the last batch it counts is still on its way.
+    fn in_flight(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|batch| batch.landing.borrow().is_none())
+    }
+
     /// Whether every event it counts is in the store.
     fn acknowledged(&self) -> bool {
         self.pending.as_ref().is_none_or(|batch| batch.appended())
+    }
+
+    /// Whether a command may decide on it: while the last batch it counts is on its way, or
+    /// while it is fresh; never once a batch it counts has failed (the stream is then read
+    /// again).
+    fn decidable(&self) -> bool {
+        let landing = self.pending.as_ref().map(|batch| batch.landing.borrow());
+        match landing.as_deref() {
+            Some(None) => true,
+            None | Some(Some(Landing::Appended(_))) => self.read_at.elapsed() < STREAM_CACHE_TTL,
+            Some(Some(Landing::Conflict | Landing::Failed(_))) => false,
+        }
     }
 }
 
@@ -176,9 +195,9 @@ where
 {
     /// The turn's snapshot when it is `stream`'s and may be decided on (taking it).
     fn in_turn(turn: &mut Turn, store: &dyn EventStore, stream: &str) -> Option<Self> {
-        let usable = turn.as_ref().is_some_and(|s| {
-            s.is_of(store, stream) && (!s.acknowledged() || s.read_at.elapsed() < STREAM_CACHE_TTL)
-        });
+        let usable = turn
+            .as_ref()
+            .is_some_and(|s| s.is_of(store, stream) && s.decidable());
         let snapshot = turn.take_if(|_| usable)?;
         let state = *snapshot.state.downcast::<A::State>().ok()?;
         Some(Self {
@@ -313,17 +332,22 @@ impl Batch {
     }
 }
 
-/// Lands a batch whose leader was dropped before it knew how its append ended.
+/// Lands a batch whose leader was dropped before it knew how its append ended: closed, if it
+/// was not sent yet.
 struct CancelledLeader<'a>(&'a Batch);
 
 impl Drop for CancelledLeader<'_> {
     fn drop(&mut self) {
-        let unknown = StoreError::InvalidAppend(
-            "the request that carried this command's append was cancelled; whether it was stored is unknown".into(),
-        );
-        self.0
-            .landing
-            .send_replace(Some(Landing::Failed(Arc::new(unknown))));
+        let unsent = locked(&self.0.request).take().is_some();
+        let landing = if unsent {
+            // Nothing was stored: the commands decide again.
+            Landing::Conflict
+        } else {
+            Landing::Failed(Arc::new(StoreError::InvalidAppend(
+                "the request that carried this command's append was cancelled; whether it was stored is unknown".into(),
+            )))
+        };
+        self.0.landing.send_replace(Some(landing));
     }
 }
 
@@ -362,9 +386,11 @@ where
     let stream = A::stream_name(id);
     let mut turn = turn(store, &stream).await;
     let recorded = store.read_stream_shared(&stream).await?;
-    let replaceable = turn.as_ref().is_none_or(Snapshot::acknowledged);
+    // A snapshot counting a batch on its way is the deciding commands'; one counting a failed
+    // batch is replaced unread.
+    let replaceable = turn.as_ref().is_none_or(|s| !s.in_flight());
     let known = turn
-        .take_if(|s| replaceable && s.is_of(store, &stream))
+        .take_if(|s| replaceable && s.is_of(store, &stream) && s.acknowledged())
         .and_then(|s| {
             Some((
                 s.read_at,
@@ -469,13 +495,7 @@ where
         drop(held);
 
         let landing = if leader {
-            let landing = batch.send(store).await;
-            if !matches!(landing, Landing::Appended(_)) {
-                // Commands after this batch counted its events: they must read the stream again.
-                let mut turn = turn(store, &stream).await;
-                turn.take_if(|s| s.is_of(store, &stream) && !s.acknowledged());
-            }
-            landing
+            batch.send(store).await
         } else {
             batch.landed().await
         };

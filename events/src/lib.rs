@@ -173,11 +173,20 @@ pub fn load_after<A: Aggregate>(
     state: A::State,
     revision: u64,
 ) -> Result<Loaded<A>, DecodeError> {
-    let index = usize::try_from(revision).ok();
-    match index.filter(|&i| recorded.get(i).is_some_and(|e| e.revision == revision)) {
-        Some(i) => load_onto::<A>(recorded, state, Some(revision), &recorded[i + 1..]),
+    match after_revision(recorded, revision) {
+        Some(rest) => load_onto::<A>(recorded, state, Some(revision), rest),
         None => load::<A>(recorded),
     }
+}
+
+/// The events of `recorded` (a whole stream, in order) after `revision`; `None` when the
+/// stream does not hold that revision.
+pub fn after_revision(recorded: &[RecordedEvent], revision: u64) -> Option<&[RecordedEvent]> {
+    let index = usize::try_from(revision).ok()?;
+    recorded
+        .get(index)
+        .filter(|event| event.revision == revision)
+        .map(|_| &recorded[index + 1..])
 }
 
 /// `state` at `revision`, with `rest` (the stream's events after it) applied; the chain head of

@@ -44,14 +44,12 @@ pub async fn user_view(
         .take_while(|event| up_to.is_none_or(|revision| event.revision <= revision))
         .count();
     let recorded = &recorded[..until];
-    let known = state.user_views.0.get(&id).filter(|known| {
-        usize::try_from(known.0)
-            .ok()
-            .and_then(|i| recorded.get(i))
-            .is_some_and(|event| event.revision == known.0)
+    let known = state.user_views.0.get(&id).and_then(|known| {
+        let rest = events::after_revision(recorded, known.0)?;
+        Some((known.1.clone(), rest))
     });
     let (view, rest) = match known {
-        Some(known) => (Some(known.1.clone()), &recorded[known.0 as usize + 1..]),
+        Some((view, rest)) => (Some(view), rest),
         None => (None, recorded),
     };
     let view = fold(view, rest)?;

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 /// A running `userledger` process; killed when dropped.
 pub struct Service {
     pub base: String,
-    _process: Child,
+    process: Child,
 }
 
 impl Service {
@@ -67,10 +67,22 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(Self {
-            base,
-            _process: process,
-        })
+        Ok(Self { base, process })
+    }
+
+    /// The process's resident memory in MiB, now and at its peak (`VmRSS` and `VmHWM`).
+    pub fn resident_mib(&self) -> anyhow::Result<(f64, f64)> {
+        let pid = self.process.id().context("the service has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let field = |name: &str| -> anyhow::Result<f64> {
+            let line = status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
+            let kib: f64 = line.trim().trim_end_matches("kB").trim().parse()?;
+            Ok(kib / 1024.0)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
     }
 }
 

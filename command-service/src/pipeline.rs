@@ -23,7 +23,7 @@ use events::store::{
     AppendRequest, AppendResult, EventStore, ExpectedRevision, NewEvent, Position, StoreError,
     UniqueClaim,
 };
-use events::{load, uniqueness_changes, Aggregate, DomainError, Loaded, UniquenessChanges};
+use events::{uniqueness_changes, Aggregate, DomainError, Loaded, UniquenessChanges};
 use serde_json::json;
 
 use crate::stream_cache::STREAM_CACHE_TTL;
@@ -133,8 +133,8 @@ fn backoff(attempt: usize) -> std::time::Duration {
 }
 
 /// Turns are kept per stripe of streams: a stream's commands share a stripe, and two streams
-/// rarely do (which only makes one wait for the other's decision, and replaces the other's
-/// snapshot). Each stripe costs about 100 bytes, plus the state its snapshot holds.
+/// rarely do (which only makes one wait for the other's decision; each keeps its snapshot).
+/// Each stripe costs about 100 bytes, plus the states of its [`Snapshots`].
 const STRIPES: usize = 65_536;
 
 /// Where a stream stands after the last command on it in this process: its state, revision
@@ -155,6 +155,18 @@ struct Snapshot {
 impl Snapshot {
     fn is_of(&self, store: &dyn EventStore, stream: &str) -> bool {
         self.store == store_key(store) && self.stream == stream
+    }
+
+    /// The state it holds, as `A`'s.
+    fn loaded<A: Aggregate>(self) -> Option<Loaded<A>>
+    where
+        A::State: 'static,
+    {
+        Some(Loaded {
+            state: *self.state.downcast::<A::State>().ok()?,
+            revision: self.revision,
+            head: self.head,
+        })
     }
 
     /// Whether the last batch it counts is still on its way.
@@ -193,38 +205,49 @@ impl<A: Aggregate> Current<A>
 where
     A::State: Send + 'static,
 {
-    /// The turn's snapshot when it is `stream`'s and may be decided on (taking it).
-    fn in_turn(turn: &mut Turn, store: &dyn EventStore, stream: &str) -> Option<Self> {
-        let usable = turn
-            .as_ref()
-            .is_some_and(|s| s.is_of(store, stream) && s.decidable());
-        let snapshot = turn.take_if(|_| usable)?;
-        let state = *snapshot.state.downcast::<A::State>().ok()?;
-        Some(Self {
-            loaded: Loaded {
-                state,
-                revision: snapshot.revision,
-                head: snapshot.head,
-            },
-            read_at: snapshot.read_at,
-            pending: snapshot.pending,
-        })
+    /// `stream` as a command in its turn finds it: the turn's snapshot when it may be decided
+    /// on (taking it); otherwise the stream as the store has it, read only after the snapshot
+    /// when every event it counts is stored.
+    async fn of(turn: &mut Turn, store: &dyn EventStore, stream: &str) -> Result<Self, ApiError> {
+        match turn.take(store, stream) {
+            Some(snapshot) if snapshot.decidable() => {
+                let (read_at, pending) = (snapshot.read_at, snapshot.pending.clone());
+                match snapshot.loaded::<A>() {
+                    Some(loaded) => Ok(Self {
+                        loaded,
+                        read_at,
+                        pending,
+                    }),
+                    None => Self::read(store, stream, None).await,
+                }
+            }
+            Some(snapshot) if snapshot.acknowledged() => {
+                Self::read(store, stream, snapshot.loaded::<A>()).await
+            }
+            _ => Self::read(store, stream, None).await,
+        }
     }
 
-    /// The stream as the store has it.
-    async fn read(store: &dyn EventStore, stream: &str) -> Result<Self, ApiError> {
+    /// The stream as the store has it: `known` (its state as of a revision) with the events
+    /// after it, or the whole stream.
+    async fn read(
+        store: &dyn EventStore,
+        stream: &str,
+        known: Option<Loaded<A>>,
+    ) -> Result<Self, ApiError> {
         let read_at = Instant::now();
-        let recorded = store.read_stream_shared(stream).await?;
+        let known = known.unwrap_or_default();
+        let rest = store.read_stream(stream, known.next_revision()).await?;
         Ok(Self {
-            loaded: load::<A>(&recorded).map_err(ApiError::internal)?,
+            loaded: known.followed_by(&rest).map_err(ApiError::internal)?,
             read_at,
             pending: None,
         })
     }
 
-    /// Leaves this as the turn's snapshot for the next command.
+    /// Leaves this as the turn's snapshot of `stream` for the next command.
     fn leave(self, turn: &mut Turn, store: &dyn EventStore, stream: &str) {
-        **turn = Some(Snapshot {
+        turn.keep(Snapshot {
             store: store_key(store),
             stream: stream.to_owned(),
             revision: self.loaded.revision,
@@ -233,6 +256,31 @@ where
             read_at: self.read_at,
             pending: self.pending,
         });
+    }
+}
+
+/// The snapshots a stripe keeps: those of the streams last decided on in it, the latest first.
+/// More than one, so that two busy streams sharing a stripe do not push each other out (a
+/// stream without its snapshot is read again, and a long one costs a long read).
+struct Snapshots(Vec<Snapshot>);
+
+/// Snapshots kept per stripe: at most 131,072 states in all.
+const SNAPSHOTS_PER_STRIPE: usize = 2;
+
+impl Snapshots {
+    /// Takes `stream`'s snapshot, if the stripe keeps one.
+    fn take(&mut self, store: &dyn EventStore, stream: &str) -> Option<Snapshot> {
+        let index = self.0.iter().position(|s| s.is_of(store, stream))?;
+        Some(self.0.remove(index))
+    }
+
+    /// Keeps `snapshot` as its stream's, in place of any before it; the oldest of the others
+    /// goes when the stripe is full.
+    fn keep(&mut self, snapshot: Snapshot) {
+        self.0
+            .retain(|s| s.store != snapshot.store || s.stream != snapshot.stream);
+        self.0.insert(0, snapshot);
+        self.0.truncate(SNAPSHOTS_PER_STRIPE);
     }
 }
 
@@ -352,16 +400,16 @@ impl Drop for CancelledLeader<'_> {
 }
 
 /// A stripe's turn, holding its snapshot.
-type Turn = tokio::sync::MutexGuard<'static, Option<Snapshot>>;
+type Turn = tokio::sync::MutexGuard<'static, Snapshots>;
 
 /// Waits for the turn of commands on `stream` of `store` (a process may hold several stores,
 /// as a test holds several services): held while the command loads and decides.
 async fn turn(store: &dyn EventStore, stream: &str) -> Turn {
     use std::hash::{Hash, Hasher};
-    static TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<Option<Snapshot>>>> =
+    static TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<Snapshots>>> =
         std::sync::LazyLock::new(|| {
             (0..STRIPES)
-                .map(|_| tokio::sync::Mutex::new(None))
+                .map(|_| tokio::sync::Mutex::new(Snapshots(Vec::new())))
                 .collect()
         });
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -385,36 +433,24 @@ where
 {
     let stream = A::stream_name(id);
     let mut turn = turn(store, &stream).await;
-    let recorded = store.read_stream_shared(&stream).await?;
-    // A snapshot counting a batch on its way is the deciding commands'; one counting a failed
-    // batch is replaced unread.
-    let replaceable = turn.as_ref().is_none_or(|s| !s.in_flight());
-    let known = turn
-        .take_if(|s| replaceable && s.is_of(store, &stream) && s.acknowledged())
-        .and_then(|s| {
-            Some((
-                s.read_at,
-                s.revision?,
-                *s.state.downcast::<A::State>().ok()?,
-            ))
-        });
-    let (read_at, loaded) = match known {
-        Some((read_at, revision, state)) => {
-            (read_at, events::load_after::<A>(&recorded, state, revision))
+    match turn.take(store, &stream) {
+        // A snapshot counting a batch on its way is the deciding commands': it stays.
+        Some(snapshot) if snapshot.in_flight() => {
+            turn.keep(snapshot);
+            let current = Current::<A>::read(store, &stream, None).await?;
+            Ok((current.loaded.state, current.loaded.revision))
         }
-        None => (Instant::now(), load::<A>(&recorded)),
-    };
-    let loaded = loaded.map_err(ApiError::internal)?;
-    let answer = (loaded.state.clone(), loaded.revision);
-    if replaceable {
-        Current::<A> {
-            loaded,
-            read_at,
-            pending: None,
+        // One counting a failed batch is replaced unread.
+        snapshot => {
+            let known = snapshot
+                .filter(Snapshot::acknowledged)
+                .and_then(Snapshot::loaded::<A>);
+            let current = Current::<A>::read(store, &stream, known).await?;
+            let answer = (current.loaded.state.clone(), current.loaded.revision);
+            current.leave(&mut turn, store, &stream);
+            Ok(answer)
         }
-        .leave(&mut turn, store, &stream);
     }
-    Ok(answer)
 }
 
 /// Runs one command on aggregate `id`: `command` builds the command from the current state
@@ -436,10 +472,7 @@ where
     loop {
         attempt += 1;
         let mut held = turn(store, &stream).await;
-        let current = match Current::<A>::in_turn(&mut held, store, &stream) {
-            Some(current) => current,
-            None => Current::read(store, &stream).await?,
-        };
+        let current = Current::<A>::of(&mut held, store, &stream).await?;
         let decided = command(&current.loaded.state)
             .and_then(|c| Ok(A::decide(&current.loaded.state, c, context)?));
         let events = match decided {

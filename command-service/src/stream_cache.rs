@@ -1,17 +1,20 @@
-//! A cache of streams for the write side: what the pipeline reads when its turn keeps no
-//! snapshot of a stream, and the streams that writes check and answer from.
+//! A cache of the ends of streams for the write side: what the pipeline reads after the state
+//! its turn keeps (or all of a short stream), and what writes answer from after the user
+//! object they answered last. Only each stream's last [`TAIL_EVENTS`] events are kept, and at
+//! most [`MAX_EVENTS`] in all, so a stream that grows by thousands of events a second costs
+//! the same memory as a quiet one; a reader that needs more reads the store.
 //!
 //! Every command loads its stream, decides, and appends at the revision it loaded. A stale
 //! cached stream is therefore safe for decisions: the append then fails on its expected
 //! revision, the entry is dropped, and the pipeline reloads from the store. Appends made
-//! through this cache extend the cached stream, so in one process the cache is always current;
+//! through this cache extend the cached tail, so in one process the cache is always current;
 //! writes from other processes are seen on the next conflict or after [`STREAM_CACHE_TTL`],
 //! when only the events after the cached ones are read.
 //!
 //! Reads that must see other processes' writes at once (revocation checks, sign-in) use the
 //! store directly (`AppState::log`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,17 +26,110 @@ use events::store::{
 
 /// How long a cached stream is trusted without a conflict to say otherwise.
 pub const STREAM_CACHE_TTL: Duration = Duration::from_secs(30);
-/// Streams kept at most; beyond, the cache starts over (a miss costs one read).
-const MAX_STREAMS: usize = 200_000;
+/// How many of a stream's last events are kept: what readers that know the state before them
+/// (a snapshot, a user object) read, and all of a short stream.
+const TAIL_EVENTS: usize = 32;
+/// Events kept at most, over all streams (about 3 KB each in memory, so about 300 MB).
+const MAX_EVENTS: usize = 100_000;
+/// Streams kept at most (an empty one holds no event).
+const MAX_STREAMS: usize = 100_000;
 
-struct Cached {
-    events: Arc<Vec<RecordedEvent>>,
+/// The end of one stream as last read or appended.
+struct Tail {
+    /// The stream's last events, in order: all of them while it is short.
+    events: VecDeque<RecordedEvent>,
+    /// The revision after the last event: the stream's length.
+    next_revision: u64,
     loaded_at: Instant,
+}
+
+impl Tail {
+    /// The tail of a stream read from `from` on (`events`). When none are read, it holds what
+    /// is known: nothing from `from` on (readers ask after a revision they know to be there,
+    /// so that is the stream's end; an empty tail never answers what the last event is).
+    fn read(from: u64, events: &[RecordedEvent], loaded_at: Instant) -> Self {
+        let skip = events.len().saturating_sub(TAIL_EVENTS);
+        Self {
+            events: events[skip..].iter().cloned().collect(),
+            next_revision: events.last().map_or(from, |last| last.revision + 1),
+            loaded_at,
+        }
+    }
+
+    fn first_revision(&self) -> u64 {
+        self.next_revision - self.events.len() as u64
+    }
+
+    /// The events from `from` on, when the tail holds all of them.
+    fn from(&self, from: u64) -> Option<Vec<RecordedEvent>> {
+        let skip = from.checked_sub(self.first_revision())?;
+        Some(self.events.iter().skip(skip as usize).cloned().collect())
+    }
+
+    fn fresh(&self, ttl: Duration) -> bool {
+        self.loaded_at.elapsed() < ttl
+    }
+
+    /// Adds the events that follow the tail, dropping what falls out of it; how many events it
+    /// holds more (or fewer) than before.
+    fn push(&mut self, events: impl IntoIterator<Item = RecordedEvent>) -> isize {
+        let before = self.events.len();
+        for event in events {
+            self.next_revision = event.revision + 1;
+            self.events.push_back(event);
+            if self.events.len() > TAIL_EVENTS {
+                self.events.pop_front();
+            }
+        }
+        self.events.len() as isize - before as isize
+    }
+}
+
+/// The cached tails, and how many events they hold together.
+#[derive(Default)]
+struct Tails {
+    streams: HashMap<String, Tail>,
+    events: usize,
+}
+
+impl Tails {
+    fn insert(&mut self, stream: &str, tail: Tail) {
+        // A concurrent read or append may have brought the stream further along already.
+        if let Some(known) = self.streams.get(stream) {
+            if known.next_revision > tail.next_revision {
+                return;
+            }
+        }
+        self.remove(stream);
+        self.events += tail.events.len();
+        self.streams.insert(stream.to_owned(), tail);
+        self.bound();
+    }
+
+    /// Past either bound, drops about half the streams (in the map's arbitrary order): a
+    /// dropped stream costs its next reader one read, and no moment costs all of them one.
+    fn bound(&mut self) {
+        if self.streams.len() <= MAX_STREAMS && self.events <= MAX_EVENTS {
+            return;
+        }
+        let mut keep = false;
+        self.streams.retain(|_, _| {
+            keep = !keep;
+            keep
+        });
+        self.events = self.streams.values().map(|tail| tail.events.len()).sum();
+    }
+
+    fn remove(&mut self, stream: &str) {
+        if let Some(tail) = self.streams.remove(stream) {
+            self.events -= tail.events.len();
+        }
+    }
 }
 
 pub struct StreamCache {
     store: Arc<dyn EventStore>,
-    streams: Mutex<HashMap<String, Cached>>,
+    tails: Mutex<Tails>,
     ttl: Duration,
 }
 
@@ -41,45 +137,22 @@ impl StreamCache {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         Self {
             store,
-            streams: Mutex::new(HashMap::new()),
+            tails: Mutex::new(Tails::default()),
             ttl: STREAM_CACHE_TTL,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
-        self.streams
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tails> {
+        self.tails
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn cached(&self, stream: &str) -> Option<Arc<Vec<RecordedEvent>>> {
-        self.cached_since(stream)
-            .and_then(|(events, loaded_at)| (loaded_at.elapsed() < self.ttl).then_some(events))
-    }
-
-    /// The cached stream and when it was last read from the store, however long ago.
-    fn cached_since(&self, stream: &str) -> Option<(Arc<Vec<RecordedEvent>>, Instant)> {
-        let streams = self.lock();
-        let cached = streams.get(stream)?;
-        Some((cached.events.clone(), cached.loaded_at))
-    }
-
-    fn store_events(&self, stream: &str, events: Arc<Vec<RecordedEvent>>, loaded_at: Instant) {
-        let mut streams = self.lock();
-        if streams.len() >= MAX_STREAMS {
-            streams.clear();
-        }
-        streams.insert(stream.to_owned(), Cached { events, loaded_at });
-    }
-
-    fn forget(&self, stream: &str) {
-        self.lock().remove(stream);
     }
 
     /// The events an append to a cached stream will add to it, when the append succeeds;
     /// `None` when there is nothing to extend (the entry is then dropped).
     fn pending(&self, request: &AppendRequest) -> Option<Vec<NewEvent>> {
         self.lock()
+            .streams
             .contains_key(&request.stream)
             .then(|| request.events.clone())
     }
@@ -88,58 +161,59 @@ impl StreamCache {
     /// exactly the revision the append was made on and the store tells each event's position;
     /// otherwise the entry is dropped and the next read reloads.
     fn extend(&self, stream: &str, events: Option<Vec<NewEvent>>, result: &AppendResult) {
-        let mut streams = self.lock();
-        let Some(cached) = streams.get_mut(stream) else {
+        let mut tails = self.lock();
+        let Some(tail) = tails.streams.get_mut(stream) else {
             return;
         };
         let count = events.as_ref().map_or(0, |events| events.len() as u64);
-        let cached_revision = cached.events.last().map(|e| e.revision);
-        let extends = cached_revision.map_or(0, |r| r + 1) + count == result.revision + 1;
+        let extends = tail.next_revision + count == result.revision + 1;
         let (Some(events), true, Some(positions)) = (events, extends, positions(result, count))
         else {
-            streams.remove(stream);
+            tails.remove(stream);
             return;
         };
-        // Copies the stream only while a reader still holds the previous version.
         let recorded_at = chrono::Utc::now();
         let first_revision = result.revision + 1 - count;
-        Arc::make_mut(&mut cached.events).extend(
-            events.into_iter().zip(positions).zip(first_revision..).map(
-                |((event, position), revision)| RecordedEvent {
-                    stream: stream.to_owned(),
-                    revision,
-                    position,
-                    event_id: event.event_id,
-                    event_type: event.event_type,
-                    data: event.data,
-                    metadata: event.metadata,
-                    recorded_at,
-                },
-            ),
-        );
+        let added = tail.push(events.into_iter().zip(positions).zip(first_revision..).map(
+            |((event, position), revision)| RecordedEvent {
+                stream: stream.to_owned(),
+                revision,
+                position,
+                event_id: event.event_id,
+                event_type: event.event_type,
+                data: event.data,
+                metadata: event.metadata,
+                recorded_at,
+            },
+        ));
+        tails.events = tails.events.saturating_add_signed(added);
+        tails.bound();
     }
 
-    /// The stream, from the cache or loaded into it. A stream cached longer than the TTL is
-    /// brought up to date by reading only the events after the cached ones: the log is
-    /// append-only, so what was read stays true.
-    async fn shared(&self, stream: &str) -> Result<Arc<Vec<RecordedEvent>>, StoreError> {
-        let known = self.cached_since(stream);
-        if let Some((events, loaded_at)) = &known {
-            if loaded_at.elapsed() < self.ttl {
-                return Ok(events.clone());
+    /// The events of `stream` from `from` on: from the cached tail while it is fresh and holds
+    /// them; a stale tail that holds them is brought up to date by reading only the events
+    /// after it (the log is append-only, so what was read stays true); otherwise they are read
+    /// from the store, and their tail cached.
+    async fn events_from(&self, stream: &str, from: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stale = {
+            let tails = self.lock();
+            match tails.streams.get(stream) {
+                Some(tail) if tail.first_revision() <= from => {
+                    if tail.fresh(self.ttl) {
+                        return Ok(tail.from(from).unwrap_or_default());
+                    }
+                    Some((tail.first_revision(), Vec::from(tail.events.clone())))
+                }
+                _ => None,
             }
-        }
-        let loaded_at = Instant::now();
-        let events = match known {
-            Some((mut events, _)) => {
-                let next = events.last().map_or(0, |e| e.revision + 1);
-                let newer = self.store.read_stream(stream, next).await?;
-                Arc::make_mut(&mut events).extend(newer);
-                events
-            }
-            None => Arc::new(self.store.read_stream(stream, 0).await?),
         };
-        self.store_events(stream, events.clone(), loaded_at);
+        let loaded_at = Instant::now();
+        let (first, mut events) = stale.unwrap_or((from, Vec::new()));
+        let next = first + events.len() as u64;
+        events.extend(self.store.read_stream(stream, next).await?);
+        self.lock()
+            .insert(stream, Tail::read(first, &events, loaded_at));
+        events.retain(|event| event.revision >= from);
         Ok(events)
     }
 }
@@ -175,7 +249,7 @@ impl EventStore for StreamCache {
             }
             Err(error) => {
                 // A conflict means the cached stream is behind; anything else leaves it unsure.
-                self.forget(&stream);
+                self.lock().remove(&stream);
                 Err(error)
             }
         }
@@ -186,26 +260,22 @@ impl EventStore for StreamCache {
         stream: &str,
         from_revision: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        Ok(self
-            .shared(stream)
-            .await?
-            .iter()
-            .filter(|e| e.revision >= from_revision)
-            .cloned()
-            .collect())
-    }
-
-    async fn read_stream_shared(
-        &self,
-        stream: &str,
-    ) -> Result<Arc<Vec<RecordedEvent>>, StoreError> {
-        self.shared(stream).await
+        self.events_from(stream, from_revision).await
     }
 
     async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, StoreError> {
-        // A stream read only for its end is not worth caching whole.
-        match self.cached(stream) {
-            Some(events) => Ok(events.last().cloned()),
+        // A stream read only for its end is not worth caching.
+        let cached = {
+            let tails = self.lock();
+            tails
+                .streams
+                .get(stream)
+                .filter(|tail| tail.fresh(self.ttl))
+                .filter(|tail| !tail.events.is_empty() || tail.next_revision == 0)
+                .map(|tail| tail.events.back().cloned())
+        };
+        match cached {
+            Some(last) => Ok(last),
             None => self.store.last_event(stream).await,
         }
     }
@@ -258,5 +328,67 @@ mod tests {
         // EventStoreDB's byte offsets: only the first and the last are known.
         assert_eq!(positions(&appended((100, 90), (900, 890)), 3), None);
         assert_eq!(positions(&consecutive, 0), None);
+    }
+
+    fn recorded(revisions: std::ops::Range<u64>) -> Vec<RecordedEvent> {
+        revisions
+            .map(|revision| RecordedEvent {
+                stream: "user-1".into(),
+                revision,
+                position: Position::at(revision + 1),
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "UserBanned".into(),
+                data: serde_json::json!({}),
+                metadata: serde_json::json!({}),
+                recorded_at: chrono::Utc::now(),
+            })
+            .collect()
+    }
+
+    fn revisions(events: &[RecordedEvent]) -> Vec<u64> {
+        events.iter().map(|event| event.revision).collect()
+    }
+
+    #[test]
+    fn a_tail_keeps_the_last_events_and_answers_only_what_it_holds() {
+        let long = TAIL_EVENTS as u64 + 8;
+        let mut tail = Tail::read(0, &recorded(0..long), Instant::now());
+        assert_eq!(tail.events.len(), TAIL_EVENTS);
+        assert_eq!((tail.first_revision(), tail.next_revision), (8, long));
+        assert!(tail.from(7).is_none(), "revision 7 fell out of the tail");
+        assert_eq!(
+            revisions(&tail.from(long - 2).unwrap()),
+            [long - 2, long - 1]
+        );
+        assert!(tail.from(long).unwrap().is_empty());
+
+        assert_eq!(tail.push(recorded(long..long + 3)), 0);
+        assert_eq!((tail.first_revision(), tail.next_revision), (11, long + 3));
+
+        let short = Tail::read(0, &recorded(0..3), Instant::now());
+        assert_eq!(revisions(&short.from(0).unwrap()), [0, 1, 2]);
+        // Nothing read after a revision: nothing is there.
+        let up_to_date = Tail::read(5, &[], Instant::now());
+        assert_eq!(up_to_date.next_revision, 5);
+        assert!(up_to_date.from(5).unwrap().is_empty());
+        assert!(up_to_date.from(4).is_none());
+    }
+
+    #[test]
+    fn the_tails_count_their_events_and_never_go_back() {
+        let mut tails = Tails::default();
+        tails.insert("user-1", Tail::read(0, &recorded(0..5), Instant::now()));
+        tails.insert("user-2", Tail::read(0, &recorded(0..3), Instant::now()));
+        assert_eq!(tails.events, 8);
+        // A read that finished after an append had extended the stream further is not kept.
+        tails.insert("user-1", Tail::read(0, &recorded(0..4), Instant::now()));
+        assert_eq!(tails.streams["user-1"].next_revision, 5);
+        tails.insert("user-1", Tail::read(0, &recorded(0..6), Instant::now()));
+        assert_eq!(
+            (tails.streams["user-1"].next_revision, tails.events),
+            (6, 9)
+        );
+        tails.remove("user-2");
+        assert_eq!(tails.events, 6);
     }
 }

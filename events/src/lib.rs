@@ -163,50 +163,45 @@ impl<A: Aggregate> Loaded<A> {
 /// Decodes a stream's events (in order) and folds them into the aggregate's state. An event
 /// that cannot be read stops the load: deciding on a partial history could break a rule.
 pub fn load<A: Aggregate>(recorded: &[RecordedEvent]) -> Result<Loaded<A>, DecodeError> {
-    load_onto::<A>(recorded, A::State::default(), None, recorded)
+    Loaded::default().followed_by(recorded)
 }
 
-/// [`load`] of a whole stream whose state after `revision` is already known (a snapshot): only
-/// the events after it are decoded and applied. The whole stream when `revision` is not in it.
-pub fn load_after<A: Aggregate>(
-    recorded: &[RecordedEvent],
-    state: A::State,
-    revision: u64,
-) -> Result<Loaded<A>, DecodeError> {
-    match after_revision(recorded, revision) {
-        Some(rest) => load_onto::<A>(recorded, state, Some(revision), rest),
-        None => load::<A>(recorded),
+impl<A: Aggregate> Default for Loaded<A> {
+    /// An empty stream.
+    fn default() -> Self {
+        Self {
+            state: A::State::default(),
+            revision: None,
+            head: audit::ChainHead::default(),
+        }
     }
 }
 
-/// The events of `recorded` (a whole stream, in order) after `revision`; `None` when the
-/// stream does not hold that revision.
-pub fn after_revision(recorded: &[RecordedEvent], revision: u64) -> Option<&[RecordedEvent]> {
-    let index = usize::try_from(revision).ok()?;
-    recorded
-        .get(index)
-        .filter(|event| event.revision == revision)
-        .map(|_| &recorded[index + 1..])
-}
-
-/// `state` at `revision`, with `rest` (the stream's events after it) applied; the chain head of
-/// the whole `recorded` stream.
-fn load_onto<A: Aggregate>(
-    recorded: &[RecordedEvent],
-    mut state: A::State,
-    mut revision: Option<u64>,
-    rest: &[RecordedEvent],
-) -> Result<Loaded<A>, DecodeError> {
-    for event in rest {
-        let decoded = metadata::decode::<A::Event>(event)?;
-        state = A::evolve(state, &decoded.event);
-        revision = Some(event.revision);
+impl<A: Aggregate> Loaded<A> {
+    /// The revision the events after this state start at.
+    pub fn next_revision(&self) -> u64 {
+        self.revision.map_or(0, |revision| revision + 1)
     }
-    Ok(Loaded {
-        state,
-        revision,
-        head: audit::ChainHead::of(recorded),
-    })
+
+    /// This state with `rest` applied: the stream's events after it, in order (a snapshot
+    /// brought up to date by reading only what is new).
+    pub fn followed_by(self, rest: &[RecordedEvent]) -> Result<Self, DecodeError> {
+        let Self {
+            mut state,
+            mut revision,
+            head,
+        } = self;
+        for event in rest {
+            let decoded = metadata::decode::<A::Event>(event)?;
+            state = A::evolve(state, &decoded.event);
+            revision = Some(event.revision);
+        }
+        Ok(Self {
+            state,
+            revision,
+            head: head.past(rest),
+        })
+    }
 }
 
 /// The uniqueness values an append must claim and release: exactly what the aggregate holds

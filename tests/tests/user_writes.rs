@@ -1196,6 +1196,65 @@ async fn batches_decide_again_after_a_write_from_elsewhere() {
     chain_and_transactions(&s.app, &id, "CreditsIncreased").await;
 }
 
+/// The write side keeps only the last events of each stream: a stream longer than that is
+/// read from the store where a reader needs more (a user object not built yet, a command after
+/// a conflict), and every answer still counts every event. 40 increments over HTTP, 5 more
+/// through the store directly (as another process's would be), then updates: each answer
+/// shows all 45 and its own bio, and the chain holds.
+#[tokio::test]
+async fn a_stream_longer_than_the_cached_tail_is_answered_whole() {
+    use command_service::pipeline::execute;
+    use events::metadata::{Actor, CommandContext};
+    use events::user::{CreditsChange, UserCommand};
+    use events::values::Credits;
+
+    let s = setup().await;
+    let [id] = <[String; 1]>::try_from(create(&s, &["long_stream"]).await).expect("one");
+    let user = UserId::parse(&id).expect("an id");
+    let increment = json!({ "target": id, "type": "increment", "value": 1 });
+    for _ in 0..40 {
+        let answer = s
+            .app
+            .send(
+                Method::POST,
+                &format!("{ADMIN}/credits"),
+                &s.admin,
+                &increment,
+            )
+            .await;
+        assert_ok(&answer, 200);
+    }
+    for _ in 0..5 {
+        let context =
+            CommandContext::new(uuid::Uuid::now_v7(), Actor::system(), chrono::Utc::now());
+        execute::<User, _>(&*s.app.store, &user, &context, 4, |_| {
+            Ok(UserCommand::ChangeCredits(CreditsChange::Increment(
+                Credits::new(1),
+            )))
+        })
+        .await
+        .expect("appended elsewhere");
+    }
+    for bio in ["first bio", "second bio"] {
+        let body = json!({ "target": id, "bio": bio });
+        let answer = s
+            .app
+            .send(Method::PATCH, &format!("{ADMIN}/update"), &s.admin, &body)
+            .await;
+        let answered = &assert_ok(&answer, 200)["data"]["user"];
+        assert_eq!(
+            (answered["credits"].clone(), answered["bio"].clone()),
+            (json!(45), json!(bio))
+        );
+    }
+    let types = event_types(&stream(&s.app, &id).await);
+    assert_eq!(
+        types.iter().filter(|t| *t == "CreditsIncreased").count(),
+        45
+    );
+    chain_and_transactions(&s.app, &id, "CreditsIncreased").await;
+}
+
 /// A command decides on the state its predecessor on the stream left (the turn's snapshot)
 /// plus every event written since, also by another writer: after the balance is spent through
 /// the store directly (as another process would), the service refuses to spend it again.

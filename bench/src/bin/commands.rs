@@ -91,7 +91,17 @@ async fn main() -> anyhow::Result<()> {
         }
         let (measured, health) = measure(scenario, &http, &base, &token, &users, duration).await;
         print_row(scenario, &measured, Some(&health));
-        commands.push((scenario, measured, health));
+        let (resident, peak) = service.resident_mib()?;
+        println!(
+            "{:<16} service resident {resident:.0} MiB (peak {peak:.0} MiB)",
+            ""
+        );
+        commands.push((
+            scenario,
+            measured,
+            health,
+            json!({ "now": resident, "peak": peak }),
+        ));
     }
     let raw_after = pgbench(RAW_APPEND, CLIENTS, database.url(), duration, "")?;
     print_row("raw (pgbench)", &raw_after, None);
@@ -100,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
     rows.push(json!({ "scenario": "raw single-row appends (pgbench, 64 clients, autocommit INSERT of an event-sized row)", "before": raw_before, "after": raw_after, "per_second": raw }));
     let commands: Vec<_> = commands
         .into_iter()
-        .map(|(scenario, measured, health)| {
+        .map(|(scenario, measured, health, resident)| {
             let baseline = if scenario == "create-user" {
                 hash_rate
             } else {
@@ -111,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
                 "scenario": scenario,
                 "measured": measured,
                 "health_reader": health,
+                "service_resident_mib_after": resident,
                 "ratio": ratio,
                 "ratio_to": if scenario == "create-user" { "raw argon2 hash rate" } else { "raw append rate (pgbench)" },
             }));

@@ -29,30 +29,34 @@ impl Default for Views {
 }
 
 /// The user as of the stream revision `up_to` (the write's own last event; everything when
-/// `None`), so that the answer shows this write's result and not a later one's.
+/// `None`), so that the answer shows this write's result and not a later one's. Only the
+/// events after the object answered last are read.
 pub async fn user_view(
     state: &AppState,
     id: UserId,
     up_to: Option<u64>,
 ) -> Result<UserView, ApiError> {
-    let recorded = state
-        .store
-        .read_stream_shared(&User::stream_name(id))
-        .await?;
-    let until = recorded
-        .iter()
-        .take_while(|event| up_to.is_none_or(|revision| event.revision <= revision))
-        .count();
-    let recorded = &recorded[..until];
-    let known = state.user_views.0.get(&id).and_then(|known| {
-        let rest = events::after_revision(recorded, known.0)?;
-        Some((known.1.clone(), rest))
-    });
-    let (view, rest) = match known {
-        Some((view, rest)) => (Some(view), rest),
-        None => (None, recorded),
+    let stream = User::stream_name(id);
+    let known = state
+        .user_views
+        .0
+        .get(&id)
+        .filter(|known| up_to.is_none_or(|revision| known.0 <= revision));
+    let (view, from) = match known {
+        Some(known) => (Some(known.1.clone()), known.0 + 1),
+        None => (None, 0),
     };
-    let view = fold(view, rest)?;
+    let mut rest = state.store.read_stream(&stream, from).await?;
+    let reached = rest
+        .last()
+        .map(|last| last.revision)
+        .or(from.checked_sub(1));
+    if up_to.is_some() && up_to > reached {
+        // The cache has not seen this write yet (a read that raced it): the store has.
+        rest = state.log.read_stream(&stream, from).await?;
+    }
+    rest.retain(|event| up_to.is_none_or(|revision| event.revision <= revision));
+    let view = fold(view, &rest)?;
     if let (Some(view), Some(last)) = (&view, rest.last()) {
         state
             .user_views

@@ -179,23 +179,23 @@ impl ChainHead {
     /// The head after a whole stream (in revision order), as a writer needs it: the last stored
     /// hash, hashing only the unchained events after it (none once a stream is chained).
     pub fn of(stream: &[RecordedEvent]) -> Self {
-        let last_chained = stream.iter().enumerate().rev().find_map(|(i, event)| {
-            ChainHash::stored(&event.metadata)
-                .flatten()
-                .map(|hash| (i, hash))
-        });
-        let (mut head, rest) = match last_chained {
-            Some((i, hash)) => (
-                Self {
-                    hash,
-                    next_revision: stream[i].revision + 1,
-                    chained: true,
-                },
-                &stream[i + 1..],
-            ),
-            None => (Self::default(), stream),
+        Self::default().past(stream)
+    }
+
+    /// The head after `rest`, the stream's events that follow this head (in revision order):
+    /// the last stored hash among them, hashing only the unchained events after it (none once
+    /// a stream is chained); this head when `rest` is empty.
+    pub fn past(&self, rest: &[RecordedEvent]) -> Self {
+        let last_chained = rest
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, event)| Some((i, Self::after(event)?)));
+        let (mut head, unchained) = match last_chained {
+            Some((i, head)) => (head, &rest[i + 1..]),
+            None => (self.clone(), rest),
         };
-        for event in rest {
+        for event in unchained {
             head.follow(event);
         }
         head

@@ -8,7 +8,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -223,15 +222,6 @@ pub trait EventStore: Send + Sync + 'static {
         stream: &str,
         from_revision: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
-
-    /// A whole stream, shared rather than copied where the store keeps it (a cache of streams):
-    /// what deciding a command reads. By default [`EventStore::read_stream`] from the start.
-    async fn read_stream_shared(
-        &self,
-        stream: &str,
-    ) -> Result<Arc<Vec<RecordedEvent>>, StoreError> {
-        Ok(Arc::new(self.read_stream(stream, 0).await?))
-    }
 
     /// The last event of a stream, if it has any (one small read where the store can; by
     /// default the whole stream is read): what appending a fact that depends on nothing before

@@ -112,13 +112,15 @@ pub fn domain_error(error: DomainError) -> ApiError {
         },
         DomainError::SystemRoleUpdate => ApiError::refused("SystemRoleUpdate"),
         DomainError::SystemRoleDelete => ApiError::refused("SystemRoleDelete"),
+        DomainError::Blocked => ApiError::Blocked,
         DomainError::CreditsOverflow { .. }
         | DomainError::InviteCodeAlreadyExists(_)
         | DomainError::InviteCodeNotFound(_)
         | DomainError::InviteCodeAlreadyRedeemed(_)
         | DomainError::PublicClientWithSecret
         | DomainError::PublicClientWithClientCredentials
-        | DomainError::ConfidentialClientWithoutSecret => ApiError::ClientInput(
+        | DomainError::ConfidentialClientWithoutSecret
+        | DomainError::SelfRelation => ApiError::ClientInput(
             json!({ "errors": [{ "type": "field", "msg": message, "location": "body" }] }),
         ),
     }

@@ -17,6 +17,7 @@
 //! - [`audit`]: the hash chain that makes the log tamper-evident, and the redaction of secrets
 //!   from payloads shown to auditors.
 //! - [`sign_in`]: sign-in attempts, a stream per user beside the user's own.
+//! - [`social`]: follows, follow requests and blocks, a stream per pair of users.
 //! - [`user`], [`role`], [`application`]: one aggregate each, as pure functions: its commands,
 //!   its events, `decide`, `evolve`, and the uniqueness values it holds.
 //! - `testing` (tests only): the given/when/then harness the aggregates' tests use.
@@ -35,6 +36,7 @@ pub mod metadata;
 pub mod role;
 pub mod scopes;
 pub mod sign_in;
+pub mod social;
 pub mod store;
 pub mod user;
 pub mod values;
@@ -98,6 +100,12 @@ pub enum DomainError {
     /// A confidential client needs a secret.
     #[error("a confidential client needs a secret")]
     ConfidentialClientWithoutSecret,
+    /// A user cannot follow or block themselves.
+    #[error("a user cannot follow or block themselves")]
+    SelfRelation,
+    /// The target blocks the user who asks (Liquid's `Blocked`).
+    #[error("blocked by the target")]
+    Blocked,
 }
 
 /// An aggregate as pure functions over its state. The state is `Default` for "never created";

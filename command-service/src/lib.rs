@@ -10,7 +10,7 @@
 //!   [`stream_cache`]: the states it decides on.
 //! - [`hashing`]: argon2id on a bounded pool.
 //! - [`signin`]: the login page, sessions, `/oauth/authorize` and logout.
-//! - [`users`], [`roles`], [`clients`], [`oauth`]: the routes, one file per command where a
+//! - [`users`], [`roles`], [`clients`], [`oauth`], [`social`]: the routes, one file per command where a
 //!   family grows; each family's `router` is its part of the route table.
 //! - [`schemas`]: the OpenAPI schemas of the write side's answers.
 //! - [`bootstrap`]: system roles, the first super_admin and internal client.
@@ -25,6 +25,7 @@ pub mod roles;
 pub mod schemas;
 pub mod settings;
 pub mod signin;
+pub mod social;
 pub mod stream_cache;
 pub mod system;
 pub mod users;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Routes {
         .merge(clients::router())
         .merge(clients::public::router())
         .merge(system::router())
+        .merge(social::router())
         .with_state(state)
 }
 

@@ -1,13 +1,13 @@
 //! The social read model: who follows whom (`follows`) and who blocks whom (`blocks`), as the
 //! client-api's `follow-status`, `block-status`, `followers` and `following` routes read them
-//! (API.md §3).
-//!
-//! The domain has no follow or block event yet, so [`SocialReadModel::apply`] ignores every
-//! event and both tables stay empty; they exist (and are served) now so that the routes, the
-//! status endpoint and `rebuild` already cover them. Once the social events exist, they are
-//! handled in `apply` and nowhere else; see the mapping there.
+//! (API.md §3), from the social events of the relation streams (`relation-<a>-<b>`,
+//! [`events::social`]). A follow's `id` is the event id of the fact that began it (a UUIDv7,
+//! so id order is creation order).
 
+use anyhow::Context;
 use async_trait::async_trait;
+use events::metadata::{decode, EventFamily};
+use events::social::SocialEvent;
 use events::store::RecordedEvent;
 use sqlx::PgConnection;
 
@@ -53,41 +53,52 @@ impl Projection for SocialReadModel {
         Ok(())
     }
 
-    /// Ignores every event today: the domain has no social event yet.
-    ///
-    /// When the follow and block commands land, their events (in the stream of the user who
-    /// follows or blocks, `user-<source>`) are applied here, skipping every other type without
-    /// decoding it, as `invite_codes` does:
-    ///
-    /// | event | rows |
-    /// |---|---|
-    /// | follow requested / followed (`target`, `approved` = target not private) | `INSERT INTO follows (id, source, target, approved, created_at) ... ON CONFLICT (source, target) DO NOTHING`, `id` = the follow's id (UUIDv7), `created_at` = the event's time |
-    /// | follow request accepted | `UPDATE follows SET approved = true WHERE source = $1 AND target = $2` |
-    /// | unfollowed / follower removed / request refused | `DELETE FROM follows WHERE source = $1 AND target = $2` |
-    /// | blocked (`target`) | `INSERT INTO blocks ... ON CONFLICT DO NOTHING` (and the follows both ways deleted, if blocking ends them) |
-    /// | unblocked | `DELETE FROM blocks WHERE source = $1 AND target = $2` |
-    ///
-    /// Add the new event types to `SOCIAL_EVENTS` so that they reach the `match`.
+    /// Applies the social events, skipping every other type without decoding it.
     async fn apply(
         &self,
-        _connection: &mut PgConnection,
+        connection: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> anyhow::Result<()> {
         for recorded in events {
-            if !SOCIAL_EVENTS.contains(&recorded.event_type.as_str()) {
+            if !SocialEvent::EVENT_TYPES.contains(&recorded.event_type.as_str()) {
                 continue;
             }
-            // Unreachable while `SOCIAL_EVENTS` is empty: a listed type without a handler is
-            // a bug, which must stop the projector rather than lose the event.
-            anyhow::bail!(
-                "the social read model lists {} at {} but does not apply it",
-                recorded.event_type,
-                recorded.position
-            );
+            let decoded = decode::<SocialEvent>(recorded).with_context(|| {
+                format!("decoding {} at {}", recorded.event_type, recorded.position)
+            })?;
+            let (statement, edge) = match &decoded.event {
+                SocialEvent::Followed(edge) | SocialEvent::FollowRequested(edge) => (
+                    "INSERT INTO follows (id, source, target, approved, created_at)
+                     VALUES ($3, $1, $2, $4, $5) ON CONFLICT (source, target) DO NOTHING",
+                    edge,
+                ),
+                SocialEvent::FollowRequestAccepted(edge) => (
+                    "UPDATE follows SET approved = true WHERE source = $1 AND target = $2",
+                    edge,
+                ),
+                SocialEvent::Unfollowed(edge) | SocialEvent::FollowRemoved(edge) => (
+                    "DELETE FROM follows WHERE source = $1 AND target = $2",
+                    edge,
+                ),
+                SocialEvent::Blocked(edge) => (
+                    "INSERT INTO blocks (source, target, created_at) VALUES ($1, $2, $5)
+                     ON CONFLICT (source, target) DO NOTHING",
+                    edge,
+                ),
+                SocialEvent::Unblocked(edge) => {
+                    ("DELETE FROM blocks WHERE source = $1 AND target = $2", edge)
+                }
+            };
+            // Every statement takes the same parameters; each uses those it needs.
+            sqlx::query(statement)
+                .bind(edge.source.as_uuid())
+                .bind(edge.target.as_uuid())
+                .bind(recorded.event_id)
+                .bind(matches!(decoded.event, SocialEvent::Followed(_)))
+                .bind(decoded.metadata.occurred_at)
+                .execute(&mut *connection)
+                .await?;
         }
         Ok(())
     }
 }
-
-/// The event types this read model applies: none yet (see [`SocialReadModel::apply`]).
-const SOCIAL_EVENTS: [&str; 0] = [];

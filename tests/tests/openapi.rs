@@ -74,6 +74,10 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/user/{userId}"),
     ("GET", "/user/info/{userId}"),
     ("PATCH", "/user/me"),
+    ("POST", "/user/follow"),
+    ("POST", "/user/unfollow"),
+    ("POST", "/user/block"),
+    ("POST", "/user/unblock"),
 ];
 
 /// The user routes of both edges (`/user/admin-api/*` and `/user/client-api/*`).
@@ -284,6 +288,9 @@ async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
             || path.starts_with("/system/admin-api/")
             || path == "/user/me"
             || path == "/user/search"
+            || ["follow", "unfollow", "block", "unblock"]
+                .iter()
+                .any(|route| path == format!("/user/{route}"))
             || path.ends_with("/{userId}")
             || path.starts_with("/roles/")
             || path.starts_with("/client/admin-api/")

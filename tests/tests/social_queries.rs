@@ -1,10 +1,10 @@
 //! The social read routes (API.md §3: block-status, follow-status, user-followers/followers,
-//! user-following/following), client edge only: answer shapes and the empty answers of today
-//! (the domain has no follow or block event yet), session scopes, delegated tokens refused,
-//! query validation, unknown users, and, with rows written straight into the read model's
-//! tables until follow and block events exist (see `followed`), what the routes make of
+//! user-following/following), client edge only: answer shapes and the answers for people who
+//! follow and block nobody, session scopes, delegated tokens refused, query validation,
+//! unknown users, and, with rows written straight into the read model's tables (see
+//! `followed`; follow requests cannot be written through the API yet), what the routes make of
 //! follows and blocks (approved only for follow-status, keyset pages that skip and repeat
-//! nothing).
+//! nothing). The writes that fill these tables are tested in `social_writes.rs`.
 
 use std::time::Duration;
 

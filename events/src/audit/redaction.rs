@@ -9,6 +9,7 @@ use crate::application::{Application, ApplicationEvent};
 use crate::metadata::{decode, EventFamily};
 use crate::role::{Role, RoleEvent};
 use crate::sign_in::{SignInEvent, SignIns};
+use crate::social::{Social, SocialEvent};
 use crate::store::RecordedEvent;
 use crate::user::{User, UserEvent};
 use crate::Aggregate;
@@ -41,6 +42,8 @@ pub fn redacted_data(recorded: &RecordedEvent) -> Value {
             decode::<ApplicationEvent>(recorded).map(|d| d.event.contains_secret())
         }
         SignIns::CATEGORY => decode::<SignInEvent>(recorded).map(|d| d.event.contains_secret()),
+        // Who follows and blocks whom: two ids, never a secret.
+        Social::CATEGORY => decode::<SocialEvent>(recorded).map(|_| false),
         _ => Ok(true),
     };
     if holds_secret.unwrap_or(true) {

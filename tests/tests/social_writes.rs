@@ -1,0 +1,207 @@
+//! The social graph's writes (issue 16, begun): `POST /user/follow`, `/user/unfollow`,
+//! `/user/block` and `/user/unblock` for the signed-in person, their answers and refusals, the
+//! read model they fill (as the client API's `follow-status` and `block-status` show it), and
+//! the rule that ties a follow to a block under any interleaving.
+
+use std::time::Duration;
+
+use events::social::{Pair, Social};
+use events::values::UserId;
+use events::Aggregate;
+use serde_json::{json, Value};
+use test_support::wait::{eventually, holds};
+use test_support::{spawn_app, TestApp};
+
+const PASSWORD: &str = "a-good-password-1";
+
+/// A user and a delegated token of theirs.
+async fn person(app: &TestApp, name: &str) -> (UserId, String) {
+    let id = app.register_user(name, PASSWORD, "user").await;
+    (id, app.user_token(name, PASSWORD).await)
+}
+
+async fn send(app: &TestApp, route: &str, token: &str, target: UserId) -> (u16, Value) {
+    app.post(
+        &format!("/user/{route}"),
+        token,
+        &json!({ "target": target.to_string() }),
+    )
+    .await
+}
+
+/// What the client API says of `source` and `target`, once it says `expected`.
+async fn shows(app: &TestApp, client: &str, route: &str, pair: (UserId, UserId), expected: Value) {
+    let path = format!(
+        "/user/client-api/{route}?source={}&target={}",
+        pair.0, pair.1
+    );
+    eventually(Duration::from_secs(10), &path, || async {
+        let (status, body) = app.call(reqwest::Method::GET, &path, client, None).await;
+        holds(
+            status == 200 && body["data"] == expected,
+            format!("{status} {body}"),
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn follow_unfollow_block_and_unblock_answer_as_liquid_and_show_in_the_read_model() {
+    let app = spawn_app().await;
+    let client = app.client_token().await;
+    let (ann, ann_token) = person(&app, "ann_social").await;
+    let (bob, bob_token) = person(&app, "bob_social").await;
+    let shown = |route, pair, expected| shows(&app, &client, route, pair, expected);
+
+    let followed = send(&app, "follow", &ann_token, bob).await;
+    assert_eq!(
+        followed,
+        (200, json!({"ok": 1, "data": {"status": "following"}}))
+    );
+    let again = send(&app, "follow", &ann_token, bob).await;
+    assert_eq!(
+        again,
+        (200, json!({"ok": 1, "data": {"status": "duplicate"}}))
+    );
+    shown("follow-status", (ann, bob), json!({"following": true})).await;
+    shown("follow-status", (bob, ann), json!({"following": false})).await;
+
+    assert_eq!(
+        send(&app, "unfollow", &ann_token, bob).await,
+        (200, json!({"ok": 1}))
+    );
+    assert_eq!(
+        send(&app, "unfollow", &ann_token, bob).await,
+        (200, json!({"ok": 1}))
+    );
+    shown("follow-status", (ann, bob), json!({"following": false})).await;
+
+    // A block ends the follows between the two, both ways, and stops the blocked one following.
+    assert_eq!(send(&app, "follow", &ann_token, bob).await.0, 200);
+    assert_eq!(send(&app, "follow", &bob_token, ann).await.0, 200);
+    let blocked = send(&app, "block", &bob_token, ann).await;
+    assert_eq!(
+        blocked,
+        (200, json!({"ok": 1, "data": {"status": "blocked"}}))
+    );
+    assert_eq!(send(&app, "block", &bob_token, ann).await, blocked);
+    shown("block-status", (bob, ann), json!({"blocked": true})).await;
+    shown("follow-status", (ann, bob), json!({"following": false})).await;
+    shown("follow-status", (bob, ann), json!({"following": false})).await;
+    let refused = send(&app, "follow", &ann_token, bob).await;
+    assert_eq!(
+        (refused.0, refused.1["error"].clone()),
+        (403, json!("Blocked"))
+    );
+
+    assert_eq!(
+        send(&app, "unblock", &bob_token, ann).await,
+        (200, json!({"ok": 1}))
+    );
+    shown("block-status", (bob, ann), json!({"blocked": false})).await;
+    assert_eq!(send(&app, "follow", &ann_token, bob).await.0, 200);
+    shown("follow-status", (ann, bob), json!({"following": true})).await;
+}
+
+#[tokio::test]
+async fn refusals_are_the_contracts_and_append_nothing() {
+    let app = spawn_app().await;
+    let (ann, ann_token) = person(&app, "ann_refused").await;
+    let client = app.client_token().await;
+    let before = app.log_length().await;
+    for route in ["follow", "unfollow", "block", "unblock"] {
+        let (status, body) = send(&app, route, &ann_token, ann).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &json!("ClientInputError")),
+            "{route} self"
+        );
+        let unknown = UserId::new();
+        let (status, body) = send(&app, route, &ann_token, unknown).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (404, &json!("NotFound")),
+            "{route} unknown"
+        );
+        let path = format!("/user/{route}");
+        let (status, body) = app
+            .post(&path, &ann_token, &json!({ "target": "nobody" }))
+            .await;
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &json!("ClientInputError")),
+            "{route} body"
+        );
+        let (status, body) = app.post(&path, &ann_token, &json!({})).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &json!("ClientInputError")),
+            "{route} none"
+        );
+        // A client's token is not a person's session.
+        let (status, _) = send(&app, route, &client, ann).await;
+        assert_eq!(status, 401, "{route} client token");
+    }
+    assert_eq!(app.log_length().await, before);
+}
+
+/// Two users who follow and block each other at the same moment, twenty times over, never end
+/// with a follow between them: the relation stream decides one command after the other, and a
+/// block ends what came before it while a follow after it is refused. The read model agrees.
+#[tokio::test]
+async fn follows_and_blocks_sent_at_the_same_moment_never_leave_a_follow_between_blockers() {
+    let app = spawn_app().await;
+    let mut pairs = Vec::new();
+    for i in 0..20 {
+        let a = person(&app, &format!("racer_a{i}")).await;
+        let b = person(&app, &format!("racer_b{i}")).await;
+        pairs.push((a, b));
+    }
+    let races = pairs.iter().map(|((a, a_token), (b, b_token))| {
+        let app = &app;
+        async move {
+            let (follow_ab, follow_ba, block_ab, block_ba) = tokio::join!(
+                send(app, "follow", a_token, *b),
+                send(app, "follow", b_token, *a),
+                send(app, "block", a_token, *b),
+                send(app, "block", b_token, *a),
+            );
+            for (status, body) in [follow_ab, follow_ba] {
+                assert!(
+                    status == 200 || (status == 403 && body["error"] == "Blocked"),
+                    "{status} {body}"
+                );
+            }
+            assert_eq!((block_ab.0, block_ba.0), (200, 200));
+        }
+    });
+    futures::future::join_all(races).await;
+
+    for ((a, _), (b, _)) in &pairs {
+        let stream = Social::stream_name(&Pair::of(*a, *b).expect("two users"));
+        let relation = events::load::<Social>(&app.stream(&stream).await)
+            .expect("the relation loads")
+            .state;
+        assert!(relation.follows.is_empty(), "{stream}: {relation:?}");
+        assert_eq!(relation.blockers.len(), 2, "{stream}");
+    }
+    let ids: Vec<uuid::Uuid> = pairs
+        .iter()
+        .flat_map(|((a, _), (b, _))| [a.as_uuid(), b.as_uuid()])
+        .collect();
+    eventually(Duration::from_secs(10), "the read model", || async {
+        let (follows, blocks): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM read_models.follows WHERE source = ANY($1)),
+                    (SELECT count(*) FROM read_models.blocks WHERE source = ANY($1))",
+        )
+        .bind(&ids)
+        .fetch_one(app.store.pool())
+        .await
+        .expect("the read model answers");
+        holds(
+            (follows, blocks) == (0, 40),
+            format!("{follows} follows, {blocks} blocks"),
+        )
+    })
+    .await;
+}

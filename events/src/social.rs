@@ -60,6 +60,17 @@ pub struct Edge {
     pub target: UserId,
 }
 
+/// A follow (or request) that ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ended {
+    #[serde(flatten)]
+    pub edge: Edge,
+    /// Whether it was a follow, counted in the two users' follower and following counts, and
+    /// not a request.
+    pub accepted: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum SocialEvent {
@@ -70,10 +81,10 @@ pub enum SocialEvent {
     /// `target` accepted `source`'s request (or made the account public): `source` follows.
     FollowRequestAccepted(Edge),
     /// `source` stopped following `target`, or withdrew the request.
-    Unfollowed(Edge),
+    Unfollowed(Ended),
     /// The follow (or request) of `source` to `target` was ended by `target` removing the
     /// follower, or by a block between the two.
-    FollowRemoved(Edge),
+    FollowRemoved(Ended),
     /// `source` blocks `target`.
     Blocked(Edge),
     /// `source` no longer blocks `target`.
@@ -100,6 +111,21 @@ impl EventFamily for SocialEvent {
             Self::FollowRemoved(_) => "FollowRemoved",
             Self::Blocked(_) => "Blocked",
             Self::Unblocked(_) => "Unblocked",
+        }
+    }
+}
+
+impl SocialEvent {
+    /// How the event moves the two users' counts: `(user, following, followers)` for each
+    /// whose counts change. Only accepted follows count, as in Liquid.
+    pub fn count_changes(&self) -> Vec<(UserId, i64, i64)> {
+        let counted = |edge: &Edge, by: i64| vec![(edge.source, by, 0), (edge.target, 0, by)];
+        match self {
+            Self::Followed(edge) | Self::FollowRequestAccepted(edge) => counted(edge, 1),
+            Self::Unfollowed(ended) | Self::FollowRemoved(ended) if ended.accepted => {
+                counted(&ended.edge, -1)
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -157,6 +183,10 @@ impl Aggregate for Social {
         use SocialCommand as C;
         use SocialEvent as E;
         let follow = |edge: &Edge| state.follows.get(&edge.source).copied();
+        let ended = |edge: Edge, follow: Follow| Ended {
+            edge,
+            accepted: follow == Follow::Accepted,
+        };
         Ok(match command {
             C::Follow { edge, .. } if state.blockers.contains(&edge.target) => {
                 return Err(DomainError::Blocked)
@@ -168,7 +198,7 @@ impl Aggregate for Social {
             } => vec![E::FollowRequested(edge)],
             C::Follow { edge, .. } => vec![E::Followed(edge)],
             C::Unfollow(edge) => match follow(&edge) {
-                Some(_) => vec![E::Unfollowed(edge)],
+                Some(follow) => vec![E::Unfollowed(ended(edge, follow))],
                 None => vec![],
             },
             C::Accept(edge) => match follow(&edge) {
@@ -177,21 +207,21 @@ impl Aggregate for Social {
                 None => return Err(DomainError::NotFound),
             },
             C::RemoveFollower(edge) => match follow(&edge) {
-                Some(_) => vec![E::FollowRemoved(edge)],
+                Some(follow) => vec![E::FollowRemoved(ended(edge, follow))],
                 None => return Err(DomainError::NotFound),
             },
             C::Block(edge) if state.blockers.contains(&edge.source) => vec![],
             C::Block(edge) => {
                 // Every follow between the two ends with the block, the blocker's own too.
-                let ended = state.follows.keys().map(|&source| {
+                let removed = state.follows.iter().map(|(&source, &follow)| {
                     let target = if source == edge.source {
                         edge.target
                     } else {
                         edge.source
                     };
-                    E::FollowRemoved(Edge { source, target })
+                    E::FollowRemoved(ended(Edge { source, target }, follow))
                 });
-                ended.chain([E::Blocked(edge)]).collect()
+                removed.chain([E::Blocked(edge)]).collect()
             }
             C::Unblock(edge) if state.blockers.contains(&edge.source) => {
                 vec![E::Unblocked(edge)]
@@ -209,8 +239,8 @@ impl Aggregate for Social {
             E::FollowRequested(edge) => {
                 state.follows.insert(edge.source, Follow::Requested);
             }
-            E::Unfollowed(edge) | E::FollowRemoved(edge) => {
-                state.follows.remove(&edge.source);
+            E::Unfollowed(ended) | E::FollowRemoved(ended) => {
+                state.follows.remove(&ended.edge.source);
             }
             E::Blocked(edge) => {
                 state.blockers.insert(edge.source);

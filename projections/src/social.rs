@@ -76,9 +76,9 @@ impl Projection for SocialReadModel {
                     "UPDATE follows SET approved = true WHERE source = $1 AND target = $2",
                     edge,
                 ),
-                SocialEvent::Unfollowed(edge) | SocialEvent::FollowRemoved(edge) => (
+                SocialEvent::Unfollowed(ended) | SocialEvent::FollowRemoved(ended) => (
                     "DELETE FROM follows WHERE source = $1 AND target = $2",
-                    edge,
+                    &ended.edge,
                 ),
                 SocialEvent::Blocked(edge) => (
                     "INSERT INTO blocks (source, target, created_at) VALUES ($1, $2, $5)

@@ -8,6 +8,10 @@
 //! converting it either. The view serialises the fields hydration depends on last, so
 //! [`shown`] hydrates a stored object by rewriting its tail.
 //!
+//! The object's `followingCount` and `followerCount` are moved by the social events of the
+//! relation streams ([`SocialEvent::count_changes`]: accepted follows only), in the same
+//! batches, so a rebuild counts them again from the log.
+//!
 //! A deleted user keeps its row (`isDeleted: true`): the object shows `deletedDate`, and the
 //! lookup columns are not unique, since a deleted user's username and email are free again.
 
@@ -16,7 +20,8 @@ use std::collections::HashMap;
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use events::metadata::decode;
+use events::metadata::{decode, Decoded};
+use events::social::{Social, SocialEvent};
 use events::store::RecordedEvent;
 use events::user::view::{format_date, shown_subscription};
 use events::user::{User, UserEvent, UserView};
@@ -134,6 +139,17 @@ impl Projection for UsersReadModel {
     ) -> anyhow::Result<()> {
         let mut batch = Vec::new();
         for recorded in events {
+            if stream_id(&recorded.stream, Social::CATEGORY).is_some() {
+                let decoded = decode::<SocialEvent>(recorded).with_context(|| {
+                    format!("decoding {} at {}", recorded.event_type, recorded.position)
+                })?;
+                // The users' counts; `u64::MAX`: an object that is already stored.
+                for (user, following, followers) in decoded.event.count_changes() {
+                    let counts = Change::Counts(following, followers);
+                    batch.push((user.as_uuid(), u64::MAX, counts));
+                }
+                continue;
+            }
             let Some(id) = stream_id(&recorded.stream, User::CATEGORY) else {
                 continue;
             };
@@ -142,7 +158,7 @@ impl Projection for UsersReadModel {
             let decoded = decode::<UserEvent>(recorded).with_context(|| {
                 format!("decoding {} at {}", recorded.event_type, recorded.position)
             })?;
-            batch.push((id, recorded.revision, decoded));
+            batch.push((id, recorded.revision, Change::Event(Box::new(decoded))));
         }
         if batch.is_empty() {
             return Ok(());
@@ -169,9 +185,20 @@ impl Projection for UsersReadModel {
         for (id, Json(view)) in rows {
             views.insert(id, Some(view));
         }
-        for (id, _, decoded) in batch {
+        for (id, _, change) in batch {
             let view = views.entry(id).or_default();
-            *view = UserView::evolve(view.take(), &decoded.event, &decoded.metadata);
+            match change {
+                Change::Event(decoded) => {
+                    *view = UserView::evolve(view.take(), &decoded.event, &decoded.metadata);
+                }
+                Change::Counts(following, followers) => {
+                    if let Some(view) = view {
+                        view.following_count =
+                            view.following_count.saturating_add_signed(following);
+                        view.follower_count = view.follower_count.saturating_add_signed(followers);
+                    }
+                }
+            }
         }
 
         let mut columns = UserColumns::default();
@@ -210,6 +237,13 @@ impl Projection for UsersReadModel {
         .await?;
         Ok(())
     }
+}
+
+/// What one event does to a user's object: a user event evolves it; a social event moves its
+/// following and follower counts.
+enum Change {
+    Event(Box<Decoded<UserEvent>>),
+    Counts(i64, i64),
 }
 
 /// The rows of one batch, column by column, for one `UNNEST` upsert.

@@ -205,3 +205,87 @@ async fn follows_and_blocks_sent_at_the_same_moment_never_leave_a_follow_between
     })
     .await;
 }
+
+/// Thirty people follow, unfollow and follow one person again, all at once, while she blocks
+/// ten of them: at rest, every user object's `followingCount` and `followerCount` equal the
+/// follows the read model holds, and those equal what the log says.
+#[tokio::test]
+async fn counts_on_the_user_objects_equal_the_follows_after_racing_writes() {
+    let app = spawn_app().await;
+    let (star, star_token) = person(&app, "star_counted").await;
+    let mut fans = Vec::new();
+    for i in 0..30 {
+        fans.push(person(&app, &format!("fan_counted{i}")).await);
+    }
+    let fan_writes = fans.iter().map(|(_, token)| {
+        let app = &app;
+        async move {
+            for route in ["follow", "unfollow", "follow"] {
+                let (status, body) = send(app, route, token, star).await;
+                assert!(
+                    status == 200 || (status == 403 && body["error"] == "Blocked"),
+                    "{route}: {status} {body}"
+                );
+            }
+        }
+    });
+    let blocks = fans.iter().take(10).map(|(fan, _)| {
+        let (app, star_token) = (&app, &star_token);
+        async move { assert_eq!(send(app, "block", star_token, *fan).await.0, 200) }
+    });
+    tokio::join!(
+        futures::future::join_all(fan_writes),
+        futures::future::join_all(blocks)
+    );
+
+    let mut following_in_log = 0;
+    for (fan, _) in &fans {
+        let stream = Social::stream_name(&Pair::of(star, *fan).expect("two users"));
+        let relation = events::load::<Social>(&app.stream(&stream).await)
+            .expect("the relation loads")
+            .state;
+        following_in_log += relation.follows.len() as i64;
+    }
+    assert!(
+        following_in_log >= 20,
+        "the ten unblocked fans follow: {following_in_log}"
+    );
+    let ids: Vec<uuid::Uuid> = std::iter::once(star)
+        .chain(fans.iter().map(|(fan, _)| *fan))
+        .map(|id| id.as_uuid())
+        .collect();
+    eventually(Duration::from_secs(10), "counts equal rows", || async {
+        let rows: Vec<(uuid::Uuid, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT u.id,
+                    (u.document->>'followingCount')::bigint,
+                    (u.document->>'followerCount')::bigint,
+                    (SELECT count(*) FROM read_models.follows f
+                      WHERE f.source = u.id AND f.approved),
+                    (SELECT count(*) FROM read_models.follows f
+                      WHERE f.target = u.id AND f.approved)
+               FROM read_models.users u WHERE u.id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(app.store.pool())
+        .await
+        .expect("the read models answer");
+        let star_followers = rows
+            .iter()
+            .find(|row| row.0 == star.as_uuid())
+            .map_or(-1, |row| row.2);
+        let unequal: Vec<_> = rows
+            .iter()
+            .filter(|(_, following, followers, rows_following, rows_followers)| {
+                (following, followers) != (rows_following, rows_followers)
+            })
+            .collect();
+        holds(
+            rows.len() == ids.len() && unequal.is_empty() && star_followers == following_in_log,
+            format!(
+                "{} rows, star has {star_followers} followers of {following_in_log}, unequal: {unequal:?}",
+                rows.len()
+            ),
+        )
+    })
+    .await;
+}

@@ -22,6 +22,10 @@ fn bob_to_ann() -> Edge {
     }
 }
 
+fn ended(edge: Edge, accepted: bool) -> Ended {
+    Ended { edge, accepted }
+}
+
 fn follow(edge: Edge, target_private: bool) -> SocialCommand {
     SocialCommand::Follow {
         edge,
@@ -107,8 +111,8 @@ fn a_block_ends_every_follow_and_request_between_the_two() {
     ])
     .when(SocialCommand::Block(bob_to_ann()))
     .then([
-        SocialEvent::FollowRemoved(ann_to_bob()),
-        SocialEvent::FollowRemoved(bob_to_ann()),
+        SocialEvent::FollowRemoved(ended(ann_to_bob(), true)),
+        SocialEvent::FollowRemoved(ended(bob_to_ann(), false)),
         SocialEvent::Blocked(bob_to_ann()),
     ])
     .state_after();
@@ -126,10 +130,13 @@ fn only_an_existing_request_is_accepted_and_only_a_follower_removed() {
         .then_error(DomainError::NotFound);
     given::<Social>([SocialEvent::FollowRequested(ann_to_bob())])
         .when(SocialCommand::RemoveFollower(ann_to_bob()))
-        .then([SocialEvent::FollowRemoved(ann_to_bob())]);
+        .then([SocialEvent::FollowRemoved(ended(ann_to_bob(), false))]);
     given::<Social>([SocialEvent::Followed(ann_to_bob())])
         .when(SocialCommand::Unfollow(ann_to_bob()))
-        .then([SocialEvent::Unfollowed(ann_to_bob())]);
+        .then([SocialEvent::Unfollowed(ended(ann_to_bob(), true))]);
+    given::<Social>([SocialEvent::FollowRequested(ann_to_bob())])
+        .when(SocialCommand::Unfollow(ann_to_bob()))
+        .then([SocialEvent::Unfollowed(ended(ann_to_bob(), false))]);
 }
 
 #[test]
@@ -138,4 +145,9 @@ fn the_events_read_as_liquid_names_the_two_sides() {
     assert_eq!(json["type"], "Blocked");
     assert_eq!(json["data"]["source"], user(1).to_string());
     assert_eq!(json["data"]["target"], user(2).to_string());
+    let json = serde_json::to_value(SocialEvent::Unfollowed(ended(ann_to_bob(), true))).unwrap();
+    assert_eq!(
+        json["data"],
+        serde_json::json!({"source": user(1), "target": user(2), "accepted": true})
+    );
 }

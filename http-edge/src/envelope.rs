@@ -184,6 +184,10 @@ pub enum ApiError {
     /// The user the caller asks about has blocked them (Liquid's `Blocked`).
     #[error("blocked")]
     Blocked,
+    /// The account is private and the caller does not follow it (Liquid's `Forbidden` with
+    /// `reason: not_following`).
+    #[error("not following")]
+    NotFollowing,
     #[error("not found")]
     NotFound(Value),
     /// A 400 with a code of Liquid's (`InsufficientCredits`, `SystemRoleUpdate`, ...).
@@ -237,7 +241,9 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InsufficientPrivileges(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::Banned | ApiError::Forbidden | ApiError::Blocked => StatusCode::FORBIDDEN,
+            ApiError::Banned | ApiError::Forbidden | ApiError::Blocked | ApiError::NotFollowing => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ResourceConflict(_) | ApiError::InProgress => StatusCode::CONFLICT,
             ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -268,6 +274,7 @@ impl ApiError {
             ApiError::Banned => ("Banned", None),
             ApiError::Forbidden => ("Forbidden", None),
             ApiError::Blocked => ("Blocked", Some(json!({ "reason": "blocked" }))),
+            ApiError::NotFollowing => ("Forbidden", Some(json!({ "reason": "not_following" }))),
             ApiError::NotFound(info) => ("NotFound", Some(info.clone()).filter(|i| !i.is_null())),
             ApiError::Refused { code, info } => (code, info.clone()),
             ApiError::ClientInput(info) => ("ClientInputError", Some(info.clone())),

@@ -22,7 +22,8 @@
 //!   route's documentation is written where the route is mounted.
 //! - [`login_history`]: sign-in attempts (a target's, or the caller's own).
 //! - [`search`]: user search on both edges and for signed-in people; [`profiles`]: another
-//!   user as a signed-in person sees them (`/user/{userId}`, and each result of their search).
+//!   user as a signed-in person sees them (`/user/{userId}`, and each result of their search);
+//!   [`follows`]: a signed-in person's follow lists and statuses.
 //! - [`system`]: the scope catalogue and the version, for callers without a token.
 //! - [`history`]: history and point-in-time state of a user, role or application, for
 //!   auditors. The one exception to "read models only": it reads the event log, the audit
@@ -35,6 +36,7 @@ pub mod clients;
 pub mod configuration;
 pub mod consistency;
 pub mod error;
+pub mod follows;
 pub mod history;
 pub mod login_history;
 pub mod openapi;
@@ -234,7 +236,8 @@ pub fn router_with_projectors(state: AppState, here: ProjectorsHere) -> Routes {
             ),
             history::client_history,
         )
-        .merge(social::router());
+        .merge(social::router())
+        .merge(follows::router());
     [Edge::Admin, Edge::Client]
         .into_iter()
         .fold(routes, |routes, edge| {

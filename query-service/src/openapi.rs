@@ -99,6 +99,32 @@ pub struct FollowStatus {
     pub following: bool,
 }
 
+/// The delegated `follow-status`: `requested` only while a request waits.
+#[derive(Serialize, ToSchema)]
+pub struct FollowState {
+    pub following: bool,
+    pub requested: Option<bool>,
+}
+
+/// One accepted follow, as a person's lists show it: `source` (on followers pages) or `target`
+/// (on following pages) is the other user, as a search result shows them.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonFollowRecord {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub source: Option<UserView>,
+    pub target: Option<UserView>,
+}
+
+/// A person's `following` and `followers`, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct PersonFollowRecords {
+    pub records: Vec<PersonFollowRecord>,
+}
+
 /// One follow: `source` (on followers pages) or `target` (on following pages) is the other
 /// user.
 #[derive(Serialize, ToSchema)]

@@ -78,6 +78,12 @@ const CONTRACT: &[(&str, &str)] = &[
     ("POST", "/user/unfollow"),
     ("POST", "/user/block"),
     ("POST", "/user/unblock"),
+    ("GET", "/user/follow-status"),
+    ("GET", "/user/follow-status/{userId}"),
+    ("GET", "/user/following"),
+    ("GET", "/user/followers"),
+    ("GET", "/user/{userId}/following"),
+    ("GET", "/user/{userId}/followers"),
 ];
 
 /// The user routes of both edges (`/user/admin-api/*` and `/user/client-api/*`).
@@ -288,9 +294,19 @@ async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
             || path.starts_with("/system/admin-api/")
             || path == "/user/me"
             || path == "/user/search"
-            || ["follow", "unfollow", "block", "unblock"]
-                .iter()
-                .any(|route| path == format!("/user/{route}"))
+            || [
+                "follow",
+                "unfollow",
+                "block",
+                "unblock",
+                "following",
+                "followers",
+            ]
+            .iter()
+            .any(|route| path == format!("/user/{route}"))
+            || path.starts_with("/user/follow-status")
+            || path.ends_with("/following")
+            || path.ends_with("/followers")
             || path.ends_with("/{userId}")
             || path.starts_with("/roles/")
             || path.starts_with("/client/admin-api/")

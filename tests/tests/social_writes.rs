@@ -289,3 +289,166 @@ async fn counts_on_the_user_objects_equal_the_follows_after_racing_writes() {
     })
     .await;
 }
+
+async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    app.call(reqwest::Method::GET, path, token, None).await
+}
+
+/// The `_id`s of a page's records, and the users they show under `side`.
+fn page_of(body: &Value, side: &str) -> Vec<(String, Value)> {
+    body["data"]["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("records: {body}"))
+        .iter()
+        .map(|record| {
+            (
+                record["_id"].as_str().expect("an id").to_owned(),
+                record[side].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A person's follow lists: newest first, in pages that neither skip nor repeat while others
+/// follow meanwhile; `offset` as an `_id` or, as Liquid's callers send it, a `createdAt`;
+/// people you do not follow back shown without their contact details.
+#[tokio::test]
+async fn a_person_reads_their_follows_in_pages_that_neither_skip_nor_repeat() {
+    let app = spawn_app().await;
+    let (star, star_token) = person(&app, "star_paged").await;
+    let mut fans = Vec::new();
+    for i in 0..25 {
+        let (fan, token) = person(&app, &format!("fan_paged{i}")).await;
+        if i == 0 {
+            // Before the follows waited for below, so the read model has it when they show.
+            assert_eq!(send(&app, "follow", &star_token, fan).await.0, 200);
+        }
+        assert_eq!(send(&app, "follow", &token, star).await.0, 200);
+        fans.push((fan, token));
+    }
+    eventually(Duration::from_secs(10), "25 followers", || async {
+        let (_, body) = get(&app, "/user/followers?limit=1000", &star_token).await;
+        let listed = page_of(&body, "source").len();
+        holds(listed == 25, format!("{listed} listed"))
+    })
+    .await;
+    let mut seen = Vec::new();
+    let mut body = get(&app, "/user/followers?limit=10", &star_token).await.1;
+    for round in 0.. {
+        let page = page_of(&body, "source");
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.iter().map(|(id, _)| id.clone()));
+        // Someone new follows between pages: newer than every record already listed.
+        let (_, late_token) = person(&app, &format!("late_fan{round}")).await;
+        assert_eq!(send(&app, "follow", &late_token, star).await.0, 200);
+        let offset = &page.last().expect("a record").0;
+        body = get(
+            &app,
+            &format!("/user/followers?limit=10&offset={offset}"),
+            &star_token,
+        )
+        .await
+        .1;
+    }
+    let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!((seen.len(), unique.len()), (25, 25), "{seen:?}");
+    let mut newest_first = seen.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, newest_first);
+
+    // Liquid's cursor: the `createdAt` of the last record.
+    let (_, all) = get(&app, "/user/followers?limit=1000", &star_token).await;
+    let records = all["data"]["records"].as_array().expect("records").clone();
+    let tenth = records[9]["createdAt"].as_str().expect("a date");
+    let (status, older) = get(
+        &app,
+        &format!("/user/followers?offset={tenth}&limit=1000"),
+        &star_token,
+    )
+    .await;
+    assert_eq!(status, 200, "{older}");
+    assert!(page_of(&older, "source")
+        .iter()
+        .all(|(_, user)| user["_id"] != records[9]["source"]["_id"]));
+
+    // The fan the star follows back shows an email; the others do not.
+    let shown: Vec<(String, bool)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["source"]["_id"].as_str().unwrap().to_owned(),
+                r["source"].get("email").is_some(),
+            )
+        })
+        .collect();
+    for (id, email) in shown {
+        assert_eq!(email, id == fans[0].0.to_string(), "{id}");
+    }
+    let (_, following) = get(&app, "/user/following", &star_token).await;
+    let followed = page_of(&following, "target");
+    assert_eq!(followed.len(), 1);
+    assert_eq!(followed[0].1["_id"], fans[0].0.to_string());
+}
+
+#[tokio::test]
+async fn follow_status_and_another_users_lists_answer_and_refuse_as_liquid() {
+    let app = spawn_app().await;
+    let (ann, ann_token) = person(&app, "ann_status").await;
+    let (bob, bob_token) = person(&app, "bob_status").await;
+    assert_eq!(send(&app, "follow", &ann_token, bob).await.0, 200);
+    for path in [
+        format!("/user/follow-status?target={bob}"),
+        format!("/user/follow-status/{bob}"),
+    ] {
+        eventually(Duration::from_secs(10), &path, || async {
+            let answer = get(&app, &path, &ann_token).await;
+            holds(
+                answer == (200, json!({"ok": 1, "data": {"following": true}})),
+                format!("{answer:?}"),
+            )
+        })
+        .await;
+    }
+    let (status, _) = get(
+        &app,
+        &format!("/user/follow-status?target={ann}"),
+        &ann_token,
+    )
+    .await;
+    assert_eq!(status, 400, "yourself");
+    let (status, _) = get(&app, "/user/follow-status", &ann_token).await;
+    assert_eq!(status, 400, "no target");
+    let (status, _) = get(
+        &app,
+        &format!("/user/follow-status/{}", UserId::new()),
+        &ann_token,
+    )
+    .await;
+    assert_eq!(status, 404, "nobody");
+
+    let (status, body) = get(&app, &format!("/user/{bob}/followers"), &ann_token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(page_of(&body, "source")[0].1["_id"], ann.to_string());
+    assert_eq!(send(&app, "block", &bob_token, ann).await.0, 200);
+    eventually(Duration::from_secs(10), "blocked", || async {
+        let (status, body) = get(&app, &format!("/user/{bob}/followers"), &ann_token).await;
+        holds(
+            status == 403 && body == json!({"ok": 0, "error": "Blocked", "additionalInfo": {"reason": "blocked"}}),
+            format!("{status} {body}"),
+        )
+    })
+    .await;
+    let (status, _) = get(
+        &app,
+        &format!("/user/{}/following", UserId::new()),
+        &ann_token,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&app, "/user/not-an-id/following", &ann_token).await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&app, "/user/followers?offset=yesterday", &ann_token).await;
+    assert_eq!(status, 400);
+}

@@ -8,6 +8,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// One kept-alive connection to the service.
+/// `count` kept-alive connections to `address`, one per load-generating worker.
+pub async fn open_all(
+    address: &str,
+    count: usize,
+) -> anyhow::Result<std::sync::Arc<Vec<tokio::sync::Mutex<Connection>>>> {
+    let mut connections = Vec::with_capacity(count);
+    for _ in 0..count {
+        connections.push(tokio::sync::Mutex::new(Connection::open(address).await?));
+    }
+    Ok(std::sync::Arc::new(connections))
+}
+
 pub struct Connection {
     stream: TcpStream,
     buffer: Vec<u8>,

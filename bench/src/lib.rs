@@ -149,13 +149,24 @@ pub fn scenario_duration(default: u64) -> Duration {
 
 /// A delegated token of the test settings' bootstrap super_admin, from the service at `base`.
 pub async fn admin_token(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    use test_support::app::{ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, CLIENT_SECRET};
+    use test_support::app::{ADMIN_PASSWORD, ADMIN_USERNAME};
+    user_token(http, base, ADMIN_USERNAME, ADMIN_PASSWORD).await
+}
+
+/// A delegated token of `username` (password grant through the test settings' client).
+pub async fn user_token(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    use test_support::app::{CLIENT_ID, CLIENT_SECRET};
     let answer: serde_json::Value = http
         .post(format!("{base}/oauth/token"))
         .form(&[
             ("grant_type", "password"),
-            ("username", ADMIN_USERNAME),
-            ("password", ADMIN_PASSWORD),
+            ("username", username),
+            ("password", password),
             ("client_id", CLIENT_ID),
             ("client_secret", CLIENT_SECRET),
         ])
@@ -165,8 +176,42 @@ pub async fn admin_token(http: &reqwest::Client, base: &str) -> anyhow::Result<S
         .await?;
     match answer["access_token"].as_str() {
         Some(token) => Ok(token.to_owned()),
-        None => anyhow::bail!("no token: {answer}"),
+        None => anyhow::bail!("no token for {username}: {answer}"),
     }
+}
+
+/// The service with its projectors, as `userledger serve` runs it, in this process on a free
+/// 127.0.0.1 port, with the test settings: its base URL and its read models (which run until
+/// they are dropped with their stop signal, the second value).
+pub async fn serve_with_projectors(
+    store: &Arc<event_store::postgres::PostgresEventStore>,
+    url: &str,
+) -> anyhow::Result<(
+    String,
+    projections::ReadModels,
+    tokio::sync::watch::Sender<bool>,
+)> {
+    use test_support::app::test_settings;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let read_models = projections::spawn_read_models(store.clone(), url, stopped);
+    let app = command_service::Application::build_with(
+        "127.0.0.1:0".parse()?,
+        store.clone(),
+        Some(store.pool().clone()),
+        test_settings(),
+        query_service::router_with_projectors(
+            query_service::AppState::new(
+                store.clone(),
+                Some(store.pool().clone()),
+                test_settings().subscription_tiers,
+            ),
+            query_service::ProjectorsHere::new(read_models.progress.clone()),
+        ),
+    )
+    .await?;
+    let base = format!("http://{}", app.local_addr()?);
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Ok((base, read_models, stop))
 }
 
 /// This machine's raw argon2id rate (hashes a second, with the service's parameters) on

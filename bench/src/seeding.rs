@@ -20,17 +20,16 @@ pub fn user_id(n: u64) -> String {
     format!("01900000-0000-7000-8000-{n:012x}")
 }
 
-/// `users` UserCreated events, written with SQL from one event the domain encoded.
-pub async fn seed(store: &PostgresEventStore, users: u64) -> anyhow::Result<()> {
-    let template_id = UserId::from_uuid(Uuid::parse_str(&user_id(0))?);
-    let create = CreateUser {
-        id: template_id,
-        username: Username::parse(TEMPLATE_NAME).map_err(|e| anyhow::anyhow!(e.msg))?,
-        email: Email::parse(&format!("{TEMPLATE_NAME}@example.com")).map_err(|e| anyhow::anyhow!(e.msg))?,
-        password_hash: SecretHash::parse("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-            .map_err(|e| anyhow::anyhow!(e.msg))?,
-        first_name: PersonName::parse("Seed").map_err(|e| anyhow::anyhow!(e.msg))?,
-        last_name: PersonName::parse("User").map_err(|e| anyhow::anyhow!(e.msg))?,
+/// A plain user named `name` (`<name>@example.com`, "Seed User", role `user`, no credits).
+pub fn bench_user(id: UserId, name: &str, password_hash: SecretHash) -> anyhow::Result<CreateUser> {
+    let parse = |e: events::values::ValidationError| anyhow::anyhow!(e.msg);
+    Ok(CreateUser {
+        id,
+        username: Username::parse(name).map_err(parse)?,
+        email: Email::parse(&format!("{name}@example.com")).map_err(parse)?,
+        password_hash,
+        first_name: PersonName::parse("Seed").map_err(parse)?,
+        last_name: PersonName::parse("User").map_err(parse)?,
         middle_name: None,
         role: RoleId::user(),
         phone: None,
@@ -38,7 +37,18 @@ pub async fn seed(store: &PostgresEventStore, users: u64) -> anyhow::Result<()> 
         credits: Credits::new(0),
         invite_codes: Vec::new(),
         invited_by: None,
-    };
+    })
+}
+
+/// `users` UserCreated events, written with SQL from one event the domain encoded.
+pub async fn seed(store: &PostgresEventStore, users: u64) -> anyhow::Result<()> {
+    let template_id = UserId::from_uuid(Uuid::parse_str(&user_id(0))?);
+    let create = bench_user(
+        template_id,
+        TEMPLATE_NAME,
+        SecretHash::parse("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .map_err(|e| anyhow::anyhow!(e.msg))?,
+    )?;
     let context = CommandContext::new(Uuid::now_v7(), Actor::system(), Utc::now());
     let decided = User::decide(&None, UserCommand::Create(create), &context)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

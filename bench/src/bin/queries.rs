@@ -20,7 +20,6 @@ use anyhow::bail;
 use event_store::postgres::PostgresEventStore;
 use events::store::{EventStore, Position};
 use serde_json::json;
-use test_support::app::test_settings;
 use userledger_bench::seeding::{seed, user_id};
 use userledger_bench::{
     admin_token, drive, http1, machine, scenario_duration, summarize, write_results, Measurement,
@@ -74,27 +73,8 @@ async fn main() -> anyhow::Result<()> {
         .execute(store.pool())
         .await?;
 
-    // The service, with its projectors, as `userledger serve` runs it.
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let read_models = projections::spawn_read_models(store.clone(), &url, stopped);
+    let (base, read_models, _stop) = userledger_bench::serve_with_projectors(&store, &url).await?;
     let users_progress = read_models.progress["users"].clone();
-    let app = command_service::Application::build_with(
-        "127.0.0.1:0".parse()?,
-        store.clone(),
-        Some(store.pool().clone()),
-        test_settings(),
-        query_service::router_with_projectors(
-            query_service::AppState::new(
-                store.clone(),
-                Some(store.pool().clone()),
-                test_settings().subscription_tiers,
-            ),
-            query_service::ProjectorsHere::new(read_models.progress.clone()),
-        ),
-    )
-    .await?;
-    let base = format!("http://{}", app.local_addr()?);
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS * 2)
         .build()?;
@@ -180,13 +160,8 @@ async fn http_reads(
     duration: Duration,
 ) -> anyhow::Result<Measurement> {
     let address = base.trim_start_matches("http://").to_owned();
-    let mut connections = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        connections.push(tokio::sync::Mutex::new(
-            http1::Connection::open(&address).await?,
-        ));
-    }
-    let (connections, token) = (Arc::new(connections), token.to_owned());
+    let connections = http1::open_all(&address, clients).await?;
+    let token = token.to_owned();
     Ok(drive(clients, duration, MAX_OPERATIONS, move |worker, _| {
         let connections = connections.clone();
         let n = 1 + rand_below(users.saturating_sub(100).max(1));

@@ -25,9 +25,14 @@ pub struct Answer {
 
 impl Answer {
     pub fn ok(data: impl Serialize) -> Self {
+        Self::ok_value(serde_json::to_value(data).unwrap_or(Value::Null))
+    }
+
+    /// [`Answer::ok`] of a value already built, kept as it is (`ok` would copy it).
+    pub fn ok_value(data: Value) -> Self {
         Self {
             status: StatusCode::OK,
-            data: Some(serde_json::to_value(data).unwrap_or(Value::Null)),
+            data: Some(data),
             position: None,
         }
     }
@@ -58,10 +63,7 @@ impl Answer {
 
     /// The JSON body as sent.
     pub fn body(&self) -> Value {
-        match &self.data {
-            Some(data) => json!({ "ok": 1, "data": data }),
-            None => json!({ "ok": 1 }),
-        }
+        envelope(self.data.clone())
     }
 
     pub fn position(&self) -> Option<Position> {
@@ -71,7 +73,7 @@ impl Answer {
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body())).into_response();
+        let mut response = (self.status, Json(envelope(self.data))).into_response();
         if let Some(position) = self.position {
             if let Ok(value) = HeaderValue::from_str(&position.to_string()) {
                 response.headers_mut().insert(CONSISTENCY_TOKEN, value);
@@ -79,6 +81,17 @@ impl IntoResponse for Answer {
         }
         response
     }
+}
+
+/// `{"ok":1}`, with `"data"` when there is some: built around the data, not from a copy of it
+/// (a page of users is a large tree).
+fn envelope(data: Option<Value>) -> Value {
+    let mut envelope = serde_json::Map::with_capacity(2);
+    envelope.insert("ok".to_owned(), json!(1));
+    if let Some(data) = data {
+        envelope.insert("data".to_owned(), data);
+    }
+    Value::Object(envelope)
 }
 
 /// One invalid field, as the contract reports it.

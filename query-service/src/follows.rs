@@ -350,5 +350,8 @@ async fn page(
             Ok(record)
         })
         .collect::<Result<Vec<Value>, ApiError>>()?;
-    Ok(Answer::ok(json!({ "records": records })))
+    let records = Value::Array(records);
+    Ok(Answer::ok_value(Value::Object(
+        [("records".to_owned(), records)].into_iter().collect(),
+    )))
 }

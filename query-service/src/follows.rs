@@ -23,9 +23,7 @@ use events::user::view::format_date;
 use http_edge::auth::{Caller, Edge};
 use http_edge::envelope::{Answer, ApiError, FieldError};
 use http_edge::{Doc, Routes};
-use projections::{social, users};
 use serde_json::{json, Value};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::consistency::Consistency;
@@ -34,6 +32,7 @@ use crate::error::ReadError;
 use crate::openapi::{FollowState, PersonFollowRecords};
 use crate::paging::{limit, QueryString};
 use crate::profiles::{hydrated, public_view, Relation, Seen};
+use crate::social::{caught_up, user_id};
 use crate::AppState;
 
 const FOLLOW_READ: &str = "delegated:social:follow:read";
@@ -135,11 +134,6 @@ fn path_id(raw: &str) -> Result<Uuid, ReadError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found().into())
 }
 
-async fn caught_up(database: &PgPool, consistency: Consistency) -> Result<(), ReadError> {
-    consistency.wait(database, users::NAME).await?;
-    consistency.wait(database, social::NAME).await
-}
-
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub))]
 async fn follow_status(
     State(state): State<AppState>,
@@ -148,13 +142,7 @@ async fn follow_status(
     RawQuery(query): RawQuery,
 ) -> Result<Answer, ReadError> {
     let query = QueryString::parse(query.as_deref())?;
-    let target = match query.get("target").map(str::trim) {
-        None | Some("") => Err(FieldError::query("target", Value::Null, "is required")),
-        Some(raw) => Uuid::parse_str(raw).map_err(|_| {
-            FieldError::query("target", Value::String(raw.to_owned()), "is not a valid id")
-        }),
-    }
-    .map_err(ApiError::validation)?;
+    let target = user_id(&query, "target").map_err(ApiError::validation)?;
     status(&state, &caller, consistency, target).await
 }
 

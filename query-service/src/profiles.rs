@@ -16,7 +16,7 @@ use chrono::Utc;
 use events::values::SubscriptionTiers;
 use http_edge::auth::Caller;
 use http_edge::envelope::{Answer, ApiError, FieldError};
-use projections::{social, users};
+use projections::users;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -118,8 +118,7 @@ pub async fn profile(
     })?;
     let viewer = Uuid::parse_str(&caller.claims.sub).map_err(ApiError::internal)?;
     let database = database(&state)?;
-    consistency.wait(database, users::NAME).await?;
-    consistency.wait(database, social::NAME).await?;
+    crate::social::caught_up(database, consistency).await?;
     let row: Option<(String, bool, bool)> = sqlx::query_as(
         "SELECT u.document::text,
                 EXISTS (SELECT 1 FROM read_models.blocks b

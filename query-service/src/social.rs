@@ -271,7 +271,7 @@ fn source_and_target(query: &QueryString) -> Result<(Uuid, Uuid), ApiError> {
 }
 
 /// The required user id `key` of the query string.
-fn user_id(query: &QueryString, key: &str) -> Result<Uuid, FieldError> {
+pub(crate) fn user_id(query: &QueryString, key: &str) -> Result<Uuid, FieldError> {
     match query.get(key).map(str::trim) {
         None | Some("") => Err(FieldError::query(key, Value::Null, "is required")),
         Some(raw) => Uuid::parse_str(raw).map_err(|_| {
@@ -281,7 +281,10 @@ fn user_id(query: &QueryString, key: &str) -> Result<Uuid, FieldError> {
 }
 
 /// Read-your-writes over both read models these routes read.
-async fn caught_up(database: &PgPool, consistency: Consistency) -> Result<(), ReadError> {
+pub(crate) async fn caught_up(
+    database: &PgPool,
+    consistency: Consistency,
+) -> Result<(), ReadError> {
     consistency.wait(database, users::NAME).await?;
     consistency.wait(database, social::NAME).await
 }

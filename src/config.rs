@@ -174,6 +174,9 @@ pub static KEYS: &[Key] = &[
     key("USERLEDGER_INVITE_ONLY", Public, || {
         Some(command_defaults().invite_only.to_string())
     }),
+    key("USERLEDGER_CAN_USE_FOLLOW_APIS", Public, || {
+        Some(command_defaults().edge.follow_apis.to_string())
+    }),
     key("USERLEDGER_CAN_EDIT_PEER_DATA", Public, || {
         Some(command_defaults().can_edit_peer_data.to_string())
     }),
@@ -375,6 +378,7 @@ pub struct Config {
     pub sign_in_failures_per_ip: u32,
     pub initial_credits: u64,
     pub invite_only: bool,
+    pub follow_apis: bool,
     pub can_edit_peer_data: bool,
     pub hashing_workers: usize,
     pub hashing_queue: usize,
@@ -499,6 +503,7 @@ impl Config {
         settings.edge.max_concurrent_reads = self.max_concurrent_reads;
         settings.edge.body_limit = self.body_limit;
         settings.edge.rate_limits = self.rate_limits;
+        settings.edge.follow_apis = self.follow_apis;
         settings
     }
 }
@@ -781,6 +786,10 @@ impl Layers {
             "USERLEDGER_INVITE_ONLY",
             parser.boolean("USERLEDGER_INVITE_ONLY")?,
         )?;
+        let follow_apis = parser.required(
+            "USERLEDGER_CAN_USE_FOLLOW_APIS",
+            parser.boolean("USERLEDGER_CAN_USE_FOLLOW_APIS")?,
+        )?;
         let can_edit_peer_data = parser.required(
             "USERLEDGER_CAN_EDIT_PEER_DATA",
             parser.boolean("USERLEDGER_CAN_EDIT_PEER_DATA")?,
@@ -839,6 +848,7 @@ impl Layers {
             sign_in_failures_per_ip,
             initial_credits,
             invite_only,
+            follow_apis,
             can_edit_peer_data,
             hashing_workers,
             hashing_queue,

@@ -49,6 +49,7 @@ use tokio::sync::Semaphore;
 pub use auth::{Caller, Edge};
 pub use envelope::{Answer, ApiError};
 pub use openapi::{Doc, Routes};
+pub use policy::Feature;
 pub use server::Server;
 pub use settings::{EdgeSettings, RateLimits};
 

@@ -101,6 +101,24 @@ impl RateClass {
     }
 }
 
+/// A part of the API that can be turned off by configuration; its routes then answer as
+/// unknown routes do (404), as Liquid's are not mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// Liquid's `privilege.can-use-follow-apis`: following, follow requests and the follow
+    /// lists ([`crate::EdgeSettings::follow_apis`]). Blocking and private accounts are not part
+    /// of it, as in Liquid.
+    FollowApis,
+}
+
+impl Feature {
+    fn on(self, settings: &crate::EdgeSettings) -> bool {
+        match self {
+            Feature::FollowApis => settings.follow_apis,
+        }
+    }
+}
+
 /// Everything a route declares about who may call it and how it is limited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -110,6 +128,8 @@ pub struct Policy {
     /// `Idempotency-Key` is honoured.
     pub idempotent: bool,
     pub rate: Option<RateClass>,
+    /// The part of the API the route belongs to, when it can be turned off.
+    pub feature: Option<Feature>,
 }
 
 impl Default for Policy {
@@ -120,6 +140,7 @@ impl Default for Policy {
             access: Access::Read,
             idempotent: false,
             rate: None,
+            feature: None,
         }
     }
 }
@@ -137,6 +158,14 @@ pub(crate) async fn enforce(
         ))
         .into_response();
     };
+    if policy.feature.is_some_and(|feature| !feature.on(&edge.settings)) {
+        let path = request.uri().path();
+        return ApiError::NotFound(serde_json::json!({
+            "method": request.method().as_str(),
+            "path": path,
+        }))
+        .into_response();
+    }
     match admit(&edge, &policy, request).await {
         Ok((request, caller, _permit)) => match caller {
             Some(caller) if policy.idempotent => {

@@ -53,6 +53,9 @@ pub struct EdgeSettings {
     /// Browser origins (`https://admin.example.com`) allowed to call the API (CORS).
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimits,
+    /// Whether following, follow requests and the follow lists are served (Liquid's
+    /// `privilege.can-use-follow-apis`, default on); off, their routes answer 404.
+    pub follow_apis: bool,
 }
 
 impl EdgeSettings {
@@ -67,6 +70,7 @@ impl EdgeSettings {
             max_concurrent_reads: 64 * cores,
             cors_origins: Vec::new(),
             rate_limits: RateLimits::default(),
+            follow_apis: true,
         }
     }
 }

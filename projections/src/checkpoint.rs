@@ -19,6 +19,29 @@ pub(crate) async fn create_table(connection: &mut PgConnection) -> anyhow::Resul
     Ok(())
 }
 
+/// The position `projection`, whose tables are in `schema`, has applied, as a reader outside
+/// the projector sees it: `None` before its first batch, or before its projector ever ran (when
+/// the checkpoint table does not exist yet).
+pub async fn reached(
+    database: &sqlx::PgPool,
+    schema: &str,
+    projection: &str,
+) -> sqlx::Result<Option<Position>> {
+    let query = format!(
+        "SELECT commit_position, prepare_position FROM {schema}.projection_checkpoints \
+         WHERE projection = $1"
+    );
+    match sqlx::query_as::<_, (i64, i64)>(&query)
+        .bind(projection)
+        .fetch_optional(database)
+        .await
+    {
+        Ok(row) => Ok(row.map(|(commit, prepare)| Position::new(commit as u64, prepare as u64))),
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P01") => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// The position `projection` has applied; `None` before its first batch.
 pub(crate) async fn read(
     connection: &mut PgConnection,

@@ -36,7 +36,7 @@ pub mod social;
 pub mod users;
 pub mod verify;
 
-mod checkpoint;
+pub mod checkpoint;
 mod supervision;
 
 pub use publisher::{republish, KafkaSettings};

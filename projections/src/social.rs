@@ -102,3 +102,44 @@ impl Projection for SocialReadModel {
         Ok(())
     }
 }
+
+/// What the write side looks up in this read model, for the two writes that name follows it
+/// cannot name itself: the follow behind an entry `_id` (accepting a request, removing an entry)
+/// and the requests waiting on an account that goes public. Each lookup only finds the two
+/// users; what then holds between them is decided on their relation stream, as every social
+/// write is.
+pub mod lookups {
+    use events::store::Position;
+    use sqlx::PgPool;
+    use uuid::Uuid;
+
+    use crate::READ_MODEL_SCHEMA;
+
+    /// The follower and the followed of the follow (or request) `entry`, if it is current.
+    pub async fn entry(database: &PgPool, entry: Uuid) -> sqlx::Result<Option<(Uuid, Uuid)>> {
+        sqlx::query_as(&format!(
+            "SELECT source, target FROM {READ_MODEL_SCHEMA}.follows WHERE id = $1"
+        ))
+        .bind(entry)
+        .fetch_optional(database)
+        .await
+    }
+
+    /// Those whose requests to follow `target` wait, oldest first.
+    pub async fn requesters(database: &PgPool, target: Uuid) -> sqlx::Result<Vec<Uuid>> {
+        sqlx::query_scalar(&format!(
+            "SELECT source FROM {READ_MODEL_SCHEMA}.follows
+              WHERE target = $1 AND NOT approved ORDER BY id"
+        ))
+        .bind(target)
+        .fetch_all(database)
+        .await
+    }
+
+    /// Whether the read model has applied the log up to `position`.
+    pub async fn reached(database: &PgPool, position: Position) -> sqlx::Result<bool> {
+        let reached =
+            crate::checkpoint::reached(database, READ_MODEL_SCHEMA, super::NAME).await?;
+        Ok(reached.is_some_and(|reached| reached >= position))
+    }
+}

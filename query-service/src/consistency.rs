@@ -91,16 +91,5 @@ pub(crate) async fn checkpoint_in(
     schema: &str,
     projection: &str,
 ) -> Result<Option<Position>, ReadError> {
-    let query = format!(
-        "SELECT commit_position, prepare_position FROM {schema}.projection_checkpoints WHERE projection = $1"
-    );
-    match sqlx::query_as::<_, (i64, i64)>(&query)
-        .bind(projection)
-        .fetch_optional(database)
-        .await
-    {
-        Ok(row) => Ok(row.map(|(commit, prepare)| Position::new(commit as u64, prepare as u64))),
-        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P01") => Ok(None),
-        Err(error) => Err(error.into()),
-    }
+    Ok(projections::checkpoint::reached(database, schema, projection).await?)
 }

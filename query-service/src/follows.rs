@@ -22,15 +22,15 @@ use chrono::{DateTime, Utc};
 use events::user::view::format_date;
 use http_edge::auth::{Caller, Edge};
 use http_edge::envelope::{Answer, ApiError, FieldError};
-use http_edge::{Doc, Routes};
+use http_edge::{Doc, Feature, Routes};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::consistency::Consistency;
 use crate::database;
 use crate::error::ReadError;
-use crate::openapi::{FollowState, PersonFollowRecords};
-use crate::paging::{limit, QueryString};
+use crate::openapi::{FollowRequestRecords, FollowState, PersonFollowRecords};
+use crate::paging::{limit, limit_within, QueryString, MAX_LIMIT};
 use crate::profiles::{hydrated, public_view, Relation, Seen};
 use crate::social::{caught_up, user_id};
 use crate::AppState;
@@ -42,6 +42,7 @@ pub fn router() -> Routes<AppState> {
         Doc::get(path, summary)
             .read()
             .session(Edge::Admin, FOLLOW_READ)
+            .part_of(Feature::FollowApis)
     };
     let status = |doc: Doc| {
         doc.error(
@@ -103,6 +104,22 @@ pub fn router() -> Routes<AppState> {
                     .path_parameter("userId", "the user's `_id`"),
             ),
             follow_status_of,
+        )
+        .route(
+            doc("/user/follow-requests", "The follow requests waiting on you")
+                .query(
+                    "limit",
+                    false,
+                    "requests per page (all, up to 1000, when absent)",
+                )
+                .query(
+                    "offset",
+                    false,
+                    "the `_id` of the last request of the previous page",
+                )
+                .error(400, "ClientInputError", "an `offset` that is not an id")
+                .ok::<FollowRequestRecords>("the requests, oldest first"),
+            follow_requests,
         )
         .route(
             page(doc("/user/following", "Whom you follow")),
@@ -187,6 +204,60 @@ async fn status(
         Some(false) => json!({ "following": false, "requested": true }),
         None => json!({ "following": false }),
     }))
+}
+
+/// `GET /user/follow-requests`: the requests waiting on the caller, oldest first (as Liquid
+/// lists them), all of them up to 1000 unless `limit` asks for fewer; `offset`, the last `_id`
+/// of a page, continues after it.
+#[tracing::instrument(skip_all, fields(caller = %caller.claims.sub))]
+async fn follow_requests(
+    State(state): State<AppState>,
+    caller: Caller,
+    consistency: Consistency,
+    RawQuery(query): RawQuery,
+) -> Result<Answer, ReadError> {
+    let me = viewer(&caller)?;
+    let query = QueryString::parse(query.as_deref())?;
+    let limit = limit_within(query.get("limit"), MAX_LIMIT, MAX_LIMIT);
+    let after = match offset(&query)? {
+        Offset::Start => None,
+        Offset::After(id) => Some(id),
+        Offset::Before(_) => {
+            return Err(ApiError::validation(FieldError::query(
+                "offset",
+                Value::String(query.get("offset").unwrap_or_default().to_owned()),
+                "is not an id",
+            ))
+            .into())
+        }
+    };
+    let database = database(&state)?;
+    caught_up(database, consistency).await?;
+    let rows: Vec<(Uuid, DateTime<Utc>, String, bool)> = sqlx::query_as(
+        "SELECT f.id, f.created_at, u.document::text,
+                EXISTS (SELECT 1 FROM read_models.follows v
+                         WHERE v.source = $1 AND v.target = u.id AND v.approved)
+           FROM read_models.follows f JOIN read_models.users u ON u.id = f.source
+          WHERE f.target = $1 AND NOT f.approved AND ($2::uuid IS NULL OR f.id > $2)
+          ORDER BY f.id LIMIT $3",
+    )
+    .bind(me)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(database)
+    .await?;
+    let records = rows
+        .into_iter()
+        .map(|(id, created_at, document, follows)| {
+            let document = hydrated(&document, &state.subscription_tiers)?;
+            let source = public_view(&document, Relation { follows }, Seen::SearchResult)?;
+            let at = format_date(&created_at);
+            Ok(json!({
+                "_id": id, "approved": false, "createdAt": at, "updatedAt": at, "source": source,
+            }))
+        })
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(Answer::ok_value(json!({ "records": records })))
 }
 
 /// Which end of a user's follows a page lists.

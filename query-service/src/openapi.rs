@@ -106,6 +106,29 @@ pub struct FollowState {
     pub requested: Option<bool>,
 }
 
+/// A follow request waiting on you: `source` asks to follow you.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowRequestRecord {
+    /// What `PATCH /user/follow-request` takes as `request`.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// Always `false`.
+    pub approved: bool,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// As `createdAt`: a request does not change while it waits.
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub source: UserView,
+}
+
+/// The follow requests waiting on you, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct FollowRequestRecords {
+    pub records: Vec<FollowRequestRecord>,
+}
+
 /// One accepted follow, as a person's lists show it: `source` (on followers pages) or `target`
 /// (on following pages) is the other user, as a search result shows them.
 #[derive(Serialize, ToSchema)]

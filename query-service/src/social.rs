@@ -15,7 +15,7 @@ use events::user::view::format_date;
 use events::user::UserView;
 use http_edge::auth::{Caller, Edge};
 use http_edge::envelope::{Answer, ApiError, FieldError};
-use http_edge::{Doc, Routes};
+use http_edge::{Doc, Feature, Routes};
 use projections::{social, users};
 use serde_json::{json, Value};
 use sqlx::types::Json;
@@ -66,6 +66,7 @@ pub fn router() -> Routes<AppState> {
             )
             .error(404, "NotFound", "no user has `target`")
             .ok::<FollowRecords>("a page of follows in creation order")
+            .part_of(Feature::FollowApis)
     };
     let who_follows = "Who follows a user (pending requests have `approved: false`)";
     let whom_followed = "Whom a user follows";
@@ -85,7 +86,8 @@ pub fn router() -> Routes<AppState> {
                 "Whether `source` follows `target` (approved follows only)",
                 FOLLOW_READ,
             )
-            .ok::<FollowStatus>("`{following}`"),
+            .ok::<FollowStatus>("`{following}`")
+            .part_of(Feature::FollowApis),
             follow_status,
         )
         .route(page("user-followers", who_follows), followers)

@@ -78,6 +78,10 @@ const CONTRACT: &[(&str, &str)] = &[
     ("POST", "/user/unfollow"),
     ("POST", "/user/block"),
     ("POST", "/user/unblock"),
+    ("POST", "/user/private"),
+    ("PATCH", "/user/follow-request"),
+    ("DELETE", "/user/follow-entry"),
+    ("GET", "/user/follow-requests"),
     ("GET", "/user/follow-status"),
     ("GET", "/user/follow-status/{userId}"),
     ("GET", "/user/following"),
@@ -301,6 +305,10 @@ async fn the_document_lists_every_route_of_the_contract_and_each_is_served() {
                 "unblock",
                 "following",
                 "followers",
+                "private",
+                "follow-request",
+                "follow-entry",
+                "follow-requests",
             ]
             .iter()
             .any(|route| path == format!("/user/{route}"))

@@ -45,6 +45,8 @@ pub enum UserCommand {
     ChangeRole(RoleId),
     /// Delete the user (`isDeleted: true`).
     Delete,
+    /// `private` with `state` true (make the account private) or false (public).
+    SetPrivate(bool),
 }
 
 /// A new user, as `create` sends one (after hashing the password).

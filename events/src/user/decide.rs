@@ -57,6 +57,11 @@ pub(super) fn decide(
         }
         UserCommand::ChangeRole(role) => Ok(change_role(user, role)),
         UserCommand::Delete => Ok(vec![UserEvent::Deleted {}]),
+        UserCommand::SetPrivate(private) => Ok(match (user.private, private) {
+            (false, true) => vec![UserEvent::MadePrivate {}],
+            (true, false) => vec![UserEvent::MadePublic {}],
+            _ => vec![],
+        }),
     }
 }
 

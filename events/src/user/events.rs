@@ -104,6 +104,12 @@ pub enum UserEvent {
     /// The user was deleted (`isDeleted`): their username and email become free again.
     #[serde(rename = "UserDeleted")]
     Deleted {},
+    /// The account became private (`isPrivate`): a follow of it is a request from now on.
+    #[serde(rename = "UserMadePrivate")]
+    MadePrivate {},
+    /// The account became public: a follow of it is a follow at once.
+    #[serde(rename = "UserMadePublic")]
+    MadePublic {},
 }
 
 impl EventFamily for UserEvent {
@@ -132,6 +138,8 @@ impl EventFamily for UserEvent {
         "InviteCodesGenerated",
         "InviteCodeRedeemed",
         "UserDeleted",
+        "UserMadePrivate",
+        "UserMadePublic",
     ];
 
     fn event_type(&self) -> &'static str {
@@ -160,6 +168,8 @@ impl EventFamily for UserEvent {
             Self::InviteCodesGenerated { .. } => "InviteCodesGenerated",
             Self::InviteCodeRedeemed { .. } => "InviteCodeRedeemed",
             Self::Deleted {} => "UserDeleted",
+            Self::MadePrivate {} => "UserMadePrivate",
+            Self::MadePublic {} => "UserMadePublic",
         }
     }
 

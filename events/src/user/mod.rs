@@ -70,6 +70,8 @@ pub struct User {
     pub invite_codes: Vec<IssuedInviteCode>,
     pub invited_by: Option<UserId>,
     pub deleted: bool,
+    /// Whether the account is private: a follow of it is a request, to be accepted.
+    pub private: bool,
 }
 
 /// The profile fields `update` edits at low (and, for `country`, high) sensitivity.
@@ -255,6 +257,7 @@ pub fn evolve(state: UserState, event: &UserEvent) -> UserState {
             invite_codes: Vec::new(),
             invited_by: *invited_by,
             deleted: false,
+            private: false,
         });
     }
     let mut user = state?;
@@ -317,6 +320,8 @@ pub fn evolve(state: UserState, event: &UserEvent) -> UserState {
             }
         }
         UserEvent::Deleted {} => user.deleted = true,
+        UserEvent::MadePrivate {} => user.private = true,
+        UserEvent::MadePublic {} => user.private = false,
     }
     Some(user)
 }

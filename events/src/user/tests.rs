@@ -428,6 +428,20 @@ fn replacing_custom_data_with_the_same_value_changes_nothing() {
     when(UserCommand::ReplaceCustomData(CustomData::empty())).then_nothing();
 }
 
+// --- private accounts ----------------------------------------------------------------------
+
+#[test]
+fn an_account_is_made_private_and_public_again_once_each() {
+    when(UserCommand::SetPrivate(true)).then([UserEvent::MadePrivate {}]);
+    when(UserCommand::SetPrivate(false)).then_nothing();
+    given([created(), UserEvent::MadePrivate {}])
+        .when(UserCommand::SetPrivate(true))
+        .then_nothing();
+    given([created(), UserEvent::MadePrivate {}])
+        .when(UserCommand::SetPrivate(false))
+        .then([UserEvent::MadePublic {}]);
+}
+
 // --- ban, restrict, verify -----------------------------------------------------------------
 
 #[test]
@@ -976,6 +990,8 @@ fn every_user_event_round_trips_through_the_store_encoding() {
             redeemed_by: user_id(),
         },
         UserEvent::Deleted {},
+        UserEvent::MadePrivate {},
+        UserEvent::MadePublic {},
     ];
     let mut names: Vec<&str> = events.iter().map(|e| e.event_type()).collect();
     names.sort_unstable();

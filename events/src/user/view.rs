@@ -323,6 +323,8 @@ impl UserView {
                 view.is_deleted = true;
                 view.deleted_date = Some(at);
             }
+            UserEvent::MadePrivate {} => view.is_private = true,
+            UserEvent::MadePublic {} => view.is_private = false,
         }
         Some(view)
     }

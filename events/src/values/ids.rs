@@ -82,6 +82,12 @@ uuid_id!(
     ApplicationId,
     "target"
 );
+uuid_id!(
+    /// A follow's (or a follow request's) `_id` in the follow lists: the event id of the fact
+    /// that began it.
+    FollowEntryId,
+    "entry"
+);
 
 #[cfg(test)]
 mod tests {

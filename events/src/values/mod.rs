@@ -23,7 +23,7 @@ pub use account::{
     Username,
 };
 pub use applications::{ApplicationDisplayName, ClientId, ClientRole, Grant, RedirectUri};
-pub use ids::{ApplicationId, UserId};
+pub use ids::{ApplicationId, FollowEntryId, UserId};
 pub use profile::{
     Bio, CountryCode, CustomLink, Designation, Gender, LanguageCode, Organization, Pronouns,
 };

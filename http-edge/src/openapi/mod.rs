@@ -61,7 +61,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Edge;
 use crate::body::Body;
-use crate::policy::{self, Access, Policy, RateClass, ScopeCheck};
+use crate::policy::{self, Access, Feature, Policy, RateClass, ScopeCheck};
 
 /// A named schema for the document's components.
 type NamedSchema = (String, RefOr<Schema>);
@@ -412,6 +412,17 @@ impl Doc {
             "RateLimitError",
             "over the writes rate limit of the calling application or of this IP address \
              (`Retry-After`; `USERLEDGER_RATE_LIMIT_WRITES_PER_MINUTE`)",
+        )
+    }
+
+    /// The route belongs to `feature`, which configuration can turn off.
+    pub fn part_of(mut self, feature: Feature) -> Self {
+        self.policy.feature = Some(feature);
+        let Feature::FollowApis = feature;
+        self.error(
+            404,
+            "NotFound",
+            "the follow routes are turned off (`USERLEDGER_CAN_USE_FOLLOW_APIS=false`)",
         )
     }
 

@@ -123,9 +123,11 @@ pub struct WentPublic {
 
 pub fn router() -> Routes<AppState> {
     let write = |doc: Doc, scope: &str| {
-        doc.session(Edge::Admin, scope)
-            .write()
-            .error(400, "ClientInputError", "the body is not as described")
+        doc.session(Edge::Admin, scope).write().error(
+            400,
+            "ClientInputError",
+            "the body is not as described",
+        )
     };
     let on_target = |path: &str, summary: &str, scope: &str| {
         write(Doc::post(path, summary), scope)
@@ -134,9 +136,11 @@ pub fn router() -> Routes<AppState> {
             .error(404, "NotFound", "no live user has this `target`")
     };
     let on_entry = |doc: Doc, scope: &str| {
-        write(doc, scope)
-            .part_of(Feature::FollowApis)
-            .error(404, "NotFound", "no current follow has this `_id`")
+        write(doc, scope).part_of(Feature::FollowApis).error(
+            404,
+            "NotFound",
+            "no current follow has this `_id`",
+        )
     };
     Routes::new()
         .route(
@@ -201,7 +205,11 @@ pub fn router() -> Routes<AppState> {
             )
             .json_body::<FollowEntry>()
             .done("the follow (or request) is over")
-            .error(401, "Unauthorized", "the follow is neither yours nor to you"),
+            .error(
+                401,
+                "Unauthorized",
+                "the follow is neither yours nor to you",
+            ),
             remove_entry,
         )
         .route(
@@ -226,7 +234,8 @@ pub fn router() -> Routes<AppState> {
 
 /// The caller's user id.
 fn caller_id(caller: &Caller) -> Result<UserId, ApiError> {
-    UserId::parse(&caller.claims.sub).map_err(|_| ApiError::Unauthorized("the token is not a user's"))
+    UserId::parse(&caller.claims.sub)
+        .map_err(|_| ApiError::Unauthorized("the token is not a user's"))
 }
 
 /// Decides `command` on the relation of `edge`'s two users: the events it appended, and where
@@ -383,7 +392,9 @@ async fn remove_entry(
     } else if me == edge.source {
         SocialCommand::Unfollow(edge)
     } else {
-        return Err(ApiError::Unauthorized("the follow is neither yours nor to you"));
+        return Err(ApiError::Unauthorized(
+            "the follow is neither yours nor to you",
+        ));
     };
     let (_, position) = decide(&state, &caller, edge, command).await?;
     Ok(Answer::done().at(position))
@@ -437,7 +448,12 @@ async fn private(
         .try_filter_map(|accepted| async move { Ok(accepted) })
         .try_collect()
         .await?;
-    let position = accepted.iter().flatten().max().copied().or(outcome.position);
+    let position = accepted
+        .iter()
+        .flatten()
+        .max()
+        .copied()
+        .or(outcome.position);
     Ok(Answer::ok(WentPublic {
         accepted_count: accepted.len(),
     })
@@ -454,7 +470,9 @@ async fn read_model_reached(state: &AppState, position: Position) -> Result<(), 
     {
         if started.elapsed() >= READ_MODEL_WAIT {
             tracing::warn!(%position, "the social read model did not reach a change to public in time");
-            return Err(ApiError::Busy { retry_after_secs: 1 });
+            return Err(ApiError::Busy {
+                retry_after_secs: 1,
+            });
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -158,7 +158,10 @@ pub(crate) async fn enforce(
         ))
         .into_response();
     };
-    if policy.feature.is_some_and(|feature| !feature.on(&edge.settings)) {
+    if policy
+        .feature
+        .is_some_and(|feature| !feature.on(&edge.settings))
+    {
         let path = request.uri().path();
         return ApiError::NotFound(serde_json::json!({
             "method": request.method().as_str(),

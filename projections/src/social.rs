@@ -138,8 +138,7 @@ pub mod lookups {
 
     /// Whether the read model has applied the log up to `position`.
     pub async fn reached(database: &PgPool, position: Position) -> sqlx::Result<bool> {
-        let reached =
-            crate::checkpoint::reached(database, READ_MODEL_SCHEMA, super::NAME).await?;
+        let reached = crate::checkpoint::reached(database, READ_MODEL_SCHEMA, super::NAME).await?;
         Ok(reached.is_some_and(|reached| reached >= position))
     }
 }

@@ -106,19 +106,22 @@ pub fn router() -> Routes<AppState> {
             follow_status_of,
         )
         .route(
-            doc("/user/follow-requests", "The follow requests waiting on you")
-                .query(
-                    "limit",
-                    false,
-                    "requests per page (all, up to 1000, when absent)",
-                )
-                .query(
-                    "offset",
-                    false,
-                    "the `_id` of the last request of the previous page",
-                )
-                .error(400, "ClientInputError", "an `offset` that is not an id")
-                .ok::<FollowRequestRecords>("the requests, oldest first"),
+            doc(
+                "/user/follow-requests",
+                "The follow requests waiting on you",
+            )
+            .query(
+                "limit",
+                false,
+                "requests per page (all, up to 1000, when absent)",
+            )
+            .query(
+                "offset",
+                false,
+                "the `_id` of the last request of the previous page",
+            )
+            .error(400, "ClientInputError", "an `offset` that is not an id")
+            .ok::<FollowRequestRecords>("the requests, oldest first"),
             follow_requests,
         )
         .route(

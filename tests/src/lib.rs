@@ -21,7 +21,7 @@ pub mod postgres;
 pub mod wait;
 pub mod world;
 
-pub use app::{spawn_app, TestApp};
+pub use app::{spawn_app, spawn_app_with, test_settings, TestApp};
 pub use postgres::{PostgresCluster, TestDatabase};
 pub use wait::eventually;
 

@@ -208,6 +208,9 @@ pub static KEYS: &[Key] = &[
     key("KAFKA_ROLE_APPLICATION_TOPIC", Public, || {
         Some(kafka_defaults().role_application_topic)
     }),
+    key("KAFKA_SOCIAL_TOPIC", Public, || {
+        Some(kafka_defaults().social_topic)
+    }),
     key("KAFKA_PARTITIONS", Public, || {
         Some(kafka_defaults().partitions.to_string())
     }),
@@ -1018,6 +1021,8 @@ impl Parser<'_> {
             "KAFKA_ROLE_APPLICATION_TOPIC",
             topic("KAFKA_ROLE_APPLICATION_TOPIC")?,
         )?;
+        settings.social_topic =
+            self.required("KAFKA_SOCIAL_TOPIC", topic("KAFKA_SOCIAL_TOPIC")?)?;
         settings.partitions = self.required("KAFKA_PARTITIONS", positive("KAFKA_PARTITIONS")?)?;
         settings.replication_factor = self.required(
             "KAFKA_REPLICATION_FACTOR",
@@ -1027,6 +1032,14 @@ impl Parser<'_> {
             return Err(self.invalid(
                 self.entry("KAFKA_ROLE_APPLICATION_TOPIC"),
                 "a topic other than KAFKA_USER_TOPIC's",
+            ));
+        }
+        if [&settings.user_topic, &settings.role_application_topic]
+            .contains(&&settings.social_topic)
+        {
+            return Err(self.invalid(
+                self.entry("KAFKA_SOCIAL_TOPIC"),
+                "a topic other than KAFKA_USER_TOPIC's and KAFKA_ROLE_APPLICATION_TOPIC's",
             ));
         }
         Ok(Some(settings))

@@ -23,6 +23,7 @@ use events::metadata::{decode, Decoded};
 use events::role::Role;
 use events::role::RoleView;
 use events::sign_in::{SignInEvent, SignIns};
+use events::social::{Pair, Social, SocialEvent};
 use events::store::RecordedEvent;
 use events::user::{User, UserView};
 use events::values::{ApplicationId, RoleId, UserId, ValidationError};
@@ -54,12 +55,56 @@ pub async fn user_history(
     match parsed.get("stream").map(str::trim) {
         None | Some("") | Some("user") => history::<User>(&state, query.as_deref()).await,
         Some("signin") => sign_in_history(&state, &parsed).await,
+        Some("relation") => relation_history(&state, &parsed).await,
         Some(other) => Err(refused(FieldError::query(
             "stream",
             json!(other),
-            "must be `user` (the default) or `signin`",
+            "must be `user` (the default), `signin` or `relation`",
         ))),
     }
+}
+
+/// The facts between the user and the user `with` (follows, follow requests, blocks: their
+/// relation's stream, `relation-<lower id>-<higher id>`), a page in stream order; empty for two
+/// users who never had one.
+async fn relation_history(state: &AppState, query: &QueryString) -> Result<Answer, ReadError> {
+    let parsed = HistoryQuery::parse(query, UserId::parse)?;
+    let with = match query.get("with").map(str::trim) {
+        None | Some("") => Err(FieldError::query(
+            "with",
+            Value::Null,
+            "is required with `stream=relation`",
+        )),
+        Some(with) => {
+            UserId::parse(with).map_err(|e| FieldError::query("with", json!(with), e.to_string()))
+        }
+    }
+    .map_err(refused)?;
+    if parsed.at.is_some() {
+        return Err(refused(FieldError::query(
+            "at",
+            json!(parsed.at.map(|at| at.to_string())),
+            "applies to the user's own stream, not to `stream=relation`",
+        )));
+    }
+    let pair = Pair::of(parsed.target, with).map_err(|_| {
+        refused(FieldError::query(
+            "with",
+            json!(with.to_string()),
+            "is the target",
+        ))
+    })?;
+    let recorded = state
+        .log
+        .read_stream(&Social::stream_name(&pair), 0)
+        .await
+        .map_err(ApiError::from)?;
+    let decoded = recorded
+        .iter()
+        .map(decode::<SocialEvent>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(page(&recorded, &decoded, parsed.from, parsed.limit))
 }
 
 /// 400 for one invalid query field.

@@ -369,8 +369,14 @@ fn user_reads(edge: Edge, history_query: impl Fn(Doc) -> Doc) -> Routes<AppState
             .query(
                 "stream",
                 false,
-                "`user` (the default) or `signin`: the user's sign-in attempts, paged alike \
-                 (`at` applies only to `user`)",
+                "`user` (the default); `signin`: the user's sign-in attempts; `relation`: the \
+                 follows, follow requests and blocks between the user and the user `with`; \
+                 the last two paged alike (`at` applies only to `user`)",
+            )
+            .query(
+                "with",
+                false,
+                "with `stream=relation`: the other user's `_id`",
             ),
             history::user_history,
         )

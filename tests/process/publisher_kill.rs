@@ -194,6 +194,7 @@ fn publish(url: &str, brokers: &str, topics: &Topics) -> Child {
         .env("KAFKA_BROKERS", brokers)
         .env("KAFKA_USER_TOPIC", &topics.users)
         .env("KAFKA_ROLE_APPLICATION_TOPIC", &topics.others)
+        .env("KAFKA_SOCIAL_TOPIC", format!("{}-social", topics.others))
         .env("KAFKA_PARTITIONS", "3")
         .env("USERLEDGER_DATABASE_POOL", "4")
         .env("RUST_LOG", "warn")

@@ -31,6 +31,7 @@ async fn republish_sends_the_log_again_from_a_position() {
             .env("KAFKA_BROKERS", brokers)
             .env("KAFKA_USER_TOPIC", &users)
             .env("KAFKA_ROLE_APPLICATION_TOPIC", &others)
+            .env("KAFKA_SOCIAL_TOPIC", format!("{others}-social"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());

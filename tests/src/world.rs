@@ -105,6 +105,30 @@ impl World {
         .expect("the role command runs");
     }
 
+    /// Decides `command` on the relation of its two users.
+    pub async fn social(&self, command: events::social::SocialCommand) {
+        use events::social::SocialCommand as C;
+        let edge = match &command {
+            C::Follow { edge, .. } => edge,
+            C::Unfollow(edge)
+            | C::Accept(edge)
+            | C::RemoveFollower(edge)
+            | C::Block(edge)
+            | C::Unblock(edge) => edge,
+        };
+        let pair = events::social::Pair::of(edge.source, edge.target).expect("two users");
+        execute::<events::social::Social, _>(
+            &*self.store,
+            &pair,
+            &self.context(),
+            ATTEMPTS,
+            |_| Ok(command.clone()),
+        )
+        .await
+        .map_err(|e| format!("{:?}", http_edge::envelope::ApiError::from(e)))
+        .expect("the social command runs");
+    }
+
     pub async fn application(&self, id: ApplicationId, command: ApplicationCommand) {
         execute::<Application, _>(&*self.store, &id, &self.context(), ATTEMPTS, |_| {
             Ok(command.clone())

@@ -16,6 +16,7 @@ use events::metadata::{decode, Decoded, EventFamily};
 use events::role::{CreateRole, Role, RoleCommand, RoleEvent, UpdateRole};
 use events::scopes::{Scope, ScopeOperation};
 use events::sign_in::{Attempt, RefusalReason, SignInEvent};
+use events::social::{Edge, Relation, Social, SocialCommand, SocialEvent};
 use events::store::RecordedEvent;
 use events::user::{
     CreditsChange, ProfileChanges, SubscriptionChange, Toggle, UpdateUser, User, UserCommand,
@@ -55,6 +56,7 @@ impl Published {
         let mut kafka = KafkaSettings::new(brokers);
         kafka.user_topic = format!("user-changes-{suffix}");
         kafka.role_application_topic = format!("role-application-changes-{suffix}");
+        kafka.social_topic = format!("social-changes-{suffix}");
         kafka.partitions = 3;
         Self {
             world: World::new().await,
@@ -86,10 +88,7 @@ impl Published {
             let mut reader = TopicReader::new(&self.kafka.brokers, topic).expect("a reader");
             let expected = log
                 .iter()
-                .filter(|e| {
-                    (topic == self.kafka.user_topic) == on_user_topic(&e.stream)
-                        && published(&e.stream)
-                })
+                .filter(|e| published(&e.stream) && self.topic_of(&e.stream) == topic)
                 .map(|e| e.event_id.to_string())
                 .collect::<BTreeSet<_>>();
             let missing = |received: &[Received]| {
@@ -117,13 +116,22 @@ impl Published {
     }
 }
 
-/// Users' changes and their sign-in attempts go to the user topic (key: the user's id).
-fn on_user_topic(stream: &str) -> bool {
-    stream.starts_with("user-") || stream.starts_with("signin-")
+impl Published {
+    /// Users' changes and their sign-in attempts go to the user topic (key: the user's id),
+    /// relations to the social topic (key: the pair), roles and applications to the third.
+    fn topic_of(&self, stream: &str) -> &str {
+        if stream.starts_with("user-") || stream.starts_with("signin-") {
+            &self.kafka.user_topic
+        } else if stream.starts_with("relation-") {
+            &self.kafka.social_topic
+        } else {
+            &self.kafka.role_application_topic
+        }
+    }
 }
 
 fn published(stream: &str) -> bool {
-    ["user-", "role-", "client-", "signin-"]
+    ["user-", "role-", "client-", "signin-", "relation-"]
         .iter()
         .any(|prefix| stream.starts_with(prefix))
 }
@@ -212,6 +220,42 @@ async fn every_kind_of_change(world: &Published) -> UserId {
             },
         )
         .await;
+    // Every social fact, between ada and carol: a request to a private account, accepted; an
+    // unfollow; a follow of a public one, removed; a block (which ends a follow), lifted.
+    let carol = world.create_user("carol_follows").await;
+    let (to_ada, to_carol) = (
+        Edge {
+            source: carol,
+            target: ada,
+        },
+        Edge {
+            source: ada,
+            target: carol,
+        },
+    );
+    world.user(ada, UserCommand::SetPrivate(true)).await;
+    for command in [
+        SocialCommand::Follow {
+            edge: to_ada,
+            target_private: true,
+        },
+        SocialCommand::Accept(to_ada),
+        SocialCommand::Unfollow(to_ada),
+        SocialCommand::Follow {
+            edge: to_carol,
+            target_private: false,
+        },
+        SocialCommand::RemoveFollower(to_carol),
+        SocialCommand::Follow {
+            edge: to_ada,
+            target_private: false,
+        },
+        SocialCommand::Block(to_carol),
+        SocialCommand::Unblock(to_carol),
+    ] {
+        world.social(command).await;
+    }
+    world.user(ada, UserCommand::SetPrivate(false)).await;
     world.user(bob, UserCommand::Delete).await;
 
     world
@@ -321,6 +365,23 @@ fn states_after(log: &[RecordedEvent]) -> HashMap<String, Value> {
                     serde_json::to_value(document).unwrap(),
                 );
             }
+        } else if stream.starts_with("relation-") {
+            let mut relation = Relation::default();
+            for event in events {
+                let decoded: Decoded<SocialEvent> = decode(event).unwrap();
+                relation = Social::evolve(relation, &decoded.event);
+                let follows: Vec<Value> = relation
+                    .follows
+                    .iter()
+                    .map(|(source, follow)| {
+                        json!({"source": source, "approved": *follow == events::social::Follow::Accepted})
+                    })
+                    .collect();
+                after.insert(
+                    event.event_id.to_string(),
+                    json!({"follows": follows, "blockers": relation.blockers}),
+                );
+            }
         } else if stream.starts_with("signin-") {
             for (attempts, event) in events.into_iter().enumerate() {
                 after.insert(
@@ -375,6 +436,7 @@ async fn every_event_type_arrives_with_its_key_headers_and_payload() {
         .chain(RoleEvent::EVENT_TYPES)
         .chain(ApplicationEvent::EVENT_TYPES)
         .chain(SignInEvent::EVENT_TYPES)
+        .chain(SocialEvent::EVENT_TYPES)
         .copied()
         .collect();
     assert_eq!(types, every_type, "the history has every event type");
@@ -390,6 +452,7 @@ async fn every_event_type_arrives_with_its_key_headers_and_payload() {
             "user" => "user",
             "role" => "role",
             "signin" => "signin",
+            "relation" => "relation",
             _ => "application",
         };
         assert_eq!(message.key, id, "{}", event.event_type);
@@ -636,6 +699,8 @@ fn matches_the_asyncapi_document(message: &Received) {
     let channel =
         if message.payload.get("user").is_some() || message.payload.get("signin").is_some() {
             "userChanges"
+        } else if message.payload.get("relation").is_some() {
+            "socialChanges"
         } else {
             "roleApplicationChanges"
         };

@@ -372,3 +372,80 @@ async fn the_follow_routes_can_be_turned_off_and_blocking_and_privacy_stay() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// An auditor reads the facts between two users (`history?stream=relation&with=`), and
+/// `verify` finds the social read model equal to one rebuilt from the log.
+#[tokio::test]
+async fn the_facts_between_two_users_are_audited_and_rebuild_to_the_same_read_model() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (ann, ann_token) = person(&app, "ann_audited").await;
+    let (bob, bob_token) = person(&app, "bob_audited").await;
+    assert_eq!(private(&app, &ann_token, true).await.0, 200);
+    assert_eq!(
+        follow(&app, &bob_token, ann).await.1["data"]["status"],
+        "requested"
+    );
+    let waiting = requests(&app, &ann_token, 1).await;
+    let (status, _) = app
+        .patch(
+            "/user/follow-request",
+            &ann_token,
+            &json!({"request": waiting[0].0}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .post(
+            "/user/block",
+            &ann_token,
+            &json!({"target": bob.to_string()}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let path = format!("/user/admin-api/history?target={bob}&stream=relation&with={ann}");
+    let (status, body) = get(&app, &path, &admin).await;
+    assert_eq!(status, 200, "{body}");
+    let events = body["data"]["events"].as_array().expect("events");
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "FollowRequested",
+            "FollowRequestAccepted",
+            "FollowRemoved",
+            "Blocked"
+        ]
+    );
+    assert_eq!(
+        events[2]["changes"],
+        json!({"source": bob.to_string(), "target": ann.to_string(), "accepted": true})
+    );
+    assert_eq!(events[3]["actor"]["id"], ann.to_string());
+    for (path, field) in [
+        (format!("/user/admin-api/history?target={bob}&stream=relation"), "with"),
+        (format!("/user/admin-api/history?target={bob}&stream=relation&with={bob}"), "with"),
+        (format!("/user/admin-api/history?target={bob}&stream=relation&with={ann}&at=2026-01-01T00:00:00Z"), "at"),
+    ] {
+        let (status, body) = get(&app, &path, &admin).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["additionalInfo"]["errors"][0]["path"], field, "{body}");
+    }
+
+    test_support::app::whole_log(&app.store).await;
+    let verified = projections::verify(app.store.clone(), app.database_url(), |_, _| {})
+        .await
+        .expect("verify runs");
+    assert!(
+        verified.is_clean(),
+        "{:?} {:?}",
+        verified.broken,
+        verified.differences
+    );
+    let blocks: i64 = sqlx::query_scalar("SELECT count(*) FROM read_models.blocks")
+        .fetch_one(app.store.pool())
+        .await
+        .expect("counted");
+    assert_eq!(blocks, 1);
+}

@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let suffix = uuid::Uuid::now_v7().simple().to_string();
     settings.user_topic = format!("user-changes-{suffix}");
     settings.role_application_topic = format!("role-application-changes-{suffix}");
+    settings.social_topic = format!("social-changes-{suffix}");
 
     println!("seeding {events} events into the log ...");
     let seeded = Instant::now();
@@ -100,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
     // down as they grow, and a million messages would measure the broker, not the publisher.
     settings.user_topic = format!("user-changes-lag-{suffix}");
     settings.role_application_topic = format!("role-application-changes-lag-{suffix}");
+    settings.social_topic = format!("social-changes-lag-{suffix}");
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let publisher = projections::ReadModels::default().with_publisher(
         store.clone(),

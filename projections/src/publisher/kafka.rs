@@ -27,6 +27,9 @@ pub struct KafkaSettings {
     /// The topic of role and application changes (`KAFKA_ROLE_APPLICATION_TOPIC`, default
     /// `role-application-changes`).
     pub role_application_topic: String,
+    /// The topic of follows and blocks between users (`KAFKA_SOCIAL_TOPIC`, default
+    /// `social-changes`), keyed by the pair of users (`<lower id>-<higher id>`).
+    pub social_topic: String,
     /// Partitions of a topic the publisher creates (`KAFKA_PARTITIONS`, default 6).
     pub partitions: i32,
     /// Replication factor of a topic the publisher creates (`KAFKA_REPLICATION_FACTOR`,
@@ -40,14 +43,19 @@ impl KafkaSettings {
             brokers: brokers.into(),
             user_topic: "user-changes".to_owned(),
             role_application_topic: "role-application-changes".to_owned(),
+            social_topic: "social-changes".to_owned(),
             partitions: 6,
             replication_factor: 1,
         }
     }
 
     /// The topics the publisher writes.
-    pub fn topics(&self) -> [&str; 2] {
-        [&self.user_topic, &self.role_application_topic]
+    pub fn topics(&self) -> [&str; 3] {
+        [
+            &self.user_topic,
+            &self.role_application_topic,
+            &self.social_topic,
+        ]
     }
 }
 

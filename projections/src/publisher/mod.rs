@@ -1,5 +1,5 @@
 //! The Kafka publisher: every user change to the user topic, every role and application change
-//! to a second topic, each event as one message (see [`message`]), at least once and in log
+//! to a second topic, every follow and block to a third, each event as one message (see [`message`]), at least once and in log
 //! order per subject (DESIGN.md invariant 5).
 //!
 //! It runs like a projector (one active instance, the others standby; a catch-up subscription
@@ -33,7 +33,7 @@ use crate::stream_id;
 use folds::Folds;
 pub use kafka::KafkaSettings;
 use message::Message;
-use subjects::{Applications, Roles, SignInAttempts, Subject, Users};
+use subjects::{Applications, Relations, Roles, SignInAttempts, Subject, Users};
 
 /// The publisher's name: its checkpoint, its lock, its line in the projection status.
 pub const NAME: &str = "kafka";
@@ -269,6 +269,7 @@ struct Translator<'a> {
     roles: Folds<Roles>,
     applications: Folds<Applications>,
     sign_ins: Folds<SignInAttempts>,
+    relations: Folds<Relations>,
 }
 
 impl<'a> Translator<'a> {
@@ -280,6 +281,7 @@ impl<'a> Translator<'a> {
             roles: Folds::new(REMEMBERED / 10),
             applications: Folds::new(REMEMBERED / 10),
             sign_ins: Folds::new(REMEMBERED / 10),
+            relations: Folds::new(REMEMBERED / 10),
         }
     }
 
@@ -291,10 +293,12 @@ impl<'a> Translator<'a> {
     ) -> anyhow::Result<Vec<(&'a str, Message)>> {
         let users = self.settings.user_topic.as_str();
         let others = self.settings.role_application_topic.as_str();
+        let social = self.settings.social_topic.as_str();
         self.users.prefetch(self.store, batch).await?;
         self.roles.prefetch(self.store, batch).await?;
         self.applications.prefetch(self.store, batch).await?;
         self.sign_ins.prefetch(self.store, batch).await?;
+        self.relations.prefetch(self.store, batch).await?;
         let mut messages = Vec::with_capacity(batch.len());
         for recorded in batch {
             let stream = recorded.stream.as_str();
@@ -317,6 +321,11 @@ impl<'a> Translator<'a> {
                 (
                     users,
                     translate(&mut self.sign_ins, self.store, recorded, id).await?,
+                )
+            } else if let Some(id) = stream_id(stream, Relations::CATEGORY) {
+                (
+                    social,
+                    translate(&mut self.relations, self.store, recorded, id).await?,
                 )
             } else {
                 continue;

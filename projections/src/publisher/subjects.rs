@@ -1,10 +1,12 @@
-//! What the publisher tells about: users, roles, applications, and users' sign-in attempts. For each kind, how its
+//! What the publisher tells about: users, roles, applications, users' sign-in attempts, and
+//! the relations between two users (follows and blocks). For each kind, how its
 //! stream folds and what of its state is public (never a password hash or a client secret).
 
 use events::application::{self, Application, ApplicationEvent, ApplicationState};
 use events::metadata::{Decoded, EventFamily};
 use events::role::{self, Role, RoleEvent, RoleState};
 use events::sign_in::{SignInEvent, SignIns};
+use events::social::{Follow, Relation, Social, SocialEvent};
 use events::user::{User, UserEvent, UserView};
 use events::Aggregate;
 use serde::Serialize;
@@ -98,5 +100,34 @@ impl Subject for SignInAttempts {
 
     fn public(state: &u64) -> impl Serialize + '_ {
         serde_json::json!({ "attempts": state })
+    }
+}
+
+/// What holds between two users (`relation-<lower id>-<higher id>`): the follows and follow
+/// requests between them, and who of them blocks the other.
+pub struct Relations;
+
+impl Subject for Relations {
+    const CATEGORY: &'static str = Social::CATEGORY;
+    const KIND: &'static str = "relation";
+    type Event = SocialEvent;
+    type State = Relation;
+
+    fn evolve(state: Relation, decoded: &Decoded<SocialEvent>) -> Relation {
+        Social::evolve(state, &decoded.event)
+    }
+
+    fn public(state: &Relation) -> impl Serialize + '_ {
+        let follows: Vec<_> = state
+            .follows
+            .iter()
+            .map(|(source, follow)| {
+                serde_json::json!({
+                    "source": source,
+                    "approved": *follow == Follow::Accepted,
+                })
+            })
+            .collect();
+        serde_json::json!({ "follows": follows, "blockers": state.blockers })
     }
 }

@@ -19,8 +19,15 @@ pub const CONSISTENCY_TOKEN: &str = "x-consistency-token";
 #[derive(Debug)]
 pub struct Answer {
     status: StatusCode,
-    data: Option<Value>,
+    data: Option<Data>,
     position: Option<Position>,
+}
+
+/// An answer's `data`: a value, or the JSON text of one (written without building it).
+#[derive(Debug)]
+enum Data {
+    Value(Value),
+    Text(String),
 }
 
 impl Answer {
@@ -32,7 +39,17 @@ impl Answer {
     pub fn ok_value(data: Value) -> Self {
         Self {
             status: StatusCode::OK,
-            data: Some(data),
+            data: Some(Data::Value(data)),
+            position: None,
+        }
+    }
+
+    /// [`Answer::ok`] of data already written as JSON text (`text` must be one JSON value): a
+    /// large page is sent as it was written.
+    pub fn ok_text(text: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            data: Some(Data::Text(text)),
             position: None,
         }
     }
@@ -63,7 +80,10 @@ impl Answer {
 
     /// The JSON body as sent.
     pub fn body(&self) -> Value {
-        envelope(self.data.clone())
+        envelope(self.data.as_ref().map(|data| match data {
+            Data::Value(value) => value.clone(),
+            Data::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }))
     }
 
     pub fn position(&self) -> Option<Position> {
@@ -73,7 +93,15 @@ impl Answer {
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(envelope(self.data))).into_response();
+        let mut response = match self.data {
+            Some(Data::Text(text)) => {
+                let body = format!(r#"{{"ok":1,"data":{text}}}"#);
+                let json = HeaderValue::from_static("application/json");
+                (self.status, [(header::CONTENT_TYPE, json)], body).into_response()
+            }
+            Some(Data::Value(value)) => (self.status, Json(envelope(Some(value)))).into_response(),
+            None => (self.status, Json(envelope(None))).into_response(),
+        };
         if let Some(position) = self.position {
             if let Ok(value) = HeaderValue::from_str(&position.to_string()) {
                 response.headers_mut().insert(CONSISTENCY_TOKEN, value);

@@ -31,7 +31,7 @@ use crate::database;
 use crate::error::ReadError;
 use crate::openapi::{FollowRequestRecords, FollowState, PersonFollowRecords};
 use crate::paging::{limit, limit_within, QueryString, MAX_LIMIT};
-use crate::profiles::{hydrated, public_view, Relation, Seen};
+use crate::profiles::{hydrated, write_public_view, Relation, Seen};
 use crate::social::{caught_up, user_id};
 use crate::AppState;
 
@@ -249,18 +249,10 @@ async fn follow_requests(
     .bind(limit)
     .fetch_all(database)
     .await?;
-    let records = rows
-        .into_iter()
-        .map(|(id, created_at, document, follows)| {
-            let document = hydrated(&document, &state.subscription_tiers)?;
-            let source = public_view(&document, Relation { follows }, Seen::SearchResult)?;
-            let at = format_date(&created_at);
-            Ok(json!({
-                "_id": id, "approved": false, "createdAt": at, "updatedAt": at, "source": source,
-            }))
-        })
-        .collect::<Result<Vec<Value>, ApiError>>()?;
-    Ok(Answer::ok_value(json!({ "records": records })))
+    let records = records(&state, rows, "source", |id, at| {
+        format!(r#""_id":"{id}","approved":false,"createdAt":"{at}","updatedAt":"{at}""#)
+    })?;
+    Ok(Answer::ok_text(records))
 }
 
 /// Which end of a user's follows a page lists.
@@ -402,18 +394,41 @@ async fn page(
         .bind(limit)
         .fetch_all(database)
         .await?;
-    let records = rows
-        .into_iter()
-        .map(|(id, created_at, document, follows)| {
-            let document = hydrated(&document, &state.subscription_tiers)?;
-            let user = public_view(&document, Relation { follows }, Seen::SearchResult)?;
-            let mut record = json!({ "_id": id, "createdAt": format_date(&created_at) });
-            record[shown_as] = user;
-            Ok(record)
-        })
-        .collect::<Result<Vec<Value>, ApiError>>()?;
-    let records = Value::Array(records);
-    Ok(Answer::ok_value(Value::Object(
-        [("records".to_owned(), records)].into_iter().collect(),
-    )))
+    let records = records(state, rows, shown_as, |id, at| {
+        format!(r#""_id":"{id}","createdAt":"{at}""#)
+    })?;
+    Ok(Answer::ok_text(records))
+}
+
+/// `{"records":[...]}` of `rows` (a follow's `_id`, its creation, the other user's stored
+/// object, whether the viewer follows them), as JSON text: each record's own fields as `head`
+/// writes them from the `_id` and the creation time, then the user under `shown_as`, as a
+/// search result shows them.
+fn records(
+    state: &AppState,
+    rows: Vec<(Uuid, DateTime<Utc>, String, bool)>,
+    shown_as: &str,
+    head: impl Fn(&Uuid, &str) -> String,
+) -> Result<String, ApiError> {
+    let mut text =
+        String::with_capacity(16 + rows.iter().map(|row| row.2.len() + 96).sum::<usize>());
+    text.push_str(r#"{"records":["#);
+    for (n, (id, created_at, document, follows)) in rows.into_iter().enumerate() {
+        if n > 0 {
+            text.push(',');
+        }
+        text.push('{');
+        text.push_str(&head(&id, &format_date(&created_at)));
+        text.push_str(&format!(r#","{shown_as}":"#));
+        let document = hydrated(&document, &state.subscription_tiers)?;
+        write_public_view(
+            &document,
+            Relation { follows },
+            Seen::SearchResult,
+            &mut text,
+        )?;
+        text.push('}');
+    }
+    text.push_str("]}");
+    Ok(text)
 }

@@ -17,7 +17,9 @@ use events::values::SubscriptionTiers;
 use http_edge::auth::Caller;
 use http_edge::envelope::{Answer, ApiError, FieldError};
 use projections::users;
-use serde_json::{json, Map, Value};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::consistency::Consistency;
@@ -66,31 +68,80 @@ pub enum Seen {
 /// The hydrated user object `document` (as `projections::users::shown` writes it) as the
 /// caller sees it, by the rules of this module's documentation.
 pub fn public_view(document: &str, relation: Relation, seen: Seen) -> Result<Value, ApiError> {
-    let Value::Object(mut user) = serde_json::from_str(document).map_err(ApiError::internal)?
-    else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "a user is not an object"
-        )));
+    let mut out = String::with_capacity(document.len());
+    write_public_view(document, relation, seen, &mut out)?;
+    serde_json::from_str(&out).map_err(ApiError::internal)
+}
+
+/// [`public_view`] written to `out` as JSON text, field by field: the object is never built (a
+/// page of a hundred users would build a hundred trees only to write them out again).
+pub fn write_public_view(
+    document: &str,
+    relation: Relation,
+    seen: Seen,
+    out: &mut String,
+) -> Result<(), ApiError> {
+    let TopLevel(fields) = serde_json::from_str(document).map_err(ApiError::internal)?;
+    let flag = |name: &str| {
+        fields
+            .iter()
+            .any(|(key, value)| *key == name && value.get() == "true")
     };
-    let flag = |user: &Map<String, Value>, name: &str| user.get(name) == Some(&Value::Bool(true));
-    if flag(&user, "isDeleted") || flag(&user, "isBanned") {
-        return Ok(json!({
-            "_id": user.get("_id"),
-            "isDeleted": flag(&user, "isDeleted"),
-            "isBanned": flag(&user, "isBanned"),
-            "customData": {},
-        }));
+    let (deleted, banned) = (flag("isDeleted"), flag("isBanned"));
+    if deleted || banned {
+        let id = fields
+            .iter()
+            .find(|(key, _)| *key == "_id")
+            .map_or("null", |(_, value)| value.get());
+        out.push_str(&format!(
+            r#"{{"_id":{id},"isDeleted":{deleted},"isBanned":{banned},"customData":{{}}}}"#
+        ));
+        return Ok(());
     }
-    for field in NEVER_SHOWN {
-        user.remove(field);
-    }
-    let hides = seen == Seen::SearchResult || flag(&user, "isPrivate");
-    if hides && !relation.follows {
-        for field in HIDDEN_FROM_STRANGERS {
-            user.remove(field);
+    let hides = (seen == Seen::SearchResult || flag("isPrivate")) && !relation.follows;
+    out.push('{');
+    let mut first = true;
+    for (key, value) in &fields {
+        if NEVER_SHOWN.contains(key) || (hides && HIDDEN_FROM_STRANGERS.contains(key)) {
+            continue;
         }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
+        out.push_str(value.get());
     }
-    Ok(Value::Object(user))
+    out.push('}');
+    Ok(())
+}
+
+/// The fields of a JSON object in their order, each value as its text. Keys are borrowed: a
+/// user object's keys hold no escapes.
+struct TopLevel<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = TopLevel<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a user object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(64);
+                while let Some(field) = map.next_entry()? {
+                    fields.push(field);
+                }
+                Ok(TopLevel(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
 }
 
 /// A user's stored object hydrated for now, as text.

@@ -121,7 +121,7 @@ const ROLE_ROUTES_ON_BOTH_EDGES: &[(&str, &str)] = &[
 
 /// The routes only a write-side process (`userledger command`) serves.
 fn is_write(method: &str, path: &str) -> bool {
-    const READS: [&str; 20] = [
+    const READS: [&str; 21] = [
         "list",
         "search",
         "{userId}",
@@ -141,6 +141,7 @@ fn is_write(method: &str, path: &str) -> bool {
         "followers",
         "user-following",
         "following",
+        "follow-requests",
         "status",
     ];
     let last = path.rsplit('/').next().unwrap_or_default();

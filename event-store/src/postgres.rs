@@ -14,6 +14,7 @@
 //! wait for lies above every event it has been shown. No lock or sequence is shared by writers.
 
 mod group_commit;
+mod tail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +70,8 @@ const INSERT_EVENTS: &str = "\
 pub struct PostgresEventStore {
     pool: PgPool,
     appended: Arc<Notify>,
+    /// The log's tail, read once for all of this store's subscriptions.
+    tail: Arc<tail::Tail>,
     writers: group_commit::Writers,
     poll_interval: Duration,
 }
@@ -90,6 +93,7 @@ impl PostgresEventStore {
         let appended = Arc::new(Notify::new());
         Self {
             writers: group_commit::Writers::start(&pool, &appended, group_commit::WRITERS),
+            tail: Arc::new(tail::Tail::new(pool.clone())),
             pool,
             appended,
             poll_interval: DEFAULT_POLL_INTERVAL,
@@ -484,7 +488,7 @@ impl EventStore for PostgresEventStore {
 
     fn subscribe_all(&self, after: Option<Position>) -> EventStream {
         let state = Subscription {
-            pool: self.pool.clone(),
+            tail: self.tail.clone(),
             appended: self.appended.clone(),
             poll_interval: self.poll_interval,
             after,
@@ -525,7 +529,7 @@ async fn read_all(
 }
 
 struct Subscription {
-    pool: PgPool,
+    tail: Arc<tail::Tail>,
     appended: Arc<Notify>,
     poll_interval: Duration,
     after: Option<Position>,
@@ -544,7 +548,7 @@ impl Subscription {
             let appended = self.appended.notified();
             tokio::pin!(appended);
             appended.as_mut().enable();
-            let batch = read_all(&self.pool, self.after, SUBSCRIPTION_BATCH).await?;
+            let batch = self.tail.read(self.after, SUBSCRIPTION_BATCH).await?;
             if batch.is_empty() {
                 let _ = tokio::time::timeout(self.poll_interval, appended).await;
             }

@@ -146,8 +146,9 @@ async fn read_namespace_now(store: &PostgresEventStore, ns: &Namespace) -> Vec<P
 const WRITERS: usize = 8;
 const EVENTS: usize = 10_000;
 
-/// 8 writers commit out of order (random delays inside their transactions) while a subscriber
-/// follows the log: it sees every one of 10,000 events exactly once, in position order.
+/// 8 writers commit out of order (random delays inside their transactions) while subscribers
+/// follow the log: each of four subscribers (sharing the store's reads of the tail, one of them
+/// starting late) sees every one of 10,000 events exactly once, in position order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_subscriber_sees_every_event_once_in_order_despite_out_of_order_commits() {
     let (store, _db) = store().await;
@@ -157,27 +158,36 @@ async fn a_subscriber_sees_every_event_once_in_order_despite_out_of_order_commit
     let commit_clock = Arc::new(AtomicU64::new(0));
     let out_of_order = Arc::new(AtomicU64::new(0));
 
-    let subscriber = {
-        let mut subscription = store.subscribe_all(None);
-        tokio::spawn(async move {
-            let mut seen = Vec::with_capacity(EVENTS);
-            while seen.len() < EVENTS {
-                let next = tokio::time::timeout(Duration::from_secs(60), subscription.next())
-                    .await
-                    .expect("the subscriber keeps receiving")
-                    .expect("the subscription does not end")
-                    .unwrap();
-                seen.push(next.position);
-            }
-            // Nothing more may arrive: every event was delivered once.
-            let extra = tokio::time::timeout(Duration::from_millis(300), subscription.next()).await;
-            assert!(
-                extra.is_err(),
-                "an event arrived twice or from nowhere: {extra:?}"
-            );
-            seen
+    // Four subscribers, which share what the store reads of the log's tail: three from the
+    // start, and one that begins after a while, from the start too, and catches up.
+    let subscribers: Vec<_> = (0..4)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if n == 3 {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                let mut subscription = store.subscribe_all(None);
+                let mut seen = Vec::with_capacity(EVENTS);
+                while seen.len() < EVENTS {
+                    let next = tokio::time::timeout(Duration::from_secs(60), subscription.next())
+                        .await
+                        .expect("the subscriber keeps receiving")
+                        .expect("the subscription does not end")
+                        .unwrap();
+                    seen.push(next.position);
+                }
+                // Nothing more may arrive: every event was delivered once.
+                let extra =
+                    tokio::time::timeout(Duration::from_millis(300), subscription.next()).await;
+                assert!(
+                    extra.is_err(),
+                    "an event arrived twice or from nowhere: {extra:?}"
+                );
+                seen
+            })
         })
-    };
+        .collect();
 
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
@@ -218,20 +228,21 @@ async fn a_subscriber_sees_every_event_once_in_order_despite_out_of_order_commit
     for writer in writers {
         writer.await.unwrap();
     }
-    let seen = subscriber.await.unwrap();
-
     let mut committed = committed.lock().unwrap().clone();
     committed.sort();
     assert_eq!(committed.len(), EVENTS);
-    assert!(
-        seen.windows(2).all(|w| w[0] < w[1]),
-        "delivered in position order, once each"
-    );
-    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), EVENTS);
-    assert_eq!(
-        seen, committed,
-        "every committed event delivered, none missing"
-    );
+    for (n, subscriber) in subscribers.into_iter().enumerate() {
+        let seen = subscriber.await.unwrap();
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "subscriber {n}: delivered in position order, once each"
+        );
+        assert_eq!(seen.iter().collect::<HashSet<_>>().len(), EVENTS);
+        assert_eq!(
+            seen, committed,
+            "subscriber {n}: every committed event delivered, none missing"
+        );
+    }
     let reordered = out_of_order.load(Ordering::Relaxed);
     assert!(
         reordered > 100,

@@ -311,20 +311,37 @@ pub fn shown(
         out.push_str(&serde_json::to_string(&view.hydrated(tiers, now))?);
         return Ok(());
     };
-    let (is_subscribed, tier) = shown_subscription(
+    out.push_str(&stored[..=at]);
+    write_subscription(
         subscription.is_subscribed,
         subscription.subscription_tier.as_deref(),
         subscription.subscription_expiry,
         tiers,
         now,
-    );
-    out.push_str(&stored[..at]);
-    out.push_str(TAIL);
+        out,
+    )?;
+    out.push('}');
+    Ok(())
+}
+
+/// Writes to `out` the fields `"isSubscribed":..,"subscriptionTier":..,"subscriptionExpiry":..`
+/// of a subscription stored as `is_subscribed` on `tier` until `expiry`, as a reader at `now`
+/// sees it ([`shown_subscription`]).
+pub fn write_subscription(
+    is_subscribed: bool,
+    tier: Option<&str>,
+    expiry: Option<DateTime<Utc>>,
+    tiers: &SubscriptionTiers,
+    now: DateTime<Utc>,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let (is_subscribed, tier) = shown_subscription(is_subscribed, tier, expiry, tiers, now);
+    out.push_str(&TAIL[1..]);
     out.push_str(if is_subscribed { "true" } else { "false" });
     out.push_str(",\"subscriptionTier\":");
     out.push_str(&serde_json::to_string(&tier)?);
     out.push_str(",\"subscriptionExpiry\":");
-    match subscription.subscription_expiry {
+    match expiry {
         Some(expiry) => {
             out.push('"');
             out.push_str(&format_date(&expiry));
@@ -332,7 +349,6 @@ pub fn shown(
         }
         None => out.push_str("null"),
     }
-    out.push('}');
     Ok(())
 }
 

@@ -31,7 +31,7 @@ use crate::database;
 use crate::error::ReadError;
 use crate::openapi::{FollowRequestRecords, FollowState, PersonFollowRecords};
 use crate::paging::{limit, limit_within, QueryString, MAX_LIMIT};
-use crate::profiles::{hydrated, write_public_view, Relation, Seen};
+use crate::profiles::{write_public_view, Relation, Seen};
 use crate::social::{caught_up, user_id};
 use crate::AppState;
 
@@ -420,13 +420,8 @@ fn records(
         text.push('{');
         text.push_str(&head(&id, &format_date(&created_at)));
         text.push_str(&format!(r#","{shown_as}":"#));
-        let document = hydrated(&document, &state.subscription_tiers)?;
-        write_public_view(
-            &document,
-            Relation { follows },
-            Seen::SearchResult,
-            &mut text,
-        )?;
+        let (tiers, relation) = (&state.subscription_tiers, Relation { follows });
+        write_public_view(&document, tiers, relation, Seen::SearchResult, &mut text)?;
         text.push('}');
     }
     text.push_str("]}");

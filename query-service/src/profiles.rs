@@ -12,7 +12,7 @@
 //!   routes, left out of search results.
 
 use axum::extract::{Path, State};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use events::values::SubscriptionTiers;
 use http_edge::auth::Caller;
 use http_edge::envelope::{Answer, ApiError, FieldError};
@@ -65,34 +65,41 @@ pub enum Seen {
     SearchResult,
 }
 
-/// The hydrated user object `document` (as `projections::users::shown` writes it) as the
-/// caller sees it, by the rules of this module's documentation.
-pub fn public_view(document: &str, relation: Relation, seen: Seen) -> Result<Value, ApiError> {
-    let mut out = String::with_capacity(document.len());
-    write_public_view(document, relation, seen, &mut out)?;
+/// The stored user object `stored` (a row of the users read model) as the caller sees it now,
+/// by the rules of this module's documentation.
+pub fn public_view(
+    stored: &str,
+    tiers: &SubscriptionTiers,
+    relation: Relation,
+    seen: Seen,
+) -> Result<Value, ApiError> {
+    let mut out = String::with_capacity(stored.len());
+    write_public_view(stored, tiers, relation, seen, &mut out)?;
     serde_json::from_str(&out).map_err(ApiError::internal)
 }
 
-/// [`public_view`] written to `out` as JSON text, field by field: the object is never built (a
-/// page of a hundred users would build a hundred trees only to write them out again).
+/// [`public_view`] written to `out` as JSON text, field by field, in one pass: the object is
+/// never built (a page of a hundred users would build a hundred trees only to write them out
+/// again), and its subscription is shown as of now on the way
+/// ([`users::write_subscription`]).
 pub fn write_public_view(
-    document: &str,
+    stored: &str,
+    tiers: &SubscriptionTiers,
     relation: Relation,
     seen: Seen,
     out: &mut String,
 ) -> Result<(), ApiError> {
-    let TopLevel(fields) = serde_json::from_str(document).map_err(ApiError::internal)?;
-    let flag = |name: &str| {
+    let TopLevel(fields) = serde_json::from_str(stored).map_err(ApiError::internal)?;
+    let raw = |name: &str| {
         fields
             .iter()
-            .any(|(key, value)| *key == name && value.get() == "true")
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.get())
     };
+    let flag = |name: &str| raw(name) == Some("true");
     let (deleted, banned) = (flag("isDeleted"), flag("isBanned"));
     if deleted || banned {
-        let id = fields
-            .iter()
-            .find(|(key, _)| *key == "_id")
-            .map_or("null", |(_, value)| value.get());
+        let id = raw("_id").unwrap_or("null");
         out.push_str(&format!(
             r#"{{"_id":{id},"isDeleted":{deleted},"isBanned":{banned},"customData":{{}}}}"#
         ));
@@ -102,7 +109,11 @@ pub fn write_public_view(
     out.push('{');
     let mut first = true;
     for (key, value) in &fields {
-        if NEVER_SHOWN.contains(key) || (hides && HIDDEN_FROM_STRANGERS.contains(key)) {
+        let shown_later = SUBSCRIPTION.contains(key);
+        if shown_later
+            || NEVER_SHOWN.contains(key)
+            || (hides && HIDDEN_FROM_STRANGERS.contains(key))
+        {
             continue;
         }
         if !first {
@@ -114,9 +125,34 @@ pub fn write_public_view(
         out.push_str("\":");
         out.push_str(value.get());
     }
+    if let Some(is_subscribed) = raw(SUBSCRIPTION[0]) {
+        let field = |name: &str| raw(name).unwrap_or("null");
+        let subscription = (|| -> serde_json::Result<_> {
+            let is_subscribed: bool = serde_json::from_str(is_subscribed)?;
+            let tier: Option<String> = serde_json::from_str(field(SUBSCRIPTION[1]))?;
+            let expiry: Option<DateTime<Utc>> = serde_json::from_str(field(SUBSCRIPTION[2]))?;
+            Ok((is_subscribed, tier, expiry))
+        })();
+        let (is_subscribed, tier, expiry) = subscription.map_err(ApiError::internal)?;
+        if !first {
+            out.push(',');
+        }
+        users::write_subscription(
+            is_subscribed,
+            tier.as_deref(),
+            expiry,
+            tiers,
+            Utc::now(),
+            out,
+        )
+        .map_err(ApiError::internal)?;
+    }
     out.push('}');
     Ok(())
 }
+
+/// The subscription's fields, shown as of the moment they are read.
+const SUBSCRIPTION: [&str; 3] = ["isSubscribed", "subscriptionTier", "subscriptionExpiry"];
 
 /// The fields of a JSON object in their order, each value as its text. Keys are borrowed: a
 /// user object's keys hold no escapes.
@@ -142,13 +178,6 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
         }
         deserializer.deserialize_map(Fields)
     }
-}
-
-/// A user's stored object hydrated for now, as text.
-pub(crate) fn hydrated(document: &str, tiers: &SubscriptionTiers) -> Result<String, ApiError> {
-    let mut out = String::with_capacity(document.len() + 64);
-    users::shown(document, tiers, Utc::now(), &mut out).map_err(ApiError::internal)?;
-    Ok(out)
 }
 
 /// `GET /user/{userId}` and `GET /user/info/{userId}`: `{user}` as the caller sees them; 400
@@ -186,14 +215,22 @@ pub async fn profile(
     if blocked {
         return Err(ApiError::Blocked.into());
     }
-    let document = hydrated(&document, &state.subscription_tiers)?;
-    let user = public_view(&document, Relation { follows }, Seen::Profile)?;
+    let user = public_view(
+        &document,
+        &state.subscription_tiers,
+        Relation { follows },
+        Seen::Profile,
+    )?;
     Ok(Answer::ok(json!({ "user": user })))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tiers() -> SubscriptionTiers {
+        SubscriptionTiers::default()
+    }
 
     fn user(extra: Value) -> String {
         let mut user = json!({
@@ -211,7 +248,13 @@ mod tests {
 
     #[test]
     fn a_public_account_shows_all_but_what_no_other_user_sees() {
-        let shown = public_view(&user(json!({})), Relation::default(), Seen::Profile).unwrap();
+        let shown = public_view(
+            &user(json!({})),
+            &tiers(),
+            Relation::default(),
+            Seen::Profile,
+        )
+        .unwrap();
         assert_eq!(shown["email"], "p@example.com");
         assert_eq!(shown["credits"], 5);
         for field in NEVER_SHOWN {
@@ -222,12 +265,18 @@ mod tests {
     #[test]
     fn a_private_account_hides_its_details_from_strangers_only() {
         let private = user(json!({ "isPrivate": true }));
-        let stranger = public_view(&private, Relation::default(), Seen::Profile).unwrap();
+        let stranger = public_view(&private, &tiers(), Relation::default(), Seen::Profile).unwrap();
         for field in HIDDEN_FROM_STRANGERS {
             assert!(stranger.get(field).is_none(), "{field}");
         }
         assert_eq!(stranger["firstName"], "Pat");
-        let follower = public_view(&private, Relation { follows: true }, Seen::Profile).unwrap();
+        let follower = public_view(
+            &private,
+            &tiers(),
+            Relation { follows: true },
+            Seen::Profile,
+        )
+        .unwrap();
         assert_eq!(follower["email"], "p@example.com");
         assert!(follower.get("customData").is_none());
     }
@@ -235,11 +284,33 @@ mod tests {
     #[test]
     fn search_results_hide_every_account_s_details_from_strangers() {
         let public = user(json!({}));
-        let stranger = public_view(&public, Relation::default(), Seen::SearchResult).unwrap();
+        let stranger =
+            public_view(&public, &tiers(), Relation::default(), Seen::SearchResult).unwrap();
         assert!(stranger.get("email").is_none());
-        let follower =
-            public_view(&public, Relation { follows: true }, Seen::SearchResult).unwrap();
+        let follower = public_view(
+            &public,
+            &tiers(),
+            Relation { follows: true },
+            Seen::SearchResult,
+        )
+        .unwrap();
         assert_eq!(follower["email"], "p@example.com");
+    }
+
+    #[test]
+    fn a_subscription_is_shown_as_of_now() {
+        for (expiry, subscribed, tier) in [
+            ("2000-01-01T00:00:00.000Z", false, "basic"),
+            ("2999-01-01T00:00:00.000Z", true, "premium"),
+        ] {
+            let stored = user(json!({
+                "isSubscribed": true, "subscriptionTier": "premium", "subscriptionExpiry": expiry,
+            }));
+            let shown = public_view(&stored, &tiers(), Relation::default(), Seen::Profile).unwrap();
+            assert_eq!(shown["isSubscribed"], subscribed, "{expiry}");
+            assert_eq!(shown["subscriptionTier"], tier, "{expiry}");
+            assert_eq!(shown["subscriptionExpiry"], expiry);
+        }
     }
 
     #[test]
@@ -248,8 +319,13 @@ mod tests {
             (json!({ "isDeleted": true }), true, false),
             (json!({ "isBanned": true }), false, true),
         ] {
-            let shown =
-                public_view(&user(extra), Relation { follows: true }, Seen::Profile).unwrap();
+            let shown = public_view(
+                &user(extra),
+                &tiers(),
+                Relation { follows: true },
+                Seen::Profile,
+            )
+            .unwrap();
             assert_eq!(
                 shown,
                 json!({ "_id": "u1", "isDeleted": deleted, "isBanned": banned, "customData": {} })

@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::consistency::Consistency;
 use crate::database;
 use crate::error::ReadError;
-use crate::profiles::{self, public_view, Relation, Seen};
+use crate::profiles::{public_view, Relation, Seen};
 use crate::AppState;
 
 /// The most results one search answers (Liquid's default).
@@ -244,9 +244,9 @@ pub async fn own_search(
     let results = rows
         .iter()
         .map(|(document, follows)| {
-            let document = profiles::hydrated(document, &state.subscription_tiers)?;
             public_view(
-                &document,
+                document,
+                &state.subscription_tiers,
                 Relation { follows: *follows },
                 Seen::SearchResult,
             )

@@ -250,3 +250,34 @@ async fn a_subscriber_sees_every_event_once_in_order_despite_out_of_order_commit
     );
     eprintln!("{reordered} of {EVENTS} commits landed after a higher position had committed");
 }
+
+/// Subscriptions of one store share their reads of the log's head; one whose owner stops
+/// polling it in the middle of such a read (a projector busy with its batch, a publisher
+/// waiting for its broker) must not hold back the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_stops_polling_holds_back_no_other() {
+    let (store, _db) = store().await;
+    let ns = Namespace::new();
+    let append = |i: usize| {
+        AppendRequest::new(
+            ns.stream("s"),
+            ExpectedRevision::Any,
+            vec![event("Written", json!({ "i": i }))],
+        )
+    };
+    store.append(append(0)).await.unwrap();
+    let mut idle = store.subscribe_all(None);
+    let mut busy = store.subscribe_all(None);
+    for subscription in [&mut idle, &mut busy] {
+        let first = tokio::time::timeout(Duration::from_secs(10), subscription.next()).await;
+        assert!(matches!(first, Ok(Some(Ok(_)))), "{first:?}");
+    }
+    store.append(append(1)).await.unwrap();
+    // One poll: `idle` starts reading the head for both, and is then left alone.
+    let _ = futures::poll!(idle.next());
+    let next = tokio::time::timeout(Duration::from_secs(5), busy.next()).await;
+    assert!(
+        matches!(next, Ok(Some(Ok(_)))),
+        "the other subscriber waited for the idle one: {next:?}"
+    );
+}

@@ -28,6 +28,11 @@ async fn follow(app: &TestApp, token: &str, target: UserId) -> (u16, Value) {
     .await
 }
 
+async fn block(app: &TestApp, token: &str, target: UserId) -> u16 {
+    let body = json!({ "target": target.to_string() });
+    app.post("/user/block", token, &body).await.0
+}
+
 async fn private(app: &TestApp, token: &str, state: bool) -> (u16, Value) {
     app.post("/user/private", token, &json!({ "state": state }))
         .await
@@ -356,14 +361,7 @@ async fn the_follow_routes_can_be_turned_off_and_blocking_and_privacy_stay() {
         private(&app, &ann_token, true).await,
         (200, json!({"ok": 1}))
     );
-    let (status, _) = app
-        .post(
-            "/user/block",
-            &ann_token,
-            &json!({"target": bob.to_string()}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(block(&app, &ann_token, bob).await, 200);
     let (status, _) = get(
         &app,
         &format!("/user/client-api/block-status?source={ann}&target={bob}"),
@@ -395,14 +393,7 @@ async fn the_facts_between_two_users_are_audited_and_rebuild_to_the_same_read_mo
         )
         .await;
     assert_eq!(status, 200);
-    let (status, _) = app
-        .post(
-            "/user/block",
-            &ann_token,
-            &json!({"target": bob.to_string()}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(block(&app, &ann_token, bob).await, 200);
 
     let path = format!("/user/admin-api/history?target={bob}&stream=relation&with={ann}");
     let (status, body) = get(&app, &path, &admin).await;

@@ -11,9 +11,11 @@
 //! that can be seen without skipping one that may still commit below it ([`super::read_all`]).
 //! So a subscription answered from it sees exactly what it would have read itself. A
 //! subscription outside the run (catching up from far behind, or ahead of it) reads for itself.
+//! The read at the head runs in a task of its own, so a subscription that stops polling
+//! mid-read holds nobody back.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use events::store::{Position, RecordedEvent, StoreError};
 use sqlx::PgPool;
@@ -96,8 +98,12 @@ impl Tail {
 
     /// Up to `limit` events after `after`, as [`super::read_all`] reads them: from the run when
     /// it holds them; read by one subscription for all when `after` is the run's end.
+    ///
+    /// That read runs in a task of its own: a subscription's future may be left unpolled
+    /// mid-read (a projector applying the batch it has, a publisher waiting for the broker), and
+    /// the others must not wait for it.
     pub(super) async fn read(
-        &self,
+        self: &Arc<Self>,
         after: Option<Position>,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -106,12 +112,16 @@ impl Tail {
             Answer::Outside => return self.read_from_log(after, limit).await,
             Answer::AtEnd => {}
         }
-        let _reading = self.reader.lock().await;
-        // The subscription that read before us may have brought what we wait for.
-        match self.answer(after, limit) {
-            Answer::Events(events) => Ok(events),
-            Answer::AtEnd | Answer::Outside => self.read_from_log(after, limit).await,
-        }
+        let tail = self.clone();
+        let head = tokio::spawn(async move {
+            let _reading = tail.reader.lock().await;
+            // The read before ours may have brought what we wait for.
+            match tail.answer(after, limit) {
+                Answer::Events(events) => Ok(events),
+                Answer::AtEnd | Answer::Outside => tail.read_from_log(after, limit).await,
+            }
+        });
+        head.await.map_err(StoreError::backend)?
     }
 
     fn answer(&self, after: Option<Position>, limit: usize) -> Answer {

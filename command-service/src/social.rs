@@ -14,7 +14,9 @@
 //! request. Going public accepts every waiting request: the account's requests are looked up in
 //! the social read model once it has applied the change, and each is accepted on its relation
 //! stream. A request that raced the change is accepted by the follow itself, which reads the
-//! account again after appending the request.
+//! account again after appending the request, once every append below it has landed
+//! ([`events::store::EventStore::settled`]): a change below the request is then seen by the
+//! follow, and one above it finds the request in the read model.
 //!
 //! The entry routes and going public are the write side's only reads of a read model (a
 //! departure from DESIGN.md, where the write side reads the log only): the write side has no
@@ -28,6 +30,7 @@ use events::social::{Edge as Follow, Pair, Social, SocialCommand, SocialEvent};
 use events::store::Position;
 use events::user::{User, UserCommand};
 use events::values::{FollowEntryId, UserId};
+use events::Aggregate;
 use futures::{StreamExt, TryStreamExt};
 use http_edge::auth::{Caller, Edge};
 use http_edge::body::{Body, Fields, Json};
@@ -279,7 +282,7 @@ async fn follow(
     Json(body): Json<SocialTarget>,
 ) -> Result<Answer, ApiError> {
     let source = caller_id(&caller)?;
-    Pair::of(source, body.target).map_err(domain_error)?;
+    let pair = Pair::of(source, body.target).map_err(domain_error)?;
     let target = load_user(&state, &body.target).await?;
     let edge = Follow {
         source,
@@ -293,12 +296,22 @@ async fn follow(
     let status = match events.as_slice() {
         [] => "duplicate",
         [SocialEvent::FollowRequested(_)] => {
-            // The account may have gone public since it was read; if it has, going public may
-            // have listed the requests before this one: accept it here.
+            // The account may have gone public since it was read, and going public may have
+            // listed the waiting requests before this one landed: look again, once every append
+            // below this one has landed (a change to public below it is then readable; one
+            // above it lists this request), and accept it here if so.
+            if let Some(position) = position {
+                state.log.settled(position).await?;
+            }
             let (now, _) = load_aggregate::<User>(&*state.log, &body.target).await?;
             if now.is_some_and(|user| !user.private) {
                 let (_, accepted) =
                     decide(&state, &caller, edge, SocialCommand::Accept(edge)).await?;
+                let accepted = match accepted {
+                    Some(position) => Some(position),
+                    // Going public accepted it first: the token is where that landed.
+                    None => last_position(&state, &Social::stream_name(&pair)).await?,
+                };
                 let following = SocialStatus {
                     status: "following",
                 };
@@ -409,6 +422,9 @@ async fn private(
     Json(body): Json<Privacy>,
 ) -> Result<Answer, ApiError> {
     let me = caller_id(&caller)?;
+    if !body.state {
+        read_models(&state)?;
+    }
     let outcome = execute::<User, _>(
         &*state.store,
         &me,
@@ -420,7 +436,14 @@ async fn private(
     if body.state {
         return Ok(Answer::done().at(outcome.position));
     }
-    if let Some(position) = outcome.position {
+    // The read model must have applied the change to public before it is asked for the
+    // requests; when this request changed nothing (public already: a retry after a 503), the
+    // change is the user's last event.
+    let changed = match outcome.position {
+        Some(position) => Some(position),
+        None => last_position(&state, &<User as Aggregate>::stream_name(&me)).await?,
+    };
+    if let Some(position) = changed {
         read_model_reached(&state, position).await?;
     }
     let requesters = lookups::requesters(read_models(&state)?, me.as_uuid())
@@ -458,6 +481,12 @@ async fn private(
         accepted_count: accepted.len(),
     })
     .at(position))
+}
+
+/// Where the last event of `stream` is in the log.
+async fn last_position(state: &AppState, stream: &str) -> Result<Option<Position>, ApiError> {
+    let last = state.log.last_event(stream).await?;
+    Ok(last.map(|event| event.position))
 }
 
 /// Waits until the social read model has applied the log up to `position`; 503 after

@@ -263,6 +263,10 @@ impl EventStore for StreamCache {
         self.events_from(stream, from_revision).await
     }
 
+    async fn settled(&self, position: Position) -> Result<(), StoreError> {
+        self.store.settled(position).await
+    }
+
     async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, StoreError> {
         // A stream read only for its end is not worth caching.
         let cached = {

@@ -34,6 +34,8 @@ use events::store::{
 
 /// How many events a subscription reads per query while it catches up.
 const SUBSCRIPTION_BATCH: usize = 5_000;
+/// How long [`EventStore::settled`] waits for the transactions below a position.
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);
 /// How often an idle subscription looks for events written by other processes. Appends made
 /// through this store wake its subscriptions at once.
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -415,6 +417,30 @@ impl EventStore for PostgresEventStore {
         .await
         .map_err(StoreError::backend)?;
         Ok(rows.into_iter().map(RecordedEvent::from).collect())
+    }
+
+    /// Polls the oldest open transaction of the cluster until it is past `position`'s (a
+    /// position is its transaction id shifted left 16 bits), for at most
+    /// [`SETTLE_LIMIT`]: a transaction held open longer fails the wait.
+    async fn settled(&self, position: Position) -> Result<(), StoreError> {
+        let transaction = to_i64(position.commit)? >> 16;
+        let started = std::time::Instant::now();
+        loop {
+            let oldest_open: i64 =
+                sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(StoreError::backend)?;
+            if oldest_open > transaction {
+                return Ok(());
+            }
+            if started.elapsed() >= SETTLE_LIMIT {
+                return Err(StoreError::backend(std::io::Error::other(format!(
+                    "a transaction below position {position} is still open after {SETTLE_LIMIT:?}"
+                ))));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, StoreError> {

@@ -260,6 +260,11 @@ impl ApiError {
         ApiError::Validation(vec![error])
     }
 
+    /// 404 for a request no route serves (or one whose part of the API is turned off).
+    pub fn no_route(method: &str, path: &str) -> Self {
+        ApiError::NotFound(json!({ "method": method, "path": path }))
+    }
+
     pub fn not_found() -> Self {
         ApiError::NotFound(Value::Null)
     }

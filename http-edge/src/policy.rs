@@ -162,12 +162,7 @@ pub(crate) async fn enforce(
         .feature
         .is_some_and(|feature| !feature.on(&edge.settings))
     {
-        let path = request.uri().path();
-        return ApiError::NotFound(serde_json::json!({
-            "method": request.method().as_str(),
-            "path": path,
-        }))
-        .into_response();
+        return ApiError::no_route(request.method().as_str(), request.uri().path()).into_response();
     }
     match admit(&edge, &policy, request).await {
         Ok((request, caller, _permit)) => match caller {

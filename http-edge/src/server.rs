@@ -11,7 +11,6 @@ use axum::extract::{DefaultBodyLimit, OriginalUri};
 use axum::http::Method;
 use axum::{Extension, Router};
 use events::store::EventStore;
-use serde_json::json;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -94,5 +93,5 @@ pub fn router(edge: Arc<EdgeState>, routes: Routes) -> Router {
 }
 
 async fn unknown_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError::NotFound(json!({ "method": method.as_str(), "path": uri.path() }))
+    ApiError::no_route(method.as_str(), uri.path())
 }

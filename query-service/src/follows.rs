@@ -9,6 +9,12 @@
 //!   not_following`) when their account is private and you do not follow it (you always see
 //!   your own lists, where Liquid refuses the owner of a private account).
 //!
+//! - `GET /user/follow-requests`: the requests waiting on you, oldest first, every one up to
+//!   1000 (as Liquid lists them all), `offset` continuing after a page's last `_id`.
+//!
+//! All of them are Liquid's `privilege.can-use-follow-apis` part of the API
+//! ([`Feature::FollowApis`]): turned off, they answer 404.
+//!
 //! Pages hold accepted follows, newest first, as Liquid's: `{records: [{_id, createdAt,
 //! target | source}]}`, at most `limit` (10 by default, 1000 at most). `offset` continues after
 //! the last record of the previous page: its `_id` (a keyset: nothing is skipped or repeated

@@ -45,7 +45,9 @@ pub const MAX_LIMIT: i64 = 1000;
 #[tracing::instrument(skip_all, fields(caller = %caller.claims.sub, edge = caller.edge.as_str()))]
 ///
 /// With `stream=signin` it pages the user's sign-in attempts instead (their own stream,
-/// `signin-<id>`, kept apart so that the user's stream stays small), in the same shape.
+/// `signin-<id>`, kept apart so that the user's stream stays small), and with
+/// `stream=relation&with=<id>` the facts between the user and another (their relation stream),
+/// in the same shape.
 pub async fn user_history(
     State(state): State<AppState>,
     caller: Caller,

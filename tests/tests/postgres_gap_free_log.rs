@@ -23,7 +23,8 @@ async fn store() -> (PostgresEventStore, TestDatabase) {
 }
 
 /// A transaction that took a lower position but has not committed holds back every reader,
-/// even past later transactions that did commit.
+/// even past later transactions that did commit, and every wait for the positions above it to
+/// settle.
 #[tokio::test]
 async fn a_late_commit_holds_back_readers_until_it_lands() {
     let (store, _db) = store().await;
@@ -54,8 +55,18 @@ async fn a_late_commit_holds_back_readers_until_it_lands() {
 
     // The quick one has committed, but showing it now would let a reader pass the slow one.
     assert!(store.read_all(None, 100).await.unwrap().is_empty());
+    // Nor has everything below the quick one settled.
+    let waiting = tokio::time::timeout(Duration::from_millis(300), store.settled(quick.position));
+    assert!(
+        waiting.await.is_err(),
+        "settled while a transaction below is open"
+    );
 
     slow.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), store.settled(quick.position))
+        .await
+        .expect("settled once the transaction below committed")
+        .unwrap();
     let log = read_namespace(&store, &ns, 2).await;
     let positions: Vec<Position> = log.iter().map(|e| e.position).collect();
     assert_eq!(positions, vec![late.position, quick.position]);

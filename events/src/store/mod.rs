@@ -230,6 +230,16 @@ pub trait EventStore: Send + Sync + 'static {
         Ok(self.read_stream(stream, 0).await?.pop())
     }
 
+    /// Waits until no append below `position` can still commit: afterwards every event below it
+    /// is readable, or never will be. A store whose positions are taken at commit (EventStoreDB)
+    /// has nothing to wait for; PostgreSQL's are taken at insert, so transactions below may
+    /// still be open. A write that reads another stream after appending (a follow request
+    /// reading whether its target went public meanwhile) waits for it first.
+    async fn settled(&self, position: Position) -> Result<(), StoreError> {
+        let _ = position;
+        Ok(())
+    }
+
     /// Every event of each of `streams`, each stream in revision order (one round trip where
     /// the store can; by default one [`EventStore::read_stream`] per stream).
     async fn read_streams(&self, streams: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {

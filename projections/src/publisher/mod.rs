@@ -1,5 +1,5 @@
-//! The Kafka publisher: every user change to the user topic, every role and application change
-//! to a second topic, every follow and block to a third, each event as one message (see [`message`]), at least once and in log
+//! The Kafka publisher: every user change to the user topic, every role and application
+//! change to a second topic, every follow, follow request and block to a third, each event as one message (see [`message`]), at least once and in log
 //! order per subject (DESIGN.md invariant 5).
 //!
 //! It runs like a projector (one active instance, the others standby; a catch-up subscription

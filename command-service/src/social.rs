@@ -449,19 +449,18 @@ async fn private(
     let requesters = lookups::requesters(read_models(&state)?, me.as_uuid())
         .await
         .map_err(ApiError::internal)?;
-    let accepted: Vec<Option<Position>> = futures::stream::iter(requesters)
+    // Where each acceptance landed; nothing for a request accepted, withdrawn or removed since
+    // it was listed.
+    let accepted: Vec<Position> = futures::stream::iter(requesters)
         .map(|source| {
             let edge = Follow {
                 source: source.into(),
                 target: me,
             };
-            let caller = &caller;
-            let state = &state;
+            let (state, caller) = (&state, &caller);
             async move {
                 match decide(state, caller, edge, SocialCommand::Accept(edge)).await {
-                    Ok((events, position)) if !events.is_empty() => Ok(Some(position)),
-                    // Accepted, withdrawn or removed since it was listed.
-                    Ok(_) => Ok(None),
+                    Ok((_, position)) => Ok(position),
                     Err(ApiError::NotFound(_)) => Ok(None),
                     Err(error) => Err(error),
                 }
@@ -471,12 +470,7 @@ async fn private(
         .try_filter_map(|accepted| async move { Ok(accepted) })
         .try_collect()
         .await?;
-    let position = accepted
-        .iter()
-        .flatten()
-        .max()
-        .copied()
-        .or(outcome.position);
+    let position = accepted.iter().max().copied().or(outcome.position);
     Ok(Answer::ok(WentPublic {
         accepted_count: accepted.len(),
     })

@@ -301,7 +301,11 @@ async fn follow(
             // below this one has landed (a change to public below it is then readable; one
             // above it lists this request), and accept it here if so.
             if let Some(position) = position {
-                state.log.settled(position).await?;
+                // A transaction held open elsewhere must not turn a request already appended into
+                // an error: look with what can be read (the request then waits, as it would have).
+                if let Err(error) = state.log.settled(position).await {
+                    tracing::warn!(error = %error, "the follow request looks at its target unsettled");
+                }
             }
             let (now, _) = load_aggregate::<User>(&*state.log, &body.target).await?;
             if now.is_some_and(|user| !user.private) {

@@ -559,11 +559,11 @@ struct Subscription {
     appended: Arc<Notify>,
     poll_interval: Duration,
     after: Option<Position>,
-    buffered: std::collections::VecDeque<RecordedEvent>,
+    buffered: std::collections::VecDeque<Arc<RecordedEvent>>,
 }
 
 impl Subscription {
-    async fn next(&mut self) -> Result<RecordedEvent, StoreError> {
+    async fn next(&mut self) -> Result<Arc<RecordedEvent>, StoreError> {
         loop {
             if let Some(event) = self.buffered.pop_front() {
                 self.after = Some(event.position);

@@ -3,6 +3,7 @@
 //! document has no field for it, so a secret event changes nothing here (invariant 6).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -47,7 +48,7 @@ impl Projection for ApplicationsReadModel {
     async fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         let mut states: HashMap<Uuid, Option<Application>> = HashMap::new();
         for recorded in events {

@@ -2,6 +2,8 @@
 //! with it, the user who redeemed it (`targetId`). Codes come from the owner's stream
 //! (`InviteCodesGenerated`, `InviteCodeRedeemed`); a code's dates are its events' times.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use async_trait::async_trait;
 use events::metadata::decode;
@@ -46,7 +48,7 @@ impl Projection for InviteCodesReadModel {
     async fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         for recorded in events {
             let Some(owner) = stream_id(&recorded.stream, User::CATEGORY) else {

@@ -2,6 +2,8 @@
 //! users' sign-in streams (`signin-<user id>`: `SignInSucceeded`, `SignInRefused`), newest
 //! first by the event's id (UUIDv7: its time).
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use async_trait::async_trait;
 use events::metadata::decode;
@@ -50,7 +52,7 @@ impl Projection for LoginHistoryReadModel {
     async fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         for recorded in events {
             let Some(user) = stream_id(&recorded.stream, SignIns::CATEGORY) else {

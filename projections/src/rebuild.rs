@@ -11,7 +11,7 @@ use events::store::{EventStore, Position, RecordedEvent};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::mpsc;
 
-use crate::runtime::{lock_schemas, prepare, use_schema, Projection};
+use crate::runtime::{lock_schemas, prepare, read_page, use_schema, Projection};
 use crate::{checkpoint, read_models, READ_MODEL_SCHEMA};
 
 /// Events read from the log, and applied to every read model, per transaction.
@@ -159,14 +159,14 @@ impl Replay<'_> {
         connection: &mut PgConnection,
         on_progress: &mut impl FnMut(u64),
     ) -> anyhow::Result<()> {
-        let (pages, mut read) = mpsc::channel::<Vec<RecordedEvent>>(2);
+        let (pages, mut read) = mpsc::channel::<Vec<Arc<RecordedEvent>>>(2);
         let reader = {
             let store = store.clone();
             let mut after = self.position;
             let until = self.until;
             tokio::spawn(async move {
                 loop {
-                    let mut page = store.read_all(after, PAGE).await?;
+                    let mut page = read_page(store.as_ref(), after, PAGE).await?;
                     let read = page.len();
                     if let Some(until) = until {
                         page.retain(|event| event.position <= until);
@@ -202,7 +202,7 @@ impl Replay<'_> {
     async fn apply(
         &mut self,
         connection: &mut PgConnection,
-        page: &[RecordedEvent],
+        page: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         let Some(last) = page.last() else {
             return Ok(());
@@ -242,7 +242,7 @@ impl Replay<'_> {
             .await?;
         }
         loop {
-            let page = store.read_all(self.position, PAGE).await?;
+            let page = read_page(store.as_ref(), self.position, PAGE).await?;
             if page.is_empty() {
                 break;
             }

@@ -2,6 +2,7 @@
 //! (API.md §5). A deleted role's row goes; re-creating the role (the same stream) brings it back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -45,7 +46,7 @@ impl Projection for RolesReadModel {
     async fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         let mut states: HashMap<String, Option<Role>> = HashMap::new();
         for recorded in events {

@@ -1,10 +1,11 @@
 //! Feeding a projection from the global log, exactly once in effect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use events::store::{EventStore, Position, RecordedEvent};
+use events::store::{EventStore, Position, RecordedEvent, StoreError};
 use futures::StreamExt;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
@@ -25,8 +26,19 @@ pub trait Projection: Send + Sync + 'static {
     async fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()>;
+}
+
+/// Up to `limit` events of the log after `after`, each shared as [`Projection::apply`] takes
+/// them: how replays, rebuilds and republishing read the log in pages.
+pub(crate) async fn read_page(
+    store: &dyn EventStore,
+    after: Option<Position>,
+    limit: usize,
+) -> Result<Vec<Arc<RecordedEvent>>, StoreError> {
+    let page = store.read_all(after, limit).await?;
+    Ok(page.into_iter().map(Arc::new).collect())
 }
 
 /// Any projection behind a box: how the runtime holds the read models as one list.
@@ -43,7 +55,7 @@ impl Projection for Box<dyn Projection> {
     async fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         (**self).apply(connection, events).await
     }
@@ -146,7 +158,7 @@ impl<P: Projection> Projector<P> {
                     _ = shutdown.changed() => None,
                 };
                 let Some(batch) = batch else { return Ok(()) };
-                let batch: Vec<RecordedEvent> = batch.into_iter().collect::<Result<_, _>>()?;
+                let batch: Vec<Arc<RecordedEvent>> = batch.into_iter().collect::<Result<_, _>>()?;
                 match self.commit(&mut writer, committed, &batch).await? {
                     Some(position) => committed = Some(position),
                     None => {
@@ -172,7 +184,7 @@ impl<P: Projection> Projector<P> {
         &self,
         connection: &mut PgConnection,
         from: Option<Position>,
-        batch: &[RecordedEvent],
+        batch: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<Option<Position>> {
         let Some(last) = batch.last() else {
             return Ok(from);

@@ -4,6 +4,8 @@
 //! [`events::social`]). A follow's `id` is the event id of the fact that began it (a UUIDv7,
 //! so id order is creation order).
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use async_trait::async_trait;
 use events::metadata::{decode, EventFamily};
@@ -57,7 +59,7 @@ impl Projection for SocialReadModel {
     async fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         for recorded in events {
             if !SocialEvent::EVENT_TYPES.contains(&recorded.event_type.as_str()) {

@@ -16,6 +16,7 @@
 //! lookup columns are not unique, since a deleted user's username and email are free again.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -135,7 +136,7 @@ impl Projection for UsersReadModel {
     async fn apply(
         &self,
         connection: &mut PgConnection,
-        events: &[RecordedEvent],
+        events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         let mut batch = Vec::new();
         for recorded in events {

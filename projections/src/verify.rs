@@ -19,7 +19,7 @@ use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 
 use crate::rebuild::{BulkLoad, Replay, PAGE};
-use crate::runtime::{prepare, use_schema, Projection};
+use crate::runtime::{prepare, read_page, use_schema, Projection};
 use crate::{read_models, READ_MODEL_SCHEMA};
 
 /// What [`verify`] is doing, for a progress bar: the phase and the events it went through.
@@ -263,7 +263,7 @@ async fn catch_up_one(
     until: Option<Position>,
 ) -> anyhow::Result<()> {
     loop {
-        let mut page = store.read_all(after, PAGE).await?;
+        let mut page = read_page(store.as_ref(), after, PAGE).await?;
         page.retain(|event| Some(event.position) <= until);
         let Some(last) = page.last() else {
             return Ok(());

@@ -387,7 +387,7 @@ async fn receive(
     subscription: &mut events::store::EventStream,
     ns: &Namespace,
     count: usize,
-) -> Vec<RecordedEvent> {
+) -> Vec<std::sync::Arc<RecordedEvent>> {
     let mut received = Vec::new();
     while received.len() < count {
         let next = tokio::time::timeout(PATIENCE, subscription.next())
@@ -457,7 +457,11 @@ pub async fn subscription_catches_up_then_follows(store: &dyn EventStore) {
         live
     );
 
-    let all: Vec<&RecordedEvent> = caught_up.iter().chain(&followed).collect();
+    let all: Vec<&RecordedEvent> = caught_up
+        .iter()
+        .chain(&followed)
+        .map(|event| &**event)
+        .collect();
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
     // The consistency token of an append is reached once its last event has been delivered.
     for (pair, token) in followed.chunks(2).zip(tokens) {

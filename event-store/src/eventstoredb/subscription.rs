@@ -1,6 +1,7 @@
 //! The global log on EventStoreDB: `read_all` in batches and `subscribe_all` as a filtered
 //! catch-up subscription, both without ESDB's own events and the reservation streams.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventstore::{
@@ -105,7 +106,7 @@ struct Following {
 }
 
 impl Following {
-    async fn next(&mut self) -> Result<RecordedEvent, StoreError> {
+    async fn next(&mut self) -> Result<Arc<RecordedEvent>, StoreError> {
         loop {
             if self.subscription.is_none() {
                 if self.failed {
@@ -135,7 +136,7 @@ impl Following {
                     }
                     self.after = Some(event.position);
                     if is_ours(&event) {
-                        return to_recorded(&event);
+                        return to_recorded(&event).map(Arc::new);
                     }
                 }
                 Err(error) => {

@@ -4,7 +4,8 @@
 //! mostly follow it at its head: without sharing, each new event is read from PostgreSQL once
 //! per projector (six times with the read models of today; issue 15 measured those reads at
 //! more PostgreSQL time than the appends themselves). Here the subscriptions share the events
-//! read last: one subscription at the head reads for all, and the others take what it read.
+//! read last: one subscription at the head reads for all, and the others take what it read
+//! (the same events, shared, not copies).
 //!
 //! What is kept is always one contiguous run of the log, every event in `(from, end]`: it only
 //! grows by a read that starts at its end, and each read returns every event after its start
@@ -36,13 +37,13 @@ pub(super) struct Tail {
 struct Run {
     started: bool,
     from: Option<Position>,
-    events: VecDeque<RecordedEvent>,
+    events: VecDeque<Arc<RecordedEvent>>,
 }
 
 /// What the run can tell a subscription that has seen the log up to `after`.
 enum Answer {
     /// The events after `after`, up to the limit.
-    Events(Vec<RecordedEvent>),
+    Events(Vec<Arc<RecordedEvent>>),
     /// Nothing after `after` yet: `after` is the run's end.
     AtEnd,
     /// `after` is outside the run: read for yourself.
@@ -71,7 +72,7 @@ impl Run {
     }
 
     /// Adds `batch`, read from `after` on, if it continues the run (or starts it).
-    fn extend(&mut self, after: Option<Position>, batch: &[RecordedEvent]) {
+    fn extend(&mut self, after: Option<Position>, batch: &[Arc<RecordedEvent>]) {
         if !self.started {
             self.started = true;
             self.from = after;
@@ -106,7 +107,7 @@ impl Tail {
         self: &Arc<Self>,
         after: Option<Position>,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    ) -> Result<Vec<Arc<RecordedEvent>>, StoreError> {
         match self.answer(after, limit) {
             Answer::Events(events) => return Ok(events),
             Answer::Outside => return self.read_from_log(after, limit).await,
@@ -135,8 +136,12 @@ impl Tail {
         &self,
         after: Option<Position>,
         limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let batch = super::read_all(&self.pool, after, limit).await?;
+    ) -> Result<Vec<Arc<RecordedEvent>>, StoreError> {
+        let batch: Vec<_> = super::read_all(&self.pool, after, limit)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         self.run
             .lock()
             .expect("the tail's lock is never poisoned")
@@ -153,8 +158,8 @@ mod tests {
 
     use super::*;
 
-    fn at(position: u64) -> RecordedEvent {
-        RecordedEvent {
+    fn at(position: u64) -> Arc<RecordedEvent> {
+        Arc::new(RecordedEvent {
             stream: "s".into(),
             revision: position,
             position: Position::at(position),
@@ -163,7 +168,7 @@ mod tests {
             data: json!({}),
             metadata: json!({}),
             recorded_at: Utc::now(),
-        }
+        })
     }
 
     fn positions(answer: Answer) -> Option<Vec<u64>> {
@@ -219,7 +224,7 @@ mod tests {
     #[test]
     fn a_run_keeps_its_newest_events() {
         let mut run = Run::default();
-        let batch: Vec<RecordedEvent> = (1..=KEPT as u64 + 5).map(at).collect();
+        let batch: Vec<_> = (1..=KEPT as u64 + 5).map(at).collect();
         run.extend(None, &batch);
         assert_eq!(run.events.len(), KEPT);
         assert!(matches!(

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -208,7 +209,8 @@ impl StoreError {
 }
 
 /// The live part of [`EventStore::subscribe_all`]: catch-up first, then new events as they commit.
-pub type EventStream = BoxStream<'static, Result<RecordedEvent, StoreError>>;
+/// Each event is shared: a store may hand the same one to every subscription of a process.
+pub type EventStream = BoxStream<'static, Result<Arc<RecordedEvent>, StoreError>>;
 
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {

@@ -3,6 +3,7 @@
 //! re-publication that starts mid-log) is folded again from its stream, up to the event.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Context;
 use events::metadata::{decode, Decoded};
@@ -40,7 +41,7 @@ impl<S: Subject> Folds<S> {
     pub async fn prefetch(
         &mut self,
         store: &dyn EventStore,
-        batch: &[RecordedEvent],
+        batch: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         let mut wanted: HashMap<&str, u64> = HashMap::new();
         for recorded in batch {

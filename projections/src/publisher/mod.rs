@@ -28,7 +28,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
 use crate::checkpoint;
-use crate::runtime::{become_active, lock_schemas, use_schema, Progress};
+use crate::runtime::{become_active, lock_schemas, read_page, use_schema, Progress};
 use crate::stream_id;
 use folds::Folds;
 pub use kafka::KafkaSettings;
@@ -147,7 +147,7 @@ impl Publisher {
                     }
                     batch = events.next(), if in_flight.len() < IN_FLIGHT => {
                         let Some(batch) = batch else { return Ok(()) };
-                        let batch: Vec<RecordedEvent> =
+                        let batch: Vec<Arc<RecordedEvent>> =
                             batch.into_iter().collect::<Result<_, _>>()?;
                         let Some(last) = batch.last() else { continue };
                         let messages = translator.messages(&batch).await?;
@@ -289,7 +289,7 @@ impl<'a> Translator<'a> {
     /// (an EventStoreDB's own, uniqueness reservations) have none.
     async fn messages(
         &mut self,
-        batch: &[RecordedEvent],
+        batch: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<Vec<(&'a str, Message)>> {
         let users = self.settings.user_topic.as_str();
         let others = self.settings.role_application_topic.as_str();
@@ -407,7 +407,7 @@ pub async fn republish(
     let mut after = from;
     let mut events = 0;
     loop {
-        let page = store.read_all(after, BATCH).await?;
+        let page = read_page(store.as_ref(), after, BATCH).await?;
         let Some(last) = page.last() else { break };
         let messages = translator.messages(&page).await?;
         kafka::deliver(&producer, &messages).await?;

@@ -116,6 +116,18 @@ impl EventFamily for SocialEvent {
 }
 
 impl SocialEvent {
+    /// The follower (or blocker) and the followed (or blocked) the event is about.
+    pub fn edge(&self) -> &Edge {
+        match self {
+            Self::Followed(edge)
+            | Self::FollowRequested(edge)
+            | Self::FollowRequestAccepted(edge)
+            | Self::Blocked(edge)
+            | Self::Unblocked(edge) => edge,
+            Self::Unfollowed(ended) | Self::FollowRemoved(ended) => &ended.edge,
+        }
+    }
+
     /// How the event moves the two users' counts: `(user, following, followers)` for each
     /// whose counts change. Only accepted follows count, as in Liquid.
     pub fn count_changes(&self) -> Vec<(UserId, i64, i64)> {

@@ -1,7 +1,7 @@
 //! Feeding a projection from the global log, exactly once in effect.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -70,6 +70,9 @@ pub struct Progress {
     /// Whether this instance is the active one (holds the projection's lock), not a standby.
     pub active: bool,
 }
+
+/// How long a busy projector lets a batch gather after its last commit.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// The default number of events applied per transaction at most.
 pub const DEFAULT_BATCH: usize = 500;
@@ -152,15 +155,31 @@ impl<P: Projection> Projector<P> {
                 progress.lag_ms = 0;
             });
             let mut events = self.store.subscribe_all(committed).ready_chunks(self.batch);
+            let mut last_commit: Option<Instant> = None;
             loop {
+                // Under load, a batch gathers for at least [`GATHER`] since the last commit: a
+                // transaction per handful of events costs the database more than the events.
+                // A lone event after a quiet spell is applied at once.
+                if let Some(since) = last_commit.map(|at| at.elapsed()) {
+                    if since < GATHER {
+                        tokio::select! {
+                            _ = tokio::time::sleep(GATHER - since) => {}
+                            _ = shutdown.changed() => return Ok(()),
+                        }
+                    }
+                }
                 let batch = tokio::select! {
                     batch = events.next() => batch,
                     _ = shutdown.changed() => None,
                 };
                 let Some(batch) = batch else { return Ok(()) };
                 let batch: Vec<Arc<RecordedEvent>> = batch.into_iter().collect::<Result<_, _>>()?;
+                let full = batch.len() == self.batch;
                 match self.commit(&mut writer, committed, &batch).await? {
-                    Some(position) => committed = Some(position),
+                    Some(position) => {
+                        committed = Some(position);
+                        last_commit = (!full).then(Instant::now);
+                    }
                     None => {
                         tracing::warn!(
                             projection = self.projection.name(),

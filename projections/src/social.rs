@@ -4,14 +4,17 @@
 //! [`events::social`]). A follow's `id` is the event id of the fact that began it (a UUIDv7,
 //! so id order is creation order).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use events::metadata::{decode, EventFamily};
 use events::social::SocialEvent;
 use events::store::RecordedEvent;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::runtime::Projection;
 
@@ -55,12 +58,17 @@ impl Projection for SocialReadModel {
         Ok(())
     }
 
-    /// Applies the social events, skipping every other type without decoding it.
+    /// Applies the social events, skipping every other type without decoding it. Events of
+    /// different pairs of users touch different rows, so they commute; those of one pair are
+    /// applied in log order. So the batch is applied in rounds (round `k` holds the `k`-th
+    /// event of each pair), each round with one statement per kind of step.
     async fn apply(
         &self,
         connection: &mut PgConnection,
         events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
+        let mut rounds: Vec<Round> = Vec::new();
+        let mut seen: HashMap<(Uuid, Uuid), usize> = HashMap::new();
         for recorded in events {
             if !SocialEvent::EVENT_TYPES.contains(&recorded.event_type.as_str()) {
                 continue;
@@ -68,38 +76,130 @@ impl Projection for SocialReadModel {
             let decoded = decode::<SocialEvent>(recorded).with_context(|| {
                 format!("decoding {} at {}", recorded.event_type, recorded.position)
             })?;
-            let (statement, edge) = match &decoded.event {
-                SocialEvent::Followed(edge) | SocialEvent::FollowRequested(edge) => (
-                    "INSERT INTO follows (id, source, target, approved, created_at)
-                     VALUES ($3, $1, $2, $4, $5) ON CONFLICT (source, target) DO NOTHING",
-                    edge,
-                ),
-                SocialEvent::FollowRequestAccepted(edge) => (
-                    "UPDATE follows SET approved = true WHERE source = $1 AND target = $2",
-                    edge,
-                ),
-                SocialEvent::Unfollowed(ended) | SocialEvent::FollowRemoved(ended) => (
-                    "DELETE FROM follows WHERE source = $1 AND target = $2",
-                    &ended.edge,
-                ),
-                SocialEvent::Blocked(edge) => (
-                    "INSERT INTO blocks (source, target, created_at) VALUES ($1, $2, $5)
-                     ON CONFLICT (source, target) DO NOTHING",
-                    edge,
-                ),
-                SocialEvent::Unblocked(edge) => {
-                    ("DELETE FROM blocks WHERE source = $1 AND target = $2", edge)
+            let edge = decoded.event.edge();
+            let pair = (edge.source.as_uuid(), edge.target.as_uuid());
+            let round = seen.entry(pair).or_default();
+            if *round == rounds.len() {
+                rounds.push(Round::default());
+            }
+            let rows = &mut rounds[*round];
+            *round += 1;
+            let (source, target) = pair;
+            match &decoded.event {
+                SocialEvent::Followed(_) | SocialEvent::FollowRequested(_) => {
+                    rows.follows.push(recorded.event_id, source, target);
+                    rows.approved
+                        .push(matches!(decoded.event, SocialEvent::Followed(_)));
+                    rows.followed_at.push(decoded.metadata.occurred_at);
                 }
-            };
-            // Every statement takes the same parameters; each uses those it needs.
-            sqlx::query(statement)
-                .bind(edge.source.as_uuid())
-                .bind(edge.target.as_uuid())
-                .bind(recorded.event_id)
-                .bind(matches!(decoded.event, SocialEvent::Followed(_)))
-                .bind(decoded.metadata.occurred_at)
-                .execute(&mut *connection)
-                .await?;
+                SocialEvent::FollowRequestAccepted(_) => rows.accepts.push_pair(source, target),
+                SocialEvent::Unfollowed(_) | SocialEvent::FollowRemoved(_) => {
+                    rows.unfollows.push_pair(source, target)
+                }
+                SocialEvent::Blocked(_) => {
+                    rows.blocks.push_pair(source, target);
+                    rows.blocked_at.push(decoded.metadata.occurred_at);
+                }
+                SocialEvent::Unblocked(_) => rows.unblocks.push_pair(source, target),
+            }
+        }
+        for round in rounds {
+            round.apply(connection).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Pairs of users, column by column, for `UNNEST`.
+#[derive(Default)]
+struct Pairs {
+    ids: Vec<Uuid>,
+    sources: Vec<Uuid>,
+    targets: Vec<Uuid>,
+}
+
+impl Pairs {
+    fn push(&mut self, id: Uuid, source: Uuid, target: Uuid) {
+        self.ids.push(id);
+        self.push_pair(source, target);
+    }
+
+    fn push_pair(&mut self, source: Uuid, target: Uuid) {
+        self.sources.push(source);
+        self.targets.push(target);
+    }
+}
+
+/// One round of a batch: at most one event of each pair, by what it does.
+#[derive(Default)]
+struct Round {
+    /// Follows begun (`ids`: the events that began them), accepted or requested.
+    follows: Pairs,
+    approved: Vec<bool>,
+    followed_at: Vec<DateTime<Utc>>,
+    accepts: Pairs,
+    unfollows: Pairs,
+    blocks: Pairs,
+    blocked_at: Vec<DateTime<Utc>>,
+    unblocks: Pairs,
+}
+
+impl Round {
+    /// A follow or block that is already there is left as it is (its id and time are those
+    /// of the fact that began it).
+    async fn apply(self, connection: &mut PgConnection) -> sqlx::Result<()> {
+        if !self.follows.ids.is_empty() {
+            sqlx::query(
+                "INSERT INTO follows (id, source, target, approved, created_at)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::boolean[],
+                                      $5::timestamptz[])
+                 ON CONFLICT (source, target) DO NOTHING",
+            )
+            .bind(&self.follows.ids)
+            .bind(&self.follows.sources)
+            .bind(&self.follows.targets)
+            .bind(&self.approved)
+            .bind(&self.followed_at)
+            .execute(&mut *connection)
+            .await?;
+        }
+        for (pairs, statement) in [
+            (
+                &self.accepts,
+                "UPDATE follows f SET approved = true
+                   FROM UNNEST($1::uuid[], $2::uuid[]) AS p (source, target)
+                  WHERE f.source = p.source AND f.target = p.target",
+            ),
+            (
+                &self.unfollows,
+                "DELETE FROM follows f USING UNNEST($1::uuid[], $2::uuid[]) AS p (source, target)
+                  WHERE f.source = p.source AND f.target = p.target",
+            ),
+            (
+                &self.unblocks,
+                "DELETE FROM blocks b USING UNNEST($1::uuid[], $2::uuid[]) AS p (source, target)
+                  WHERE b.source = p.source AND b.target = p.target",
+            ),
+        ] {
+            if !pairs.sources.is_empty() {
+                sqlx::query(statement)
+                    .bind(&pairs.sources)
+                    .bind(&pairs.targets)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+        }
+        if !self.blocks.sources.is_empty() {
+            sqlx::query(
+                "INSERT INTO blocks (source, target, created_at)
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[])
+                 ON CONFLICT (source, target) DO NOTHING",
+            )
+            .bind(&self.blocks.sources)
+            .bind(&self.blocks.targets)
+            .bind(&self.blocked_at)
+            .execute(&mut *connection)
+            .await?;
         }
         Ok(())
     }

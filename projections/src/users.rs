@@ -15,7 +15,7 @@
 //! A deleted user keeps its row (`isDeleted: true`): the object shows `deletedDate`, and the
 //! lookup columns are not unique, since a deleted user's username and email are free again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -183,7 +183,9 @@ impl Projection for UsersReadModel {
                 .fetch_all(&mut *connection)
                 .await?
         };
+        let mut found = HashSet::with_capacity(rows.len());
         for (id, Json(view)) in rows {
+            found.insert(id);
             views.insert(id, Some(view));
         }
         for (id, _, change) in batch {
@@ -202,40 +204,58 @@ impl Projection for UsersReadModel {
             }
         }
 
-        let mut columns = UserColumns::default();
+        // Objects read back are updated in place; the others are inserted (or, should one be
+        // there after all, replaced). An update costs the database less than an upsert.
+        let (mut changed, mut created) = (UserColumns::default(), UserColumns::default());
         for (id, view) in views {
             // A stream without `UserCreated` has no user to show (a valid log never has one).
             let Some(view) = view else { continue };
+            let columns = if found.contains(&id) {
+                &mut changed
+            } else {
+                &mut created
+            };
             columns.push(id, &view)?;
         }
-        sqlx::query(
-            "INSERT INTO users (id, username, email, sanitized_email, role, first_name, last_name,
-                                document)
-             SELECT id, username, email, sanitized_email, role, first_name, last_name,
-                    document::json
-               FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                           $6::text[], $7::text[], $8::text[])
-                    AS batch (id, username, email, sanitized_email, role, first_name, last_name,
-                              document)
-             ON CONFLICT (id) DO UPDATE SET
-                username = EXCLUDED.username,
-                email = EXCLUDED.email,
-                sanitized_email = EXCLUDED.sanitized_email,
-                role = EXCLUDED.role,
-                first_name = EXCLUDED.first_name,
-                last_name = EXCLUDED.last_name,
-                document = EXCLUDED.document",
-        )
-        .bind(&columns.ids)
-        .bind(&columns.usernames)
-        .bind(&columns.emails)
-        .bind(&columns.sanitized_emails)
-        .bind(&columns.roles)
-        .bind(&columns.first_names)
-        .bind(&columns.last_names)
-        .bind(&columns.documents)
-        .execute(&mut *connection)
-        .await?;
+        changed
+            .write(
+                connection,
+                "UPDATE users SET
+                    username = batch.username,
+                    email = batch.email,
+                    sanitized_email = batch.sanitized_email,
+                    role = batch.role,
+                    first_name = batch.first_name,
+                    last_name = batch.last_name,
+                    document = batch.document::json
+                   FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                               $6::text[], $7::text[], $8::text[])
+                        AS batch (id, username, email, sanitized_email, role, first_name,
+                                  last_name, document)
+                  WHERE users.id = batch.id",
+            )
+            .await?;
+        created
+            .write(
+                connection,
+                "INSERT INTO users (id, username, email, sanitized_email, role, first_name,
+                                    last_name, document)
+                 SELECT id, username, email, sanitized_email, role, first_name, last_name,
+                        document::json
+                   FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                               $6::text[], $7::text[], $8::text[])
+                        AS batch (id, username, email, sanitized_email, role, first_name,
+                                  last_name, document)
+                 ON CONFLICT (id) DO UPDATE SET
+                    username = EXCLUDED.username,
+                    email = EXCLUDED.email,
+                    sanitized_email = EXCLUDED.sanitized_email,
+                    role = EXCLUDED.role,
+                    first_name = EXCLUDED.first_name,
+                    last_name = EXCLUDED.last_name,
+                    document = EXCLUDED.document",
+            )
+            .await?;
         Ok(())
     }
 }
@@ -271,6 +291,26 @@ impl UserColumns {
         self.last_names.push(view.last_name.clone());
         self.documents
             .push(serde_json::to_string(view).context("serialising a user view")?);
+        Ok(())
+    }
+
+    /// Runs `statement` with the columns as its parameters `$1` to `$8`, unless there are no
+    /// rows.
+    async fn write(&self, connection: &mut PgConnection, statement: &str) -> sqlx::Result<()> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(statement)
+            .bind(&self.ids)
+            .bind(&self.usernames)
+            .bind(&self.emails)
+            .bind(&self.sanitized_emails)
+            .bind(&self.roles)
+            .bind(&self.first_names)
+            .bind(&self.last_names)
+            .bind(&self.documents)
+            .execute(connection)
+            .await?;
         Ok(())
     }
 }

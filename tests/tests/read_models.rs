@@ -647,3 +647,99 @@ async fn a_users_table_of_jsonb_objects_is_converted_in_place_and_read_the_same(
     }
     assert_eq!(shown("migrated", alice).await.1["credits"], 3);
 }
+
+/// The social read model applies a batch in rounds (the `k`-th event of each pair together):
+/// one batch holding a pair's whole history, follows begun and ended again and again, ends
+/// where applying the events one by one (a batch of one) does.
+#[tokio::test]
+async fn a_batch_holding_a_pairs_whole_history_ends_where_event_by_event_does() {
+    use events::social::{Edge, SocialCommand as C};
+    use projections::social::SocialReadModel;
+
+    let world = World::new().await;
+    let ada = world.create_user("ada_lovelace").await;
+    let bob = world.create_user("bob_builder").await;
+    let cyd = world.create_user("cyd_charisse").await;
+    let edge = |source, target| Edge { source, target };
+    for command in [
+        C::Follow {
+            edge: edge(ada, bob),
+            target_private: false,
+        },
+        C::Follow {
+            edge: edge(cyd, bob),
+            target_private: true,
+        },
+        C::Unfollow(edge(ada, bob)),
+        C::Block(edge(bob, ada)),
+        C::Follow {
+            edge: edge(ada, cyd),
+            target_private: false,
+        },
+        C::Unblock(edge(bob, ada)),
+        C::Accept(edge(cyd, bob)),
+        C::Follow {
+            edge: edge(ada, bob),
+            target_private: true,
+        },
+        C::RemoveFollower(edge(ada, cyd)),
+        C::Block(edge(cyd, ada)),
+        C::Follow {
+            edge: edge(bob, ada),
+            target_private: false,
+        },
+    ] {
+        world.social(command).await;
+    }
+    let rows = |schema: &'static str| {
+        let pool = world.pool.clone();
+        async move {
+            let follows: Vec<(Uuid, Uuid, Uuid, bool)> = sqlx::query_as(&format!(
+                "SELECT id, source, target, approved FROM {schema}.follows ORDER BY id"
+            ))
+            .fetch_all(&pool)
+            .await
+            .expect("the follows read");
+            let blocks: Vec<(Uuid, Uuid)> = sqlx::query_as(&format!(
+                "SELECT source, target FROM {schema}.blocks ORDER BY source, target"
+            ))
+            .fetch_all(&pool)
+            .await
+            .expect("the blocks read");
+            (follows, blocks)
+        }
+    };
+    let target = world.last_position().await;
+    for (schema, batch) in [("one_by_one", 1), ("one_batch", 500)] {
+        let projector = Projector::new(
+            SocialReadModel,
+            world.store.clone(),
+            world.database.url(),
+            schema,
+        )
+        .with_batch(batch);
+        let mut progress = projector.progress();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move { projector.run(stopped).await });
+        reach(&mut progress, target).await;
+        stop.send(true).unwrap();
+        task.await.unwrap().expect("the projector stops cleanly");
+    }
+    let (follows, blocks) = rows("one_by_one").await;
+    let (ada, bob, cyd) = (ada.as_uuid(), bob.as_uuid(), cyd.as_uuid());
+    let pairs: BTreeSet<(Uuid, Uuid, bool)> = follows
+        .iter()
+        .map(|(_, source, target, approved)| (*source, *target, *approved))
+        .collect();
+    assert_eq!(
+        pairs,
+        BTreeSet::from([(cyd, bob, true), (ada, bob, false), (bob, ada, true)]),
+        "the follows left, event by event"
+    );
+    assert_eq!(blocks, vec![(cyd, ada)], "the blocks left, event by event");
+    assert_eq!(
+        rows("one_batch").await,
+        (follows, blocks),
+        "one batch ends where event by event does, ids and all"
+    );
+}

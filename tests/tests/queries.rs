@@ -377,6 +377,25 @@ async fn user_reads_answer_the_contract_shapes_on_both_edges() {
         ]
     );
 
+    // A NUL character in a target is refused (PostgreSQL cannot compare text holding one).
+    for field in ["email", "sanitizedEmail"] {
+        let reply = app
+            .post(
+                "/user/admin-api/retrieve-user-info",
+                &admin,
+                &json!({ "targets": ["a\u{0}b@example.com"], "field": field }),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{field}: {}", reply.body);
+        assert_eq!(
+            query_error_paths(&reply.body),
+            vec![("targets[0]".to_owned(), "body".to_owned())],
+            "{}",
+            reply.body
+        );
+    }
+
     // user-info: comma-separated ids in the query.
     let pair = format!("{},{}", ids[1], ids[3]);
     for (edge, token) in [("admin", &admin), ("client", &client)] {

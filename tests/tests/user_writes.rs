@@ -705,6 +705,32 @@ async fn update_refusals_append_nothing() {
         "{body}"
     );
 
+    // A NUL character, in a text field or anywhere in custom data, is refused (PostgreSQL
+    // can hold it neither in text nor in jsonb).
+    assert_refused(
+        app,
+        before,
+        patch(&s.admin, json!({ "target": ids[0], "bio": "a\u{0}b" })).await,
+        400,
+        "ClientInputError",
+    )
+    .await;
+    for data in [
+        json!({ "nested": ["fine", "a\u{0}b"] }),
+        json!({ "a\u{0}b": 1 }),
+    ] {
+        let answer = app
+            .send(
+                Method::PUT,
+                &format!("{ADMIN}/custom-data"),
+                &s.admin,
+                &json!({ "target": ids[0], "customData": data }),
+            )
+            .await;
+        let (status, body, _) = answer;
+        assert_refused(app, before, (status, body), 400, "ClientInputError").await;
+    }
+
     // A client token holding only the low sensitivity cannot change a username.
     let (status, token_body) = app
         .token_request(&[

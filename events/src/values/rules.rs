@@ -184,11 +184,40 @@ pub fn whole_number_schema(
         .into()
 }
 
-/// The string of a field, or "must be a string".
+/// The string of a field, or "must be a string". A NUL character is refused in every string
+/// a request brings: PostgreSQL can hold it neither in `text` nor in `jsonb`.
 pub fn text_of(value: &Value) -> Result<&str, ValidationError> {
-    value
+    let text = value
         .as_str()
-        .ok_or_else(|| ValidationError::new("value", "must be a string"))
+        .ok_or_else(|| ValidationError::new("value", "must be a string"))?;
+    if text.contains('\0') {
+        return Err(nul_refused());
+    }
+    Ok(text)
+}
+
+fn nul_refused() -> ValidationError {
+    ValidationError::new("value", "must not contain a NUL character (\\u0000)")
+}
+
+/// Refuses `value` if a string anywhere in it (a key or a value, at any depth) holds a NUL
+/// character.
+pub(crate) fn refuse_nul(value: &Value) -> Result<(), ValidationError> {
+    if holds_nul(value) {
+        return Err(nul_refused());
+    }
+    Ok(())
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 impl FieldValue for bool {
@@ -206,9 +235,11 @@ impl FieldValue for String {
     }
 }
 
-/// Any JSON value, for fields checked against configuration (custom data and its size limit).
+/// Any JSON value without a NUL character in it, for fields checked against configuration
+/// (custom data and its size limit).
 impl FieldValue for Value {
     fn from_json(value: &Value) -> Result<Self, ValidationError> {
+        refuse_nul(value)?;
         Ok(value.clone())
     }
 }

@@ -232,6 +232,7 @@ impl CustomData {
                 "must be an object, null, true or false",
             ));
         }
+        super::rules::refuse_nul(&value).map_err(|error| ValidationError::new(FIELD, error.msg))?;
         let size = serde_json::to_vec(&value).map_or(usize::MAX, |bytes| bytes.len());
         if size > max_bytes {
             return Err(ValidationError::new(

@@ -539,15 +539,16 @@ async fn read_all(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     // pg_current_snapshot() is this statement's snapshot: every transaction below its xmin has
     // finished, and (positions being taken in transaction-id order) every event that may still
-    // commit lies above the events returned here.
-    let rows: Vec<EventRow> = sqlx::query_as(
+    // commit lies above the events returned here. The limit is written in (its callers use a
+    // few): with `LIMIT $2` PostgreSQL planned every read anew, as a generic plan's guess of
+    // the limit made it look dearer than planning.
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
         "SELECT position, stream_id, revision, event_id, event_type, data, metadata, recorded_at \
            FROM events \
           WHERE position > $1 AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
-          ORDER BY position LIMIT $2",
-    )
+          ORDER BY position LIMIT {limit}"
+    ))
     .bind(after)
-    .bind(limit)
     .fetch_all(pool)
     .await
     .map_err(StoreError::backend)?;

@@ -375,31 +375,31 @@ async fn page(
         Side::Followers => ("target", "source", "source"),
         Side::Following => ("source", "target", "target"),
     };
-    let (after, before) = match offset {
-        Offset::Start => (None, None),
-        Offset::After(id) => (Some(id), None),
-        Offset::Before(at) => (None, Some(at)),
+    // One statement per kind of offset, the limit written in (a bounded integer): PostgreSQL
+    // then keeps one generic plan for each, where `$3 IS NULL OR f.id < $3` and `LIMIT $5`
+    // made it plan every page anew (a generic plan of those scans every follow of the user).
+    let cut = match offset {
+        Offset::Start => "",
+        Offset::After(_) => "AND f.id < $3",
+        Offset::Before(_) => "AND f.created_at < $3",
     };
     let sql = format!(
         "SELECT f.id, f.created_at, u.document::text,
                 EXISTS (SELECT 1 FROM read_models.follows v
                          WHERE v.source = $2 AND v.target = u.id AND v.approved)
            FROM read_models.follows f JOIN read_models.users u ON u.id = f.{other}
-          WHERE f.{mine} = $1 AND f.approved
-            AND ($3::uuid IS NULL OR f.id < $3)
-            AND ($4::timestamptz IS NULL OR f.created_at < $4)
+          WHERE f.{mine} = $1 AND f.approved {cut}
             AND NOT EXISTS (SELECT 1 FROM read_models.blocks b
                              WHERE b.source = f.{other} AND b.target = $2)
-          ORDER BY f.id DESC LIMIT $5"
+          ORDER BY f.id DESC LIMIT {limit}"
     );
-    let rows: Vec<(Uuid, DateTime<Utc>, String, bool)> = sqlx::query_as(&sql)
-        .bind(owner)
-        .bind(viewer)
-        .bind(after)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(database)
-        .await?;
+    let query = sqlx::query_as(&sql).bind(owner).bind(viewer);
+    let query = match offset {
+        Offset::Start => query,
+        Offset::After(id) => query.bind(id),
+        Offset::Before(at) => query.bind(at),
+    };
+    let rows: Vec<(Uuid, DateTime<Utc>, String, bool)> = query.fetch_all(database).await?;
     let records = records(state, rows, shown_as, |id, at| {
         format!(r#""_id":"{id}","createdAt":"{at}""#)
     })?;

@@ -41,9 +41,21 @@ pub use settings::Settings;
 
 use hashing::Hasher;
 
-/// What every write handler can reach. Cheap to clone.
+/// What every write handler can reach: one shared [`Parts`], so a clone (one per request, by
+/// axum's `State`) is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Parts>);
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Parts {
     /// The event store through the pipeline's stream cache: for loading, deciding, appending.
     pub store: Arc<dyn EventStore>,
     /// The event store itself, for reads that must see other processes' writes at once.
@@ -63,7 +75,7 @@ impl AppState {
     pub fn with_edge(edge: Arc<EdgeState>, settings: Settings) -> Self {
         let log = edge.log.clone();
         let store: Arc<dyn EventStore> = Arc::new(stream_cache::StreamCache::new(log.clone()));
-        Self {
+        Self(Arc::new(Parts {
             hasher: Hasher::new(settings.hashing_workers, settings.hashing_queue),
             sign_in_guard: Arc::new(signin::guard::SignInGuard::new(
                 settings.sign_in_failures_per_account,
@@ -75,7 +87,7 @@ impl AppState {
             store,
             log,
             edge,
-        }
+        }))
     }
 
     /// The write side over `log`, with an edge of its own that keeps nothing in PostgreSQL

@@ -72,7 +72,7 @@ pub struct Progress {
 }
 
 /// How long a busy projector lets a batch gather after its last commit.
-const GATHER: Duration = Duration::from_millis(10);
+const GATHER: Duration = Duration::from_millis(20);
 
 /// The default number of events applied per transaction at most.
 pub const DEFAULT_BATCH: usize = 500;

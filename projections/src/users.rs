@@ -267,7 +267,7 @@ enum Change {
     Counts(i64, i64),
 }
 
-/// The rows of one batch, column by column, for one `UNNEST` upsert.
+/// The rows of one batch, column by column, for one `UNNEST` statement.
 #[derive(Default)]
 struct UserColumns {
     ids: Vec<Uuid>,

@@ -376,7 +376,8 @@ async fn page(
         Side::Following => ("source", "target", "target"),
     };
     // One statement per kind of offset, the limit written in (a bounded integer): PostgreSQL
-    // then keeps one generic plan for each, where `$3 IS NULL OR f.id < $3` and `LIMIT $5`
+    // then keeps a generic plan for each kind and limit (a limit is one statement of the
+    // connection's cache), where `$3 IS NULL OR f.id < $3` and `LIMIT $5`
     // made it plan every page anew (a generic plan of those scans every follow of the user).
     let cut = match offset {
         Offset::Start => "",

@@ -229,9 +229,6 @@ pub async fn retrieve_user_info(
                 LookupField::Email => "lower(email)",
                 _ => "sanitized_email",
             };
-            // PostgreSQL's text cannot hold NUL, and no email does: such a target matches
-            // nobody.
-            let targets: Vec<String> = targets.into_iter().filter(|t| !t.contains('\0')).collect();
             // Both sides lowercased by PostgreSQL, as the `lower(email)` index is: one rule
             // (Rust's `to_lowercase` knows more of Unicode than the database's `lower`).
             sqlx::query_scalar(&format!(

@@ -289,7 +289,7 @@ async fn a_group_that_loses_a_race_to_another_process_decides_each_member_alone(
     assert_eq!(store.claim_holder(&name).await.unwrap(), Some(claiming));
 }
 
-/// Many concurrent appends through four writers: every acknowledged append is in the log
+/// Many concurrent appends through the store's writers: every acknowledged append is in the log
 /// once, at the revision it was told, and groups did form.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_share_transactions_and_all_land() {

@@ -1,4 +1,4 @@
-//! The read models (`projections::{users, roles, applications, invite_codes}`): each row is
+//! The read models (`projections::{users, roles, applications, invite_codes, social}`): each row is
 //! what a fold of its stream gives, no secret ever enters, and a projector stopped or killed
 //! mid-way resumes from its checkpoint and ends identical to a clean rebuild (invariant 4).
 

@@ -90,8 +90,12 @@ impl TextRule {
         self.pattern.as_ref().map(|pattern| pattern.source)
     }
 
-    /// Checks the length, then the pattern.
+    /// Checks the length, then the pattern; a NUL character is refused in every value, however
+    /// it came (a JSON body, a form, a query string).
     pub fn check(&self, value: &str) -> Result<(), ValidationError> {
+        if value.contains('\0') {
+            return Err(ValidationError::new(self.field, nul_refused().msg));
+        }
         let length = value.chars().count();
         if length < self.min || length > self.max {
             return Err(ValidationError::new(

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
-use events::store::{EventStore, EventStream, Position, RecordedEvent, StoreError};
-use futures::{FutureExt, StreamExt};
+use events::store::{EventStore, Position, RecordedEvent, StoreError};
+use futures::StreamExt;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::watch;
 
@@ -71,7 +71,7 @@ pub struct Progress {
     pub active: bool,
 }
 
-/// How long a busy projector lets a batch gather after its last commit ([`next_batch`]).
+/// How long a busy projector lets a batch gather after its last commit.
 const GATHER: Duration = Duration::from_millis(20);
 
 /// The default number of events applied per transaction at most.
@@ -154,19 +154,33 @@ impl<P: Projection> Projector<P> {
                 progress.position = committed;
                 progress.lag_ms = 0;
             });
-            let mut events = self.store.subscribe_all(committed);
-            let mut gather_until: Option<Instant> = None;
+            let mut events = self.store.subscribe_all(committed).ready_chunks(self.batch);
+            let mut last_commit: Option<Instant> = None;
             loop {
+                // Under load, a batch gathers for at least [`GATHER`] since the last commit: a
+                // transaction per handful of events costs the database more than the events.
+                // A lone event after a quiet spell is applied at once, and so is the batch after
+                // a full one (catching up). The projector sleeps meanwhile rather than taking
+                // events as they come: each look at the log while waiting would read it.
+                if let Some(since) = last_commit.map(|at| at.elapsed()) {
+                    if since < GATHER {
+                        tokio::select! {
+                            _ = tokio::time::sleep(GATHER - since) => {}
+                            _ = shutdown.changed() => return Ok(()),
+                        }
+                    }
+                }
                 let batch = tokio::select! {
-                    batch = next_batch(&mut events, self.batch, gather_until) => batch?,
+                    batch = events.next() => batch,
                     _ = shutdown.changed() => None,
                 };
                 let Some(batch) = batch else { return Ok(()) };
+                let batch: Vec<Arc<RecordedEvent>> = batch.into_iter().collect::<Result<_, _>>()?;
                 let full = batch.len() == self.batch;
                 match self.commit(&mut writer, committed, &batch).await? {
                     Some(position) => {
                         committed = Some(position);
-                        gather_until = (!full).then(|| Instant::now() + GATHER);
+                        last_commit = (!full).then(Instant::now);
                     }
                     None => {
                         tracing::warn!(
@@ -254,40 +268,6 @@ pub(crate) async fn become_active(
             return Ok(None);
         }
     }
-}
-
-/// The next batch of `events`: the first event (waited for as long as it takes), then those
-/// that are ready, up to `max`, and until `gather_until` those that arrive meanwhile. So a
-/// projector that is catching up takes full batches at once, one under load lets a batch
-/// gather until [`GATHER`] after its last commit (a transaction per handful of events costs the
-/// database more than the events), and a lone event after a quiet spell is applied at once.
-/// `None` when the stream ends.
-async fn next_batch(
-    events: &mut EventStream,
-    max: usize,
-    gather_until: Option<Instant>,
-) -> Result<Option<Vec<Arc<RecordedEvent>>>, StoreError> {
-    let Some(first) = events.next().await else {
-        return Ok(None);
-    };
-    let mut batch = vec![first?];
-    while batch.len() < max {
-        let next = match events.next().now_or_never() {
-            Some(next) => next,
-            None => match gather_until {
-                Some(until) if Instant::now() < until => {
-                    match tokio::time::timeout_at(until.into(), events.next()).await {
-                        Ok(next) => next,
-                        Err(_) => break,
-                    }
-                }
-                _ => break,
-            },
-        };
-        let Some(next) = next else { break };
-        batch.push(next?);
-    }
-    Ok(Some(batch))
 }
 
 /// Creates `schema`, its checkpoint table and the projection's tables when missing.

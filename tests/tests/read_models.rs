@@ -112,6 +112,16 @@ async fn advisory_lock_holders(world: &World) -> Vec<i32> {
 
 /// Runs `projection` into `schema` until the log's end as it is now, then stops it.
 async fn project_to_end<P: Projection>(world: &World, projection: P, schema: &str) {
+    project_to_end_in_batches(world, projection, schema, 5).await;
+}
+
+/// [`project_to_end`] in batches of at most `batch` events.
+async fn project_to_end_in_batches<P: Projection>(
+    world: &World,
+    projection: P,
+    schema: &str,
+    batch: usize,
+) {
     let target = world.last_position().await;
     let projector = Projector::new(
         projection,
@@ -119,7 +129,7 @@ async fn project_to_end<P: Projection>(world: &World, projection: P, schema: &st
         world.database.url(),
         schema,
     )
-    .with_batch(5);
+    .with_batch(batch);
     let mut progress = projector.progress();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move { projector.run(stopped).await });
@@ -661,33 +671,22 @@ async fn a_batch_holding_a_pairs_whole_history_ends_where_event_by_event_does() 
     let bob = world.create_user("bob_builder").await;
     let cyd = world.create_user("cyd_charisse").await;
     let edge = |source, target| Edge { source, target };
+    let follow = |source, target, target_private| C::Follow {
+        edge: edge(source, target),
+        target_private,
+    };
     for command in [
-        C::Follow {
-            edge: edge(ada, bob),
-            target_private: false,
-        },
-        C::Follow {
-            edge: edge(cyd, bob),
-            target_private: true,
-        },
+        follow(ada, bob, false),
+        follow(cyd, bob, true),
         C::Unfollow(edge(ada, bob)),
         C::Block(edge(bob, ada)),
-        C::Follow {
-            edge: edge(ada, cyd),
-            target_private: false,
-        },
+        follow(ada, cyd, false),
         C::Unblock(edge(bob, ada)),
         C::Accept(edge(cyd, bob)),
-        C::Follow {
-            edge: edge(ada, bob),
-            target_private: true,
-        },
+        follow(ada, bob, true),
         C::RemoveFollower(edge(ada, cyd)),
         C::Block(edge(cyd, ada)),
-        C::Follow {
-            edge: edge(bob, ada),
-            target_private: false,
-        },
+        follow(bob, ada, false),
     ] {
         world.social(command).await;
     }
@@ -709,21 +708,8 @@ async fn a_batch_holding_a_pairs_whole_history_ends_where_event_by_event_does() 
             (follows, blocks)
         }
     };
-    let target = world.last_position().await;
     for (schema, batch) in [("one_by_one", 1), ("one_batch", 500)] {
-        let projector = Projector::new(
-            SocialReadModel,
-            world.store.clone(),
-            world.database.url(),
-            schema,
-        )
-        .with_batch(batch);
-        let mut progress = projector.progress();
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(async move { projector.run(stopped).await });
-        reach(&mut progress, target).await;
-        stop.send(true).unwrap();
-        task.await.unwrap().expect("the projector stops cleanly");
+        project_to_end_in_batches(&world, SocialReadModel, schema, batch).await;
     }
     let (follows, blocks) = rows("one_by_one").await;
     let (ada, bob, cyd) = (ada.as_uuid(), bob.as_uuid(), cyd.as_uuid());

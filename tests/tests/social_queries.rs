@@ -2,9 +2,10 @@
 //! user-following/following), client edge only: answer shapes and the answers for people who
 //! follow and block nobody, session scopes, delegated tokens refused, query validation,
 //! unknown users, and, with rows written straight into the read model's tables (see
-//! `followed`; follow requests cannot be written through the API yet), what the routes make of
+//! `followed`: the rows are set up exactly, times and ids included), what the routes make of
 //! follows and blocks (approved only for follow-status, keyset pages that skip and repeat
-//! nothing). The writes that fill these tables are tested in `social_writes.rs`.
+//! nothing). The writes that fill these tables are tested in `social_writes.rs` and
+//! `social_privacy.rs`.
 
 use std::time::Duration;
 
@@ -60,14 +61,10 @@ async fn users(app: &TestApp, names: &[&str]) -> Vec<Uuid> {
     ids
 }
 
-// Rows of the social read model, written by hand until the domain has follow and block
-// events: today `SocialReadModel::apply` (projections/src/social.rs) applies no event, so no
-// command can make the projector write a row, and the routes' reading of rows can be tested
-// only with rows put there directly. To keep that honest, each row is one the projection is
-// specified to write for the event named, with the statement its `apply` documents for that
-// event (the same columns, the same `ON CONFLICT`) and the event's values: the follow's `id`
-// is the follow's UUIDv7 made at the event's time, which is `created_at`. Once social events
-// exist, these helpers go and the tests run the follow and block commands instead.
+// Rows of the social read model, written by hand so that their times and ids are exactly
+// known: each row is one the projection writes for the event named, with the same columns and
+// the same `ON CONFLICT`; the follow's `id` is a UUIDv7 made at the event's time, which is
+// `created_at`. The commands that write them through the log are tested in `social_writes.rs`.
 
 /// A moment in the past, the time of the social events these tests stand in for.
 fn event_time(seconds_after: u32) -> DateTime<Utc> {

@@ -57,7 +57,7 @@ impl Body for SearchBody {
     fn read(fields: &mut Fields<'_>) -> Option<Self> {
         let query: String = fields.required("query")?;
         let length = query.chars().count();
-        if length == 0 || length > MAX_QUERY || query.contains('\0') {
+        if length == 0 || length > MAX_QUERY {
             fields.error(
                 "query",
                 Value::String(query),

@@ -142,6 +142,7 @@ async fn admins_and_applications_find_users_by_any_part_of_their_names() {
             json!({ "query": { "username": "x" } }),
             json!({ "query": 5 }),
             json!({ "query": "x".repeat(129) }),
+            json!({ "query": "fin\u{0}ch" }),
         ] {
             let (status, body) =
                 read(&app, Method::POST, path, &token, &consistency, Some(&bad)).await;

@@ -276,6 +276,11 @@ impl Snapshots {
         Some(self.0.remove(index))
     }
 
+    /// `stream`'s snapshot, left in place.
+    fn get(&self, store: &dyn EventStore, stream: &str) -> Option<&Snapshot> {
+        self.0.iter().find(|s| s.is_of(store, stream))
+    }
+
     /// Keeps `snapshot` as its stream's, in place of any before it; the oldest of the others
     /// goes when the stripe is full.
     fn keep(&mut self, snapshot: Snapshot) {
@@ -452,6 +457,33 @@ where
             current.leave(&mut turn, store, &stream);
             Ok(answer)
         }
+    }
+}
+
+/// The aggregate as the next command on it will find it, for the checks that precede the
+/// command (its closure checks again what they depend on): the turn's snapshot while every
+/// event it counts is stored and it is trusted as the stream cache is ([`STREAM_CACHE_TTL`]);
+/// otherwise as [`load_aggregate`] reads it. Only for a store whose reads are trusted as long
+/// (the stream cache): a check on the store itself must see other processes' writes at once.
+pub async fn load_known<A: Aggregate>(
+    store: &dyn EventStore,
+    id: &A::Id,
+) -> Result<(A::State, Option<u64>), ApiError>
+where
+    A::State: Send + 'static,
+{
+    let stream = A::stream_name(id);
+    let known = turn(store, &stream)
+        .await
+        .get(store, &stream)
+        .filter(|snapshot| snapshot.acknowledged() && snapshot.decidable())
+        .and_then(|snapshot| {
+            let state = snapshot.state.downcast_ref::<A::State>()?;
+            Some((state.clone(), snapshot.revision))
+        });
+    match known {
+        Some(known) => Ok(known),
+        None => load_aggregate::<A>(store, id).await,
     }
 }
 

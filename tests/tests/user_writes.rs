@@ -1227,6 +1227,59 @@ async fn batches_decide_again_after_a_write_from_elsewhere() {
 /// a conflict), and every answer still counts every event. 40 increments over HTTP, 5 more
 /// through the store directly (as another process's would be), then updates: each answer
 /// shows all 45 and its own bio, and the chain holds.
+/// An update answers from the object it answered last plus its own events when nothing came
+/// between, and reads the stream otherwise: either way the answer is the stored stream's fold
+/// up to the update (dates and authors from the stored metadata).
+#[tokio::test]
+async fn every_update_answer_is_the_fold_of_the_stored_stream() {
+    use events::metadata::decode;
+    use events::user::{UserEvent, UserView};
+    use events::values::SubscriptionTiers;
+
+    let s = setup().await;
+    let (id, own) = user_with_role(&s, "answered_often", "user").await;
+    let admin_update = |body: Value| (Method::PATCH, format!("{ADMIN}/update"), s.admin.clone(), body);
+    let writes = [
+        admin_update(json!({ "target": id, "bio": "first" })),
+        admin_update(json!({ "target": id, "bio": "second", "pronouns": "they/them" })),
+        // Not an update: the next answer's object is one event behind.
+        (
+            Method::POST,
+            format!("{ADMIN}/credits"),
+            s.admin.clone(),
+            json!({ "target": id, "type": "increment", "value": 3 }),
+        ),
+        admin_update(json!({ "target": id, "firstName": "Third", "country": "FR" })),
+        (
+            Method::PATCH,
+            "/user/me".to_owned(),
+            own.clone(),
+            json!({ "bio": "written by the user", "organization": "Acme" }),
+        ),
+        admin_update(json!({ "target": id, "role": "admin", "bio": "__unset__" })),
+        admin_update(json!({ "target": id, "username": "answered_renamed" })),
+    ];
+    let mut answers = 0;
+    for (method, path, token, body) in writes {
+        let answer = s.app.send(method, &path, &token, &body).await;
+        let body = assert_ok(&answer, 200);
+        let Some(answered) = body["data"].get("user") else {
+            continue;
+        };
+        let history: Vec<_> = stream(&s.app, &id)
+            .await
+            .iter()
+            .map(|recorded| decode::<UserEvent>(recorded).expect("a user event"))
+            .collect();
+        let folded = UserView::from_history(&history)
+            .expect("a user")
+            .hydrated(&SubscriptionTiers::default(), chrono::Utc::now());
+        assert_eq!(answered, &json!(folded), "after {path} {body}");
+        answers += 1;
+    }
+    assert_eq!(answers, 6);
+}
+
 #[tokio::test]
 async fn a_stream_longer_than_the_cached_tail_is_answered_whole() {
     use command_service::pipeline::execute;

@@ -26,7 +26,7 @@ use events::role::{outranks, Role};
 use events::values::{Ranking, RoleId, UserId};
 use serde_json::json;
 
-use crate::pipeline::load_aggregate;
+use crate::pipeline::load_known;
 use crate::schemas;
 use crate::AppState;
 use http_edge::auth::{Caller, Edge};
@@ -244,12 +244,13 @@ fn edge_router(edge: Edge) -> Routes<AppState> {
         )
 }
 
-/// The ranking of a role, `None` when it does not exist (or was deleted).
+/// The ranking of a role, `None` when it does not exist (or was deleted), as commands find it
+/// ([`load_known`]).
 pub(crate) async fn role_rank(
     state: &AppState,
     role: &RoleId,
 ) -> Result<Option<Ranking>, ApiError> {
-    let (role, _) = load_aggregate::<Role>(&*state.store, role).await?;
+    let (role, _) = load_known::<Role>(&*state.store, role).await?;
     Ok(role.filter(|r| !r.deleted).map(|r| r.ranking))
 }
 
@@ -306,11 +307,12 @@ pub(crate) async fn require_outranks_user(
     }
 }
 
-/// Loads a live user for the checks that precede its command, or 404.
+/// Loads a live user for the checks that precede its command, or 404: as the command will find
+/// it ([`load_known`]).
 pub(crate) async fn load_user(
     state: &AppState,
     id: &UserId,
 ) -> Result<events::user::User, ApiError> {
-    let (user, _) = load_aggregate::<events::user::User>(&*state.store, id).await?;
+    let (user, _) = load_known::<events::user::User>(&*state.store, id).await?;
     user.filter(|u| !u.deleted).ok_or_else(ApiError::not_found)
 }

@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 
 use super::load_user;
 use super::update::{clearable, cleared, settable, Clearable};
-use super::view::user_view;
+use super::view::user_after;
 use crate::pipeline::execute;
 use crate::AppState;
 
@@ -139,14 +139,15 @@ pub async fn update_own_profile(
         update.password_hash = Some(state.hasher.hash(password.expose()).await?);
     }
 
+    let context = caller.command_context();
     let outcome = execute::<User, _>(
         &*state.store,
         &id,
-        &caller.command_context(),
+        &context,
         state.settings.command_attempts,
         |_| Ok(UserCommand::Update(update.clone())),
     )
     .await?;
-    let user = user_view(&state, id, outcome.revision).await?;
+    let user = user_after(&state, id, &outcome, &context).await?;
     Ok(Answer::ok(json!({ "user": user })).at(outcome.position))
 }

@@ -23,7 +23,7 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use super::toggles::role_unchanged;
-use super::view::user_view;
+use super::view::user_after;
 use super::{
     caller_outranks, load_user, outranked, require_outranks_user, role_rank, unknown_role,
 };
@@ -219,10 +219,11 @@ pub async fn update_user(
     }
 
     let checked_role = user.role;
+    let context = caller.command_context();
     let outcome = execute::<User, _>(
         &*state.store,
         &target,
-        &caller.command_context(),
+        &context,
         state.settings.command_attempts,
         |current| {
             role_unchanged(current, &checked_role)?;
@@ -233,7 +234,7 @@ pub async fn update_user(
     if outcome.state.as_ref().is_some_and(|u| u.deleted) {
         state.edge.access.forget(&target.to_string());
     }
-    let user = user_view(&state, target, outcome.revision).await?;
+    let user = user_after(&state, target, &outcome, &context).await?;
     Ok(Answer::ok(json!({ "user": user })).at(outcome.position))
 }
 

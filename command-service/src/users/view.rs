@@ -4,12 +4,15 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use events::metadata::decode;
+use events::metadata::{decode, CommandContext};
 use events::store::RecordedEvent;
 use events::user::view::UserView;
 use events::user::{User, UserEvent};
 use events::values::UserId;
 
+use uuid::Uuid;
+
+use crate::pipeline::Outcome;
 use crate::AppState;
 use http_edge::envelope::ApiError;
 
@@ -62,6 +65,41 @@ pub async fn user_view(
             .user_views
             .0
             .insert(id, Arc::new((last.revision, view.clone())));
+    }
+    hydrated(state, view)
+}
+
+/// The user as the command that `outcome` tells of left them, hydrated for now. When the object
+/// answered last is the one just before the command's events, those events are applied to it
+/// with the metadata they were stored with (`context`'s): the answer then reads nothing.
+/// Otherwise (another write came between, or no object is kept) the stream is read up to the
+/// command's last event, as [`user_view`] does.
+pub async fn user_after(
+    state: &AppState,
+    id: UserId,
+    outcome: &Outcome<User>,
+    context: &CommandContext,
+) -> Result<UserView, ApiError> {
+    let Some(revision) = outcome.revision else {
+        return user_view(state, id, None).await;
+    };
+    let before = (revision + 1).checked_sub(outcome.events.len() as u64 + 1);
+    let known = state.user_views.0.get(&id).filter(|known| Some(known.0) == before);
+    let Some(known) = known else {
+        return user_view(state, id, Some(revision)).await;
+    };
+    let metadata = context.metadata(Uuid::nil());
+    let view = outcome
+        .events
+        .iter()
+        .fold(Some(known.1.clone()), |view, event| {
+            UserView::evolve(view, event, &metadata)
+        });
+    if let Some(view) = &view {
+        state
+            .user_views
+            .0
+            .insert(id, Arc::new((revision, view.clone())));
     }
     hydrated(state, view)
 }

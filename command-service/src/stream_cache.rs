@@ -93,37 +93,59 @@ struct Tails {
 }
 
 impl Tails {
-    fn insert(&mut self, stream: &str, tail: Tail) {
+    /// Caches `tail` as `stream`'s; what that pushes out is returned, to [`discard`].
+    #[must_use]
+    fn insert(&mut self, stream: &str, tail: Tail) -> Vec<Tail> {
         // A concurrent read or append may have brought the stream further along already.
         if let Some(known) = self.streams.get(stream) {
             if known.next_revision > tail.next_revision {
-                return;
+                return Vec::new();
             }
         }
         self.remove(stream);
         self.events += tail.events.len();
         self.streams.insert(stream.to_owned(), tail);
-        self.bound();
+        self.bound()
     }
 
-    /// Past either bound, drops about half the streams (in the map's arbitrary order): a
-    /// dropped stream costs its next reader one read, and no moment costs all of them one.
-    fn bound(&mut self) {
+    /// Past either bound, takes out about half the streams (in the map's arbitrary order), to
+    /// [`discard`]: a dropped stream costs its next reader one read, and no moment costs all of
+    /// them one.
+    #[must_use]
+    fn bound(&mut self) -> Vec<Tail> {
         if self.streams.len() <= MAX_STREAMS && self.events <= MAX_EVENTS {
-            return;
+            return Vec::new();
         }
         let mut keep = false;
-        self.streams.retain(|_, _| {
-            keep = !keep;
-            keep
-        });
-        self.events = self.streams.values().map(|tail| tail.events.len()).sum();
+        let evicted: Vec<Tail> = self
+            .streams
+            .extract_if(|_, _| {
+                keep = !keep;
+                !keep
+            })
+            .map(|(_, tail)| tail)
+            .collect();
+        self.events -= evicted.iter().map(|tail| tail.events.len()).sum::<usize>();
+        evicted
     }
 
     fn remove(&mut self, stream: &str) {
         if let Some(tail) = self.streams.remove(stream) {
             self.events -= tail.events.len();
         }
+    }
+}
+
+/// Frees evicted tails away from the threads that serve requests, after the lock is released:
+/// half the cache is tens of thousands of events, milliseconds to free, which every request
+/// behind the lock or on the same worker would wait for.
+fn discard(evicted: Vec<Tail>) {
+    if evicted.is_empty() {
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(move || drop(evicted))),
+        Err(_) => drop(evicted),
     }
 }
 
@@ -187,7 +209,9 @@ impl StreamCache {
             },
         ));
         tails.events = tails.events.saturating_add_signed(added);
-        tails.bound();
+        let evicted = tails.bound();
+        drop(tails);
+        discard(evicted);
     }
 
     /// The events of `stream` from `from` on: from the cached tail while it is fresh and holds
@@ -211,8 +235,10 @@ impl StreamCache {
         let (first, mut events) = stale.unwrap_or((from, Vec::new()));
         let next = first + events.len() as u64;
         events.extend(self.store.read_stream(stream, next).await?);
-        self.lock()
+        let evicted = self
+            .lock()
             .insert(stream, Tail::read(first, &events, loaded_at));
+        discard(evicted);
         events.retain(|event| event.revision >= from);
         Ok(events)
     }
@@ -379,15 +405,38 @@ mod tests {
     }
 
     #[test]
+    fn past_the_bound_half_the_streams_are_handed_out_and_uncounted() {
+        let mut tails = Tails::default();
+        let mut evicted = Vec::new();
+        let per_stream = TAIL_EVENTS as u64;
+        for n in 0..=(MAX_EVENTS / TAIL_EVENTS) {
+            let tail = Tail::read(0, &recorded(0..per_stream), Instant::now());
+            evicted.extend(tails.insert(&format!("user-{n}"), tail));
+        }
+        let streams = MAX_EVENTS / TAIL_EVENTS + 1;
+        assert_eq!(evicted.len(), streams / 2);
+        assert_eq!(tails.streams.len(), streams - streams / 2);
+        assert_eq!(tails.events, tails.streams.len() * TAIL_EVENTS);
+    }
+
+    #[test]
     fn the_tails_count_their_events_and_never_go_back() {
         let mut tails = Tails::default();
-        tails.insert("user-1", Tail::read(0, &recorded(0..5), Instant::now()));
-        tails.insert("user-2", Tail::read(0, &recorded(0..3), Instant::now()));
+        assert!(tails
+            .insert("user-1", Tail::read(0, &recorded(0..5), Instant::now()))
+            .is_empty());
+        assert!(tails
+            .insert("user-2", Tail::read(0, &recorded(0..3), Instant::now()))
+            .is_empty());
         assert_eq!(tails.events, 8);
         // A read that finished after an append had extended the stream further is not kept.
-        tails.insert("user-1", Tail::read(0, &recorded(0..4), Instant::now()));
+        assert!(tails
+            .insert("user-1", Tail::read(0, &recorded(0..4), Instant::now()))
+            .is_empty());
         assert_eq!(tails.streams["user-1"].next_revision, 5);
-        tails.insert("user-1", Tail::read(0, &recorded(0..6), Instant::now()));
+        assert!(tails
+            .insert("user-1", Tail::read(0, &recorded(0..6), Instant::now()))
+            .is_empty());
         assert_eq!(
             (tails.streams["user-1"].next_revision, tails.events),
             (6, 9)

@@ -1238,7 +1238,14 @@ async fn every_update_answer_is_the_fold_of_the_stored_stream() {
 
     let s = setup().await;
     let (id, own) = user_with_role(&s, "answered_often", "user").await;
-    let admin_update = |body: Value| (Method::PATCH, format!("{ADMIN}/update"), s.admin.clone(), body);
+    let admin_update = |body: Value| {
+        (
+            Method::PATCH,
+            format!("{ADMIN}/update"),
+            s.admin.clone(),
+            body,
+        )
+    };
     let writes = [
         admin_update(json!({ "target": id, "bio": "first" })),
         admin_update(json!({ "target": id, "bio": "second", "pronouns": "they/them" })),

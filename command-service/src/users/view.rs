@@ -84,7 +84,11 @@ pub async fn user_after(
         return user_view(state, id, None).await;
     };
     let before = (revision + 1).checked_sub(outcome.events.len() as u64 + 1);
-    let known = state.user_views.0.get(&id).filter(|known| Some(known.0) == before);
+    let known = state
+        .user_views
+        .0
+        .get(&id)
+        .filter(|known| Some(known.0) == before);
     let Some(known) = known else {
         return user_view(state, id, Some(revision)).await;
     };

@@ -96,8 +96,8 @@ pub async fn user_after(
     let view = outcome
         .events
         .iter()
-        .fold(Some(known.1.clone()), |view, event| {
-            UserView::evolve(view, event, &metadata)
+        .try_fold(known.1.clone(), |view, event| {
+            UserView::evolve(Some(view), event, &metadata)
         });
     if let Some(view) = &view {
         state

@@ -585,6 +585,10 @@ where
 fn failure_of(error: &StoreError) -> Failure {
     match error {
         StoreError::ClaimTaken { claim } => Failure::Taken(claim.clone()),
+        StoreError::Unreachable(cause) => {
+            tracing::warn!(error = %cause, "the event store is unreachable");
+            Failure::Api(ApiError::unreachable())
+        }
         other => Failure::Api(ApiError::internal(anyhow::anyhow!("{other}"))),
     }
 }

@@ -14,6 +14,7 @@
 //! wait for lies above every event it has been shown. No lock or sequence is shared by writers.
 
 mod group_commit;
+mod reachability;
 mod tail;
 
 use std::sync::Arc;
@@ -76,6 +77,7 @@ pub struct PostgresEventStore {
     tail: Arc<tail::Tail>,
     writers: group_commit::Writers,
     poll_interval: Duration,
+    reachability: Arc<reachability::Reachability>,
 }
 
 impl PostgresEventStore {
@@ -84,7 +86,7 @@ impl PostgresEventStore {
         let pool = pool_options(max_connections)
             .connect(url)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(store_error)?;
         Self::migrate(&pool).await?;
         Ok(Self::new(pool))
     }
@@ -99,6 +101,7 @@ impl PostgresEventStore {
             pool,
             appended,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            reachability: Arc::default(),
         }
     }
 
@@ -137,7 +140,7 @@ impl PostgresEventStore {
         )
         .fetch_one(&mut *transaction)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(store_error)?;
         let result = append_in(
             &self.pool,
             &mut *transaction,
@@ -149,8 +152,39 @@ impl PostgresEventStore {
             .bind((appended_before as usize + request.events.len()).to_string())
             .execute(&mut *transaction)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(store_error)?;
         Ok(result)
+    }
+}
+
+/// How long a statement waits for a connection (a new one is tried meanwhile) before the
+/// store counts as unreachable: a caller then gets 503 and Retry-After, not a hung request.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether `error` says the server cannot be reached now: no connection could be made or
+/// kept, none came free in time, or the server is shutting down or starting.
+pub fn unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exceptions; 57P01-57P03: shutting down, crashed, starting.
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+/// The store's error for a failed statement: [`StoreError::Unreachable`] when the server could
+/// not be reached.
+pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
+    if unreachable(&error) {
+        StoreError::Unreachable(Box::new(error))
+    } else {
+        StoreError::backend(error)
     }
 }
 
@@ -160,7 +194,7 @@ impl PostgresEventStore {
 pub(crate) fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(false)
         .before_acquire(|connection, meta| {
             Box::pin(async move {
@@ -190,12 +224,12 @@ async fn append_alone(pool: &PgPool, request: &AppendRequest) -> Result<AppendRe
 
 async fn append_once(pool: &PgPool, request: &AppendRequest) -> Result<AppendResult, StoreError> {
     if request.claims.is_empty() && request.releases.is_empty() {
-        let mut connection = pool.acquire().await.map_err(StoreError::backend)?;
+        let mut connection = pool.acquire().await.map_err(store_error)?;
         return append_in(pool, &mut connection, request, 0).await;
     }
-    let mut transaction = pool.begin().await.map_err(StoreError::backend)?;
+    let mut transaction = pool.begin().await.map_err(store_error)?;
     let result = append_in(pool, &mut transaction, request, 0).await?;
-    transaction.commit().await.map_err(StoreError::backend)?;
+    transaction.commit().await.map_err(store_error)?;
     Ok(result)
 }
 
@@ -278,7 +312,7 @@ async fn insert_events(
         .map_err(|error| {
             match is_violation_of(&error, STREAM_REVISION_KEY) || is_deadlock(&error) {
                 true => InsertError::Conflict,
-                false => InsertError::Store(StoreError::backend(error)),
+                false => InsertError::Store(store_error(error)),
             }
         })?;
     // Rows per stream: (first position, last position, last revision).
@@ -322,7 +356,7 @@ async fn wrong_revision(pool: &PgPool, request: &AppendRequest) -> StoreError {
             expected: request.expected,
             actual: actual.map(|r| r as u64),
         },
-        Err(error) => StoreError::backend(error),
+        Err(error) => store_error(error),
     }
 }
 
@@ -353,7 +387,7 @@ async fn release(connection: &mut PgConnection, request: &AppendRequest) -> Resu
     )
     .execute(connection)
     .await
-    .map_err(StoreError::backend)?;
+    .map_err(store_error)?;
     Ok(())
 }
 
@@ -380,7 +414,7 @@ async fn claim(connection: &mut PgConnection, request: &AppendRequest) -> Result
         .bind(&request.stream)
         .fetch_optional(&mut *connection)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(store_error)?;
         if holder.as_deref() != Some(request.stream.as_str()) {
             return Err(StoreError::ClaimTaken {
                 claim: claim.clone(),
@@ -394,12 +428,16 @@ async fn claim(connection: &mut PgConnection, request: &AppendRequest) -> Result
 impl EventStore for PostgresEventStore {
     #[tracing::instrument(skip_all, fields(stream = %request.stream, events = request.events.len()))]
     async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError> {
-        if request.events.is_empty() {
-            return Err(StoreError::InvalidAppend(
-                "an append needs at least one event".into(),
-            ));
-        }
-        self.writers.append(request).await
+        self.reachability
+            .guard(async {
+                if request.events.is_empty() {
+                    return Err(StoreError::InvalidAppend(
+                        "an append needs at least one event".into(),
+                    ));
+                }
+                self.writers.append(request).await
+            })
+            .await
     }
 
     async fn read_stream(
@@ -407,68 +445,84 @@ impl EventStore for PostgresEventStore {
         stream: &str,
         from_revision: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT position, stream_id, revision, event_id, event_type, data, metadata, recorded_at \
-               FROM events WHERE stream_id = $1 AND revision >= $2 ORDER BY revision",
-        )
-        .bind(stream)
-        .bind(to_i64(from_revision)?)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::backend)?;
-        Ok(rows.into_iter().map(RecordedEvent::from).collect())
+        self.reachability
+            .guard(async {
+            let rows: Vec<EventRow> = sqlx::query_as(
+                "SELECT position, stream_id, revision, event_id, event_type, data, metadata, recorded_at \
+                   FROM events WHERE stream_id = $1 AND revision >= $2 ORDER BY revision",
+            )
+            .bind(stream)
+            .bind(to_i64(from_revision)?)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+            Ok(rows.into_iter().map(RecordedEvent::from).collect())
+            })
+            .await
     }
 
     /// Polls the oldest open transaction of the cluster until it is past `position`'s (a
     /// position is its transaction id shifted left 16 bits), for at most
     /// [`SETTLE_LIMIT`]: a transaction held open longer fails the wait.
     async fn settled(&self, position: Position) -> Result<(), StoreError> {
-        let transaction = to_i64(position.commit)? >> 16;
-        let started = std::time::Instant::now();
-        loop {
-            let oldest_open: i64 =
-                sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(StoreError::backend)?;
-            if oldest_open > transaction {
-                return Ok(());
+        self.reachability
+            .guard(async {
+            let transaction = to_i64(position.commit)? >> 16;
+            let started = std::time::Instant::now();
+            loop {
+                let oldest_open: i64 =
+                    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(store_error)?;
+                if oldest_open > transaction {
+                    return Ok(());
+                }
+                if started.elapsed() >= SETTLE_LIMIT {
+                    return Err(StoreError::backend(std::io::Error::other(format!(
+                        "a transaction below position {position} is still open after {SETTLE_LIMIT:?}"
+                    ))));
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            if started.elapsed() >= SETTLE_LIMIT {
-                return Err(StoreError::backend(std::io::Error::other(format!(
-                    "a transaction below position {position} is still open after {SETTLE_LIMIT:?}"
-                ))));
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+            })
+            .await
     }
 
     async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, StoreError> {
-        let row: Option<EventRow> = sqlx::query_as(
-            "SELECT position, stream_id, revision, event_id, event_type, data, metadata, recorded_at \
-               FROM events WHERE stream_id = $1 ORDER BY revision DESC LIMIT 1",
-        )
-        .bind(stream)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::backend)?;
-        Ok(row.map(RecordedEvent::from))
+        self.reachability
+            .guard(async {
+            let row: Option<EventRow> = sqlx::query_as(
+                "SELECT position, stream_id, revision, event_id, event_type, data, metadata, recorded_at \
+                   FROM events WHERE stream_id = $1 ORDER BY revision DESC LIMIT 1",
+            )
+            .bind(stream)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+            Ok(row.map(RecordedEvent::from))
+            })
+            .await
     }
 
     async fn read_streams(&self, streams: &[String]) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(
-            // One index lookup per wanted stream.
-            "SELECT e.position, e.stream_id, e.revision, e.event_id, e.event_type, e.data, \
-                    e.metadata, e.recorded_at \
-               FROM unnest($1::text[]) AS wanted(stream) \
-               JOIN events e ON e.stream_id = wanted.stream \
-              ORDER BY e.stream_id, e.revision",
-        )
-        .bind(streams)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::backend)?;
-        Ok(rows.into_iter().map(RecordedEvent::from).collect())
+        self.reachability
+            .guard(async {
+                let rows: Vec<EventRow> = sqlx::query_as(
+                // One index lookup per wanted stream.
+                "SELECT e.position, e.stream_id, e.revision, e.event_id, e.event_type, e.data, \
+                        e.metadata, e.recorded_at \
+                   FROM unnest($1::text[]) AS wanted(stream) \
+                   JOIN events e ON e.stream_id = wanted.stream \
+                  ORDER BY e.stream_id, e.revision",
+            )
+            .bind(streams)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+                Ok(rows.into_iter().map(RecordedEvent::from).collect())
+            })
+            .await
     }
 
     async fn read_all(
@@ -476,40 +530,53 @@ impl EventStore for PostgresEventStore {
         after: Option<Position>,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        read_all(&self.pool, after, limit).await
+        self.reachability
+            .guard(async { read_all(&self.pool, after, limit).await })
+            .await
     }
 
     async fn claim_holder(&self, claim: &UniqueClaim) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT stream_id FROM unique_claims WHERE kind = $1 AND value = $2")
-            .bind(claim.kind())
-            .bind(claim.value())
-            .fetch_optional(&self.pool)
+        self.reachability
+            .guard(async {
+                sqlx::query_scalar(
+                    "SELECT stream_id FROM unique_claims WHERE kind = $1 AND value = $2",
+                )
+                .bind(claim.kind())
+                .bind(claim.value())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)
+            })
             .await
-            .map_err(StoreError::backend)
     }
 
     async fn read_claimed_stream(
         &self,
         claim: &UniqueClaim,
     ) -> Result<Option<(String, Vec<RecordedEvent>)>, StoreError> {
-        // A claim is made by an append, so its holder always has events: no rows, no holder.
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT e.position, e.stream_id, e.revision, e.event_id, e.event_type, e.data, \
-                    e.metadata, e.recorded_at \
-               FROM unique_claims c JOIN events e ON e.stream_id = c.stream_id \
-              WHERE c.kind = $1 AND c.value = $2 \
-              ORDER BY e.revision",
-        )
-        .bind(claim.kind())
-        .bind(claim.value())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::backend)?;
-        let events: Vec<RecordedEvent> = rows.into_iter().map(RecordedEvent::from).collect();
-        Ok(events
-            .first()
-            .map(|first| first.stream.clone())
-            .map(|stream| (stream, events)))
+        self.reachability
+            .guard(async {
+                // A claim is made by an append, so its holder always has events: no rows, no holder.
+                let rows: Vec<EventRow> = sqlx::query_as(
+                "SELECT e.position, e.stream_id, e.revision, e.event_id, e.event_type, e.data, \
+                        e.metadata, e.recorded_at \
+                   FROM unique_claims c JOIN events e ON e.stream_id = c.stream_id \
+                  WHERE c.kind = $1 AND c.value = $2 \
+                  ORDER BY e.revision",
+            )
+            .bind(claim.kind())
+            .bind(claim.value())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+                let events: Vec<RecordedEvent> =
+                    rows.into_iter().map(RecordedEvent::from).collect();
+                Ok(events
+                    .first()
+                    .map(|first| first.stream.clone())
+                    .map(|stream| (stream, events)))
+            })
+            .await
     }
 
     fn subscribe_all(&self, after: Option<Position>) -> EventStream {
@@ -551,7 +618,7 @@ async fn read_all(
     .bind(after)
     .fetch_all(pool)
     .await
-    .map_err(StoreError::backend)?;
+    .map_err(store_error)?;
     Ok(rows.into_iter().map(RecordedEvent::from).collect())
 }
 

@@ -245,7 +245,8 @@ pub enum ApiError {
     /// The same Idempotency-Key is being processed right now.
     #[error("request in progress")]
     InProgress,
-    /// The hashing pool is saturated: retry after this many seconds.
+    /// The service cannot take the request now: the hashing pool is saturated, or the
+    /// database cannot be reached ([`ApiError::unreachable`]). Retry after this many seconds.
     #[error("busy")]
     Busy { retry_after_secs: u64 },
     /// Over a rate limit (per client or per IP): retry after this many seconds.
@@ -256,6 +257,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// 503 ServiceUnavailable with Retry-After: the database cannot be reached now.
+    pub fn unreachable() -> Self {
+        ApiError::Busy {
+            retry_after_secs: UNREACHABLE_RETRY_AFTER_SECS,
+        }
+    }
+
     pub fn validation(error: FieldError) -> Self {
         ApiError::Validation(vec![error])
     }
@@ -361,14 +369,36 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// How long a caller is told to wait when the database cannot be reached.
+pub const UNREACHABLE_RETRY_AFTER_SECS: u64 = 1;
+
+/// Whether an internal error's cause is the database being unreachable (stopped, restarting,
+/// every connection busy), as the event store or one of the edge's own statements found.
+fn unreachable(cause: &anyhow::Error) -> bool {
+    cause.chain().any(|error| {
+        matches!(error.downcast_ref(), Some(StoreError::Unreachable(_)))
+            || error
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(event_store::postgres::unreachable)
+    })
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
-        }
-        let mut response = (self.status(), Json(self.body())).into_response();
+        let error = match self {
+            ApiError::Internal(cause) if unreachable(&cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "the database is unreachable");
+                ApiError::unreachable()
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                ApiError::Internal(cause)
+            }
+            other => other,
+        };
+        let mut response = (error.status(), Json(error.body())).into_response();
         if let ApiError::Busy { retry_after_secs } | ApiError::RateLimited { retry_after_secs } =
-            self
+            error
         {
             response
                 .headers_mut()

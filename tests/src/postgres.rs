@@ -13,6 +13,30 @@ use sqlx::{Connection, Executor, PgConnection};
 pub struct PostgresCluster {
     /// URL of the server's `postgres` database, as a superuser.
     admin_url: String,
+    /// How to stop and start the server again: for a cluster this process started.
+    control: Option<Control>,
+}
+
+/// What `pg_ctl` needs to stop a throwaway cluster and start it again on the same port.
+#[derive(Debug, Clone)]
+struct Control {
+    as_root: bool,
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    options: String,
+}
+
+impl Control {
+    fn start(&self) -> Result<()> {
+        run(postgres_command(self.as_root, &self.pg_ctl)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&self.log)
+            .args(["-w", "-o", &self.options, "start"]))
+        .context("pg_ctl start")
+    }
 }
 
 impl PostgresCluster {
@@ -21,7 +45,7 @@ impl PostgresCluster {
         static SHARED: OnceLock<Result<PostgresCluster, String>> = OnceLock::new();
         SHARED
             .get_or_init(|| match std::env::var("DATABASE_URL") {
-                Ok(url) => Ok(PostgresCluster { admin_url: url }),
+                Ok(url) => Ok(PostgresCluster::from_url(&url)),
                 Err(_) => Self::start_throwaway(&ClusterSettings::for_tests())
                     .map_err(|e| format!("{e:#}")),
             })
@@ -65,22 +89,48 @@ impl PostgresCluster {
         for (key, value) in &settings.options {
             options.push_str(&format!(" -c {key}={value}"));
         }
-        run(postgres_command(as_root, &bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("postgres.log"))
-            .args(["-w", "-o", &options, "start"]))
-        .context("pg_ctl start")?;
+        let control = Control {
+            as_root,
+            pg_ctl: bin.join("pg_ctl"),
+            data,
+            log: dir.join("postgres.log"),
+            options,
+        };
+        control.start()?;
         Ok(PostgresCluster {
             admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            control: Some(control),
         })
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`): connections
+    /// are cut, and the next start recovers from the WAL. Only for a cluster this process
+    /// started.
+    pub fn stop_immediately(&self) -> Result<()> {
+        let control = self.control()?;
+        run(postgres_command(control.as_root, &control.pg_ctl)
+            .arg("-D")
+            .arg(&control.data)
+            .args(["-m", "immediate", "-w", "stop"]))
+        .context("pg_ctl stop")
+    }
+
+    /// Starts a stopped server again, on the same port.
+    pub fn start_again(&self) -> Result<()> {
+        self.control()?.start()
+    }
+
+    fn control(&self) -> Result<&Control> {
+        self.control
+            .as_ref()
+            .context("only a cluster this process started can be stopped and started")
     }
 
     /// A server that is already running, named by the URL of one of its databases.
     pub fn from_url(admin_url: &str) -> Self {
         Self {
             admin_url: admin_url.to_owned(),
+            control: None,
         }
     }
 

@@ -218,6 +218,16 @@ enum Outcome {
     Alone,
 }
 
+/// `error`, which failed a whole group, for one of its members: of the same kind (unreachable
+/// or not), with its message.
+fn shared(error: &StoreError) -> StoreError {
+    let message = error.to_string().into();
+    match error {
+        StoreError::Unreachable(_) => StoreError::Unreachable(message),
+        _ => StoreError::Backend(message),
+    }
+}
+
 /// Writes a group: each member's outcome, in order.
 async fn write_group(pool: &PgPool, group: &[Pending]) -> Vec<Result<AppendResult, StoreError>> {
     let requests: Vec<&AppendRequest> = group.iter().map(|p| &p.request).collect();
@@ -229,11 +239,8 @@ async fn write_group(pool: &PgPool, group: &[Pending]) -> Vec<Result<AppendResul
         Err(error) => {
             // The transaction failed, or its commit did not answer: nothing of it is known to
             // be written, and nothing is written again.
-            let error = error.to_string();
-            return requests
-                .iter()
-                .map(|_| Err(StoreError::Backend(error.clone().into())))
-                .collect();
+            let error = super::store_error(error);
+            return requests.iter().map(|_| Err(shared(&error))).collect();
         }
     };
     let mut results = Vec::with_capacity(outcomes.len());
@@ -328,15 +335,9 @@ async fn insert_outcomes(
             return indices.iter().map(|&i| (i, Outcome::Alone)).collect();
         }
         Err(InsertError::Store(error)) => {
-            let error = error.to_string();
             return indices
                 .iter()
-                .map(|&i| {
-                    (
-                        i,
-                        Outcome::Decided(Err(StoreError::Backend(error.clone().into()))),
-                    )
-                })
+                .map(|&i| (i, Outcome::Decided(Err(shared(&error)))))
                 .collect();
         }
     };

@@ -198,8 +198,13 @@ pub enum StoreError {
     ClaimTaken { claim: UniqueClaim },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
-    #[error("event store unavailable: {0}")]
+    #[error("event store failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store cannot be reached now (stopped, restarting, or every connection busy): nothing
+    /// was written by the request that failed so, unless the connection was lost while it
+    /// committed; a retry later may succeed.
+    #[error("event store unreachable: {0}")]
+    Unreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {

@@ -1,0 +1,262 @@
+//! PostgreSQL stopped under load (issue 18): a `userledger command` process takes 200 credit
+//! increments a second while its server is stopped with `pg_ctl stop -m immediate` for 20 s and
+//! then started again. Requests during the outage fail fast with 503 and Retry-After; the
+//! process recovers by itself; every increment it acknowledged is in the log, and the log holds
+//! none it refused beyond those that were committing when the server went away (their answer
+//! was lost with the connection: the caller was told 503, and cannot know).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use test_support::eventually;
+use test_support::postgres::{ClusterSettings, PostgresCluster};
+use tokio::process::{Child, Command};
+
+const CLIENT_ID: &str = "outage_client";
+const CLIENT_SECRET: &str = "outage-client-secret";
+const TOKEN_SECRET: &str = "a-token-secret-for-the-outage-test-0123456";
+const PER_SECOND: u64 = 200;
+const BEFORE: Duration = Duration::from_secs(5);
+const OUTAGE: Duration = Duration::from_secs(20);
+const AFTER: Duration = Duration::from_secs(10);
+/// How long an answer during the outage may take: the pool's wait for a connection (2 s) and
+/// a margin for a loaded machine.
+const FAIL_FAST: Duration = Duration::from_secs(5);
+/// How long after the server is back every request must succeed again.
+const RECOVERY: Duration = Duration::from_secs(5);
+
+/// One request's fate: when it was sent (since the load began), its status (0: no answer),
+/// how long it took, and whether a 503 said when to retry.
+#[derive(Debug)]
+struct Sent {
+    at: Duration,
+    status: u16,
+    took: Duration,
+    retry_after: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is_lost() {
+    test_support::init_test_log();
+    // Commits are flushed before they are acknowledged (`synchronous_commit` on), as in
+    // production; `fsync` stays off, since an immediate stop loses no page the OS holds.
+    let settings = ClusterSettings {
+        max_connections: 100,
+        options: vec![("fsync".into(), "off".into())],
+    };
+    let cluster = Arc::new(PostgresCluster::start_throwaway(&settings).expect("a cluster"));
+    let database = cluster.create_database().await.expect("a database");
+    let (_service, base) = command(database.url());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    eventually(Duration::from_secs(60), "the process answers", || async {
+        match http.get(format!("{base}/health")).send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let token: Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().expect("a token").to_owned();
+    let created = http
+        .post(format!("{base}/user/client-api/create"))
+        .bearer_auth(&token)
+        .json(&json!([{
+            "username": "outage_target", "password": "a-good-password-1",
+            "email": "outage@example.com", "firstName": "Out", "lastName": "Age",
+        }]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let stream: String = sqlx::query_scalar(
+        "SELECT stream_id FROM unique_claims WHERE kind = 'username' AND value = 'outage_target'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let target = stream.trim_start_matches("user-").to_owned();
+
+    // The load: one increment every 5 ms, each on a task of its own, bounded in count.
+    let started = Instant::now();
+    let total = PER_SECOND * (BEFORE + OUTAGE + AFTER).as_secs();
+    let load = {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        let body = json!({ "target": target, "type": "increment", "value": 1 });
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / PER_SECOND));
+            let mut requests = Vec::new();
+            for _ in 0..total {
+                ticks.tick().await;
+                let request = http
+                    .post(format!("{base}/user/client-api/credits"))
+                    .bearer_auth(&token)
+                    .json(&body);
+                requests.push(tokio::spawn(async move {
+                    let at = started.elapsed();
+                    let sent = Instant::now();
+                    let (status, retry_after) = match request.send().await {
+                        Ok(answer) => (
+                            answer.status().as_u16(),
+                            answer.headers().contains_key("retry-after"),
+                        ),
+                        Err(_) => (0, false),
+                    };
+                    Sent {
+                        at,
+                        status,
+                        took: sent.elapsed(),
+                        retry_after,
+                    }
+                }));
+            }
+            let mut sent = Vec::new();
+            for request in requests {
+                sent.push(request.await.unwrap());
+            }
+            sent
+        })
+    };
+
+    tokio::time::sleep_until((started + BEFORE).into()).await;
+    let control = cluster.clone();
+    tokio::task::spawn_blocking(move || control.stop_immediately())
+        .await
+        .unwrap()
+        .expect("the server stops");
+    let stopped = started.elapsed();
+    tokio::time::sleep_until((started + BEFORE + OUTAGE).into()).await;
+    let control = cluster.clone();
+    tokio::task::spawn_blocking(move || control.start_again())
+        .await
+        .unwrap()
+        .expect("the server starts again");
+    let restarted = started.elapsed();
+    let sent = load.await.unwrap();
+
+    let count = |f: &dyn Fn(&Sent) -> bool| sent.iter().filter(|s| f(s)).count();
+    let acknowledged = count(&|s| s.status == 200);
+    let refused = count(&|s| s.status == 503);
+    eprintln!(
+        "{} sent: {acknowledged} acknowledged, {refused} refused with 503, stopped at {stopped:?}, \
+         started again at {restarted:?}",
+        sent.len()
+    );
+    let others: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.status != 200 && s.status != 503)
+        .collect();
+    assert!(
+        others.is_empty(),
+        "answers other than 200 and 503: {others:?}"
+    );
+    let without_retry_after: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.status == 503 && !s.retry_after)
+        .collect();
+    assert!(without_retry_after.is_empty(), "{without_retry_after:?}");
+    // While the server is down (from a moment after the stop), every request is refused, fast.
+    let down: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.at > stopped + Duration::from_millis(500) && s.at + FAIL_FAST < restarted)
+        .collect();
+    assert!(
+        down.len() as u64 > PER_SECOND * 10,
+        "{} sent while down",
+        down.len()
+    );
+    let slow_or_accepted: Vec<&&Sent> = down
+        .iter()
+        .filter(|s| s.status != 503 || s.took > FAIL_FAST)
+        .collect();
+    assert!(
+        slow_or_accepted.is_empty(),
+        "{} of {} requests during the outage were not refused fast: {:?}",
+        slow_or_accepted.len(),
+        down.len(),
+        &slow_or_accepted[..slow_or_accepted.len().min(5)]
+    );
+    let slowest = down.iter().map(|s| s.took).max().unwrap_or_default();
+    eprintln!("slowest refusal during the outage: {slowest:?}");
+    // The process recovers without a restart.
+    let late_failures: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.at > restarted + RECOVERY && s.status != 200)
+        .collect();
+    assert!(
+        late_failures.is_empty(),
+        "after recovery: {late_failures:?}"
+    );
+    let first_after = sent
+        .iter()
+        .filter(|s| s.at > restarted && s.status == 200)
+        .map(|s| s.at + s.took - restarted)
+        .min();
+    eprintln!("first acknowledged write after the server was back: {first_after:?} later");
+
+    // Every acknowledged increment is in the log; of the refused ones, only those in flight
+    // when the server went away may be.
+    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let landed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE stream_id = $1 AND event_type = 'CreditsIncreased'",
+    )
+    .bind(&stream)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let in_flight_at_stop = count(&|s| s.at <= stopped && s.at + s.took >= stopped);
+    eprintln!(
+        "{landed} increments in the log; {in_flight_at_stop} requests were in flight at the stop"
+    );
+    assert!(
+        landed as usize >= acknowledged,
+        "{landed} in the log, {acknowledged} acknowledged"
+    );
+    assert!(
+        landed as usize <= acknowledged + in_flight_at_stop,
+        "{landed} in the log, {acknowledged} acknowledged, {in_flight_at_stop} in flight"
+    );
+    pool.close().await;
+}
+
+/// `userledger command` on a free port of 127.0.0.1 with the test's client; its base URL.
+fn command(database_url: &str) -> (Child, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_userledger"))
+        .arg("command")
+        .env("DATABASE_URL", database_url)
+        .env_remove("EVENTSTORE_URL")
+        .env("USERLEDGER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("USERLEDGER_TOKEN_SECRET", TOKEN_SECRET)
+        .env("USERLEDGER_BOOTSTRAP_CLIENT_ID", CLIENT_ID)
+        .env("USERLEDGER_BOOTSTRAP_CLIENT_SECRET", CLIENT_SECRET)
+        .env("USERLEDGER_RATE_LIMIT_WRITES_PER_MINUTE", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(test_support::process_log())
+        .stderr(test_support::process_log())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("userledger command starts");
+    (child, format!("http://127.0.0.1:{port}"))
+}

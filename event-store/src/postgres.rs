@@ -191,7 +191,7 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
 /// A pool's options: connections checked only when idle long enough to have been cut (a
 /// restarted server, a proxy's idle timeout), not pinged before every statement (sqlx's
 /// default), which doubles the round trips of every read and append.
-pub(crate) fn pool_options(max_connections: u32) -> PgPoolOptions {
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -24,7 +24,6 @@ use http_edge::body::{Body, Fields, Json};
 use http_edge::envelope::ApiError;
 use projections::{social, users};
 use serde_json::Value;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -92,12 +91,10 @@ pub const SETTINGS: [(&str, &str); 3] = [
 const CONNECTIONS: u32 = 8;
 
 /// A pool of connections to `database`'s server set by [`SETTINGS`], opened as searches need
-/// them.
+/// them, with the event store's pool options (a bounded wait for a connection).
 pub fn pool(database: &PgPool) -> PgPool {
     let options = (*database.connect_options()).clone().options(SETTINGS);
-    PgPoolOptions::new()
-        .max_connections(CONNECTIONS)
-        .connect_lazy_with(options)
+    event_store::postgres::pool_options(CONNECTIONS).connect_lazy_with(options)
 }
 
 /// The search pool, or a 500 when the service runs without a database.

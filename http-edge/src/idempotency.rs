@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
@@ -30,16 +30,27 @@ pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
     crate::tables::create(
         pool,
         "userledger idempotency_keys",
-        &["CREATE TABLE IF NOT EXISTS idempotency_keys (
+        &[
+            "CREATE TABLE IF NOT EXISTS idempotency_keys (
             caller       text        NOT NULL,
             key          text        NOT NULL,
             request_hash bytea       NOT NULL,
             status       smallint,
-            body         jsonb,
+            body         bytea,
             position     text,
             created_at   timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (caller, key)
-        )"],
+        )",
+            // Tables made when answers were kept as `jsonb`, which refuses a NUL in a string and
+            // gives numbers back in another form (one beyond f64 then failed the replay).
+            "DO $$ BEGIN
+           IF (SELECT atttypid = 'jsonb'::regtype FROM pg_attribute
+                WHERE attrelid = 'idempotency_keys'::regclass AND attname = 'body') THEN
+             ALTER TABLE idempotency_keys
+               ALTER COLUMN body TYPE bytea USING convert_to(body::text, 'UTF8');
+           END IF;
+         END $$",
+        ],
     )
     .await
 }
@@ -48,7 +59,7 @@ pub async fn prepare(pool: &PgPool) -> sqlx::Result<()> {
 struct StoredAnswer {
     request_hash: Vec<u8>,
     status: Option<i16>,
-    body: Option<Value>,
+    body: Option<Vec<u8>>,
     position: Option<String>,
 }
 
@@ -57,9 +68,10 @@ enum Remembered {
     Claimed,
     InProgress,
     DifferentRequest,
+    /// The first answer, its body byte for byte.
     Answer {
         status: u16,
-        body: Value,
+        body: Vec<u8>,
         position: Option<String>,
     },
 }
@@ -117,7 +129,11 @@ pub(crate) async fn run(
         }) => {
             let mut response = (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                axum::Json(body),
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
             )
                 .into_response();
             let headers = response.headers_mut();
@@ -192,7 +208,7 @@ async fn remember(
             ..
         }) => Remembered::Answer {
             status: status as u16,
-            body: body.unwrap_or(Value::Null),
+            body: body.unwrap_or_default(),
             position,
         },
     })
@@ -217,7 +233,6 @@ async fn record(pool: &PgPool, caller: &str, key: &str, response: Response) -> R
                 .into_response()
         }
     };
-    let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let position = parts
         .headers
         .get(CONSISTENCY_TOKEN)
@@ -230,7 +245,7 @@ async fn record(pool: &PgPool, caller: &str, key: &str, response: Response) -> R
     .bind(caller)
     .bind(key)
     .bind(status.as_u16() as i16)
-    .bind(&json)
+    .bind(bytes.as_ref())
     .bind(position)
     .execute(pool)
     .await

@@ -120,3 +120,46 @@ async fn a_refused_request_is_replayed_as_refused() {
     assert_eq!(retry.body, first.body);
     assert!(retry.replayed);
 }
+
+/// The first answer is kept byte for byte: one that echoes a number at the edge of f64 (which
+/// `jsonb` gave back in a form that no longer parsed: 500 on the retry) or a string `jsonb`
+/// refuses is replayed as it was sent.
+#[tokio::test]
+async fn an_answer_is_replayed_byte_for_byte() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let send = |key: &'static str, body: &'static str| {
+        let request = app
+            .http
+            .post(app.url("/roles/admin-api/create"))
+            .bearer_auth(&admin)
+            .header(HEADER, key)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let response = request.send().await.expect("an answer");
+            let replayed = response.headers().get(REPLAYED).is_some();
+            let status = response.status().as_u16();
+            (status, replayed, response.text().await.unwrap())
+        }
+    };
+    for (key, body) in [
+        (
+            "key-f64-max",
+            r#"{"id": "big", "displayName": 1.7976931348623157e308, "ranking": 1}"#,
+        ),
+        (
+            "key-tiny",
+            r#"{"id": "tiny", "displayName": 5e-324, "ranking": 1}"#,
+        ),
+        (
+            "key-unicode",
+            r#"{"id": "snow", "displayName": ["\ud83d\ude00 \u00e9"], "ranking": 1}"#,
+        ),
+    ] {
+        let first = send(key, body).await;
+        assert_eq!((first.0, first.1), (400, false), "{}", first.2);
+        let retry = send(key, body).await;
+        assert_eq!(retry, (400, true, first.2.clone()), "{key}");
+    }
+}

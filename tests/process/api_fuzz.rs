@@ -86,8 +86,10 @@ async fn generated_requests_never_get_a_server_error() {
             .args(["-H", &format!("Authorization: Bearer {token}")])
             .args([filter, pattern])
             .args(["--checks", "not_a_server_error"])
-            // Nothing written into the working tree: each run starts from its seed alone.
+            // Nothing written into the working tree (its cache goes to the temporary
+            // directory): each run starts from its seed alone.
             .args(["--generation-database", "none"])
+            .current_dir(std::env::temp_dir())
             .args(["--seed", &seed, "--request-timeout", "10", "--no-color"])
             .env("NO_COLOR", "1")
             .kill_on_drop(true)

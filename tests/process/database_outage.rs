@@ -1,9 +1,10 @@
-//! PostgreSQL stopped under load (issue 18): a `userledger command` process takes 200 credit
+//! PostgreSQL stopped under load (issue 18): a `userledger serve` process takes 200 credit
 //! increments a second while its server is stopped with `pg_ctl stop -m immediate` for 20 s and
 //! then started again. Requests during the outage fail fast with 503 and Retry-After; the
 //! process recovers by itself; every increment it acknowledged is in the log, and the log holds
 //! none it refused beyond those that were committing when the server went away (their answer
-//! was lost with the connection: the caller was told 503, and cannot know).
+//! was lost with the connection: the caller was told 503, and cannot know); the users read
+//! model, fed by the process's projectors, catches up to the log exactly.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -48,7 +49,7 @@ async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is
     };
     let cluster = Arc::new(PostgresCluster::start_throwaway(&settings).expect("a cluster"));
     let database = cluster.create_database().await.expect("a database");
-    let (_service, base) = command(database.url());
+    let (_service, base) = serve(database.url());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -235,16 +236,42 @@ async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is
         "{landed} in the log, {acknowledged} acknowledged, {in_flight_at_stop} in flight"
     );
     pool.close().await;
+
+    // The read model catches up to the log: the user's credits are the increments landed.
+    let credits = || async {
+        let answer: Value = http
+            .post(format!("{base}/user/client-api/retrieve-user-info"))
+            .bearer_auth(&token)
+            .json(&json!({ "targets": [target], "field": "_id" }))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(answer["data"]["users"][0]["credits"].as_i64())
+    };
+    eventually(
+        Duration::from_secs(30),
+        "the read model catches up",
+        || async {
+            match credits().await? {
+                Some(credits) if credits == landed => Ok(()),
+                other => Err(format!("credits {other:?}, {landed} landed")),
+            }
+        },
+    )
+    .await;
 }
 
-/// `userledger command` on a free port of 127.0.0.1 with the test's client; its base URL.
-fn command(database_url: &str) -> (Child, String) {
+/// `userledger serve` on a free port of 127.0.0.1 with the test's client; its base URL.
+fn serve(database_url: &str) -> (Child, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port();
     let child = Command::new(env!("CARGO_BIN_EXE_userledger"))
-        .arg("command")
+        .arg("serve")
         .env("DATABASE_URL", database_url)
         .env_remove("EVENTSTORE_URL")
         .env("USERLEDGER_LISTEN", format!("127.0.0.1:{port}"))
@@ -257,6 +284,6 @@ fn command(database_url: &str) -> (Child, String) {
         .stderr(test_support::process_log())
         .kill_on_drop(true)
         .spawn()
-        .expect("userledger command starts");
+        .expect("userledger serve starts");
     (child, format!("http://127.0.0.1:{port}"))
 }

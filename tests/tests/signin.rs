@@ -509,6 +509,22 @@ async fn nobody_signed_in_is_sent_to_the_login_page_and_a_wrong_password_says_no
         .await;
     assert_eq!(forged.status, 403);
     assert!(!other.cookies.contains_key("userledger_session"));
+
+    // A form naming a field twice is refused (which username would count depends on the reader).
+    let csrf = login.hidden("csrf");
+    let twice = browser
+        .post_form(
+            "/login",
+            &[
+                ("csrf", csrf.as_str()),
+                ("username", "nobody_at_all"),
+                ("username", ADMIN_USERNAME),
+                ("password", ADMIN_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(twice.status, 400, "{}", twice.body);
+    assert!(!browser.cookies.contains_key("userledger_session"));
 }
 
 #[tokio::test]

@@ -284,6 +284,30 @@ async fn create_refusals_append_nothing() {
     assert_refused(app, before, raw, 400, "ClientInputError").await;
     let raw = send_raw(app, &path, &s.admin, "text/plain", b"[]".to_vec()).await;
     assert_refused(app, before, raw, 400, "ClientInputError").await;
+    // Hostile JSON: a key named twice (which value counts would depend on the reader), nesting
+    // past serde_json's depth limit, bytes that are not UTF-8, a number beyond any integer.
+    let mut twice = serde_json::to_string(&json!([new_user("twice_named")])).unwrap();
+    twice.insert_str(2, r#""username": "first_name","#);
+    let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let mut not_utf8 = serde_json::to_vec(&json!([new_user("not_utf8")])).unwrap();
+    let quote = not_utf8.iter().rposition(|b| *b == b'"').unwrap();
+    not_utf8.splice(quote..quote, [0xff, 0xfe]);
+    let mut beyond = new_user("beyond_i64");
+    beyond["firstName"] = json!(1);
+    let beyond = serde_json::to_string(&json!([beyond])).unwrap().replace(
+        r#""firstName":1"#,
+        r#""firstName":99999999999999999999999999"#,
+    );
+    for (hostile, body) in [
+        ("a key named twice", twice.into_bytes()),
+        ("deep nesting", nested.into_bytes()),
+        ("bytes that are not UTF-8", not_utf8),
+        ("a number beyond i64", beyond.into_bytes()),
+    ] {
+        let raw = send_raw(app, &path, &s.admin, "application/json", body).await;
+        let refused = assert_refused(app, before, raw, 400, "ClientInputError").await;
+        eprintln!("{hostile}: {refused}");
+    }
     // Over the body limit.
     let huge = format!(
         "[{{\"bio\":\"{}\"}}]",

@@ -7,6 +7,7 @@
 //! work (an unknown account is checked against a dummy hash), so neither the words nor the
 //! time tell whether an account exists.
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -71,8 +72,11 @@ pub async fn submit(
     ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
-    Form(form): Form<LoginForm>,
+    form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
+    let Ok(Form(form)) = form else {
+        return Ok(malformed_form());
+    };
     if !csrf_matches(&jar, form.csrf.as_deref()) {
         return Ok(expired_form());
     }
@@ -351,6 +355,17 @@ fn busy(retry_after_secs: u64) -> Response {
         axum::http::HeaderValue::from(retry_after_secs),
     );
     response
+}
+
+/// 400: a form that cannot be read (a field named twice, a value that is not text).
+fn malformed_form() -> Response {
+    html_page(
+        StatusCode::BAD_REQUEST,
+        pages::message(
+            "This form could not be read",
+            "Go back, reload the page and try again.",
+        ),
+    )
 }
 
 pub fn expired_form() -> Response {

@@ -4,8 +4,8 @@
 //! through [`Fields`], which reports every invalid field. The route's [`crate::Doc`] names the
 //! same type (`json_body::<T>()`), so the document states what the handler enforces.
 //!
-//! Refusals, as the contract wants them: unparseable JSON or a wrong content type is 400
-//! ClientInputError, a body over the limit is 413, invalid fields are 400 ClientInputError
+//! Refusals, as the contract wants them: unparseable JSON (an object naming a key twice
+//! included: [`strict`]) or a wrong content type is 400 ClientInputError, a body over the limit is 413, invalid fields are 400 ClientInputError
 //! listing each one (`additionalInfo.errors`).
 
 use std::sync::Arc;
@@ -20,6 +20,8 @@ use utoipa::ToSchema;
 
 use crate::envelope::{ApiError, FieldError, FieldErrors};
 use crate::EdgeState;
+
+mod strict;
 
 /// A request body that reads itself from a JSON object, field by field.
 pub trait Body: ToSchema + Sized {
@@ -286,10 +288,15 @@ impl<S: Send + Sync, T: Body> FromRequest<S> for JsonOrForm<T> {
             .map_err(|rejection| ApiError::Body(rejection.body_text()))?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|error| ApiError::Body(format!("the form is malformed: {error}")))?;
-        let object: Map<String, Value> = pairs
-            .into_iter()
-            .map(|(name, value)| (name, Value::String(value)))
-            .collect();
+        let mut object = Map::new();
+        for (name, value) in pairs {
+            if object.contains_key(&name) {
+                return Err(ApiError::Body(format!(
+                    "the form is malformed: the field {name:?} appears twice"
+                )));
+            }
+            object.insert(name, Value::String(value));
+        }
         T::from_json(&Value::Object(object)).map(JsonOrForm)
     }
 }
@@ -325,7 +332,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                     StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
                     _ => ApiError::Body(rejection.body_text()),
                 })?;
-        serde_json::from_slice(&bytes)
+        strict::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|error| ApiError::Body(format!("the body is not valid JSON: {error}")))
     }

@@ -2,17 +2,32 @@
 //! what every request meets: request ids and metrics, CORS, the edge's state, the body limit;
 //! beside them `/health`, `/openapi.json` and `/docs`, and the contract's 404 for the rest.
 //! Start-up binds the address; shutdown stops accepting and finishes the requests in flight.
+//!
+//! Connections are served by hyper directly (not `axum::serve`, which sets no timer): a client
+//! must send its request headers within [`EdgeSettings::header_read_timeout`] and its body
+//! within [`EdgeSettings::body_read_timeout`], and at most [`EdgeSettings::max_connections`]
+//! are open at once (one more is closed as soon as it is accepted), so that slow or idle
+//! clients cannot hold the process's connections and memory.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, OriginalUri};
-use axum::http::Method;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, OriginalUri};
+use axum::http::{Method, Request};
 use axum::{Extension, Router};
 use events::store::EventStore;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::envelope::ApiError;
 use crate::openapi::{self, Routes};
@@ -22,6 +37,8 @@ use crate::{cors, health, telemetry, EdgeSettings, EdgeState};
 pub struct Server {
     listener: TcpListener,
     router: Router,
+    max_connections: usize,
+    header_read_timeout: Duration,
 }
 
 impl Server {
@@ -49,6 +66,8 @@ impl Server {
             .with_context(|| format!("binding {listen}"))?;
         Ok(Self {
             listener,
+            max_connections: edge.settings.max_connections,
+            header_read_timeout: edge.settings.header_read_timeout,
             router: router(edge, routes),
         })
     }
@@ -62,14 +81,56 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        // The peer's address reaches the policies (rate limits per IP address).
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        let open = Arc::new(Semaphore::new(self.max_connections));
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors, or a connection reset before it was
+                        // accepted: wait a moment rather than spin.
+                        tracing::warn!(%error, "accepting a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Ok(permit) = open.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "too many connections: one more is closed");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            // The peer's address reaches the policies (rate limits per IP address).
+            let service = self
+                .router
+                .clone()
+                .map_request(move |mut request: Request<_>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request.map(Body::new)
+                });
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            let connection = graceful.watch(connection.into_owned());
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "a connection ended");
+                }
+                drop(permit);
+            });
+        }
+        drop(self.listener);
+        graceful.shutdown().await;
+        Ok(())
     }
 }
 
@@ -87,6 +148,9 @@ pub fn router(edge: Arc<EdgeState>, routes: Routes) -> Router {
         .merge(health)
         .merge(openapi::serve(meta, &document))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(
+            edge.settings.body_read_timeout,
+        ))
         .layer(Extension(edge))
         .layer(cors)
         .layer(axum::middleware::from_fn(telemetry::middleware))

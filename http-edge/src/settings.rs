@@ -39,6 +39,12 @@ pub struct EdgeSettings {
     pub revocation_check_ttl: Duration,
     /// Request body limit (413 above it).
     pub body_limit: usize,
+    /// How long a client may take to send a request's headers; the connection is closed after.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body (a body not read by then is a 400).
+    pub body_read_timeout: Duration,
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
     /// Write requests (and token requests) served at once (beyond `/health`); more wait their
     /// turn without taking CPU, so a saturated service still answers liveness checks and keeps
     /// latencies even. A write spends most of its time waiting for its append, and appends in
@@ -66,6 +72,9 @@ impl EdgeSettings {
             token_secret: token_secret.into(),
             revocation_check_ttl: Duration::from_secs(2),
             body_limit: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
             max_concurrent_requests: 64 * cores,
             max_concurrent_reads: 64 * cores,
             cors_origins: Vec::new(),

@@ -1,5 +1,8 @@
 //! The HTTP edge the contract fixes for every route: CORS for browsers, the 404 of unknown
-//! routes, and the envelope of authentication failures.
+//! routes, and the envelope of authentication failures; and what it does with slow clients and
+//! too many connections.
+
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use test_support::app::{spawn_app_with, test_settings};
@@ -85,4 +88,104 @@ async fn missing_and_malformed_tokens_are_401_unauthorized() {
             .iter()
             .all(|k| ["ok", "error", "additionalInfo"].contains(&k.as_str())));
     }
+}
+
+/// Reads from `stream` until the server closes it or `within` passes; whether it was closed,
+/// and what was read.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> (bool, String) {
+    use tokio::io::AsyncReadExt;
+    let mut read = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut buffer = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (true, String::from_utf8_lossy(&read).into()),
+            Ok(Ok(n)) => read.extend_from_slice(&buffer[..n]),
+            Err(_) => return (false, String::from_utf8_lossy(&read).into()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_headers_slowly_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let mut settings = test_settings();
+    settings.edge.header_read_timeout = Duration::from_secs(1);
+    let app = spawn_app_with(settings).await;
+    let address = app.url("").trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // One header line every 200 ms: always sending, never done.
+    let started = Instant::now();
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if stream.write_all(b"X-Slow: yes\r\n").await.is_err() {
+                return started.elapsed();
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                return started.elapsed();
+            }
+        }
+    };
+    let cut_after = trickle.await;
+    assert!(
+        cut_after < Duration::from_secs(4),
+        "the connection was still taking headers after {cut_after:?}"
+    );
+    // A prompt client is served as before.
+    let health = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_refused_and_changes_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let mut settings = test_settings();
+    settings.edge.body_read_timeout = Duration::from_secs(1);
+    let app = spawn_app_with(settings).await;
+    let admin = app.admin_token().await;
+    let before = app.log_length().await;
+    let address = app.url("").trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let body = r#"[{"username":"slow_body","password":"a-good-password-1","#;
+    let head = format!(
+        "POST /user/admin-api/create HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n\
+         Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{body}"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let (_, answer) = closed_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "after {:?}: {answer}",
+        started.elapsed()
+    );
+    assert!(answer.contains("ClientInputError"), "{answer}");
+    assert_eq!(app.log_length().await, before);
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed_at_once() {
+    let mut settings = test_settings();
+    settings.edge.max_connections = 4;
+    let app = spawn_app_with(settings).await;
+    let address = app.url("").trim_start_matches("http://").to_owned();
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        open.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    // Give the server a moment to accept the four.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fifth = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (closed, _) = closed_within(&mut fifth, Duration::from_secs(2)).await;
+    assert!(closed, "a fifth connection stayed open");
+    // One closed, a new one is served.
+    open.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let health = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
 }

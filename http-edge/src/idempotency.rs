@@ -154,8 +154,10 @@ pub(crate) async fn run(
 /// Runs the write among the writes in flight (its place is taken here, not by the policy, so
 /// that looking up and recording the key take none).
 async fn run_writing(edge: &EdgeState, request: Request, next: Next) -> Response {
-    let _permit = edge.writes.clone().acquire_owned().await.ok();
-    next.run(request).await
+    match crate::policy::place(edge, &edge.writes).await {
+        Ok(_permit) => next.run(request).await,
+        Err(refused) => refused,
+    }
 }
 
 async fn remember(

@@ -3,7 +3,8 @@
 //!
 //! 1. the rate limit of its class ([`RateClass`]): per IP address and per calling client;
 //! 2. its place among the requests in flight of its kind ([`Access`]): reads and writes have a
-//!    limit each, and liveness and the documentation none;
+//!    limit each, and liveness and the documentation none; a request that waits for its place
+//!    longer than `queue_wait` is answered 503 with Retry-After ([`place`]);
 //! 3. the caller, on the routes of an edge: the bearer token is verified once (a write's
 //!    limit, the caller and its idempotency key all use that one verification), the account
 //!    must not be banned or deleted, and the route's [`ScopeCheck`] must pass; the admitted
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::caller::{bearer_claims, insufficient};
 use crate::auth::{Caller, Edge};
@@ -175,6 +176,25 @@ pub(crate) async fn enforce(
     }
 }
 
+/// A place among the requests in flight of one kind (`places`), waited for at most
+/// [`crate::EdgeSettings::queue_wait`]: past it the service is over capacity, and the request is
+/// answered 503 ServiceUnavailable with Retry-After rather than queued without bound.
+pub(crate) async fn place(
+    edge: &EdgeState,
+    places: &Arc<Semaphore>,
+) -> Result<OwnedSemaphorePermit, Response> {
+    match tokio::time::timeout(edge.settings.queue_wait, places.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => {
+            metrics::counter!("userledger_overloaded_total").increment(1);
+            Err(ApiError::Busy {
+                retry_after_secs: 1,
+            }
+            .into_response())
+        }
+    }
+}
+
 /// Steps 1 to 3 of the module's list: the request to run, its caller, and its permit (held
 /// until the answer is made).
 async fn admit(
@@ -189,9 +209,9 @@ async fn admit(
     // An idempotent write takes its place among the writes in flight only to run, not to look
     // up or record its key ([`idempotency::run`]).
     let permit = match policy.access {
-        Access::Read => edge.reads.clone().acquire_owned().await.ok(),
+        Access::Read => Some(place(edge, &edge.reads).await?),
         Access::Write if !(policy.idempotent && policy.caller.is_some()) => {
-            edge.writes.clone().acquire_owned().await.ok()
+            Some(place(edge, &edge.writes).await?)
         }
         Access::Write | Access::Unlimited => None,
     };

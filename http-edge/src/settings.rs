@@ -56,6 +56,9 @@ pub struct EdgeSettings {
     /// and concurrent lookups by id share one query, so reads need many in flight to keep the
     /// database busy: 64 per core (3 per core served half as many lookups a second).
     pub max_concurrent_reads: usize,
+    /// How long a request waits for its place among those in flight before it is answered 503
+    /// with Retry-After: the queue stays bounded in time (and so in memory) under overload.
+    pub queue_wait: Duration,
     /// Browser origins (`https://admin.example.com`) allowed to call the API (CORS).
     pub cors_origins: Vec<String>,
     pub rate_limits: RateLimits,
@@ -77,6 +80,7 @@ impl EdgeSettings {
             max_connections: 10_000,
             max_concurrent_requests: 64 * cores,
             max_concurrent_reads: 64 * cores,
+            queue_wait: Duration::from_secs(1),
             cors_origins: Vec::new(),
             rate_limits: RateLimits::default(),
             follow_apis: true,

@@ -189,3 +189,51 @@ async fn connections_past_the_limit_are_closed_at_once() {
     let health = app.http.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn over_capacity_a_request_waits_a_bounded_time_then_gets_503_and_changes_nothing() {
+    let mut settings = test_settings();
+    settings.edge.max_concurrent_requests = 1;
+    settings.edge.queue_wait = Duration::from_millis(20);
+    let app = spawn_app_with(settings).await;
+    let admin = app.admin_token().await;
+    let before = app.log_length().await;
+    let creates = (0..24).map(|n| {
+        let request = app
+            .http
+            .post(app.url("/user/admin-api/create"))
+            .bearer_auth(&admin)
+            .json(&json!([{
+                "username": format!("queued_{n}"), "password": "a-good-password-1",
+                "email": format!("queued_{n}@example.com"), "firstName": "Q", "lastName": "U",
+            }]));
+        async move {
+            let started = Instant::now();
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let retry_after = answer.headers().get("retry-after").cloned();
+            let body: Value = answer.json().await.unwrap();
+            (status, retry_after, body, started.elapsed())
+        }
+    });
+    let answers = futures::future::join_all(creates).await;
+    let created = answers.iter().filter(|a| a.0 == 201).count();
+    let refused: Vec<_> = answers.iter().filter(|a| a.0 != 201).collect();
+    assert!(created >= 1 && !refused.is_empty(), "{answers:?}");
+    for (status, retry_after, body, _) in &refused {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body["error"], "ServiceUnavailable", "{body}");
+        assert!(retry_after.is_some(), "{body}");
+    }
+    // A refused request waited its bounded time, not its turn.
+    let slowest_refusal = refused.iter().map(|a| a.3).max().unwrap();
+    assert!(
+        slowest_refusal < Duration::from_secs(2),
+        "{slowest_refusal:?}"
+    );
+    // Each created user appended its two events; the refused ones nothing.
+    assert_eq!(app.log_length().await, before + 2 * created);
+    // Liveness answers throughout.
+    let health = app.http.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}

@@ -192,8 +192,10 @@ async fn main() -> anyhow::Result<()> {
             "target {scenario}: {target}: {}",
             if met { "met" } else { "NOT met" }
         );
-        targets.push(json!({ "scenario": scenario, "ratio": ratio, "target": target,
-            "p99_ms": measured.p99_ms, "health_p99_ms": health.p99_ms, "met": met }));
+        targets.push(
+            json!({ "scenario": scenario, "ratio": ratio, "target": target,
+            "p99_ms": measured.p99_ms, "health_p99_ms": health.p99_ms, "met": met }),
+        );
     }
 
     let path = write_results(

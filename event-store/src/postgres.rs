@@ -170,9 +170,11 @@ pub fn unreachable(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        // Class 08: connection exceptions; 57P01-57P03: shutting down, crashed, starting.
+        // Class 08: connection exceptions (but a protocol violation, 08P01, is a bug);
+        // 53300: too many connections; 57P01-57P03: shutting down, crashed, starting.
         sqlx::Error::Database(error) => error.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+            (code.starts_with("08") && code != "08P01")
+                || matches!(&*code, "53300" | "57P01" | "57P02" | "57P03")
         }),
         _ => false,
     }

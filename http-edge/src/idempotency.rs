@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::auth::Caller;
+use crate::body::read_whole;
 use crate::envelope::{ApiError, CONSISTENCY_TOKEN};
 use crate::EdgeState;
 
@@ -101,10 +102,10 @@ pub(crate) async fn run(
     };
     let (parts, body) = request.into_parts();
     let caller = format!("{:?}:{}", caller.claims.kind, caller.claims.sub);
-    let limit = edge.settings.body_limit;
-    let bytes = match to_bytes(body, limit).await {
+    let settings = &edge.settings;
+    let bytes = match read_whole(body, settings.body_limit, settings.body_read_timeout).await {
         Ok(bytes) => bytes,
-        Err(_) => return ApiError::BodyTooLarge { limit }.into_response(),
+        Err(refused) => return refused.into_response(),
     };
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str());

@@ -176,6 +176,9 @@ pub(crate) async fn enforce(
     }
 }
 
+/// How long a caller refused for want of a place is told to wait.
+const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
+
 /// A place among the requests in flight of one kind (`places`), waited for at most
 /// [`crate::EdgeSettings::queue_wait`]: past it the service is over capacity, and the request is
 /// answered 503 ServiceUnavailable with Retry-After rather than queued without bound.
@@ -188,7 +191,7 @@ pub(crate) async fn place(
         _ => {
             metrics::counter!("userledger_overloaded_total").increment(1);
             Err(ApiError::Busy {
-                retry_after_secs: 1,
+                retry_after_secs: OVERLOADED_RETRY_AFTER_SECS,
             }
             .into_response())
         }

@@ -4,8 +4,9 @@
 //! Start-up binds the address; shutdown stops accepting and finishes the requests in flight.
 //!
 //! Connections are served by hyper directly (not `axum::serve`, which sets no timer): a client
-//! must send its request headers within [`EdgeSettings::header_read_timeout`] and its body
-//! within [`EdgeSettings::body_read_timeout`], and at most [`EdgeSettings::max_connections`]
+//! must send its request headers within [`EdgeSettings::header_read_timeout`] (a connection
+//! that sends nothing is closed after as long) and its whole body within
+//! [`EdgeSettings::body_read_timeout`], and at most [`EdgeSettings::max_connections`]
 //! are open at once (one more is closed as soon as it is accepted), so that slow or idle
 //! clients cannot hold the process's connections and memory.
 
@@ -116,14 +117,21 @@ impl Server {
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request.map(Body::new)
                 });
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service),
-            );
-            let connection = graceful.watch(connection.into_owned());
+            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            let header_read_timeout = self.header_read_timeout;
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "a connection ended");
+                // hyper's header timer starts only once it has read enough to tell HTTP/1
+                // from HTTP/2: a client that sends nothing at all is closed here.
+                let mut first = [0u8; 1];
+                let sent = tokio::time::timeout(header_read_timeout, stream.peek(&mut first));
+                if matches!(sent.await, Ok(Ok(1..))) {
+                    let connection = builder.serve_connection_with_upgrades(
+                        TokioIo::new(stream),
+                        TowerToHyperService::new(service),
+                    );
+                    if let Err(error) = watcher.watch(connection.into_owned()).await {
+                        tracing::debug!(%error, "a connection ended");
+                    }
                 }
                 drop(permit);
             });

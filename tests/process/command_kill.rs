@@ -5,14 +5,13 @@
 //! off either is its user's (the create landed) or can be taken again.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use serde_json::{json, Value};
-use test_support::{eventually, TestDatabase};
-use tokio::process::{Child, Command};
+use serde_json::json;
+use test_support::process::Userledger;
+use test_support::TestDatabase;
 
 const CLIENT_ID: &str = "kill_client";
 const CLIENT_SECRET: &str = "kill-client-secret-1";
@@ -38,8 +37,9 @@ async fn every_acknowledged_write_survives_sigkill_and_no_claim_is_orphaned() {
         .unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
 
-    let (mut service, base) = command(database.url(), &http).await;
-    let token = client_token(&http, &base).await;
+    let mut service = command(database.url(), None).await;
+    let base = service.base.clone();
+    let token = client_token(&service).await;
     let target = create(&http, &base, &token, "kill_target").await;
     assert_eq!(target, 201);
     let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
@@ -93,11 +93,11 @@ async fn every_acknowledged_write_survives_sigkill_and_no_claim_is_orphaned() {
             .collect();
         let lifetime = rand::rng().random_range(300..1_500);
         tokio::time::sleep(Duration::from_millis(lifetime)).await;
-        service.kill().await.expect("SIGKILL");
+        service.child.kill().await.expect("SIGKILL");
         for client in clients {
             client.await.expect("a client");
         }
-        (service, _) = command_at(database.url(), &http, &base).await;
+        service = command(database.url(), Some(&base)).await;
     }
 
     let seen = Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap();
@@ -152,7 +152,7 @@ async fn every_acknowledged_write_survives_sigkill_and_no_claim_is_orphaned() {
         seen.unanswered_creates.len()
     );
     // A username whose create was cut off is its user's, or free again.
-    let token = client_token(&http, &base).await;
+    let token = client_token(&service).await;
     for username in &seen.unanswered_creates {
         let status = create(&http, &base, &token, username).await;
         if claimed.contains(username) {
@@ -181,57 +181,29 @@ async fn create(http: &reqwest::Client, base: &str, token: &str, username: &str)
     answer.map_or(0, |answer| answer.status().as_u16())
 }
 
-async fn client_token(http: &reqwest::Client, base: &str) -> String {
-    let answer: Value = http
-        .post(format!("{base}/oauth/token"))
-        .form(&[
+async fn client_token(service: &Userledger) -> String {
+    service
+        .token(&[
             ("grant_type", "client_credentials"),
             ("client_id", CLIENT_ID),
             ("client_secret", CLIENT_SECRET),
         ])
-        .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["access_token"].as_str().expect("a token").to_owned()
 }
 
-/// `userledger command` on a free port of 127.0.0.1, answering; its base URL.
-async fn command(database_url: &str, http: &reqwest::Client) -> (Child, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    command_at(database_url, http, &format!("http://127.0.0.1:{port}")).await
-}
-
-/// `userledger command` at `base` (a free port once), answering.
-async fn command_at(database_url: &str, http: &reqwest::Client, base: &str) -> (Child, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_userledger"))
-        .arg("command")
-        .env("DATABASE_URL", database_url)
-        .env_remove("EVENTSTORE_URL")
-        .env("USERLEDGER_LISTEN", base.trim_start_matches("http://"))
-        .env("USERLEDGER_TOKEN_SECRET", TOKEN_SECRET)
-        .env("USERLEDGER_BOOTSTRAP_CLIENT_ID", CLIENT_ID)
-        .env("USERLEDGER_BOOTSTRAP_CLIENT_SECRET", CLIENT_SECRET)
-        .env("USERLEDGER_RATE_LIMIT_WRITES_PER_MINUTE", "0")
-        .env("USERLEDGER_RATE_LIMIT_TOKEN_PER_MINUTE", "0")
-        .env("USERLEDGER_HASHING_QUEUE", "4096")
-        .env("RUST_LOG", "warn")
-        .stdout(test_support::process_log())
-        .stderr(test_support::process_log())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("userledger command starts");
-    eventually(Duration::from_secs(60), "the process answers", || async {
-        match http.get(format!("{base}/health")).send().await {
-            Ok(response) if response.status().is_success() => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    (child, base.to_owned())
+/// `userledger command` with the test's client, at `base` when given (a restart).
+async fn command(database_url: &str, base: Option<&str>) -> Userledger {
+    Userledger::start(
+        env!("CARGO_BIN_EXE_userledger"),
+        "command",
+        database_url,
+        base,
+        &[
+            ("USERLEDGER_TOKEN_SECRET", TOKEN_SECRET),
+            ("USERLEDGER_BOOTSTRAP_CLIENT_ID", CLIENT_ID),
+            ("USERLEDGER_BOOTSTRAP_CLIENT_SECRET", CLIENT_SECRET),
+            ("USERLEDGER_HASHING_QUEUE", "4096"),
+        ],
+    )
+    .await
 }

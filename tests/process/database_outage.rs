@@ -6,14 +6,13 @@
 //! was lost with the connection: the caller was told 503, and cannot know); the users read
 //! model, fed by the process's projectors, catches up to the log exactly.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use test_support::eventually;
 use test_support::postgres::{ClusterSettings, PostgresCluster};
-use tokio::process::{Child, Command};
+use test_support::process::Userledger;
 
 const CLIENT_ID: &str = "outage_client";
 const CLIENT_SECRET: &str = "outage-client-secret";
@@ -49,32 +48,30 @@ async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is
     };
     let cluster = Arc::new(PostgresCluster::start_throwaway(&settings).expect("a cluster"));
     let database = cluster.create_database().await.expect("a database");
-    let (_service, base) = serve(database.url());
+    let service = Userledger::start(
+        env!("CARGO_BIN_EXE_userledger"),
+        "serve",
+        database.url(),
+        None,
+        &[
+            ("USERLEDGER_TOKEN_SECRET", TOKEN_SECRET),
+            ("USERLEDGER_BOOTSTRAP_CLIENT_ID", CLIENT_ID),
+            ("USERLEDGER_BOOTSTRAP_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+    )
+    .await;
+    let base = service.base.clone();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    eventually(Duration::from_secs(60), "the process answers", || async {
-        match http.get(format!("{base}/health")).send().await {
-            Ok(response) if response.status().is_success() => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    let token: Value = http
-        .post(format!("{base}/oauth/token"))
-        .form(&[
+    let token = service
+        .token(&[
             ("grant_type", "client_credentials"),
             ("client_id", CLIENT_ID),
             ("client_secret", CLIENT_SECRET),
         ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().expect("a token").to_owned();
+        .await;
     let created = http
         .post(format!("{base}/user/client-api/create"))
         .bearer_auth(&token)
@@ -262,28 +259,4 @@ async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is
         },
     )
     .await;
-}
-
-/// `userledger serve` on a free port of 127.0.0.1 with the test's client; its base URL.
-fn serve(database_url: &str) -> (Child, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_userledger"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env_remove("EVENTSTORE_URL")
-        .env("USERLEDGER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("USERLEDGER_TOKEN_SECRET", TOKEN_SECRET)
-        .env("USERLEDGER_BOOTSTRAP_CLIENT_ID", CLIENT_ID)
-        .env("USERLEDGER_BOOTSTRAP_CLIENT_SECRET", CLIENT_SECRET)
-        .env("USERLEDGER_RATE_LIMIT_WRITES_PER_MINUTE", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(test_support::process_log())
-        .stderr(test_support::process_log())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("userledger serve starts");
-    (child, format!("http://127.0.0.1:{port}"))
 }

@@ -18,6 +18,7 @@ pub mod app;
 pub mod history;
 pub mod kafka;
 pub mod postgres;
+pub mod process;
 pub mod wait;
 pub mod world;
 

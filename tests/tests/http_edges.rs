@@ -136,6 +136,10 @@ async fn a_client_that_sends_its_headers_slowly_is_cut_off() {
         cut_after < Duration::from_secs(4),
         "the connection was still taking headers after {cut_after:?}"
     );
+    // A client that connects and sends nothing is closed after as long.
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (closed, _) = closed_within(&mut silent, Duration::from_secs(4)).await;
+    assert!(closed, "a silent connection stayed open");
     // A prompt client is served as before.
     let health = app.http.get(app.url("/health")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
@@ -157,8 +161,22 @@ async fn a_body_that_stops_arriving_is_refused_and_changes_nothing() {
          Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{body}"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
+    // One byte every 300 ms: never a long pause, never done. The deadline is for the whole body.
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
     let started = Instant::now();
-    let (_, answer) = closed_within(&mut stream, Duration::from_secs(5)).await;
+    let mut answer = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut answer);
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
     assert!(
         answer.starts_with("HTTP/1.1 400"),
         "after {:?}: {answer}",

@@ -1246,11 +1246,6 @@ async fn batches_decide_again_after_a_write_from_elsewhere() {
     chain_and_transactions(&s.app, &id, "CreditsIncreased").await;
 }
 
-/// The write side keeps only the last events of each stream: a stream longer than that is
-/// read from the store where a reader needs more (a user object not built yet, a command after
-/// a conflict), and every answer still counts every event. 40 increments over HTTP, 5 more
-/// through the store directly (as another process's would be), then updates: each answer
-/// shows all 45 and its own bio, and the chain holds.
 /// An update answers from the object it answered last plus its own events when nothing came
 /// between, and reads the stream otherwise: either way the answer is the stored stream's fold
 /// up to the update (dates and authors from the stored metadata).
@@ -1311,6 +1306,11 @@ async fn every_update_answer_is_the_fold_of_the_stored_stream() {
     assert_eq!(answers, 6);
 }
 
+/// The write side keeps only the last events of each stream: a stream longer than that is
+/// read from the store where a reader needs more (a user object not built yet, a command after
+/// a conflict), and every answer still counts every event. 40 increments over HTTP, 5 more
+/// through the store directly (as another process's would be), then updates: each answer
+/// shows all 45 and its own bio, and the chain holds.
 #[tokio::test]
 async fn a_stream_longer_than_the_cached_tail_is_answered_whole() {
     use command_service::pipeline::execute;

@@ -74,8 +74,13 @@ pub async fn submit(
     jar: CookieJar,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
-    let Ok(Form(form)) = form else {
-        return Ok(malformed_form());
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(
+            FormRejection::FailedToDeserializeForm(_)
+            | FormRejection::FailedToDeserializeFormBody(_),
+        ) => return Ok(malformed_form()),
+        Err(other) => return Ok(other.into_response()),
     };
     if !csrf_matches(&jar, form.csrf.as_deref()) {
         return Ok(expired_form());

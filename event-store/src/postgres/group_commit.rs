@@ -221,10 +221,9 @@ enum Outcome {
 /// `error`, which failed a whole group, for one of its members: of the same kind (unreachable
 /// or not), with its message.
 fn shared(error: &StoreError) -> StoreError {
-    let message = error.to_string().into();
     match error {
-        StoreError::Unreachable(_) => StoreError::Unreachable(message),
-        _ => StoreError::Backend(message),
+        StoreError::Unreachable(cause) => StoreError::Unreachable(cause.to_string().into()),
+        other => StoreError::Backend(other.to_string().into()),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Failing fast while the server is known to be unreachable. Once an operation of the store
-//! found it so (no connection within the pool's wait), every operation answers
+//! found it so (no connection could be had within the pool's wait: one connection lost, as a
+//! proxy or `pg_terminate_backend` cuts one, is not the server down), every operation answers
 //! [`StoreError::Unreachable`] at once for [`NOT_TRIED_FOR`], instead of each waiting for a
 //! connection in turn: commands that take turns on a stream would otherwise wait for each
 //! other's waits, and a caller for all of them. Then operations try the server again.
@@ -40,7 +41,14 @@ impl Reachability {
             ));
         }
         let outcome = operation.await;
-        if let Err(StoreError::Unreachable(_)) = &outcome {
+        if let Err(StoreError::Unreachable(cause)) = &outcome {
+            let no_connection = matches!(
+                cause.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+            );
+            if !no_connection {
+                return outcome;
+            }
             let until = self.now() + NOT_TRIED_FOR.as_micros() as u64;
             self.down_until.fetch_max(until, Ordering::Relaxed);
         }
@@ -59,22 +67,30 @@ mod tests {
     #[tokio::test]
     async fn after_an_unreachable_answer_operations_are_not_tried_for_a_moment() {
         let reachability = Reachability::default();
-        let unreachable = || async { Err::<(), _>(StoreError::Unreachable("down".into())) };
+        let unreachable =
+            || async { Err::<(), _>(StoreError::Unreachable(Box::new(sqlx::Error::PoolTimedOut))) };
+        let one_lost = || async {
+            let lost = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+            Err::<(), _>(StoreError::Unreachable(Box::new(sqlx::Error::Io(lost))))
+        };
         let tried = std::sync::atomic::AtomicUsize::new(0);
         let operation = || async {
             tried.fetch_add(1, Ordering::Relaxed);
             Ok::<_, StoreError>(())
         };
         assert!(reachability.guard(operation()).await.is_ok());
+        // One connection lost is not the server down.
+        let _ = reachability.guard(one_lost()).await;
+        assert!(reachability.guard(operation()).await.is_ok());
         let _ = reachability.guard(unreachable()).await;
         assert!(matches!(
             reachability.guard(operation()).await,
             Err(StoreError::Unreachable(_))
         ));
-        assert_eq!(tried.load(Ordering::Relaxed), 1, "not tried while down");
+        assert_eq!(tried.load(Ordering::Relaxed), 2, "not tried while down");
         tokio::time::sleep(NOT_TRIED_FOR).await;
         assert!(reachability.guard(operation()).await.is_ok());
-        assert_eq!(tried.load(Ordering::Relaxed), 2);
+        assert_eq!(tried.load(Ordering::Relaxed), 3);
         // Other failures change nothing.
         let failed = || async { Err::<(), _>(StoreError::InvalidAppend("no".into())) };
         let _ = reachability.guard(failed()).await;

@@ -9,11 +9,11 @@
 //! listing each one (`additionalInfo.errors`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
 use events::values::{FieldValue, ValidationError};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -283,9 +283,8 @@ impl<S: Send + Sync, T: Body> FromRequest<S> for JsonOrForm<T> {
             let Json(body) = Json::<T>::from_request(request, state).await?;
             return Ok(JsonOrForm(body));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| ApiError::Body(rejection.body_text()))?;
+        let (limit, deadline) = body_bounds(&request);
+        let bytes = read_whole(request.into_body(), limit, deadline).await?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|error| ApiError::Body(format!("the form is malformed: {error}")))?;
         let mut object = Map::new();
@@ -309,11 +308,8 @@ pub struct JsonBody(pub Value);
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let limit = request
-            .extensions()
-            .get::<Arc<EdgeState>>()
-            .map_or(usize::MAX, |edge| edge.settings.body_limit);
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        let (limit, deadline) = body_bounds(&request);
         let is_json = request
             .headers()
             .get(CONTENT_TYPE)
@@ -325,15 +321,49 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "the body must be JSON (Content-Type: application/json)".into(),
             ));
         }
-        let bytes =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection| match rejection.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
-                    _ => ApiError::Body(rejection.body_text()),
-                })?;
+        let bytes = read_whole(request.into_body(), limit, deadline).await?;
         strict::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|error| ApiError::Body(format!("the body is not valid JSON: {error}")))
+    }
+}
+
+/// The edge's body limit and body read timeout for `request` (none outside an edge).
+fn body_bounds(request: &Request) -> (usize, Duration) {
+    request
+        .extensions()
+        .get::<Arc<EdgeState>>()
+        .map_or((usize::MAX, Duration::MAX), |edge| {
+            (edge.settings.body_limit, edge.settings.body_read_timeout)
+        })
+}
+
+/// A body read whole: at most `limit` bytes (413 past it), all arrived within `deadline` of
+/// being asked for (400 otherwise; the timeout between frames alone would let a client trickle
+/// a byte at a time for as long as it likes, holding its place among the requests in flight).
+pub async fn read_whole(
+    body: axum::body::Body,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, ApiError> {
+    let read = axum::body::to_bytes(body, limit);
+    match tokio::time::timeout(deadline, read).await {
+        Err(_) => Err(ApiError::Body(format!(
+            "the body did not arrive within {} s",
+            deadline.as_secs()
+        ))),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => {
+            let too_large = std::iter::successors(
+                Some(&error as &(dyn std::error::Error + 'static)),
+                |error| error.source(),
+            )
+            .any(|error| error.is::<http_body_util::LengthLimitError>());
+            Err(if too_large {
+                ApiError::BodyTooLarge { limit }
+            } else {
+                ApiError::Body(format!("the body could not be read: {error}"))
+            })
+        }
     }
 }

@@ -195,6 +195,30 @@ pub static KEYS: &[Key] = &[
     key("USERLEDGER_BODY_LIMIT_BYTES", Public, || {
         Some(command_defaults().edge.body_limit.to_string())
     }),
+    key("USERLEDGER_QUEUE_WAIT_MS", Public, || {
+        Some(command_defaults().edge.queue_wait.as_millis().to_string())
+    }),
+    key("USERLEDGER_HEADER_READ_TIMEOUT_SECONDS", Public, || {
+        Some(
+            command_defaults()
+                .edge
+                .header_read_timeout
+                .as_secs()
+                .to_string(),
+        )
+    }),
+    key("USERLEDGER_BODY_READ_TIMEOUT_SECONDS", Public, || {
+        Some(
+            command_defaults()
+                .edge
+                .body_read_timeout
+                .as_secs()
+                .to_string(),
+        )
+    }),
+    key("USERLEDGER_MAX_CONNECTIONS", Public, || {
+        Some(command_defaults().edge.max_connections.to_string())
+    }),
     key("USERLEDGER_RATE_LIMIT_TOKEN_PER_MINUTE", Public, || {
         Some(RateLimits::default().token_per_minute.to_string())
     }),
@@ -388,6 +412,10 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     pub max_concurrent_reads: usize,
     pub body_limit: usize,
+    pub queue_wait: Duration,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
     pub rate_limits: RateLimits,
     /// Publishing to Kafka; `None` without `KAFKA_BROKERS`.
     pub kafka: Option<KafkaSettings>,
@@ -505,6 +533,10 @@ impl Config {
         settings.edge.max_concurrent_requests = self.max_concurrent_requests;
         settings.edge.max_concurrent_reads = self.max_concurrent_reads;
         settings.edge.body_limit = self.body_limit;
+        settings.edge.queue_wait = self.queue_wait;
+        settings.edge.header_read_timeout = self.header_read_timeout;
+        settings.edge.body_read_timeout = self.body_read_timeout;
+        settings.edge.max_connections = self.max_connections;
         settings.edge.rate_limits = self.rate_limits;
         settings.edge.follow_apis = self.follow_apis;
         settings
@@ -802,6 +834,19 @@ impl Layers {
         let max_concurrent_requests = count("USERLEDGER_MAX_CONCURRENT_REQUESTS")?;
         let max_concurrent_reads = count("USERLEDGER_MAX_CONCURRENT_READS")?;
         let body_limit = count("USERLEDGER_BODY_LIMIT_BYTES")?;
+        let queue_wait = parser.required(
+            "USERLEDGER_QUEUE_WAIT_MS",
+            positive("USERLEDGER_QUEUE_WAIT_MS")?.map(Duration::from_millis),
+        )?;
+        let header_read_timeout = parser.required(
+            "USERLEDGER_HEADER_READ_TIMEOUT_SECONDS",
+            seconds("USERLEDGER_HEADER_READ_TIMEOUT_SECONDS")?,
+        )?;
+        let body_read_timeout = parser.required(
+            "USERLEDGER_BODY_READ_TIMEOUT_SECONDS",
+            seconds("USERLEDGER_BODY_READ_TIMEOUT_SECONDS")?,
+        )?;
+        let max_connections = count("USERLEDGER_MAX_CONNECTIONS")?;
         let rate_limits = RateLimits {
             token_per_minute: per_minute("USERLEDGER_RATE_LIMIT_TOKEN_PER_MINUTE")?,
             writes_per_minute: per_minute("USERLEDGER_RATE_LIMIT_WRITES_PER_MINUTE")?,
@@ -858,6 +903,10 @@ impl Layers {
             max_concurrent_requests,
             max_concurrent_reads,
             body_limit,
+            queue_wait,
+            header_read_timeout,
+            body_read_timeout,
+            max_connections,
             rate_limits,
             kafka,
             log_filter,

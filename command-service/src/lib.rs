@@ -139,9 +139,12 @@ impl Application {
     ) -> anyhow::Result<Server> {
         if let Some(pool) = &database {
             signin::prepare(pool).await.context("the sign-in tables")?;
-            signin::spawn_sweeper(pool.clone(), settings.refresh_token_ttl);
         }
         let edge = EdgeState::new(settings.edge.clone(), store, database).await?;
+        // Once the edge's tables exist too: the sweep also forgets revoked token families.
+        if let Some(pool) = &edge.database {
+            signin::spawn_sweeper(pool.clone(), settings.refresh_token_ttl);
+        }
         let state = AppState::with_edge(edge.clone(), settings);
         bootstrap::bootstrap(&state)
             .await

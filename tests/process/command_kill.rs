@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde_json::json;
-use test_support::process::Userledger;
+use test_support::process::{user_holding, Userledger};
 use test_support::TestDatabase;
 
 const CLIENT_ID: &str = "kill_client";
@@ -42,14 +42,9 @@ async fn every_acknowledged_write_survives_sigkill_and_no_claim_is_orphaned() {
     let token = client_token(&service).await;
     let target = create(&http, &base, &token, "kill_target").await;
     assert_eq!(target, 201);
+    let target_id = user_holding(database.url(), "kill_target").await;
+    let target = format!("user-{target_id}");
     let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
-    let target: String = sqlx::query_scalar(
-        "SELECT stream_id FROM unique_claims WHERE kind = 'username' AND value = 'kill_target'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    let target_id = target.trim_start_matches("user-").to_owned();
 
     for round in 0..KILLS {
         let clients: Vec<_> = (0..CLIENTS)

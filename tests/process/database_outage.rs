@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use test_support::eventually;
 use test_support::postgres::{ClusterSettings, PostgresCluster};
-use test_support::process::Userledger;
+use test_support::process::{user_holding, Userledger};
 
 const CLIENT_ID: &str = "outage_client";
 const CLIENT_SECRET: &str = "outage-client-secret";
@@ -83,15 +83,8 @@ async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is
         .await
         .unwrap();
     assert_eq!(created.status().as_u16(), 201);
-    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
-    let stream: String = sqlx::query_scalar(
-        "SELECT stream_id FROM unique_claims WHERE kind = 'username' AND value = 'outage_target'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    let target = stream.trim_start_matches("user-").to_owned();
+    let target = user_holding(database.url(), "outage_target").await;
+    let stream = format!("user-{target}");
 
     // The load: one increment every 5 ms, each on a task of its own, bounded in count.
     let started = Instant::now();

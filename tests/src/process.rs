@@ -79,3 +79,20 @@ impl Userledger {
             .to_owned()
     }
 }
+
+/// The id of the user who holds `username` in the database at `database_url` (from the
+/// uniqueness claims: a process test has no read model to ask).
+pub async fn user_holding(database_url: &str, username: &str) -> String {
+    let pool = sqlx::PgPool::connect(database_url)
+        .await
+        .expect("the test database");
+    let stream: String = sqlx::query_scalar(
+        "SELECT stream_id FROM unique_claims WHERE kind = 'username' AND value = $1",
+    )
+    .bind(username)
+    .fetch_one(&pool)
+    .await
+    .unwrap_or_else(|error| panic!("a user holds {username}: {error}"));
+    pool.close().await;
+    stream.trim_start_matches("user-").to_owned()
+}

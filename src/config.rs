@@ -180,6 +180,9 @@ pub static KEYS: &[Key] = &[
     key("USERLEDGER_CAN_EDIT_PEER_DATA", Public, || {
         Some(command_defaults().can_edit_peer_data.to_string())
     }),
+    key("USERLEDGER_ERASURE_SUPER_ADMIN_ONLY", Public, || {
+        Some(command_defaults().erasure_super_admin_only.to_string())
+    }),
     key("USERLEDGER_HASHING_WORKERS", Public, || {
         Some(command_defaults().hashing_workers.to_string())
     }),
@@ -407,6 +410,7 @@ pub struct Config {
     pub invite_only: bool,
     pub follow_apis: bool,
     pub can_edit_peer_data: bool,
+    pub erasure_super_admin_only: bool,
     pub hashing_workers: usize,
     pub hashing_queue: usize,
     pub max_concurrent_requests: usize,
@@ -528,6 +532,7 @@ impl Config {
         settings.initial_credits = self.initial_credits;
         settings.invite_only = self.invite_only;
         settings.can_edit_peer_data = self.can_edit_peer_data;
+        settings.erasure_super_admin_only = self.erasure_super_admin_only;
         settings.hashing_workers = self.hashing_workers;
         settings.hashing_queue = self.hashing_queue;
         settings.edge.max_concurrent_requests = self.max_concurrent_requests;
@@ -829,6 +834,10 @@ impl Layers {
             "USERLEDGER_CAN_EDIT_PEER_DATA",
             parser.boolean("USERLEDGER_CAN_EDIT_PEER_DATA")?,
         )?;
+        let erasure_super_admin_only = parser.required(
+            "USERLEDGER_ERASURE_SUPER_ADMIN_ONLY",
+            parser.boolean("USERLEDGER_ERASURE_SUPER_ADMIN_ONLY")?,
+        )?;
         let hashing_workers = count("USERLEDGER_HASHING_WORKERS")?;
         let hashing_queue = count("USERLEDGER_HASHING_QUEUE")?;
         let max_concurrent_requests = count("USERLEDGER_MAX_CONCURRENT_REQUESTS")?;
@@ -898,6 +907,7 @@ impl Layers {
             invite_only,
             follow_apis,
             can_edit_peer_data,
+            erasure_super_admin_only,
             hashing_workers,
             hashing_queue,
             max_concurrent_requests,

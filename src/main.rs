@@ -11,12 +11,16 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use event_store::eventstoredb::EventStoreDbStore;
 use event_store::postgres::PostgresEventStore;
+use event_store::sealed::{Keyring, Sealed};
 use events::audit::replay::Selection;
 use events::audit::Moment;
+use events::metadata::{Actor, CommandContext};
 use events::store::{EventStore, Position};
+use events::values::UserId;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use secrecy::ExposeSecret;
 use userledger::config::{Config, LogFormat};
+use uuid::Uuid;
 
 /// mimalloc rather than glibc's malloc: under many concurrent requests glibc's arenas were
 /// contended (its lock waits showed in profiles of the read routes).
@@ -80,6 +84,16 @@ enum Run {
     /// The rebuild goes to a scratch schema. Prints every difference, and exits with status 1
     /// if there is any.
     Verify,
+    /// Erase a person: destroy their key and append `UserErased` (for operators)
+    ///
+    /// Their personal data reads as "[erased]" everywhere the log is read from then on; their
+    /// username and email are free, and the read models drop them. The events stay, and the
+    /// hash chains still verify. Needs DATABASE_URL (the people's keys).
+    Erase {
+        /// The user's id (`_id`)
+        #[arg(value_name = "USER_ID")]
+        user: Uuid,
+    },
     /// Bring the PostgreSQL event store's schema up to date and exit
     Migrate,
     /// Print the effective configuration, one `KEY = value (source)` line per key, secrets masked
@@ -137,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
         Run::Republish { from } => republish(&config, from).await,
         Run::Replay(selection) => replay(&config, selection.into()).await,
         Run::Verify => verify(&config).await,
+        Run::Erase { user } => erase(&config, UserId::from_uuid(user)).await,
         Run::Migrate => {
             connect_postgres(&config).await?;
             tracing::info!("the PostgreSQL event store is up to date");
@@ -224,7 +239,11 @@ enum Role {
 
 async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
     let listen = config.listen;
-    let (store, postgres) = event_store(config).await?;
+    let Log {
+        store,
+        stored,
+        postgres,
+    } = event_store(config).await?;
     let kafka = kafka_settings(config);
     let database = postgres.map(|p| p.pool().clone());
     if database.is_none() {
@@ -244,7 +263,7 @@ async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
     let read_models = match role {
         Role::Everything => database_url
             .as_deref()
-            .map(|url| projectors(&store, url, kafka, stopped)),
+            .map(|url| projectors(&store, &stored, url, kafka, stopped)),
         Role::Command | Role::Query => None,
     };
     let app = match role {
@@ -301,11 +320,15 @@ async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
 
 /// Runs the projectors of every read model until Ctrl-C or SIGTERM.
 async fn project(config: &Config) -> anyhow::Result<()> {
-    let (store, postgres) = event_store(config).await?;
+    let Log {
+        store,
+        stored,
+        postgres,
+    } = event_store(config).await?;
     let url = read_models_url(config)?;
     let kafka = kafka_settings(config);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let read_models = projectors(&store, &url, kafka, stopped);
+    let read_models = projectors(&store, &stored, &url, kafka, stopped);
     tracing::info!("userledger is projecting");
     match config.status_listen {
         // Health checks see this process's projectors through the status routes.
@@ -336,16 +359,18 @@ async fn project(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The read models' projectors, and the Kafka publisher when `kafka` is set.
+/// The read models' projectors (reading `store`), and the Kafka publisher when `kafka` is set
+/// (publishing the log as `stored`: personal data sealed).
 fn projectors(
     store: &Arc<dyn EventStore>,
+    stored: &Arc<dyn EventStore>,
     database_url: &str,
     kafka: Option<projections::KafkaSettings>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> projections::ReadModels {
     let models = projections::spawn_read_models(store.clone(), database_url, shutdown.clone());
     match kafka {
-        Some(settings) => models.with_publisher(store.clone(), database_url, settings, &shutdown),
+        Some(settings) => models.with_publisher(stored.clone(), database_url, settings, &shutdown),
         None => models,
     }
 }
@@ -354,10 +379,10 @@ fn projectors(
 /// bar on standard error. The publisher's checkpoint stays where it is.
 async fn republish(config: &Config, from: Option<Position>) -> anyhow::Result<()> {
     let settings = kafka_settings(config).context("set KAFKA_BROKERS to republish")?;
-    let (store, _postgres) = event_store(config).await?;
+    let stored = event_store(config).await?.stored;
     let bar = progress_bar("publishing again")?;
     let republished =
-        projections::republish(store, &settings, from, |events| bar.set_position(events)).await;
+        projections::republish(stored, &settings, from, |events| bar.set_position(events)).await;
     bar.finish();
     let republished = republished.context("publishing again")?;
     let seconds = republished.elapsed.as_secs_f64();
@@ -381,7 +406,7 @@ fn kafka_settings(config: &Config) -> Option<projections::KafkaSettings> {
 
 /// Rebuilds the read models from the whole log, with a progress bar on standard error.
 async fn rebuild(config: &Config) -> anyhow::Result<()> {
-    let (store, _postgres) = event_store(config).await?;
+    let store = event_store(config).await?.store;
     let url = read_models_url(config)?;
     let bar = progress_bar("rebuilding the read models")?;
     let rebuilt = projections::rebuild(store, &url, |events| bar.set_position(events)).await;
@@ -416,7 +441,7 @@ fn progress_bar(message: &'static str) -> anyhow::Result<indicatif::ProgressBar>
 /// the summary goes to standard error.
 async fn replay(config: &Config, selection: Selection) -> anyhow::Result<()> {
     use std::io::Write;
-    let (store, _postgres) = event_store(config).await?;
+    let store = event_store(config).await?.store;
     let bar = progress_bar("replaying the log")?;
     let started = std::time::Instant::now();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -446,11 +471,11 @@ async fn replay(config: &Config, selection: Selection) -> anyhow::Result<()> {
 /// Checks the hash chains and compares the read models with a rebuild; prints every finding
 /// and a summary on standard output, and exits with status 1 if there is any.
 async fn verify(config: &Config) -> anyhow::Result<()> {
-    let (store, _postgres) = event_store(config).await?;
+    let log = event_store(config).await?;
     let url = read_models_url(config)?;
     let bar = progress_bar("checking hash chains")?;
     let mut phase = projections::verify::Phase::Chains;
-    let verified = projections::verify(store, &url, |now, events| {
+    let verified = projections::verify(log.store, &*log.stored, &url, |now, events| {
         if now != phase {
             phase = now;
             bar.reset();
@@ -488,6 +513,27 @@ async fn verify(config: &Config) -> anyhow::Result<()> {
     }
 }
 
+/// Erases `user` as `POST /user/admin-api/erase` does, acting as the system.
+async fn erase(config: &Config, user: UserId) -> anyhow::Result<()> {
+    let log = event_store(config).await?;
+    if log.postgres.is_none() {
+        bail!("erasing destroys a key kept in PostgreSQL: set DATABASE_URL");
+    }
+    let state = command_service::AppState::new(log.store, config.command_settings());
+    let context = CommandContext::new(Uuid::now_v7(), Actor::system(), chrono::Utc::now());
+    let position = command_service::users::erase::erase(&state, user, &context)
+        .await
+        .map_err(|error| match error {
+            http_edge::envelope::ApiError::NotFound(_) => {
+                anyhow::anyhow!("no user has this id (or they were erased already)")
+            }
+            error => anyhow::anyhow!("{error}"),
+        })
+        .with_context(|| format!("erasing {user}"))?;
+    println!("erased {user}: UserErased is at {position}");
+    Ok(())
+}
+
 /// PostgreSQL of the read models: `DATABASE_URL`.
 fn read_models_url(config: &Config) -> anyhow::Result<String> {
     config
@@ -497,16 +543,27 @@ fn read_models_url(config: &Config) -> anyhow::Result<String> {
         .context("DATABASE_URL must name the PostgreSQL database of the read models")
 }
 
-/// The event store (EventStoreDB with `EVENTSTORE_URL`, else PostgreSQL), and PostgreSQL when
-/// `DATABASE_URL` is set (it holds the read-side tables, and the events without EventStoreDB).
-async fn event_store(
-    config: &Config,
-) -> anyhow::Result<(Arc<dyn EventStore>, Option<PostgresEventStore>)> {
+/// The log as this process uses it.
+struct Log {
+    /// The event store as its readers see it: personal data opened (or erased), sealed on
+    /// the way in.
+    store: Arc<dyn EventStore>,
+    /// The event store as it keeps the events, personal data sealed: what the hash chains are
+    /// over and what Kafka carries.
+    stored: Arc<dyn EventStore>,
+    /// PostgreSQL, when `DATABASE_URL` is set: the read-side tables and the people's keys
+    /// (and the events, without EventStoreDB).
+    postgres: Option<PostgresEventStore>,
+}
+
+/// The event store (EventStoreDB with `EVENTSTORE_URL`, else PostgreSQL), sealed with the
+/// people's keys in PostgreSQL when `DATABASE_URL` is set.
+async fn event_store(config: &Config) -> anyhow::Result<Log> {
     let postgres = match config.database_url {
         Some(_) => Some(connect_postgres(config).await?),
         None => None,
     };
-    let store: Arc<dyn EventStore> = match (&config.eventstore_url, &postgres) {
+    let stored: Arc<dyn EventStore> = match (&config.eventstore_url, &postgres) {
         (Some(url), _) => {
             tracing::info!("event store: EventStoreDB");
             Arc::new(
@@ -523,7 +580,25 @@ async fn event_store(
             bail!("set DATABASE_URL (PostgreSQL), and EVENTSTORE_URL for EventStoreDB")
         }
     };
-    Ok((store, postgres))
+    let store: Arc<dyn EventStore> = match &postgres {
+        Some(postgres) => {
+            let keyring = Keyring::prepare(postgres.pool().clone())
+                .await
+                .context("the people's keys (DATABASE_URL)")?;
+            Arc::new(Sealed::new(stored.clone(), keyring))
+        }
+        None => {
+            tracing::warn!(
+                "DATABASE_URL is not set: personal data is appended unsealed and cannot be erased"
+            );
+            stored.clone()
+        }
+    };
+    Ok(Log {
+        store,
+        stored,
+        postgres,
+    })
 }
 
 async fn connect_postgres(config: &Config) -> anyhow::Result<PostgresEventStore> {

@@ -522,13 +522,19 @@ where
                 });
             }
         };
+        let mut encoded = encode_all(&events, context).map_err(ApiError::internal)?;
+        // Personal data is sealed before the events are chained: the chain is over what is
+        // stored.
+        if let Err(error) = store.seal(&stream, &mut encoded).await {
+            current.leave(&mut held, store, &stream);
+            return Err(failure_of(&error));
+        }
         let Current {
             loaded,
             read_at,
             pending,
         } = current;
         let changes = uniqueness_changes::<A>(&loaded.state, &events);
-        let mut encoded = encode_all(&events, context).map_err(ApiError::internal)?;
         let head = loaded.head.seal(&stream, &mut encoded);
         let revision = loaded.revision.map_or(0, |r| r + 1) + events.len() as u64 - 1;
         let state = events
@@ -585,6 +591,8 @@ where
 fn failure_of(error: &StoreError) -> Failure {
     match error {
         StoreError::ClaimTaken { claim } => Failure::Taken(claim.clone()),
+        // The person was erased while the command was decided.
+        StoreError::Erased { .. } => Failure::Api(ApiError::not_found()),
         StoreError::Unreachable(cause) => {
             tracing::warn!(error = %cause, "the event store is unreachable");
             Failure::Api(ApiError::unreachable())
@@ -620,6 +628,7 @@ pub async fn append_facts<A: Aggregate>(
             ),
         };
         let mut encoded = encode_all(events, context).map_err(ApiError::internal)?;
+        store.seal(&stream, &mut encoded).await?;
         head.seal(&stream, &mut encoded);
         let request = AppendRequest::new(
             stream.clone(),

@@ -55,6 +55,9 @@ pub struct Settings {
     pub sign_in_failures_per_account: u32,
     /// Failed sign-ins a minute per IP address (0: no limit).
     pub sign_in_failures_per_ip: u32,
+    /// Whether only a `super_admin` may erase a person (else any holder of
+    /// `admin:profile:erase:write` who out-ranks them).
+    pub erasure_super_admin_only: bool,
 }
 
 impl Settings {
@@ -81,6 +84,7 @@ impl Settings {
             authorization_code_ttl: Duration::from_secs(60),
             sign_in_failures_per_account: 5,
             sign_in_failures_per_ip: 30,
+            erasure_super_admin_only: true,
         }
     }
 }

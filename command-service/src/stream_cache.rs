@@ -19,10 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use events::sign_in::SignIns;
 use events::store::{
     AppendRequest, AppendResult, EventStore, EventStream, NewEvent, Position, RecordedEvent,
     StoreError, UniqueClaim,
 };
+use events::user::User;
+use events::values::UserId;
+use events::Aggregate;
 
 /// How long a cached stream is trusted without a conflict to say otherwise.
 pub const STREAM_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -179,25 +183,44 @@ impl StreamCache {
             .then(|| request.events.clone())
     }
 
-    /// The cached stream extended by a successful append of `events`, when the cache held
-    /// exactly the revision the append was made on and the store tells each event's position;
-    /// otherwise the entry is dropped and the next read reloads.
-    fn extend(&self, stream: &str, events: Option<Vec<NewEvent>>, result: &AppendResult) {
+    /// The cached stream extended by a successful append of `recorded` (its events as
+    /// recorded, opened), when the cache held exactly the revision the append was made on;
+    /// otherwise (or without them) the entry is dropped and the next read reloads.
+    fn extend(&self, stream: &str, recorded: Option<Vec<RecordedEvent>>, result: &AppendResult) {
         let mut tails = self.lock();
         let Some(tail) = tails.streams.get_mut(stream) else {
             return;
         };
-        let count = events.as_ref().map_or(0, |events| events.len() as u64);
-        let extends = tail.next_revision + count == result.revision + 1;
-        let (Some(events), true, Some(positions)) = (events, extends, positions(result, count))
+        let Some(recorded) = recorded
+            .filter(|events| tail.next_revision + events.len() as u64 == result.revision + 1)
         else {
             tails.remove(stream);
             return;
         };
+        let added = tail.push(recorded);
+        tails.events = tails.events.saturating_add_signed(added);
+        let evicted = tails.bound();
+        drop(tails);
+        discard(evicted);
+    }
+
+    /// The events of a successful append as readers of the store see them: recorded (when
+    /// the store tells each one's position) and opened.
+    async fn recorded(
+        &self,
+        stream: &str,
+        events: Vec<NewEvent>,
+        result: &AppendResult,
+    ) -> Option<Vec<RecordedEvent>> {
+        let count = events.len() as u64;
+        let positions = positions(result, count)?;
         let recorded_at = chrono::Utc::now();
-        let first_revision = result.revision + 1 - count;
-        let added = tail.push(events.into_iter().zip(positions).zip(first_revision..).map(
-            |((event, position), revision)| RecordedEvent {
+        let first_revision = (result.revision + 1).checked_sub(count)?;
+        let mut recorded: Vec<RecordedEvent> = events
+            .into_iter()
+            .zip(positions)
+            .zip(first_revision..)
+            .map(|((event, position), revision)| RecordedEvent {
                 stream: stream.to_owned(),
                 revision,
                 position,
@@ -206,12 +229,10 @@ impl StreamCache {
                 data: event.data,
                 metadata: event.metadata,
                 recorded_at,
-            },
-        ));
-        tails.events = tails.events.saturating_add_signed(added);
-        let evicted = tails.bound();
-        drop(tails);
-        discard(evicted);
+            })
+            .collect();
+        self.store.open(&mut recorded).await.ok()?;
+        Some(recorded)
     }
 
     /// The events of `stream` from `from` on: from the cached tail while it is fresh and holds
@@ -270,7 +291,11 @@ impl EventStore for StreamCache {
         let events = self.pending(&request);
         match self.store.append(request).await {
             Ok(result) => {
-                self.extend(&stream, events, &result);
+                let recorded = match events {
+                    Some(events) => self.recorded(&stream, events, &result).await,
+                    None => None,
+                };
+                self.extend(&stream, recorded, &result);
                 Ok(result)
             }
             Err(error) => {
@@ -291,6 +316,23 @@ impl EventStore for StreamCache {
 
     async fn settled(&self, position: Position) -> Result<(), StoreError> {
         self.store.settled(position).await
+    }
+
+    async fn seal(&self, stream: &str, events: &mut [NewEvent]) -> Result<(), StoreError> {
+        self.store.seal(stream, events).await
+    }
+
+    async fn open(&self, events: &mut [RecordedEvent]) -> Result<(), StoreError> {
+        self.store.open(events).await
+    }
+
+    /// Also forgets the person's streams: their tails hold what was read of them, opened.
+    async fn shred_key(&self, owner: UserId) -> Result<(), StoreError> {
+        self.store.shred_key(owner).await?;
+        let mut tails = self.lock();
+        tails.remove(&User::stream_name(owner));
+        tails.remove(&SignIns::stream_name(&owner));
+        Ok(())
     }
 
     async fn last_event(&self, stream: &str) -> Result<Option<RecordedEvent>, StoreError> {

@@ -11,6 +11,9 @@
 //!   into the store and its `EventStore` impl (`mod.rs`), uniqueness reservations
 //!   (`reservations.rs`), the events append (`append.rs`), reading and following `$all`
 //!   (`subscription.rs`) and the conversions between our types and the client's (`mapping.rs`).
+//! - [`sealed`]: the people's keys ([`sealed::Keyring`], in PostgreSQL for either store) and
+//!   [`sealed::Sealed`], a store over either that opens the personal data it reads.
 
 pub mod eventstoredb;
 pub mod postgres;
+pub mod sealed;

@@ -16,6 +16,8 @@
 //!   store's [`store::NewEvent`] / [`store::RecordedEvent`], with upcasting of old versions.
 //! - [`audit`]: the hash chain that makes the log tamper-evident, and the redaction of secrets
 //!   from payloads shown to auditors.
+//! - [`personal`]: which fields of which events are personal data, sealed with a key of the
+//!   person's so that erasing them (destroying the key) leaves the log whole.
 //! - [`sign_in`]: sign-in attempts, a stream per user beside the user's own.
 //! - [`social`]: follows, follow requests and blocks, a stream per pair of users.
 //! - [`user`], [`role`], [`application`]: one aggregate each, as pure functions: its commands,
@@ -33,6 +35,7 @@
 pub mod application;
 pub mod audit;
 pub mod metadata;
+pub mod personal;
 pub mod role;
 pub mod scopes;
 pub mod sign_in;

@@ -1,7 +1,8 @@
 //! The scope catalogue: every scope Liquid knows and its parent (`scopes.tsv`, a copy of the
 //! contract's `scopes.tsv`, compiled in so the crate never reads `../shared` at build or run time),
 //! plus userledger's own `admin:profile:history:read` and `client:profile:history:read` (the
-//! audit history routes; README, "Audit").
+//! audit history routes; README, "Audit") and `admin:profile:erase:write` (erasing a person;
+//! README, "Erasure").
 //!
 //! Holding a scope grants the scope itself and all its descendants; `*` is the root, so it grants
 //! everything. Sensitivity levels such as `admin:profile:sensitive:high:write` and
@@ -370,8 +371,12 @@ mod tests {
     #[test]
     fn the_catalogue_holds_every_line_of_the_contract() {
         let catalogue = ScopeCatalogue::get();
-        // The contract's 98, and userledger's two history scopes.
-        assert_eq!(catalogue.all().count(), 100);
+        // The contract's 98, userledger's two history scopes and its erasure scope.
+        assert_eq!(catalogue.all().count(), 101);
+        assert_eq!(
+            catalogue.parent("admin:profile:erase:write"),
+            Some("admin:profile:all")
+        );
         assert_eq!(
             catalogue.parent("admin:profile:history:read"),
             Some("admin:profile:all")

@@ -365,7 +365,11 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        ApiError::Internal(error.into())
+        match error {
+            // The person a write was about was erased meanwhile: they are gone.
+            StoreError::Erased { .. } => ApiError::not_found(),
+            error => ApiError::Internal(error.into()),
+        }
     }
 }
 

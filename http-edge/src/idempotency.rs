@@ -161,6 +161,20 @@ async fn run_writing(edge: &EdgeState, request: Request, next: Next) -> Response
     }
 }
 
+/// Forgets every stored answer that names `subject` (a user's id, in the objects answered) or
+/// that `subject` asked for: what an erasure leaves of a person here. A request repeated
+/// after it runs again.
+pub async fn forget(pool: &PgPool, subject: &str) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM idempotency_keys \
+          WHERE caller = $1 OR position(convert_to($1, 'UTF8') IN body) > 0",
+    )
+    .bind(subject)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 async fn remember(
     pool: &PgPool,
     caller: &str,

@@ -1,14 +1,16 @@
 //! The login history read model: one row per sign-in attempt on an existing account, from the
 //! users' sign-in streams (`signin-<user id>`: `SignInSucceeded`, `SignInRefused`), newest
-//! first by the event's id (UUIDv7: its time).
+//! first by the event's id (UUIDv7: its time). An erased user's rows are removed
+//! (`UserErased`).
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use events::metadata::decode;
+use events::metadata::{decode, EventFamily};
 use events::sign_in::{SignInEvent, SignIns};
 use events::store::RecordedEvent;
+use events::user::{User, UserEvent};
 use events::Aggregate;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -55,6 +57,19 @@ impl Projection for LoginHistoryReadModel {
         events: &[Arc<RecordedEvent>],
     ) -> anyhow::Result<()> {
         for recorded in events {
+            // An erased person's sign-ins (where from, with what) go with them.
+            if let Some(user) = stream_id(&recorded.stream, User::CATEGORY) {
+                if recorded.event_type == (UserEvent::Erased {}).event_type() {
+                    let user = Uuid::parse_str(user).with_context(|| {
+                        format!("stream {} is not named by a user id", recorded.stream)
+                    })?;
+                    sqlx::query("DELETE FROM login_history WHERE user_id = $1")
+                        .bind(user)
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                continue;
+            }
             let Some(user) = stream_id(&recorded.stream, SignIns::CATEGORY) else {
                 continue;
             };

@@ -14,6 +14,7 @@
 //!
 //! A deleted user keeps its row (`isDeleted: true`): the object shows `deletedDate`, and the
 //! lookup columns are not unique, since a deleted user's username and email are free again.
+//! An erased user's row is removed (`UserErased`): they answer 404 like an unknown id.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -207,9 +208,16 @@ impl Projection for UsersReadModel {
         // Objects read back are updated in place; the others are inserted (or, should one be
         // there after all, replaced). An update costs the database less than an upsert.
         let (mut changed, mut created) = (UserColumns::default(), UserColumns::default());
+        let mut erased = Vec::new();
         for (id, view) in views {
-            // A stream without `UserCreated` has no user to show (a valid log never has one).
-            let Some(view) = view else { continue };
+            // No user to show: erased (or, for a stream without `UserCreated`, which a valid
+            // log never has, none).
+            let Some(view) = view else {
+                if found.contains(&id) {
+                    erased.push(id);
+                }
+                continue;
+            };
             let columns = if found.contains(&id) {
                 &mut changed
             } else {
@@ -256,6 +264,12 @@ impl Projection for UsersReadModel {
                     document = EXCLUDED.document",
             )
             .await?;
+        if !erased.is_empty() {
+            sqlx::query("DELETE FROM users WHERE id = ANY($1)")
+                .bind(&erased)
+                .execute(&mut *connection)
+                .await?;
+        }
         Ok(())
     }
 }

@@ -122,15 +122,18 @@ impl Verification {
     }
 }
 
-/// Checks every stream's hash chain, rebuilds every read model in a scratch schema and compares
-/// it with the live one. `on_progress` hears the phase and the events gone through in it.
+/// Checks every stream's hash chain in `stored` (the log as kept: the chains are over personal
+/// data sealed), rebuilds every read model from `store` (the log as readers see it) in a
+/// scratch schema and compares it with the live one. `on_progress` hears the phase and the
+/// events gone through in it.
 pub async fn verify(
     store: Arc<dyn EventStore>,
+    stored: &dyn EventStore,
     database_url: &str,
     mut on_progress: impl FnMut(Phase, u64),
 ) -> anyhow::Result<Verification> {
     let started = Instant::now();
-    let mut verification = check_chains(&*store, &mut on_progress).await?;
+    let mut verification = check_chains(stored, &mut on_progress).await?;
     let mut connection = PgConnection::connect(database_url)
         .await
         .context("connecting to the read models' database")?;

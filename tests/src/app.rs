@@ -8,6 +8,7 @@ use command_service::pipeline::execute;
 use command_service::settings::{BootstrapAdmin, BootstrapClient};
 use command_service::{Application, Settings};
 use event_store::postgres::PostgresEventStore;
+use event_store::sealed::{Keyring, Sealed};
 use events::metadata::{Actor, CommandContext};
 use events::store::{EventStore, RecordedEvent};
 use events::user::{CreateUser, User, UserCommand};
@@ -27,7 +28,11 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub address: String,
     pub http: reqwest::Client,
+    /// The event store as it keeps the events: personal data sealed.
     pub store: Arc<PostgresEventStore>,
+    /// The event store as the service reads and writes it: personal data sealed on the way
+    /// in, opened on the way out (as `userledger serve` has it).
+    pub log: Arc<dyn EventStore>,
     pub settings: Settings,
     /// The projectors of the read models, running in this test.
     pub read_models: Option<projections::ReadModels>,
@@ -72,21 +77,25 @@ pub async fn spawn_app_publishing(
             .await
             .expect("the store connects"),
     );
+    let keyring = Keyring::prepare(store.pool().clone())
+        .await
+        .expect("the keys' table");
+    let log: Arc<dyn EventStore> = Arc::new(Sealed::new(store.clone(), keyring));
     // The read models follow the log, as in `userledger serve`; they stop with the test.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut read_models =
-        projections::spawn_read_models(store.clone(), database.url(), stopped.clone());
+        projections::spawn_read_models(log.clone(), database.url(), stopped.clone());
     if let Some(kafka) = kafka {
         read_models = read_models.with_publisher(store.clone(), database.url(), kafka, &stopped);
     }
     let app = Application::build_with(
         "127.0.0.1:0".parse().expect("an address"),
-        store.clone(),
+        log.clone(),
         Some(store.pool().clone()),
         settings.clone(),
         query_service::router_with_projectors(
             query_service::AppState::new(
-                store.clone(),
+                log.clone(),
                 Some(store.pool().clone()),
                 settings.subscription_tiers.clone(),
             ),
@@ -101,6 +110,7 @@ pub async fn spawn_app_publishing(
         address,
         http: reqwest::Client::new(),
         store,
+        log,
         settings,
         read_models: Some(read_models),
         _stop: stop,
@@ -118,9 +128,9 @@ impl TestApp {
         self._database.url()
     }
 
-    /// Every event of one stream, as stored.
+    /// Every event of one stream, as the service reads it (personal data opened).
     pub async fn stream(&self, stream: &str) -> Vec<RecordedEvent> {
-        self.store
+        self.log
             .read_stream(stream, 0)
             .await
             .expect("the stream reads")
@@ -158,7 +168,7 @@ impl TestApp {
         };
         let context =
             CommandContext::new(uuid::Uuid::now_v7(), Actor::system(), chrono::Utc::now());
-        execute::<User, _>(&*self.store, &id, &context, 1, |_| {
+        execute::<User, _>(&*self.log, &id, &context, 1, |_| {
             Ok(UserCommand::Create(create.clone()))
         })
         .await

@@ -27,6 +27,52 @@ impl Userledger {
         base: Option<&str>,
         settings: &[(&str, &str)],
     ) -> Self {
+        let output = (crate::process_log(), crate::process_log());
+        Self::spawn(
+            binary,
+            subcommand,
+            database_url,
+            base,
+            settings,
+            output,
+            "warn",
+        )
+        .await
+    }
+
+    /// [`Userledger::start`] on a free port, its standard output and error (its logs, at
+    /// `level`) written to the file `log`.
+    pub async fn start_logged(
+        binary: &str,
+        subcommand: &str,
+        database_url: &str,
+        settings: &[(&str, &str)],
+        log: &std::path::Path,
+        level: &str,
+    ) -> Self {
+        let file = std::fs::File::create(log).expect("the log file");
+        let output = (file.try_clone().expect("the log file").into(), file.into());
+        Self::spawn(
+            binary,
+            subcommand,
+            database_url,
+            None,
+            settings,
+            output,
+            level,
+        )
+        .await
+    }
+
+    async fn spawn(
+        binary: &str,
+        subcommand: &str,
+        database_url: &str,
+        base: Option<&str>,
+        settings: &[(&str, &str)],
+        (stdout, stderr): (std::process::Stdio, std::process::Stdio),
+        level: &str,
+    ) -> Self {
         let base = base.map_or_else(
             || {
                 let port = TcpListener::bind("127.0.0.1:0")
@@ -45,9 +91,9 @@ impl Userledger {
             .env("USERLEDGER_RATE_LIMIT_WRITES_PER_MINUTE", "0")
             .env("USERLEDGER_RATE_LIMIT_TOKEN_PER_MINUTE", "0")
             .envs(settings.iter().copied())
-            .env("RUST_LOG", "warn")
-            .stdout(crate::process_log())
-            .stderr(crate::process_log())
+            .env("RUST_LOG", level)
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|error| panic!("userledger {subcommand} starts: {error}"));

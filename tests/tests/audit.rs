@@ -26,23 +26,19 @@ async fn create_user(app: &TestApp, token: &str, username: &str) -> String {
         .post("/user/admin-api/create", token, &new_user(username))
         .await;
     assert_eq!(status, 201, "{body}");
-    stream_of(app, "UserCreated", "username", username)
+    user_stream(app, username)
         .await
         .trim_start_matches("user-")
         .to_owned()
 }
 
-/// The stream whose first event of `event_type` has `field` = `value`.
-async fn stream_of(app: &TestApp, event_type: &str, field: &str, value: &str) -> String {
-    sqlx::query_scalar(
-        "SELECT stream_id FROM events WHERE event_type = $1 AND data->>$2 = $3 LIMIT 1",
-    )
-    .bind(event_type)
-    .bind(field)
-    .bind(value)
-    .fetch_one(app.store.pool())
-    .await
-    .expect("the stream exists")
+/// The stream of the user holding `username` (its claim: the payloads hold it sealed).
+async fn user_stream(app: &TestApp, username: &str) -> String {
+    sqlx::query_scalar("SELECT stream_id FROM unique_claims WHERE kind = 'username' AND value = $1")
+        .bind(username)
+        .fetch_one(app.store.pool())
+        .await
+        .expect("the stream exists")
 }
 
 /// `GET path` with an optional consistency token; status and body.
@@ -201,7 +197,7 @@ async fn history_shows_who_did_what_in_pages_and_never_a_secret() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let admin_id = stream_of(&app, "UserCreated", "username", "root_admin")
+    let admin_id = user_stream(&app, "root_admin")
         .await
         .trim_start_matches("user-")
         .to_owned();
@@ -461,7 +457,7 @@ async fn roles_and_applications_have_history_and_state_at_a_moment() {
 /// Runs `verify` on the test's database, once every event written is readable.
 async fn verify(app: &TestApp) -> projections::verify::Verification {
     test_support::app::whole_log(&app.store).await;
-    projections::verify(app.store.clone(), app.database_url(), |_, _| {})
+    projections::verify(app.log.clone(), &*app.store, app.database_url(), |_, _| {})
         .await
         .expect("verify runs")
 }

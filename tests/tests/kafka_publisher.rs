@@ -257,6 +257,7 @@ async fn every_kind_of_change(world: &Published) -> UserId {
     }
     world.user(ada, UserCommand::SetPrivate(false)).await;
     world.user(bob, UserCommand::Delete).await;
+    world.user(bob, UserCommand::Erase).await;
 
     world
         .role(
@@ -441,7 +442,26 @@ async fn every_event_type_arrives_with_its_key_headers_and_payload() {
         .collect();
     assert_eq!(types, every_type, "the history has every event type");
 
-    let by_id: HashMap<&str, &Received> = received.iter().map(|r| (r.header("ce_id"), r)).collect();
+    // An erasure is followed, on the same partition, by a tombstone (no value) for the
+    // person's key, so that a compacted topic forgets them.
+    let (tombstones, received): (Vec<&Received>, Vec<&Received>) =
+        received.iter().partition(|r| r.text.is_empty());
+    let erased = log
+        .iter()
+        .find(|e| e.event_type == "UserErased")
+        .expect("an erasure");
+    let erasure = received
+        .iter()
+        .find(|r| r.header("ce_id") == erased.event_id.to_string())
+        .expect("the erasure arrived");
+    assert_eq!(tombstones.len(), 1, "one tombstone, for the one erasure");
+    assert_eq!(tombstones[0].key, erased.stream.trim_start_matches("user-"));
+    assert_eq!(tombstones[0].partition, erasure.partition);
+    assert!(tombstones[0].offset > erasure.offset);
+    assert!(tombstones[0].headers.is_empty());
+
+    let by_id: HashMap<&str, &Received> =
+        received.iter().map(|r| (r.header("ce_id"), *r)).collect();
     let after = states_after(&log);
     for event in &log {
         let message = by_id

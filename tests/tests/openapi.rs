@@ -46,6 +46,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/ready"),
     ("POST", "/user/admin-api/verify"),
+    ("POST", "/user/admin-api/erase"),
     ("GET", "/user/admin-api/subscription-tiers"),
     ("GET", "/user/client-api/block-status"),
     ("GET", "/user/client-api/follow-status"),

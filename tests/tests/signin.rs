@@ -1317,9 +1317,10 @@ async fn concurrent_sign_ins_are_all_recorded_on_one_chain_and_the_user_history_
     let revisions: Vec<u64> = events.iter().map(|event| event.revision).collect();
     assert_eq!(revisions, (0..8).collect::<Vec<u64>>());
     test_support::app::whole_log(&app.store).await;
-    let verification = projections::verify(app.store.clone(), app.database_url(), |_, _| {})
-        .await
-        .expect("verify runs");
+    let verification =
+        projections::verify(app.log.clone(), &*app.store, app.database_url(), |_, _| {})
+            .await
+            .expect("verify runs");
     assert!(verification.is_clean(), "{verification:?}");
 
     // The auditors' history route pages them with `stream=signin`.

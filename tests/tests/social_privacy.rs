@@ -429,7 +429,7 @@ async fn the_facts_between_two_users_are_audited_and_rebuild_to_the_same_read_mo
     }
 
     test_support::app::whole_log(&app.store).await;
-    let verified = projections::verify(app.store.clone(), app.database_url(), |_, _| {})
+    let verified = projections::verify(app.log.clone(), &*app.store, app.database_url(), |_, _| {})
         .await
         .expect("verify runs");
     assert!(

@@ -7,7 +7,7 @@
 //! # Layout
 //! One file per command: [`create`], [`update`], [`custom_data`], [`toggles`] (ban, restrict,
 //! verify), [`credits`], [`access`], [`subscription`] (and subscription-cancel),
-//! [`invite_codes`]; [`own`] (`PATCH /user/me`, a person's own profile); [`view`] builds the user object answered by `update`. This file holds the
+//! [`invite_codes`]; [`erase`] (forgetting a person, admin only); [`own`] (`PATCH /user/me`, a person's own profile); [`view`] builds the user object answered by `update`. This file holds the
 //! router and what the handlers share: ranking and loading users. Each command's body type
 //! is in its file, beside its handler.
 
@@ -15,6 +15,7 @@ pub mod access;
 pub mod create;
 pub mod credits;
 pub mod custom_data;
+pub mod erase;
 pub mod invite_codes;
 pub mod own;
 pub mod subscription;
@@ -62,9 +63,30 @@ pub fn router() -> Routes<AppState> {
             "Unauthorized",
             "`currentPassword` is not your password",
         );
+    let erase = Doc::post(
+        "/user/admin-api/erase",
+        "Erase a person: destroy their key, free their username and email, remove them from \
+         every read model (userledger's own)",
+    )
+    .session(Edge::Admin, "admin:profile:erase:write")
+    .json_body::<erase::EraseBody>()
+    .write()
+    .done("erased: their personal data reads as \"[erased]\" in the log from now on")
+    .error(
+        404,
+        "NotFound",
+        "no user has this `target` (or they were erased already)",
+    )
+    .error(
+        401,
+        "InsufficientPrivileges",
+        "the caller is not a super_admin (USERLEDGER_ERASURE_SUPER_ADMIN_ONLY), or does not \
+         out-rank the user",
+    );
     [Edge::Admin, Edge::Client].into_iter().fold(
         Routes::new()
             .route(verify, toggles::verify_user)
+            .route(erase, erase::erase_user)
             .route(own_profile, own::update_own_profile),
         |routes, edge| routes.merge(edge_router(edge)),
     )

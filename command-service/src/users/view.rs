@@ -31,6 +31,13 @@ impl Default for Views {
     }
 }
 
+impl Views {
+    /// Forgets the object kept of user `id` (who was erased).
+    pub fn forget(&self, id: UserId) {
+        self.0.invalidate(&id);
+    }
+}
+
 /// The user as of the stream revision `up_to` (the write's own last event; everything when
 /// `None`), so that the answer shows this write's result and not a later one's. Only the
 /// events after the object answered last are read.

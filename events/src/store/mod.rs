@@ -10,6 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::values::UserId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
@@ -200,6 +201,9 @@ pub enum StoreError {
     InvalidAppend(String),
     #[error("event store failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The person `stream` is about was erased: nothing more can be written about them.
+    #[error("the person of {stream} was erased")]
+    Erased { stream: String },
     /// The store cannot be reached now (stopped, restarting, or every connection busy): nothing
     /// was written by the request that failed so, unless the connection was lost while it
     /// committed; a retry later may succeed.
@@ -221,6 +225,33 @@ pub type EventStream = BoxStream<'static, Result<Arc<RecordedEvent>, StoreError>
 pub trait EventStore: Send + Sync + 'static {
     /// Appends atomically: the events, the claims and the releases all take effect or none does.
     async fn append(&self, request: AppendRequest) -> Result<AppendResult, StoreError>;
+
+    /// Seals the personal data of `events`, about to be appended to `stream`, in place
+    /// ([`crate::personal`]): before they are chained, since the chain is over what is stored.
+    /// A store that keeps no people's keys (by default) stores them as they are.
+    async fn seal(&self, stream: &str, events: &mut [NewEvent]) -> Result<(), StoreError> {
+        let _ = (stream, events);
+        Ok(())
+    }
+
+    /// `events`, in the form the store below keeps them, as this store's readers see them
+    /// (opened, where it seals): what a layer above that keeps appended events shows of them.
+    async fn open(&self, events: &mut [RecordedEvent]) -> Result<(), StoreError> {
+        let _ = events;
+        Ok(())
+    }
+
+    /// Destroys the key `owner`'s personal data is sealed with (erasure, [`crate::personal`]):
+    /// from now on it reads as erased, and nothing more can be sealed for them. Only a store
+    /// that keeps people's keys can (by default this fails).
+    async fn shred_key(&self, owner: UserId) -> Result<(), StoreError> {
+        let _ = owner;
+        Err(StoreError::Backend(
+            "this event store keeps no personal keys (they are kept in PostgreSQL: set \
+             DATABASE_URL)"
+                .into(),
+        ))
+    }
 
     /// The events of one stream from `from_revision` on, in revision order. An unknown stream is
     /// empty.

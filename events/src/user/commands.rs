@@ -47,6 +47,8 @@ pub enum UserCommand {
     Delete,
     /// `private` with `state` true (make the account private) or false (public).
     SetPrivate(bool),
+    /// Forget the person (`erase`), deleted or not.
+    Erase,
 }
 
 /// A new user, as `create` sends one (after hashing the password).

@@ -24,6 +24,12 @@ pub(super) fn decide(
             None => create_user(create),
         };
     }
+    if let UserCommand::Erase = command {
+        return match state {
+            Some(_) => Ok(vec![UserEvent::Erased {}]),
+            None => Err(DomainError::NotFound),
+        };
+    }
     let user = match state {
         Some(user) if !user.deleted => user,
         _ => return Err(DomainError::NotFound),
@@ -31,6 +37,7 @@ pub(super) fn decide(
     let actor = &context.actor;
     match command {
         UserCommand::Create(_) => Err(DomainError::AlreadyExists),
+        UserCommand::Erase => unreachable!("decided above"),
         UserCommand::Update(update) => Ok(update_user(user, update)),
         UserCommand::ReplaceCustomData(custom_data) => Ok(replace_custom_data(user, custom_data)),
         UserCommand::SetBanned(toggle) => Ok(toggle_flag(user.banned, toggle, actor, Flag::Banned)),

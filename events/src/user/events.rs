@@ -110,6 +110,11 @@ pub enum UserEvent {
     /// The account became public: a follow of it is a follow at once.
     #[serde(rename = "UserMadePublic")]
     MadePublic {},
+    /// The person was forgotten: their key is destroyed, so the personal data of every event
+    /// of theirs reads as [`crate::personal::ERASED`] from now on; their username and email
+    /// become free. Nothing can happen to the user after it.
+    #[serde(rename = "UserErased")]
+    Erased {},
 }
 
 impl EventFamily for UserEvent {
@@ -140,6 +145,7 @@ impl EventFamily for UserEvent {
         "UserDeleted",
         "UserMadePrivate",
         "UserMadePublic",
+        "UserErased",
     ];
 
     fn event_type(&self) -> &'static str {
@@ -170,6 +176,7 @@ impl EventFamily for UserEvent {
             Self::Deleted {} => "UserDeleted",
             Self::MadePrivate {} => "UserMadePrivate",
             Self::MadePublic {} => "UserMadePublic",
+            Self::Erased {} => "UserErased",
         }
     }
 

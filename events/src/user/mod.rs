@@ -260,9 +260,12 @@ pub fn evolve(state: UserState, event: &UserEvent) -> UserState {
             private: false,
         });
     }
+    if let UserEvent::Erased {} = event {
+        return None;
+    }
     let mut user = state?;
     match event {
-        UserEvent::Created { .. } => {}
+        UserEvent::Created { .. } | UserEvent::Erased {} => {}
         UserEvent::PasswordSet { password_hash } => {
             user.password_hash = Some(password_hash.clone())
         }

@@ -181,6 +181,38 @@ fn commands_on_a_deleted_user_are_not_found() {
         .then_error(DomainError::NotFound);
 }
 
+// --- erase --------------------------------------------------------------------------------
+
+#[test]
+fn erase_forgets_the_user_and_frees_their_username_and_email() {
+    when(UserCommand::Erase)
+        .then([UserEvent::Erased {}])
+        .then_claims(
+            &[],
+            &[
+                claim(EMAIL_CLAIM, "alicesmith@gmail.com"),
+                claim(USERNAME_CLAIM, "alice_01"),
+            ],
+        );
+}
+
+#[test]
+fn a_deleted_user_can_be_erased() {
+    given([created(), UserEvent::Deleted {}])
+        .when(UserCommand::Erase)
+        .then([UserEvent::Erased {}]);
+}
+
+#[test]
+fn nothing_happens_to_an_erased_user() {
+    given([created(), UserEvent::Erased {}])
+        .when(UserCommand::Erase)
+        .then_error(DomainError::NotFound);
+    given([created(), UserEvent::Erased {}])
+        .when(UserCommand::SetBanned(Toggle::on(None)))
+        .then_error(DomainError::NotFound);
+}
+
 // --- update -------------------------------------------------------------------------------
 
 #[test]
@@ -992,6 +1024,7 @@ fn every_user_event_round_trips_through_the_store_encoding() {
         UserEvent::Deleted {},
         UserEvent::MadePrivate {},
         UserEvent::MadePublic {},
+        UserEvent::Erased {},
     ];
     let mut names: Vec<&str> = events.iter().map(|e| e.event_type()).collect();
     names.sort_unstable();

@@ -204,10 +204,13 @@ impl UserView {
                 updated_at: at,
             });
         }
+        if let UserEvent::Erased {} = event {
+            return None;
+        }
         let mut view = view?;
         view.updated_at = at;
         match event {
-            UserEvent::Created { .. } | UserEvent::PasswordSet { .. } => {}
+            UserEvent::Created { .. } | UserEvent::PasswordSet { .. } | UserEvent::Erased {} => {}
             UserEvent::ProfileUpdated(changes) => {
                 fn set<T: ToString>(field: &mut Option<String>, change: &Option<Option<T>>) {
                     if let Some(value) = change {

@@ -139,11 +139,13 @@ pub async fn send(
                 value: Some(value.as_str()),
             });
         }
-        let mut record = FutureRecord::to(topic)
+        let mut record = FutureRecord::<String, Vec<u8>>::to(topic)
             .key(&message.key)
-            .payload(&message.payload)
             .headers(headers)
             .timestamp(message.timestamp_ms);
+        if let Some(payload) = &message.payload {
+            record = record.payload(payload);
+        }
         // Enqueued in log order; a full local queue drains as the broker acknowledges.
         loop {
             match producer.send_result(record) {

@@ -18,7 +18,8 @@ pub struct Message {
     /// partition, in log order.
     pub key: String,
     pub headers: Vec<(&'static str, String)>,
-    pub payload: Vec<u8>,
+    /// `None`: a tombstone, which tells a compacted topic to forget the key.
+    pub payload: Option<Vec<u8>>,
     /// Milliseconds since the epoch of the event's `occurredAt` (the record's timestamp).
     pub timestamp_ms: i64,
 }
@@ -64,8 +65,19 @@ pub fn message<S: Subject>(
             ("ce_subject", id.to_owned()),
             ("content-type", "application/json".to_owned()),
         ],
-        payload: serde_json::to_vec(&payload).expect("a payload serialises"),
+        payload: Some(serde_json::to_vec(&payload).expect("a payload serialises")),
         timestamp_ms: metadata.occurred_at.timestamp_millis(),
+    }
+}
+
+/// The tombstone that follows `erased`, the message of a `UserErased`: the same key and time,
+/// no value and no headers, so that a compacted topic forgets the person's every message.
+pub fn tombstone(erased: &Message) -> Message {
+    Message {
+        key: erased.key.clone(),
+        headers: Vec::new(),
+        payload: None,
+        timestamp_ms: erased.timestamp_ms,
     }
 }
 
@@ -174,7 +186,7 @@ mod tests {
         };
         let decoded = Decoded { event, metadata };
         let message = message::<Users>(&recorded, &id, &decoded, &None);
-        let text = String::from_utf8(message.payload).expect("UTF-8");
+        let text = String::from_utf8(message.payload.expect("a value")).expect("UTF-8");
         assert!(!text.contains(hash), "{text}");
         assert!(!text.contains("argon2"), "{text}");
         let payload: Value = serde_json::from_str(&text).expect("JSON");

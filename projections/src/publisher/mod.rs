@@ -1,4 +1,5 @@
-//! The Kafka publisher: every user change to the user topic, every role and application
+//! The Kafka publisher: every user change to the user topic (an erasure followed by a
+//! tombstone for the user's key), every role and application
 //! change to a second topic, every follow, follow request and block to a third, each event as one message (see [`message`]), at least once and in log
 //! order per subject (DESIGN.md invariant 5).
 //!
@@ -20,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use events::metadata::decode;
+use events::metadata::{decode, EventFamily};
 use events::store::{EventStore, Position, RecordedEvent};
+use events::user::UserEvent;
 use futures::StreamExt;
 use rdkafka::producer::Producer;
 use sqlx::{Connection, PgConnection};
@@ -303,10 +305,15 @@ impl<'a> Translator<'a> {
         for recorded in batch {
             let stream = recorded.stream.as_str();
             let message = if let Some(id) = stream_id(stream, Users::CATEGORY) {
-                (
-                    users,
-                    translate(&mut self.users, self.store, recorded, id).await?,
-                )
+                let message = translate(&mut self.users, self.store, recorded, id).await?;
+                if recorded.event_type == (UserEvent::Erased {}).event_type() {
+                    // Compacted topics forget the person too.
+                    let tombstone = message::tombstone(&message);
+                    messages.push((users, message));
+                    (users, tombstone)
+                } else {
+                    (users, message)
+                }
             } else if let Some(id) = stream_id(stream, Roles::CATEGORY) {
                 (
                     others,

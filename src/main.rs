@@ -94,6 +94,13 @@ enum Run {
         #[arg(value_name = "USER_ID")]
         user: Uuid,
     },
+    /// Seal the personal data of events written before sealing began, in place (PostgreSQL)
+    ///
+    /// One transaction per person's stream: ids, positions and revisions stay, payloads are
+    /// stored sealed and the stream's hash chain is sealed anew. Stop every process that
+    /// writes (serve, command) first, then run `verify`. Shows a progress bar on standard
+    /// error; running it again finds nothing to do.
+    EncryptHistory,
     /// Bring the PostgreSQL event store's schema up to date and exit
     Migrate,
     /// Print the effective configuration, one `KEY = value (source)` line per key, secrets masked
@@ -152,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
         Run::Replay(selection) => replay(&config, selection.into()).await,
         Run::Verify => verify(&config).await,
         Run::Erase { user } => erase(&config, UserId::from_uuid(user)).await,
+        Run::EncryptHistory => encrypt_history(&config).await,
         Run::Migrate => {
             connect_postgres(&config).await?;
             tracing::info!("the PostgreSQL event store is up to date");
@@ -380,7 +388,7 @@ fn projectors(
 async fn republish(config: &Config, from: Option<Position>) -> anyhow::Result<()> {
     let settings = kafka_settings(config).context("set KAFKA_BROKERS to republish")?;
     let stored = event_store(config).await?.stored;
-    let bar = progress_bar("publishing again")?;
+    let bar = progress_bar("publishing again", "events")?;
     let republished =
         projections::republish(stored, &settings, from, |events| bar.set_position(events)).await;
     bar.finish();
@@ -408,7 +416,7 @@ fn kafka_settings(config: &Config) -> Option<projections::KafkaSettings> {
 async fn rebuild(config: &Config) -> anyhow::Result<()> {
     let store = event_store(config).await?.store;
     let url = read_models_url(config)?;
-    let bar = progress_bar("rebuilding the read models")?;
+    let bar = progress_bar("rebuilding the read models", "events")?;
     let rebuilt = projections::rebuild(store, &url, |events| bar.set_position(events)).await;
     bar.finish();
     let rebuilt = rebuilt.context("rebuilding the read models")?;
@@ -423,13 +431,13 @@ async fn rebuild(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A spinner on standard error counting events: `{message} [elapsed] N events (rate)`.
-fn progress_bar(message: &'static str) -> anyhow::Result<indicatif::ProgressBar> {
+/// A spinner on standard error counting `unit`s: `{message} [elapsed] N units (rate)`.
+fn progress_bar(message: &'static str, unit: &str) -> anyhow::Result<indicatif::ProgressBar> {
     let bar = indicatif::ProgressBar::new_spinner()
         .with_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg} [{elapsed_precise}] {human_pos} events ({per_sec})",
-            )
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} {{msg}} [{{elapsed_precise}}] {{human_pos}} {unit} ({{per_sec}})"
+            ))
             .context("the progress bar's template")?,
         )
         .with_message(message);
@@ -442,7 +450,7 @@ fn progress_bar(message: &'static str) -> anyhow::Result<indicatif::ProgressBar>
 async fn replay(config: &Config, selection: Selection) -> anyhow::Result<()> {
     use std::io::Write;
     let store = event_store(config).await?.store;
-    let bar = progress_bar("replaying the log")?;
+    let bar = progress_bar("replaying the log", "events")?;
     let started = std::time::Instant::now();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let replayed = events::audit::replay::replay(
@@ -473,7 +481,7 @@ async fn replay(config: &Config, selection: Selection) -> anyhow::Result<()> {
 async fn verify(config: &Config) -> anyhow::Result<()> {
     let log = event_store(config).await?;
     let url = read_models_url(config)?;
-    let bar = progress_bar("checking hash chains")?;
+    let bar = progress_bar("checking hash chains", "events")?;
     let mut phase = projections::verify::Phase::Chains;
     let verified = projections::verify(log.store, &*log.stored, &url, |now, events| {
         if now != phase {
@@ -531,6 +539,38 @@ async fn erase(config: &Config, user: UserId) -> anyhow::Result<()> {
         })
         .with_context(|| format!("erasing {user}"))?;
     println!("erased {user}: UserErased is at {position}");
+    Ok(())
+}
+
+/// Seals the personal data of the events written before sealing, in place.
+async fn encrypt_history(config: &Config) -> anyhow::Result<()> {
+    if config.eventstore_url.is_some() {
+        bail!(
+            "EventStoreDB's events cannot be rewritten in place: copy the log into a new \
+             database as the README's \"Erasure\" section tells"
+        );
+    }
+    let postgres = connect_postgres(config).await?;
+    let keyring = Keyring::prepare(postgres.pool().clone())
+        .await
+        .context("the people's keys")?;
+    let bar = progress_bar("sealing personal data in the log", "streams")?;
+    let done = event_store::postgres::encrypt_history::encrypt_history(
+        postgres.pool(),
+        &keyring,
+        |streams| bar.set_position(streams),
+    )
+    .await;
+    bar.finish();
+    let done = done.context("sealing the log's personal data")?;
+    println!(
+        "{} people's streams looked at, {} sealed ({} events rewritten) in {:.1} s; \
+         run `userledger verify` to check the chains",
+        done.streams,
+        done.streams_sealed,
+        done.events_rewritten,
+        done.elapsed.as_secs_f64()
+    );
     Ok(())
 }
 
@@ -695,6 +735,25 @@ mod tests {
         );
         assert!(parse(&["republish", "--from", "nowhere"]).is_err());
         assert!(parse(&["republish", "--to", "1"]).is_err());
+    }
+
+    #[test]
+    fn erase_takes_one_user_id() {
+        let id = "0192e6c4-8d1b-7c3e-9a4f-3b2d1c0e5f6a";
+        let cli = parse(&["erase", id]).expect("valid");
+        assert_eq!(
+            cli.command,
+            Some(Run::Erase {
+                user: id.parse().unwrap()
+            })
+        );
+        for args in [&["erase"][..], &["erase", "not-an-id"], &["erase", id, id]] {
+            assert_eq!(parse(args).expect_err("refused").exit_code(), 2, "{args:?}");
+        }
+        assert_eq!(
+            parse(&["encrypt-history"]).expect("valid").command,
+            Some(Run::EncryptHistory)
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! (`(xid << 16) + its index in the transaction`), so every event a reader may still have to
 //! wait for lies above every event it has been shown. No lock or sequence is shared by writers.
 
+pub mod encrypt_history;
 mod group_commit;
 mod reachability;
 mod tail;

@@ -119,6 +119,20 @@ impl Keyring {
         }
     }
 
+    /// The key to seal `owner`'s past events with (`encrypt-history`): theirs, made now if
+    /// they have none; for a person erased already, a key made for the purpose and kept
+    /// nowhere, so that what is sealed with it reads as erased.
+    pub async fn key_for_history(
+        &self,
+        owner: UserId,
+        stream: &str,
+    ) -> Result<PersonalKey, StoreError> {
+        match self.sealing_key(owner, stream).await {
+            Err(StoreError::Erased { .. }) => Ok(PersonalKey::generate()),
+            other => other,
+        }
+    }
+
     /// What is known of the keys of `owners`: the ones not in memory are read in one statement.
     /// A person with no key yet is absent.
     async fn held(&self, owners: Vec<Uuid>) -> Result<HashMap<Uuid, Held>, StoreError> {

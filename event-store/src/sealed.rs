@@ -365,7 +365,8 @@ impl<S: EventStore + ?Sized> EventStore for Sealed<S> {
 }
 
 /// A chunk of a subscription opened: the events that hold personal data are copied and
-/// opened (their keys read together); the others pass as they are. An error ends the chunk.
+/// opened (their keys read together); the others pass as they are. When the keys cannot be
+/// read, the chunk is that error.
 async fn open_shared(
     keyring: &Keyring,
     chunk: Vec<Result<Arc<RecordedEvent>, StoreError>>,
@@ -384,12 +385,8 @@ async fn open_shared(
         return chunk;
     }
     if let Err(error) = keyring.open(&mut personal).await {
-        let mut passed: Vec<_> = chunk
-            .into_iter()
-            .take_while(|item| item.as_ref().is_ok_and(|event| !holds(event)))
-            .collect();
-        passed.push(Err(error));
-        return passed;
+        // The subscription ends here; its reader resumes from what it last took in.
+        return vec![Err(error)];
     }
     let mut opened = personal.into_iter();
     chunk

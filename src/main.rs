@@ -527,9 +527,16 @@ async fn erase(config: &Config, user: UserId) -> anyhow::Result<()> {
     if log.postgres.is_none() {
         bail!("erasing destroys a key kept in PostgreSQL: set DATABASE_URL");
     }
-    let state = command_service::AppState::new(log.store, config.command_settings());
+    let settings = config.command_settings();
+    // With the database, so that answers kept for repeated requests that show them go too.
+    let edge = http_edge::EdgeState::without_database_setup(
+        settings.edge.clone(),
+        log.store,
+        log.postgres.map(|postgres| postgres.pool().clone()),
+    );
+    let state = command_service::AppState::with_edge(Arc::new(edge), settings);
     let context = CommandContext::new(Uuid::now_v7(), Actor::system(), chrono::Utc::now());
-    let position = command_service::users::erase::erase(&state, user, &context)
+    let position = command_service::users::erase::erase(&state, user, None, &context)
         .await
         .map_err(|error| match error {
             http_edge::envelope::ApiError::NotFound(_) => {

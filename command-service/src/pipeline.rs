@@ -535,7 +535,7 @@ where
             pending,
         } = current;
         let changes = uniqueness_changes::<A>(&loaded.state, &events);
-        let head = loaded.head.seal(&stream, &mut encoded);
+        let head = loaded.head.chain(&stream, &mut encoded);
         let revision = loaded.revision.map_or(0, |r| r + 1) + events.len() as u64 - 1;
         let state = events
             .iter()
@@ -629,7 +629,7 @@ pub async fn append_facts<A: Aggregate>(
         };
         let mut encoded = encode_all(events, context).map_err(ApiError::internal)?;
         store.seal(&stream, &mut encoded).await?;
-        head.seal(&stream, &mut encoded);
+        head.chain(&stream, &mut encoded);
         let request = AppendRequest::new(
             stream.clone(),
             ExpectedRevision::from_current(revision),

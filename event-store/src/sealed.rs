@@ -91,21 +91,27 @@ impl Keyring {
         let held = match self.0.held.get(&id).await {
             Some(held) => held,
             None => {
-                let made = PersonalKey::generate();
-                let key: Option<Vec<u8>> = sqlx::query_scalar(
-                    "WITH made AS (
-                        INSERT INTO personal_keys (owner, key) VALUES ($1, $2)
-                        ON CONFLICT (owner) DO NOTHING RETURNING key
-                     )
-                     SELECT key FROM made
-                     UNION ALL SELECT key FROM personal_keys WHERE owner = $1
-                     LIMIT 1",
-                )
-                .bind(id)
-                .bind(made.as_bytes())
-                .fetch_one(&self.0.pool)
-                .await
-                .map_err(store_error)?;
+                let known: Option<Option<Vec<u8>>> =
+                    sqlx::query_scalar("SELECT key FROM personal_keys WHERE owner = $1")
+                        .bind(id)
+                        .fetch_optional(&self.0.pool)
+                        .await
+                        .map_err(store_error)?;
+                let key = match known {
+                    Some(key) => key,
+                    // The key made here, or the one another writer made first (waited for,
+                    // then returned by the no-op update), or none if they were erased since.
+                    None => sqlx::query_scalar(
+                        "INSERT INTO personal_keys (owner, key) VALUES ($1, $2)
+                         ON CONFLICT (owner) DO UPDATE SET owner = EXCLUDED.owner
+                         RETURNING key",
+                    )
+                    .bind(id)
+                    .bind(PersonalKey::generate().as_bytes())
+                    .fetch_one(&self.0.pool)
+                    .await
+                    .map_err(store_error)?,
+                };
                 let held = held_of(key.as_deref());
                 self.0.held.insert(id, held.clone()).await;
                 held
@@ -169,7 +175,15 @@ impl Keyring {
     /// at once and in other processes within [`KEY_CACHE_TTL`]. A person who never had a key
     /// (all of whose events predate sealing) is marked erased all the same. Idempotent.
     pub async fn shred(&self, owner: UserId) -> Result<(), StoreError> {
-        shred(&self.0.pool, owner).await?;
+        sqlx::query(
+            "INSERT INTO personal_keys (owner, key, erased_at) VALUES ($1, NULL, now())
+             ON CONFLICT (owner) DO UPDATE
+             SET key = NULL, erased_at = coalesce(personal_keys.erased_at, now())",
+        )
+        .bind(owner.as_uuid())
+        .execute(&self.0.pool)
+        .await
+        .map_err(store_error)?;
         self.0.held.insert(owner.as_uuid(), Held::Erased).await;
         Ok(())
     }
@@ -219,21 +233,6 @@ impl Keyring {
         }
         Ok(())
     }
-}
-
-/// Destroys `owner`'s key in `pool`'s database, without a [`Keyring`] (the projector that
-/// finishes an erasure another process began).
-pub async fn shred(pool: &PgPool, owner: UserId) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO personal_keys (owner, key, erased_at) VALUES ($1, NULL, now())
-         ON CONFLICT (owner) DO UPDATE
-         SET key = NULL, erased_at = coalesce(personal_keys.erased_at, now())",
-    )
-    .bind(owner.as_uuid())
-    .execute(pool)
-    .await
-    .map_err(store_error)?;
-    Ok(())
 }
 
 fn held_of(key: Option<&[u8]>) -> Held {

@@ -28,8 +28,9 @@
 //! Load the stream and fold it with [`Aggregate::evolve`]; call [`Aggregate::decide`] with the
 //! state, a command of parsed values and a [`metadata::CommandContext`]; compute the
 //! [`UniquenessChanges`] of the decided events; encode them with [`metadata::encode_all`]; seal
-//! them onto the stream's hash chain ([`Loaded::head`]); append them at the revision the state
-//! was read at, with the claims and releases. An empty decision
+//! their personal data ([`personal`], through the store's `seal`); chain them onto the stream's
+//! hash chain ([`Loaded::head`]); append them at the revision the state was read at, with the
+//! claims and releases. An empty decision
 //! means nothing changed: answer success without appending.
 
 pub mod application;

@@ -125,11 +125,32 @@ impl PersonalKey {
     }
 
     /// Seals every personal field of `data`, a payload about to be appended to `stream`, in
-    /// place. A `null` stays `null`; a field sealed already is left as it is.
+    /// place. A `null` stays `null`. Every value is sealed, even one that looks sealed: a
+    /// person may type `sealed:...` as their bio.
     pub fn seal(&self, stream: &str, data: &mut Value) {
+        self.seal_where(stream, data, |_, _| true);
+    }
+
+    /// Seals the personal fields of `data`, a stored payload of `stream`, that this key does
+    /// not open (written before sealing began): what `encrypt-history` does to the log.
+    pub fn seal_history(&self, stream: &str, data: &mut Value) {
+        let cipher = Aes256Gcm::new(&self.0);
+        self.seal_where(stream, data, |field, value| {
+            let sealed = value.as_str().and_then(|s| s.strip_prefix(SEALED_PREFIX));
+            sealed.is_none_or(|sealed| open_one(&cipher, stream, field, sealed).is_none())
+        });
+    }
+
+    /// Seals the personal fields of `data` for which `unsealed(field, value)` holds.
+    fn seal_where(
+        &self,
+        stream: &str,
+        data: &mut Value,
+        mut unsealed: impl FnMut(&str, &Value) -> bool,
+    ) {
         let cipher = Aes256Gcm::new(&self.0);
         for_each_personal(stream, data, |field, value| {
-            if is_sealed(value) {
+            if !unsealed(field, value) {
                 return;
             }
             let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
@@ -302,6 +323,23 @@ mod tests {
         let mut wrong_key = data;
         open(Some(&PersonalKey::generate()), USER, &mut wrong_key);
         assert_eq!(wrong_key["email"], ERASED);
+    }
+
+    #[test]
+    fn what_looks_sealed_is_sealed_all_the_same_and_history_is_sealed_once() {
+        let key = PersonalKey::generate();
+        let typed = "sealed:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let mut data = json!({ "bio": typed, "firstName": "Alice" });
+        key.seal(USER, &mut data);
+        assert_ne!(data["bio"], typed, "a value a person typed is sealed");
+        let once = data.clone();
+        key.seal_history(USER, &mut data);
+        assert_eq!(data, once, "what the key opens is not sealed again");
+        let mut old = json!({ "bio": typed, "firstName": "Alice" });
+        key.seal_history(USER, &mut old);
+        assert_ne!(old["bio"], typed);
+        open(Some(&key), USER, &mut old);
+        assert_eq!(old, json!({ "bio": typed, "firstName": "Alice" }));
     }
 
     #[test]

@@ -45,6 +45,9 @@ impl Projection for LoginHistoryReadModel {
                 created_at timestamptz NOT NULL
             )",
             "CREATE INDEX IF NOT EXISTS login_history_user ON login_history (user_id, id DESC)",
+            // The people erased: a sign-in that raced their erasure (from a process that had
+            // not heard of it yet) is not shown either.
+            "CREATE TABLE IF NOT EXISTS login_history_erased (user_id uuid PRIMARY KEY)",
         ] {
             sqlx::query(statement).execute(&mut *connection).await?;
         }
@@ -63,10 +66,14 @@ impl Projection for LoginHistoryReadModel {
                     let user = Uuid::parse_str(user).with_context(|| {
                         format!("stream {} is not named by a user id", recorded.stream)
                     })?;
-                    sqlx::query("DELETE FROM login_history WHERE user_id = $1")
-                        .bind(user)
-                        .execute(&mut *connection)
-                        .await?;
+                    sqlx::query(
+                        "WITH gone AS (DELETE FROM login_history WHERE user_id = $1)
+                         INSERT INTO login_history_erased (user_id) VALUES ($1)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(user)
+                    .execute(&mut *connection)
+                    .await?;
                 }
                 continue;
             }
@@ -86,7 +93,8 @@ impl Projection for LoginHistoryReadModel {
                 "INSERT INTO login_history
                     (id, user_id, success, reason, source, client_id, ip_address, user_agent,
                      created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+                  WHERE NOT EXISTS (SELECT 1 FROM login_history_erased WHERE user_id = $2)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(recorded.event_id)

@@ -1,28 +1,27 @@
 //! `POST /user/admin-api/erase` `{target}` (userledger's own; README, "Erasure"): forget a
-//! person. Their key is destroyed first, so that from that moment no reader sees their
-//! personal data and no write can seal more of it; then `UserErased` is appended, which frees
-//! their username and email and removes them from the read models. The events stay: the log
-//! is whole and its hash chains verify.
+//! person. `UserErased` is appended, which frees their username and email, ends the user and
+//! removes them from the read models; then their key is destroyed, so that no reader sees their
+//! personal data any more. The events stay: the log is whole and its hash chains verify.
 //!
 //! Scope `admin:profile:erase:write`, and by default the `super_admin` role
 //! (`USERLEDGER_ERASURE_SUPER_ADMIN_ONLY`); otherwise the caller must out-rank the user. An
-//! erasure cut off between its two steps (the person reads as erased, but is still there) is
-//! finished by sending it again; a person already erased is 404, like any missing user.
+//! erasure cut off after its event (the person is gone, but their key is not) is finished by
+//! sending it again, which answers 404 like any request about a missing user.
 //!
 //! What else held the person goes too: the objects kept for answers, the revocation cache's
 //! entry, the stream cache's copies of their streams, the answers kept for repeated requests
 //! (`Idempotency-Key`) that show them.
 
 use axum::extract::State;
-use events::metadata::CommandContext;
+use events::metadata::{CommandContext, EventFamily};
 use events::store::Position;
-use events::user::{User, UserCommand};
-use events::values::UserId;
+use events::user::{User, UserCommand, UserEvent};
+use events::values::{RoleId, UserId};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::require_outranks_user;
-use super::toggles::OneTarget;
+use super::toggles::{role_unchanged, OneTarget};
 use crate::pipeline::{execute, load_known};
 use crate::AppState;
 use http_edge::auth::Caller;
@@ -49,54 +48,87 @@ pub async fn erase_user(
     Json(body): Json<EraseBody>,
 ) -> Result<Answer, ApiError> {
     let OneTarget(target) = body.target;
-    let user = existing(&state, target).await?;
-    if state.settings.erasure_super_admin_only {
+    let checked_role = if state.settings.erasure_super_admin_only {
         if !caller.is_super_admin() {
             return Err(ApiError::InsufficientPrivileges(json!({
                 "reason": "only a super_admin may erase a person \
                            (USERLEDGER_ERASURE_SUPER_ADMIN_ONLY)"
             })));
         }
+        None
     } else {
+        let (user, _) = load_known::<User>(&*state.store, &target).await?;
+        let user = user.ok_or_else(ApiError::not_found)?;
         require_outranks_user(&state, &caller, &user.role).await?;
-    }
-    let position = erase(&state, target, &caller.command_context()).await?;
+        Some(user.role)
+    };
+    let position = erase(&state, target, checked_role, &caller.command_context()).await?;
     Ok(Answer::done().at(Some(position)))
 }
 
-/// The user `target`, deleted or not, or 404 when there is none (or they were erased).
-async fn existing(state: &AppState, target: UserId) -> Result<User, ApiError> {
-    let (user, _) = load_known::<User>(&*state.store, &target).await?;
-    user.ok_or_else(ApiError::not_found)
-}
-
-/// Forgets `target` (who must exist; the caller is authorized): destroys their key, then
-/// appends `UserErased`. The position of that event, the consistency token of the answer.
-/// Also what `userledger erase` runs.
+/// Forgets `target` (the caller is authorized; `checked_role` is the role the ranking was
+/// checked against, if it was): appends `UserErased`, which frees their username and email,
+/// then destroys their key and what this process kept of them. The position of the erasure,
+/// the consistency token of the answer. Also what `userledger erase` runs.
+///
+/// The claims are released by the erasure itself, decided on the user as read with their key:
+/// the key goes after, so that a retried decision never sees their username as erased. A
+/// person erased already (404) has the rest done again: an erasure cut off after its event
+/// is finished by sending it again.
 pub async fn erase(
     state: &AppState,
     target: UserId,
+    checked_role: Option<RoleId>,
     context: &CommandContext,
 ) -> Result<Position, ApiError> {
-    existing(state, target).await?;
-    state.store.shred_key(target).await?;
-    // Their object, as the last write answered it, is personal data too.
-    state.user_views.forget(target);
-    state.edge.access.forget(&target.to_string());
-    let outcome = execute::<User, _>(
+    let erased = execute::<User, _>(
         &*state.store,
         &target,
         context,
         state.settings.command_attempts,
-        |_| Ok(UserCommand::Erase),
+        |current| {
+            if let Some(role) = &checked_role {
+                role_unchanged(current, role)?;
+            }
+            Ok(UserCommand::Erase)
+        },
     )
-    .await?;
+    .await
+    .map_err(ApiError::from);
+    let position = match erased {
+        Ok(outcome) => outcome.position.ok_or_else(ApiError::not_found)?,
+        Err(ApiError::NotFound(info)) => {
+            if erased_already(state, target).await? {
+                forget(state, target).await?;
+            }
+            return Err(ApiError::NotFound(info));
+        }
+        Err(error) => return Err(error),
+    };
+    forget(state, target).await?;
+    tracing::info!(user = %target, "erased");
+    Ok(position)
+}
+
+/// Whether `target`'s stream ends with their erasure.
+async fn erased_already(state: &AppState, target: UserId) -> Result<bool, ApiError> {
+    let erasure = UserEvent::Erased {}.event_type();
+    let last = state.log.last_event(&User::stream_name(target)).await?;
+    Ok(last.is_some_and(|last| last.event_type == erasure))
+}
+
+/// Destroys `target`'s key (from now on their personal data reads as erased, and no more of
+/// it can be sealed), and forgets what this process and the edge's tables keep of them.
+async fn forget(state: &AppState, target: UserId) -> Result<(), ApiError> {
+    state.store.shred_key(target).await?;
+    // Their object, as the last write answered it, is personal data too.
+    state.user_views.forget(target);
+    state.edge.access.forget(&target.to_string());
     // Answers kept for repeated requests may show the person (an update answers the user).
     if let Some(pool) = &state.edge.database {
         http_edge::idempotency::forget(pool, &target.to_string())
             .await
             .map_err(|error| ApiError::internal(anyhow::anyhow!(error)))?;
     }
-    tracing::info!(user = %target, "erased");
-    outcome.position.ok_or_else(ApiError::not_found)
+    Ok(())
 }

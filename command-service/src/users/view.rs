@@ -18,6 +18,9 @@ use http_edge::envelope::ApiError;
 
 /// How many users' objects are kept for answers (the most used ones).
 const VIEWS_KEPT: u64 = 10_000;
+/// How long an object is kept: a person erased by another process is forgotten here within as
+/// long (their key, and so their data, within `event_store::sealed::KEY_CACHE_TTL`).
+const VIEWS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The user objects that writes answered with, each as of a revision of its stream, so that
 /// the next answer decodes only the events after it (a busy user's stream grows by hundreds of
@@ -27,7 +30,12 @@ pub struct Views(moka::sync::Cache<UserId, Arc<(u64, UserView)>>);
 
 impl Default for Views {
     fn default() -> Self {
-        Self(moka::sync::Cache::new(VIEWS_KEPT))
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(VIEWS_KEPT)
+                .time_to_live(VIEWS_TTL)
+                .build(),
+        )
     }
 }
 

@@ -3,6 +3,9 @@
 //! its position and its revision; its payload is stored sealed and the stream's hash chain is
 //! sealed anew over what is now stored (an event that had no hash gets one).
 //!
+//! A stream whose chain does not hold is not rewritten (chaining it anew would hide what was
+//! done to it): the run stops there, naming it.
+//!
 //! The write side must be stopped while it runs: a running command process keeps the chain
 //! heads it last appended at, and would chain its next event to the hash it replaced. The
 //! events table is locked against writes for the moment each stream is rewritten.
@@ -13,10 +16,10 @@
 use std::time::{Duration, Instant};
 
 use events::audit::chain::{event_hash, HASH_FIELD};
-use events::audit::ChainHash;
+use events::audit::{ChainHash, ChainHead, Link};
 use events::personal::{self, PersonalKey};
 use events::sign_in::SignIns;
-use events::store::StoreError;
+use events::store::{Position, RecordedEvent, StoreError};
 use events::user::User;
 use events::Aggregate;
 use serde_json::Value;
@@ -94,13 +97,34 @@ async fn seal_stream(pool: &PgPool, stream: &str, key: &PersonalKey) -> Result<u
         .await
         .map_err(store_error)?;
     let rows = sqlx::query(
-        "SELECT position, revision, event_type, data, metadata FROM events
-          WHERE stream_id = $1 ORDER BY revision",
+        "SELECT position, revision, event_id, event_type, data, metadata, recorded_at
+           FROM events WHERE stream_id = $1 ORDER BY revision",
     )
     .bind(stream)
     .fetch_all(&mut *transaction)
     .await
     .map_err(store_error)?;
+    // A chain that does not hold now would be made to hold by chaining anew: the stream is
+    // left as it is, for an auditor to look at.
+    let mut head = ChainHead::default();
+    for row in &rows {
+        let event = RecordedEvent {
+            stream: stream.to_owned(),
+            revision: row.get::<i64, _>("revision") as u64,
+            position: Position::at(row.get::<i64, _>("position") as u64),
+            event_id: row.get("event_id"),
+            event_type: row.get("event_type"),
+            data: row.get("data"),
+            metadata: row.get("metadata"),
+            recorded_at: row.get("recorded_at"),
+        };
+        if let Link::Broken(why) = head.follow(&event) {
+            return Err(StoreError::InvalidAppend(format!(
+                "{stream} revision {}: {why}; it is left as it is (see `userledger verify`)",
+                event.revision
+            )));
+        }
+    }
     let mut previous = ChainHash::GENESIS;
     let mut rewritten = 0;
     for row in rows {
@@ -110,7 +134,7 @@ async fn seal_stream(pool: &PgPool, stream: &str, key: &PersonalKey) -> Result<u
         let stored: Value = row.get("data");
         let stored_metadata: Value = row.get("metadata");
         let mut data = stored.clone();
-        key.seal(stream, &mut data);
+        key.seal_history(stream, &mut data);
         let hash = event_hash(
             &previous,
             stream,

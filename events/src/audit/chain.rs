@@ -244,7 +244,7 @@ impl ChainHead {
 
     /// Writes the hash of each event into its metadata, for appending `events` to `stream`
     /// right after this head; the head after them.
-    pub fn seal(&self, stream: &str, events: &mut [NewEvent]) -> ChainHead {
+    pub fn chain(&self, stream: &str, events: &mut [NewEvent]) -> ChainHead {
         let mut previous = self.hash;
         for (revision, event) in (self.next_revision..).zip(events.iter_mut()) {
             let hash = event_hash(
@@ -262,9 +262,9 @@ impl ChainHead {
         }
         match events.len() {
             0 => self.clone(),
-            sealed => ChainHead {
+            chained => ChainHead {
                 hash: previous,
-                next_revision: self.next_revision + sealed as u64,
+                next_revision: self.next_revision + chained as u64,
                 chained: true,
             },
         }
@@ -288,7 +288,7 @@ mod tests {
         }
     }
 
-    /// The events as a store gives them back after `seal`.
+    /// The events as a store gives them back after `chain`.
     fn recorded(stream: &str, first: u64, events: Vec<NewEvent>) -> Vec<RecordedEvent> {
         (first..)
             .zip(events)
@@ -296,9 +296,9 @@ mod tests {
             .collect()
     }
 
-    fn sealed_stream(stream: &str, count: u64) -> Vec<RecordedEvent> {
+    fn chained_stream(stream: &str, count: u64) -> Vec<RecordedEvent> {
         let mut events: Vec<NewEvent> = (0..count).map(new_event).collect();
-        ChainHead::default().seal(stream, &mut events);
+        ChainHead::default().chain(stream, &mut events);
         recorded(stream, 0, events)
     }
 
@@ -308,18 +308,18 @@ mod tests {
     }
 
     #[test]
-    fn sealed_events_verify_and_chain_on_across_appends() {
-        let mut stream = sealed_stream("user-1", 3);
+    fn chained_events_verify_and_chain_on_across_appends() {
+        let mut stream = chained_stream("user-1", 3);
         let mut more = vec![new_event(3), new_event(4)];
-        let after = ChainHead::of(&stream).seal("user-1", &mut more);
+        let after = ChainHead::of(&stream).chain("user-1", &mut more);
         stream.extend(recorded("user-1", 3, more));
         assert_eq!(links(&stream), vec![Link::Chained; 5]);
         assert_eq!(
             after,
             ChainHead::of(&stream),
-            "seal tells the head after its events"
+            "chain tells the head after its events"
         );
-        assert_eq!(after.seal("user-1", &mut []), after);
+        assert_eq!(after.chain("user-1", &mut []), after);
         assert_eq!(
             ChainHead::of(&stream).hash(),
             ChainHash::stored(&stream[4].metadata).flatten().unwrap()
@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn an_altered_event_is_broken_and_only_it() {
-        let mut stream = sealed_stream("user-1", 4);
+        let mut stream = chained_stream("user-1", 4);
         stream[1].data["amount"] = json!(999);
         assert_eq!(
             links(&stream),
@@ -379,20 +379,20 @@ mod tests {
                 Link::Chained,
             ]
         );
-        let mut stream = sealed_stream("user-1", 3);
+        let mut stream = chained_stream("user-1", 3);
         stream[2].metadata["actor"] = json!({ "id": "someone else", "kind": "user" });
         assert!(matches!(links(&stream)[2], Link::Broken(_)));
     }
 
     #[test]
     fn removed_or_unhashed_events_break_the_chain() {
-        let mut stream = sealed_stream("user-1", 4);
+        let mut stream = chained_stream("user-1", 4);
         stream.remove(1);
         let found = links(&stream);
         assert_eq!(found[0], Link::Chained);
         assert!(matches!(&found[1], Link::Broken(why) if why.contains("revision 2")));
 
-        let mut stream = sealed_stream("user-1", 3);
+        let mut stream = chained_stream("user-1", 3);
         stream[2]
             .metadata
             .as_object_mut()
@@ -407,7 +407,7 @@ mod tests {
         let mut more = vec![new_event(2)];
         let head = ChainHead::of(&legacy);
         assert_ne!(head.hash(), ChainHash::GENESIS);
-        head.seal("user-1", &mut more);
+        head.chain("user-1", &mut more);
         let mut stream = legacy;
         stream.extend(recorded("user-1", 2, more));
         assert_eq!(

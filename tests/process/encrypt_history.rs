@@ -104,3 +104,42 @@ async fn userledger(url: &str, args: &[&str]) -> String {
     assert!(output.status.success(), "userledger {args:?}: {text}");
     text
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_chain_is_broken_is_left_as_it_is() {
+    let world = World::new().await;
+    write_history(&world.state(), 0, 40, 4).await;
+    let log = world.log().await;
+    let altered = log
+        .iter()
+        .find(|e| e.event_type == "UserCreated")
+        .expect("a user");
+    sqlx::query(
+        "UPDATE events SET data = jsonb_set(data, '{firstName}', '\"Mallory\"') WHERE position = $1",
+    )
+    .bind(altered.position.commit as i64)
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_userledger"))
+        .arg("encrypt-history")
+        .env("DATABASE_URL", world.database.url())
+        .env_remove("EVENTSTORE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains(&altered.stream), "{text}");
+    let stored: serde_json::Value =
+        sqlx::query_scalar("SELECT data FROM events WHERE position = $1")
+            .bind(altered.position.commit as i64)
+            .fetch_one(&world.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored["firstName"], "Mallory",
+        "the altered stream is left for an auditor"
+    );
+}

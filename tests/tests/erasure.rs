@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use event_store::sealed::Keyring;
 use events::personal::{self, ERASED};
-use events::store::EventStore;
+use events::store::{EventStore, NewEvent, RecordedEvent};
 use serde_json::{json, Value};
 use test_support::app::{spawn_app, spawn_app_with, test_settings, TestApp};
 use tokio::sync::Mutex;
@@ -246,6 +247,58 @@ async fn writes_racing_an_erasure_never_land_after_it_nor_store_personal_data_in
         if let Some(bio) = event.data.get("bio") {
             assert_eq!(bio, &Value::String(ERASED.into()));
         }
+    }
+    // However many times the erasure was decided again, it freed the username and email.
+    let claims: i64 = sqlx::query_scalar("SELECT count(*) FROM unique_claims WHERE stream_id = $1")
+        .bind(&stream)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(claims, 0, "no claim is left to the erased person");
+    create(&app, &token, "race_target").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sealing_a_persons_first_data_at_once_share_one_key() {
+    let app = spawn_app().await;
+    let owner = events::values::UserId::new();
+    let stream = format!("user-{owner}");
+    let sealers: Vec<_> = (0..8)
+        .map(|n| {
+            let (pool, stream) = (app.store.pool().clone(), stream.clone());
+            tokio::spawn(async move {
+                // A keyring of its own: another process's.
+                let keyring = Keyring::prepare(pool).await.expect("the keys' table");
+                let mut events = vec![NewEvent {
+                    event_id: uuid::Uuid::now_v7(),
+                    event_type: "UserProfileUpdated".into(),
+                    data: json!({ "bio": format!("bio {n}") }),
+                    metadata: json!({}),
+                }];
+                keyring.seal(&stream, &mut events).await.expect("sealed");
+                events.remove(0).data
+            })
+        })
+        .collect();
+    let reader = Keyring::prepare(app.store.pool().clone()).await.unwrap();
+    for (n, sealer) in sealers.into_iter().enumerate() {
+        let data = sealer.await.expect("a sealer");
+        let mut recorded = vec![RecordedEvent {
+            stream: stream.clone(),
+            revision: 0,
+            position: events::store::Position::at(0),
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "UserProfileUpdated".into(),
+            data,
+            metadata: json!({}),
+            recorded_at: chrono::Utc::now(),
+        }];
+        reader.open(&mut recorded).await.unwrap();
+        assert_eq!(
+            recorded[0].data["bio"],
+            format!("bio {n}"),
+            "one key for all"
+        );
     }
 }
 

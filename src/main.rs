@@ -97,7 +97,7 @@ enum Run {
     /// Seal the personal data of events written before sealing began, in place (PostgreSQL)
     ///
     /// One transaction per person's stream: ids, positions and revisions stay, payloads are
-    /// stored sealed and the stream's hash chain is sealed anew. Stop every process that
+    /// stored sealed and the stream's hash chain is computed anew. Stop every process that
     /// writes (serve, command) first, then run `verify`. Shows a progress bar on standard
     /// error; running it again finds nothing to do.
     EncryptHistory,

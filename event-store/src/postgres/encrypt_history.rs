@@ -1,7 +1,7 @@
 //! `userledger encrypt-history`: seals the personal data of events written before sealing
 //! began ([`events::personal`]), in place, one transaction per stream: each event keeps its id,
 //! its position and its revision; its payload is stored sealed and the stream's hash chain is
-//! sealed anew over what is now stored (an event that had no hash gets one).
+//! computed anew over what is now stored (an event that had no hash gets one).
 //!
 //! A stream whose chain does not hold is not rewritten (chaining it anew would hide what was
 //! done to it): the run stops there, naming it.

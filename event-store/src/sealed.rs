@@ -47,6 +47,9 @@ enum Held {
     Key(PersonalKey),
     /// Destroyed: the person was erased.
     Erased,
+    /// None yet: all of their data was written before sealing began, or nothing of theirs was
+    /// sealed yet.
+    Unmade,
 }
 
 /// The people's keys: one per person, made when their first personal data is sealed,
@@ -89,8 +92,8 @@ impl Keyring {
     async fn sealing_key(&self, owner: UserId, stream: &str) -> Result<PersonalKey, StoreError> {
         let id = owner.as_uuid();
         let held = match self.0.held.get(&id).await {
-            Some(held) => held,
-            None => {
+            Some(held @ (Held::Key(_) | Held::Erased)) => held,
+            _ => {
                 let known: Option<Option<Vec<u8>>> =
                     sqlx::query_scalar("SELECT key FROM personal_keys WHERE owner = $1")
                         .bind(id)
@@ -119,7 +122,7 @@ impl Keyring {
         };
         match held {
             Held::Key(key) => Ok(key),
-            Held::Erased => Err(StoreError::Erased {
+            Held::Erased | Held::Unmade => Err(StoreError::Erased {
                 stream: stream.to_owned(),
             }),
         }
@@ -139,24 +142,28 @@ impl Keyring {
         }
     }
 
-    /// What is known of the keys of `owners`: the ones not in memory are read in one statement.
-    /// A person with no key yet is absent.
-    async fn held(&self, owners: Vec<Uuid>) -> Result<HashMap<Uuid, Held>, StoreError> {
+    /// What is known of the keys of `owners`: the ones not in memory, and those of
+    /// `recheck`, are read in one statement.
+    async fn held(
+        &self,
+        mut owners: Vec<Uuid>,
+        recheck: &[Uuid],
+    ) -> Result<HashMap<Uuid, Held>, StoreError> {
+        owners.sort_unstable();
+        owners.dedup();
         let mut known = HashMap::with_capacity(owners.len());
         let mut missing = Vec::new();
         for owner in owners {
             match self.0.held.get(&owner).await {
-                Some(held) => {
+                Some(held) if !recheck.contains(&owner) => {
                     known.insert(owner, held);
                 }
-                None => missing.push(owner),
+                _ => missing.push(owner),
             }
         }
         if missing.is_empty() {
             return Ok(known);
         }
-        missing.sort_unstable();
-        missing.dedup();
         let rows: Vec<(Uuid, Option<Vec<u8>>)> =
             sqlx::query_as("SELECT owner, key FROM personal_keys WHERE owner = ANY($1)")
                 .bind(&missing)
@@ -164,9 +171,11 @@ impl Keyring {
                 .await
                 .map_err(store_error)?;
         for (owner, key) in rows {
-            let held = held_of(key.as_deref());
-            self.0.held.insert(owner, held.clone()).await;
-            known.insert(owner, held);
+            known.insert(owner, held_of(key.as_deref()));
+        }
+        for owner in missing {
+            let held = known.entry(owner).or_insert(Held::Unmade).clone();
+            self.0.held.insert(owner, held).await;
         }
         Ok(known)
     }
@@ -220,7 +229,19 @@ impl Keyring {
         if owners.is_empty() {
             return Ok(());
         }
-        let held = self.held(owners).await?;
+        let mut held = self.held(owners, &[]).await?;
+        // A sealed value of someone known to have no key: their key was made since, by
+        // another process.
+        let stale: Vec<Uuid> = events
+            .iter()
+            .filter(|event| personal::holds_sealed_data(&event.stream, &event.data))
+            .filter_map(|event| personal::owner(&event.stream))
+            .map(|owner| owner.as_uuid())
+            .filter(|owner| matches!(held.get(owner), Some(Held::Unmade)))
+            .collect();
+        if !stale.is_empty() {
+            held.extend(self.held(stale.clone(), &stale).await?);
+        }
         for event in events {
             let Some(owner) = personal::owner(&event.stream) else {
                 continue;
@@ -228,7 +249,7 @@ impl Keyring {
             match held.get(&owner.as_uuid()) {
                 Some(Held::Key(key)) => personal::open(Some(key), &event.stream, &mut event.data),
                 Some(Held::Erased) => personal::open(None, &event.stream, &mut event.data),
-                None => {}
+                Some(Held::Unmade) | None => {}
             }
         }
         Ok(())

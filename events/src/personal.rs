@@ -92,6 +92,13 @@ pub fn holds_personal_data(stream: &str, data: &Value) -> bool {
         .any(|field| data.get(field).is_some_and(|value| !value.is_null()))
 }
 
+/// Whether `data`, a stored payload of `stream`, has a sealed personal field.
+pub fn holds_sealed_data(stream: &str, data: &Value) -> bool {
+    fields(stream)
+        .iter()
+        .any(|field| data.get(field).is_some_and(is_sealed))
+}
+
 /// The personal fields of `data`, a payload of `stream`, that have a value and are not sealed:
 /// what must not be appended as it is.
 pub fn unsealed_fields(stream: &str, data: &Value) -> Vec<&'static str> {

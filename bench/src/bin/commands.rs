@@ -12,7 +12,8 @@
 //! The service runs as deployed, in a process of its own: `userledger command` (built in
 //! release mode by this program), with its defaults but rate limits off, on a throwaway
 //! durable PostgreSQL (or `BENCH_DATABASE_URL`); this process only generates load. The 10,000
-//! users are seeded through the domain and the store directly, with one precomputed password
+//! users are seeded through the domain and the store directly (personal data sealed, as the
+//! service stores it), with one precomputed password
 //! hash, so that seeding does not spend minutes hashing. `BENCH_SECONDS` sets each scenario's
 //! length (default 10); `BENCH_SERVICE_ENV` (`KEY=value,KEY=value`) adds settings of the
 //! service's. Prints a table and writes `bench/results/commands.json`.
@@ -26,6 +27,7 @@ use chrono::Utc;
 use command_service::hashing::Hasher;
 use command_service::pipeline::execute;
 use event_store::postgres::PostgresEventStore;
+use event_store::sealed::{Keyring, Sealed};
 use events::metadata::{Actor, CommandContext};
 use events::store::{AppendRequest, EventStore, ExpectedRevision, NewEvent};
 use events::user::{CreateUser, User, UserCommand};
@@ -52,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
     let store = Arc::new(PostgresEventStore::connect(database.url(), 100).await?);
     let settings = test_settings();
     println!("seeding {USERS} users ...");
-    let users = seed_users(store.clone()).await?;
+    // Through the store the service uses, personal data sealed: each user gets their key at
+    // creation, as through the API.
+    let keyring = Keyring::prepare(store.pool().clone()).await?;
+    let users = seed_users(Arc::new(Sealed::new(store.clone(), keyring))).await?;
 
     let service_env = std::env::var("BENCH_SERVICE_ENV").unwrap_or_default();
     let service_env: Vec<(&str, &str)> = service_env
@@ -225,7 +230,7 @@ fn print_row(name: &str, m: &Measurement, health: Option<&Measurement>) {
 }
 
 /// Creates the users through the domain and the store, 32 at a time.
-async fn seed_users(store: Arc<PostgresEventStore>) -> anyhow::Result<Arc<Vec<String>>> {
+async fn seed_users(store: Arc<dyn EventStore>) -> anyhow::Result<Arc<Vec<String>>> {
     let hash = Hasher::new(1, 1)
         .hash("benchmark-password")
         .await

@@ -7,6 +7,7 @@ use event_store::sealed::{Keyring, Sealed};
 use events::personal::{self, ERASED};
 use events::store::EventStore;
 use test_support::history::write_history;
+use test_support::process;
 use test_support::world::World;
 use tokio::process::Command;
 
@@ -85,26 +86,6 @@ async fn the_history_is_sealed_in_place_and_still_verifies() {
     );
 }
 
-/// `userledger <args>` on `url`; its standard output and error.
-async fn userledger(url: &str, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_userledger"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env_remove("EVENTSTORE_URL")
-        .env_remove("KAFKA_BROKERS")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("userledger runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "userledger {args:?}: {text}");
-    text
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_whose_chain_is_broken_is_left_as_it_is() {
     let world = World::new().await;
@@ -142,4 +123,9 @@ async fn a_stream_whose_chain_is_broken_is_left_as_it_is() {
         stored["firstName"], "Mallory",
         "the altered stream is left for an auditor"
     );
+}
+
+/// `userledger <args>` on the database at `url`.
+async fn userledger(url: &str, args: &[&str]) -> String {
+    process::run(env!("CARGO_BIN_EXE_userledger"), url, args).await
 }

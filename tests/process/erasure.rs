@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use test_support::eventually;
 use test_support::kafka::{Broker, TopicReader};
-use test_support::process::{user_holding, Userledger};
+use test_support::process::{self, user_holding, Userledger};
 use test_support::TestDatabase;
 use tokio::process::Command;
 use uuid::Uuid;
@@ -117,20 +117,7 @@ async fn an_erased_person_is_nowhere_and_the_log_still_verifies() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let signed_in = http
-        .post(format!("{base}/oauth/token"))
-        .header("User-Agent", USER_AGENT)
-        .form(&[
-            ("grant_type", "password"),
-            ("username", USERNAME),
-            ("password", PASSWORD),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .expect("the token endpoint answers");
-    assert_eq!(signed_in.status(), 200);
+    assert_eq!(sign_in(&http, &base).await, 200);
     // The read models show them, and Kafka has carried their changes.
     let shown = user_info(&http, &base, &admin, &id, None).await;
     assert!(shown.contains("Quillonia"), "{shown}");
@@ -164,19 +151,11 @@ async fn an_erased_person_is_nowhere_and_the_log_still_verifies() {
     assert_eq!(again.0, 404, "an erased person is gone: {}", again.1);
     let shown = user_info(&http, &base, &admin, &id, token.as_deref()).await;
     assert!(!shown.contains(&id), "the read models drop them: {shown}");
-    let refused = http
-        .post(format!("{base}/oauth/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", USERNAME),
-            ("password", PASSWORD),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ])
-        .send()
-        .await
-        .expect("the token endpoint answers");
-    assert_ne!(refused.status(), 200, "an erased person cannot sign in");
+    assert_ne!(
+        sign_in(&http, &base).await,
+        200,
+        "an erased person cannot sign in"
+    );
 
     // Kafka: every message of every topic, up to the tombstone that follows the erasure.
     let messages = {
@@ -282,6 +261,24 @@ async fn an_erased_person_is_nowhere_and_the_log_still_verifies() {
     assert_nowhere("the service's logs", &logs);
 }
 
+/// The person signs in (password grant) with their user agent; the status.
+async fn sign_in(http: &reqwest::Client, base: &str) -> u16 {
+    http.post(format!("{base}/oauth/token"))
+        .header("User-Agent", USER_AGENT)
+        .form(&[
+            ("grant_type", "password"),
+            ("username", USERNAME),
+            ("password", PASSWORD),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .expect("the token endpoint answers")
+        .status()
+        .as_u16()
+}
+
 /// Fails naming `place` if any distinctive string is in `text`.
 fn assert_nowhere(place: &str, text: &str) {
     let text = text.to_lowercase();
@@ -353,22 +350,7 @@ async fn pg_dump(url: &str) -> String {
     String::from_utf8(output.stdout).expect("a UTF-8 dump")
 }
 
-/// `userledger <args>` on the test's database; its standard output and error.
+/// `userledger <args>` on the database at `url`.
 async fn userledger(url: &str, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_userledger"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env_remove("EVENTSTORE_URL")
-        .env_remove("KAFKA_BROKERS")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("userledger runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "userledger {args:?}: {text}");
-    text
+    process::run(env!("CARGO_BIN_EXE_userledger"), url, args).await
 }

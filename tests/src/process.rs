@@ -142,3 +142,25 @@ pub async fn user_holding(database_url: &str, username: &str) -> String {
     pool.close().await;
     stream.trim_start_matches("user-").to_owned()
 }
+
+/// Runs `binary` (the test's `env!("CARGO_BIN_EXE_userledger")`) with `args` on the database at
+/// `database_url`, without Kafka, and waits for it; its standard output and error together.
+/// Panics, showing them, when it fails.
+pub async fn run(binary: &str, database_url: &str, args: &[&str]) -> String {
+    let output = Command::new(binary)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("EVENTSTORE_URL")
+        .env_remove("KAFKA_BROKERS")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("userledger runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "userledger {args:?}: {text}");
+    text
+}

@@ -30,10 +30,11 @@ use event_store::postgres::PostgresEventStore;
 use event_store::sealed::{Keyring, Sealed};
 use events::metadata::{Actor, CommandContext};
 use events::store::{AppendRequest, EventStore, ExpectedRevision, NewEvent};
-use events::user::{CreateUser, User, UserCommand};
-use events::values::{Credits, Email, PersonName, RoleId, UserId, Username};
+use events::user::{User, UserCommand};
+use events::values::UserId;
 use serde_json::json;
 use test_support::app::test_settings;
+use userledger_bench::seeding::bench_user;
 use userledger_bench::service::Service;
 use userledger_bench::{
     admin_token, drive, http1, machine, pgbench, raw_hash_rate, scenario_duration, with_health,
@@ -245,22 +246,7 @@ async fn seed_users(store: Arc<dyn EventStore>) -> anyhow::Result<Arc<Vec<String
             let name = format!("seed_{run}_{n}");
             tasks.push(tokio::spawn(async move {
                 let id = UserId::new();
-                let create = CreateUser {
-                    id,
-                    username: Username::parse(&name).map_err(|e| anyhow::anyhow!(e.msg))?,
-                    email: Email::parse(&format!("{name}@example.com"))
-                        .map_err(|e| anyhow::anyhow!(e.msg))?,
-                    password_hash: hash,
-                    first_name: PersonName::parse("Seed").map_err(|e| anyhow::anyhow!(e.msg))?,
-                    last_name: PersonName::parse("User").map_err(|e| anyhow::anyhow!(e.msg))?,
-                    middle_name: None,
-                    role: RoleId::user(),
-                    phone: None,
-                    phone_country_code: None,
-                    credits: Credits::new(0),
-                    invite_codes: Vec::new(),
-                    invited_by: None,
-                };
+                let create = bench_user(id, &name, hash)?;
                 execute::<User, _>(&*store, &id, &context, 1, |_| {
                     Ok(UserCommand::Create(create.clone()))
                 })

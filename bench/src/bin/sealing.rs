@@ -19,10 +19,11 @@ use event_store::postgres::PostgresEventStore;
 use event_store::sealed::{Keyring, Sealed};
 use events::metadata::{Actor, CommandContext};
 use events::store::EventStore;
-use events::user::{CreateUser, ProfileChanges, UpdateUser, User, UserCommand};
-use events::values::{Bio, Credits, Email, PersonName, RoleId, SecretHash, UserId, Username};
+use events::user::{ProfileChanges, UpdateUser, User, UserCommand};
+use events::values::{Bio, SecretHash, UserId};
 use serde_json::json;
 use test_support::postgres::{ClusterSettings, PostgresCluster};
+use userledger_bench::seeding::bench_user;
 use userledger_bench::{drive, machine, pgbench, scenario_duration, write_results, Measurement};
 use uuid::Uuid;
 
@@ -185,23 +186,8 @@ async fn seed(store: &Arc<dyn EventStore>) -> anyhow::Result<Arc<Vec<UserId>>> {
             let (store, context) = (store.clone(), context.clone());
             tasks.push(tokio::spawn(async move {
                 let id = UserId::new();
-                let name = format!("sealing_{n}");
-                let create = CreateUser {
-                    id,
-                    username: Username::parse(&name).map_err(|e| anyhow::anyhow!(e.msg))?,
-                    email: Email::parse(&format!("{name}@example.com"))
-                        .map_err(|e| anyhow::anyhow!(e.msg))?,
-                    password_hash: SecretHash::parse(HASH).map_err(|e| anyhow::anyhow!(e.msg))?,
-                    first_name: PersonName::parse("Seed").map_err(|e| anyhow::anyhow!(e.msg))?,
-                    last_name: PersonName::parse("User").map_err(|e| anyhow::anyhow!(e.msg))?,
-                    middle_name: None,
-                    role: RoleId::user(),
-                    phone: None,
-                    phone_country_code: None,
-                    credits: Credits::new(0),
-                    invite_codes: Vec::new(),
-                    invited_by: None,
-                };
+                let hash = SecretHash::parse(HASH).map_err(|e| anyhow::anyhow!(e.msg))?;
+                let create = bench_user(id, &format!("sealing_{n}"), hash)?;
                 execute::<User, _>(&*store, &id, &context, 1, |_| {
                     Ok(UserCommand::Create(create.clone()))
                 })

@@ -20,6 +20,7 @@ use events::store::{
 };
 use events::values::UserId;
 use futures::StreamExt;
+use moka::ops::compute::{CompResult, Op};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -115,9 +116,7 @@ impl Keyring {
                     .await
                     .map_err(store_error)?,
                 };
-                let held = held_of(key.as_deref());
-                self.0.held.insert(id, held.clone()).await;
-                held
+                self.remember(id, held_of(key.as_deref())).await
             }
         };
         match held {
@@ -174,10 +173,32 @@ impl Keyring {
             known.insert(owner, held_of(key.as_deref()));
         }
         for owner in missing {
-            let held = known.entry(owner).or_insert(Held::Unmade).clone();
-            self.0.held.insert(owner, held).await;
+            let read = known.remove(&owner).unwrap_or(Held::Unmade);
+            known.insert(owner, self.remember(owner, read).await);
         }
         Ok(known)
+    }
+
+    /// Caches what was read of `owner`'s key, and returns what is now known: an erasure this
+    /// process knows of is kept, even against a read that began before it.
+    async fn remember(&self, owner: Uuid, read: Held) -> Held {
+        let kept = self
+            .0
+            .held
+            .entry(owner)
+            .and_compute_with(|current| {
+                std::future::ready(match current.map(|entry| entry.into_value()) {
+                    Some(Held::Erased) => Op::Nop,
+                    _ => Op::Put(read.clone()),
+                })
+            })
+            .await;
+        match kept {
+            CompResult::Inserted(entry)
+            | CompResult::ReplacedWith(entry)
+            | CompResult::Unchanged(entry) => entry.into_value(),
+            CompResult::StillNone(_) | CompResult::Removed(_) => read,
+        }
     }
 
     /// Destroys `owner`'s key (erasure): from now on their personal data reads as erased, here

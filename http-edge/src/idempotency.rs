@@ -172,9 +172,11 @@ pub async fn forget(pool: &PgPool, subject: &str) -> sqlx::Result<u64> {
     if !kept {
         return Ok(0);
     }
+    // Callers are kept as `<kind>:<subject>` (`Delegated:<user id>`).
     Ok(sqlx::query(
         "DELETE FROM idempotency_keys \
-          WHERE caller = $1 OR position(convert_to($1, 'UTF8') IN body) > 0",
+          WHERE split_part(caller, ':', 2) = $1 \
+             OR position(convert_to($1, 'UTF8') IN body) > 0",
     )
     .bind(subject)
     .execute(pool)

@@ -315,10 +315,39 @@ async fn history_shows_an_erased_persons_fields_as_erased_and_verify_holds() {
         )
         .await;
     assert_eq!(status, 200);
+    // A request of the person's own, whose kept answer is theirs to lose too.
+    let own = app.user_token("history_target", "a-good-password-1").await;
+    let root = user_id(&app, test_support::app::ADMIN_USERNAME).await;
+    let answer = app
+        .http
+        .post(app.url("/user/follow"))
+        .bearer_auth(&own)
+        .header("Idempotency-Key", "own-follow-1")
+        .json(&json!({ "target": root }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answered = answer.text().await.unwrap();
+    assert!(
+        !answered.contains(&id),
+        "an answer that does not name them: {answered}"
+    );
+    let kept = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM idempotency_keys WHERE split_part(caller, ':', 2) = $1",
+        )
+        .bind(&id)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap()
+    };
+    assert_eq!(kept().await, 1);
     let (status, _) = app
         .post("/user/admin-api/erase", &token, &json!({ "target": id }))
         .await;
     assert_eq!(status, 200);
+    assert_eq!(kept().await, 0, "the person's kept answers are forgotten");
     let response = app
         .http
         .get(app.url(&format!("/user/admin-api/history?target={id}")))

@@ -58,11 +58,20 @@ pub async fn erase_user(
         None
     } else {
         let (user, _) = load_known::<User>(&*state.store, &target).await?;
-        let user = user.ok_or_else(ApiError::not_found)?;
+        let Some(user) = user else {
+            // Erased already (or never there): what an erasure cut off left is finished.
+            finish_if_erased(&state, target).await?;
+            return Err(ApiError::not_found());
+        };
         require_outranks_user(&state, &caller, &user.role).await?;
         Some(user.role)
     };
-    let position = erase(&state, target, checked_role, &caller.command_context()).await?;
+    // In a task of its own: a caller who hangs up does not cut the erasure between its event
+    // and the key.
+    let context = caller.command_context();
+    let position = tokio::spawn(async move { erase(&state, target, checked_role, &context).await })
+        .await
+        .map_err(|error| ApiError::internal(anyhow::anyhow!(error)))??;
     Ok(Answer::done().at(Some(position)))
 }
 
@@ -98,23 +107,33 @@ pub async fn erase(
     let position = match erased {
         Ok(outcome) => outcome.position.ok_or_else(ApiError::not_found)?,
         Err(ApiError::NotFound(info)) => {
-            if erased_already(state, target).await? {
-                forget(state, target).await?;
-            }
+            finish_if_erased(state, target).await?;
             return Err(ApiError::NotFound(info));
         }
-        Err(error) => return Err(error),
+        // Whether the append landed may be unknown (the connection was lost as it committed):
+        // if it did, the erasure is finished and answered as done.
+        Err(error) => match finish_if_erased(state, target).await {
+            Ok(Some(position)) => return Ok(position),
+            _ => return Err(error),
+        },
     };
     forget(state, target).await?;
     tracing::info!(user = %target, "erased");
     Ok(position)
 }
 
-/// Whether `target`'s stream ends with their erasure.
-async fn erased_already(state: &AppState, target: UserId) -> Result<bool, ApiError> {
+/// When `target`'s stream ends with their erasure, destroys their key and forgets them (again,
+/// or for the first time if an erasure was cut off after its event); the erasure's position.
+async fn finish_if_erased(state: &AppState, target: UserId) -> Result<Option<Position>, ApiError> {
     let erasure = UserEvent::Erased {}.event_type();
     let last = state.log.last_event(&User::stream_name(target)).await?;
-    Ok(last.is_some_and(|last| last.event_type == erasure))
+    match last.filter(|last| last.event_type == erasure) {
+        Some(erased) => {
+            forget(state, target).await?;
+            Ok(Some(erased.position))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Destroys `target`'s key (from now on their personal data reads as erased, and no more of

@@ -337,7 +337,8 @@ async fn user_info(
 
 /// A plain-text dump of the whole database.
 async fn pg_dump(url: &str) -> String {
-    let output = Command::new("/usr/lib/postgresql/15/bin/pg_dump")
+    let bin = test_support::postgres::postgres_bin_dir().expect("PostgreSQL's programs");
+    let output = Command::new(bin.join("pg_dump"))
         .args(["--no-owner", "--dbname", url])
         .output()
         .await

@@ -246,7 +246,7 @@ fn database_url(admin_url: &str, name: &str) -> Result<String> {
 }
 
 /// PostgreSQL's server programs: `PG_BIN` or the newest `/usr/lib/postgresql/*/bin`.
-fn postgres_bin_dir() -> Result<PathBuf> {
+pub fn postgres_bin_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("PG_BIN") {
         return Ok(PathBuf::from(dir));
     }

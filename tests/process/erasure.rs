@@ -85,16 +85,16 @@ async fn an_erased_person_is_nowhere_and_the_log_still_verifies() {
 
     // The person, as a caller would leave traces of them: created, updated with an
     // Idempotency-Key (whose answer, the user object, is kept), signed in with their agent.
-    let (status, body) = send(
+    let (status, body) = create(
         &http,
-        reqwest::Method::POST,
-        &format!("{base}/user/admin-api/create"),
+        &base,
         &admin,
-        &json!([{
-            "username": USERNAME, "password": PASSWORD,
-            "email": "Quill.Marchbanks.7f3k@erasure.example",
-            "firstName": "Quillonia", "lastName": "Marchbanks",
-        }]),
+        [
+            USERNAME,
+            "Quill.Marchbanks.7f3k@erasure.example",
+            "Quillonia",
+            "Marchbanks",
+        ],
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -207,13 +207,16 @@ async fn an_erased_person_is_nowhere_and_the_log_still_verifies() {
     assert_nowhere("pg_dump", &pg_dump(database.url()).await);
 
     // An operator erases another person from the command line.
-    let (status, body) = send(
+    let (status, body) = create(
         &http,
-        reqwest::Method::POST,
-        &format!("{base}/user/admin-api/create"),
+        &base,
         &admin,
-        &json!([{ "username": "second_person", "password": PASSWORD,
-                  "email": "second@erasure.example", "firstName": "Second", "lastName": "Person" }]),
+        [
+            "second_person",
+            "second@erasure.example",
+            "Second",
+            "Person",
+        ],
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -239,14 +242,16 @@ async fn an_erased_person_is_nowhere_and_the_log_still_verifies() {
     .await;
 
     // The username and the email are free again.
-    let (status, body) = send(
+    let (status, body) = create(
         &http,
-        reqwest::Method::POST,
-        &format!("{base}/user/admin-api/create"),
+        &base,
         &admin,
-        &json!([{ "username": USERNAME, "password": PASSWORD,
-                  "email": "Quill.Marchbanks.7f3k@erasure.example",
-                  "firstName": "Another", "lastName": "Person" }]),
+        [
+            USERNAME,
+            "Quill.Marchbanks.7f3k@erasure.example",
+            "Another",
+            "Person",
+        ],
     )
     .await;
     assert_eq!(
@@ -259,6 +264,19 @@ async fn an_erased_person_is_nowhere_and_the_log_still_verifies() {
     let _ = std::fs::remove_file(&log_file);
     assert!(logs.lines().count() > 20, "the service logged: {logs}");
     assert_nowhere("the service's logs", &logs);
+}
+
+/// Creates a user of `[username, email, first name, last name]`; the status and the answer.
+async fn create(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    [username, email, first, last]: [&str; 4],
+) -> (u16, Value) {
+    let user = json!([{ "username": username, "password": PASSWORD, "email": email,
+                        "firstName": first, "lastName": last }]);
+    let url = format!("{base}/user/admin-api/create");
+    send(http, reqwest::Method::POST, &url, admin, &user).await
 }
 
 /// The person signs in (password grant) with their user agent; the status.

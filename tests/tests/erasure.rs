@@ -28,6 +28,12 @@ async fn create(app: &TestApp, token: &str, username: &str) -> String {
     user_id(app, username).await
 }
 
+/// `POST /user/admin-api/erase` of `target` with `token`; the status and the answer.
+async fn erase(app: &TestApp, token: &str, target: Value) -> (u16, Value) {
+    app.post("/user/admin-api/erase", token, &json!({ "target": target }))
+        .await
+}
+
 async fn user_id(app: &TestApp, username: &str) -> String {
     let stream: String = sqlx::query_scalar(
         "SELECT stream_id FROM unique_claims WHERE kind = 'username' AND value = $1",
@@ -49,23 +55,11 @@ async fn only_a_super_admin_may_erase_by_default_and_only_on_the_admin_edge() {
     let admin = app.user_token("an_admin", "a-good-password-1").await;
     let length = app.log_length().await;
 
-    let (status, body) = app
-        .post(
-            "/user/admin-api/erase",
-            &admin,
-            &json!({ "target": target }),
-        )
-        .await;
+    let (status, body) = erase(&app, &admin, json!(target)).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "InsufficientPrivileges");
     let client = app.client_token().await;
-    let (status, _) = app
-        .post(
-            "/user/admin-api/erase",
-            &client,
-            &json!({ "target": target }),
-        )
-        .await;
+    let (status, _) = erase(&app, &client, json!(target)).await;
     assert_eq!(status, 401, "a client token is not an admin session");
     let (status, _) = app
         .post(
@@ -75,31 +69,15 @@ async fn only_a_super_admin_may_erase_by_default_and_only_on_the_admin_edge() {
         )
         .await;
     assert_eq!(status, 404, "there is no client edge route");
-    let (status, body) = app
-        .post(
-            "/user/admin-api/erase",
-            &root,
-            &json!({ "target": "not-an-id" }),
-        )
-        .await;
+    let (status, body) = erase(&app, &root, json!("not-an-id")).await;
     assert_eq!(status, 400, "{body}");
-    let (status, _) = app
-        .post(
-            "/user/admin-api/erase",
-            &root,
-            &json!({ "target": uuid::Uuid::now_v7().to_string() }),
-        )
-        .await;
+    let (status, _) = erase(&app, &root, json!(uuid::Uuid::now_v7().to_string())).await;
     assert_eq!(status, 404, "nobody has this id");
     assert_eq!(app.log_length().await, length, "refusals change nothing");
 
-    let (status, body) = app
-        .post("/user/admin-api/erase", &root, &json!({ "target": target }))
-        .await;
+    let (status, body) = erase(&app, &root, json!(target)).await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = app
-        .post("/user/admin-api/erase", &root, &json!({ "target": target }))
-        .await;
+    let (status, _) = erase(&app, &root, json!(target)).await;
     assert_eq!(status, 404, "erased already: gone");
 }
 
@@ -113,23 +91,11 @@ async fn a_ranked_holder_of_the_scope_may_erase_when_configured() {
     app.register_user("an_admin", "a-good-password-1", "admin")
         .await;
     let admin = app.user_token("an_admin", "a-good-password-1").await;
-    let (status, body) = app
-        .post(
-            "/user/admin-api/erase",
-            &admin,
-            &json!({ "target": target }),
-        )
-        .await;
+    let (status, body) = erase(&app, &admin, json!(target)).await;
     assert_eq!(status, 200, "{body}");
     // An admin does not out-rank the super_admin.
     let root_id = user_id(&app, test_support::app::ADMIN_USERNAME).await;
-    let (status, _) = app
-        .post(
-            "/user/admin-api/erase",
-            &admin,
-            &json!({ "target": root_id }),
-        )
-        .await;
+    let (status, _) = erase(&app, &admin, json!(root_id)).await;
     assert_eq!(status, 401);
 }
 
@@ -183,9 +149,7 @@ async fn writes_racing_an_erasure_never_land_after_it_nor_store_personal_data_in
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, body) = app
-        .post("/user/admin-api/erase", &token, &json!({ "target": id }))
-        .await;
+    let (status, body) = erase(&app, &token, json!(id)).await;
     assert_eq!(status, 200, "{body}");
     // After the answer, every write is refused.
     let (status, _) = app
@@ -343,9 +307,7 @@ async fn history_shows_an_erased_persons_fields_as_erased_and_verify_holds() {
         .unwrap()
     };
     assert_eq!(kept().await, 1);
-    let (status, _) = app
-        .post("/user/admin-api/erase", &token, &json!({ "target": id }))
-        .await;
+    let (status, _) = erase(&app, &token, json!(id)).await;
     assert_eq!(status, 200);
     assert_eq!(kept().await, 0, "the person's kept answers are forgotten");
     let response = app

@@ -31,8 +31,12 @@ enum Data {
 }
 
 impl Answer {
+    /// `data` written as JSON text straight away, without building a [`Value`] of it.
     pub fn ok(data: impl Serialize) -> Self {
-        Self::ok_value(serde_json::to_value(data).unwrap_or(Value::Null))
+        match serde_json::to_string(&data) {
+            Ok(text) => Self::ok_text(text),
+            Err(_) => Self::ok_value(Value::Null),
+        }
     }
 
     /// [`Answer::ok`] of a value already built, kept as it is (`ok` would copy it).

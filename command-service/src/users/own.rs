@@ -19,12 +19,12 @@ use events::values::{
 use http_edge::auth::Caller;
 use http_edge::body::{Body, Fields, Json};
 use http_edge::envelope::{Answer, ApiError};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::load_user;
 use super::update::{clearable, cleared, settable, Clearable};
-use super::view::user_after;
+use super::view::{user_after, UserAnswer};
 use crate::pipeline::execute;
 use crate::AppState;
 
@@ -149,5 +149,5 @@ pub async fn update_own_profile(
     )
     .await?;
     let user = user_after(&state, id, &outcome, &context).await?;
-    Ok(Answer::ok(json!({ "user": user })).at(outcome.position))
+    Ok(Answer::ok(UserAnswer { user: &user }).at(outcome.position))
 }

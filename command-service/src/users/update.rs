@@ -23,7 +23,7 @@ use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use super::toggles::role_unchanged;
-use super::view::user_after;
+use super::view::{user_after, UserAnswer};
 use super::{
     caller_outranks, load_user, outranked, require_outranks_user, role_rank, unknown_role,
 };
@@ -235,7 +235,7 @@ pub async fn update_user(
         state.edge.access.forget(&target.to_string());
     }
     let user = user_after(&state, target, &outcome, &context).await?;
-    Ok(Answer::ok(json!({ "user": user })).at(outcome.position))
+    Ok(Answer::ok(UserAnswer { user: &user }).at(outcome.position))
 }
 
 /// 401 InsufficientPrivileges naming every field outside the editable list.

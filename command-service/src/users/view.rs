@@ -16,6 +16,12 @@ use crate::pipeline::Outcome;
 use crate::AppState;
 use http_edge::envelope::ApiError;
 
+/// A write's answer, `{"user": ...}`, written without building a JSON tree of the user.
+#[derive(serde::Serialize)]
+pub struct UserAnswer<'a> {
+    pub user: &'a UserView,
+}
+
 /// How many users' objects are kept for answers (the most used ones).
 const VIEWS_KEPT: u64 = 10_000;
 /// How long an object is kept: a person erased by another process is forgotten here within as

@@ -8,7 +8,7 @@ use eventstore::{
 
 use events::store::{AppendRequest, AppendResult, Position, StoreError};
 
-use super::mapping::{from_es_position, into_event, to_es_expected, to_event_data};
+use super::mapping::{from_es_position, into_event, store_error, to_es_expected, to_event_data};
 use super::reservations::RESERVATION_PREFIX;
 use super::EventStoreDbStore;
 
@@ -45,7 +45,7 @@ impl EventStoreDbStore {
                     },
                 ))
             }
-            Err(error) => return Err(AppendFailure::Unknown(StoreError::backend(error))),
+            Err(error) => return Err(AppendFailure::Unknown(store_error(error))),
         };
 
         // `WriteResult::next_expected_version` is, despite its name, the stream's revision

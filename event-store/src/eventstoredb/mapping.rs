@@ -18,6 +18,30 @@ use events::store::{ExpectedRevision, NewEvent, Position, RecordedEvent, StoreEr
 use super::reservations::RESERVATION_PREFIX;
 
 /// Whether an `$all` event belongs to the domain log.
+/// The store's error for a failed EventStoreDB call. [`StoreError::Unreachable`] (503 with
+/// `Retry-After` for a caller) when the server could not be reached or cannot serve for now:
+/// no connection or a dropped one, no node found, a deadline passed, a follower asked to write
+/// without a known leader, gRPC `Unavailable`. [`StoreError::Backend`] (500) for anything else.
+pub(super) fn store_error(error: eventstore::Error) -> StoreError {
+    use eventstore::Error;
+    let unreachable = match &error {
+        Error::ConnectionClosed
+        | Error::GrpcConnectionError(_)
+        | Error::DeadlineExceeded
+        | Error::NotLeaderException(_) => true,
+        Error::Grpc { code, .. } => matches!(
+            code,
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+        ),
+        _ => false,
+    };
+    if unreachable {
+        StoreError::Unreachable(Box::new(error))
+    } else {
+        StoreError::backend(error)
+    }
+}
+
 pub(super) fn is_ours(event: &EsRecordedEvent) -> bool {
     !event.stream_id.starts_with('$')
         && !event.event_type.starts_with('$')

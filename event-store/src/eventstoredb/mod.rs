@@ -9,7 +9,8 @@
 //!   written after all.
 //! - `subscription`: `read_all` and `subscribe_all`, the global log without ESDB's own events.
 //! - `mapping`: our types to and from the client's (streams, revisions, positions, payloads,
-//!   timestamps), and which `$all` events are ours.
+//!   timestamps), which `$all` events are ours, and the client's errors as the store's (an
+//!   unreachable server is `StoreError::Unreachable`, 503 for a caller).
 //!
 //! # TLS crypto provider
 //! `eventstore` 4 installs rustls' aws-lc-rs provider as the process default itself, once, when
@@ -34,7 +35,7 @@ use events::store::{
 };
 
 use append::{validate, AppendFailure};
-use mapping::{into_event, to_recorded};
+use mapping::{into_event, store_error, to_recorded};
 pub use reservations::{reservation_stream, STALE_RESERVATION_AGE};
 
 /// The [`EventStore`] on EventStoreDB. Cheap to clone: clones share the client's connection.
@@ -61,7 +62,7 @@ impl EventStoreDbStore {
                  installed before the first EventStoreDB client, eventstore 4 panics there"
                     .into(),
             )),
-            Err(error) => Err(StoreError::backend(error)),
+            Err(error) => Err(store_error(error)),
         }
     }
 
@@ -87,7 +88,7 @@ impl EventStoreDbStore {
         let mut read = match self.client.read_stream(stream, &options).await {
             Ok(read) => read,
             Err(eventstore::Error::ResourceNotFound) => return Ok(events),
-            Err(error) => return Err(StoreError::backend(error)),
+            Err(error) => return Err(store_error(error)),
         };
         loop {
             match read.next().await {
@@ -96,7 +97,7 @@ impl EventStoreDbStore {
                 // The server answers a read of an unknown stream with `StreamNotFound`, which
                 // `ReadStream::next_read_event` turns into this error.
                 Err(eventstore::Error::ResourceNotFound) => return Ok(events),
-                Err(error) => return Err(StoreError::backend(error)),
+                Err(error) => return Err(store_error(error)),
             }
         }
     }
@@ -179,5 +180,50 @@ impl EventStore for EventStoreDbStore {
     /// A filtered catch-up subscription to `$all` (see the `subscription` module).
     fn subscribe_all(&self, after: Option<Position>) -> EventStream {
         subscription::subscribe_all(self.client.clone(), after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `esdb://` URL of a port on this host where nothing listens.
+    fn nobody_listening() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        drop(listener);
+        format!("esdb://127.0.0.1:{port}?tls=false&maxDiscoverAttempts=2&discoveryInterval=50")
+    }
+
+    #[tokio::test]
+    async fn a_server_that_cannot_be_reached_is_unreachable_not_a_failure() {
+        let url = nobody_listening();
+        assert!(matches!(
+            EventStoreDbStore::connect(&url).await,
+            Err(StoreError::Unreachable(_))
+        ));
+
+        // A store that connected once and whose server has gone since: its reads and appends
+        // are refused as unreachable (503 for a caller), not as a failure (500).
+        let settings: ClientSettings = url.parse().expect("a valid URL");
+        let store = EventStoreDbStore::from_client(Client::new(settings).expect("a client"));
+        let read = store.read_stream("user-1", 0).await;
+        assert!(matches!(read, Err(StoreError::Unreachable(_))), "{read:?}");
+        let append = store
+            .append(AppendRequest::new(
+                "user-1",
+                events::store::ExpectedRevision::NoStream,
+                vec![events::store::NewEvent {
+                    event_id: uuid::Uuid::now_v7(),
+                    event_type: "UserBanned".into(),
+                    data: serde_json::json!({ "state": true }),
+                    metadata: serde_json::json!({ "schemaVersion": 1 }),
+                }],
+            ))
+            .await;
+        assert!(
+            matches!(append, Err(StoreError::Unreachable(_))),
+            "{append:?}"
+        );
     }
 }

@@ -36,7 +36,7 @@ use uuid::Uuid;
 
 use events::store::{AppendRequest, StoreError, UniqueClaim};
 
-use super::mapping::{into_event, recorded_at};
+use super::mapping::{into_event, recorded_at, store_error};
 use super::EventStoreDbStore;
 
 /// Streams holding uniqueness reservations start with this; `read_all` and `subscribe_all` skip
@@ -143,7 +143,7 @@ impl EventStoreDbStore {
                 }
                 // Someone else reserved or released in between: look again.
                 Err(eventstore::Error::WrongExpectedVersion { .. }) => continue,
-                Err(error) => return Err(StoreError::backend(error)),
+                Err(error) => return Err(store_error(error)),
             }
         }
         Err(StoreError::Backend(
@@ -228,7 +228,7 @@ impl EventStoreDbStore {
             {
                 Ok(_) => return Ok(()),
                 Err(eventstore::Error::WrongExpectedVersion { .. }) => continue,
-                Err(error) => return Err(StoreError::backend(error)),
+                Err(error) => return Err(store_error(error)),
             }
         }
         Err(StoreError::Backend(
@@ -248,7 +248,7 @@ impl EventStoreDbStore {
             .max_count(1);
         let Some(event) = first_event(self.client.read_stream(reservation, &options).await)
             .await
-            .map_err(StoreError::backend)?
+            .map_err(store_error)?
         else {
             return Ok(None);
         };

@@ -12,7 +12,7 @@ use futures::StreamExt;
 
 use events::store::{EventStream, Position, RecordedEvent, StoreError};
 
-use super::mapping::{into_event, is_ours, to_es_position, to_recorded};
+use super::mapping::{into_event, is_ours, store_error, to_es_position, to_recorded};
 
 /// Events `read_all` asks for per round trip at least / at most: it filters ESDB's own events
 /// out client-side, so it may need several batches to fill `limit`.
@@ -46,13 +46,10 @@ pub(super) async fn read_all(
             .forwards()
             .position(start)
             .max_count(batch);
-        let mut read = client
-            .read_all(&options)
-            .await
-            .map_err(StoreError::backend)?;
+        let mut read = client.read_all(&options).await.map_err(store_error)?;
         let mut seen = 0usize;
         let mut last = bound;
-        while let Some(resolved) = read.next().await.map_err(StoreError::backend)? {
+        while let Some(resolved) = read.next().await.map_err(store_error)? {
             seen += 1;
             let Some(event) = into_event(resolved) else {
                 continue;
@@ -144,7 +141,7 @@ impl Following {
                     // error; start a new one on the next poll.
                     self.subscription = None;
                     self.failed = true;
-                    return Err(StoreError::backend(error));
+                    return Err(store_error(error));
                 }
             }
         }

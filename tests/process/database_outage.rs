@@ -4,13 +4,16 @@
 //! process recovers by itself; every increment it acknowledged is in the log, and the log holds
 //! none it refused beyond those that were committing when the server went away (their answer
 //! was lost with the connection: the caller was told 503, and cannot know); the users read
-//! model, fed by the process's projectors, catches up to the log exactly.
+//! model, fed by the process's projectors, the Kafka topic, fed by its publisher, and the audit
+//! route (`history`) all catch up to the log exactly.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use test_support::eventually;
+use test_support::kafka::{Broker, TopicReader};
 use test_support::postgres::{ClusterSettings, PostgresCluster};
 use test_support::process::{user_holding, Userledger};
 
@@ -48,6 +51,13 @@ async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is
     };
     let cluster = Arc::new(PostgresCluster::start_throwaway(&settings).expect("a cluster"));
     let database = cluster.create_database().await.expect("a database");
+    let brokers = Broker::shared().expect("a broker");
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let user_topic = format!("outage-users-{suffix}");
+    let (other_topic, social_topic) = (
+        format!("outage-others-{suffix}"),
+        format!("outage-social-{suffix}"),
+    );
     let service = Userledger::start(
         env!("CARGO_BIN_EXE_userledger"),
         "serve",
@@ -57,6 +67,10 @@ async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is
             ("USERLEDGER_TOKEN_SECRET", TOKEN_SECRET),
             ("USERLEDGER_BOOTSTRAP_CLIENT_ID", CLIENT_ID),
             ("USERLEDGER_BOOTSTRAP_CLIENT_SECRET", CLIENT_SECRET),
+            ("KAFKA_BROKERS", brokers),
+            ("KAFKA_USER_TOPIC", &user_topic),
+            ("KAFKA_ROLE_APPLICATION_TOPIC", &other_topic),
+            ("KAFKA_SOCIAL_TOPIC", &social_topic),
         ],
     )
     .await;
@@ -225,6 +239,15 @@ async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is
         landed as usize <= acknowledged + in_flight_at_stop,
         "{landed} in the log, {acknowledged} acknowledged, {in_flight_at_stop} in flight"
     );
+    let logged: BTreeSet<String> =
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT event_id FROM events WHERE stream_id = $1")
+            .bind(&stream)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
     pool.close().await;
 
     // The read model catches up to the log: the user's credits are the increments landed.
@@ -252,4 +275,68 @@ async fn requests_during_a_database_outage_fail_fast_and_nothing_acknowledged_is
         },
     )
     .await;
+
+    // Kafka carries exactly the log's events of the user: none lost in the outage, none that
+    // the log does not hold (a message sent again after a lost checkpoint is the same event).
+    let published = {
+        let (brokers, topic, key, logged) = (
+            brokers.to_owned(),
+            user_topic.clone(),
+            target.to_string(),
+            logged.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut reader = TopicReader::new(&brokers, &topic).expect("a reader");
+            let ids = |received: &[test_support::kafka::Received]| -> BTreeSet<String> {
+                received
+                    .iter()
+                    .filter(|r| r.key == key)
+                    .map(|r| r.header("ce_id").to_owned())
+                    .collect()
+            };
+            let received = reader
+                .read_until(Duration::from_secs(60), |received| {
+                    ids(received).is_superset(&logged)
+                })
+                .expect("the publisher catches up");
+            let duplicates = received.iter().filter(|r| r.key == key).count() - ids(received).len();
+            (ids(received), duplicates)
+        })
+        .await
+        .unwrap()
+    };
+    eprintln!(
+        "Kafka: {} of the user's events, {} sent more than once",
+        published.0.len(),
+        published.1
+    );
+    assert_eq!(published.0, logged, "Kafka holds exactly the log's events");
+
+    // The audit route shows exactly the log's events too, page by page.
+    let mut audited = BTreeSet::new();
+    let mut from = Some(0);
+    while let Some(revision) = from {
+        let page: Value = http
+            .get(format!(
+                "{base}/user/client-api/history?target={target}&from={revision}&limit=1000"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = page["data"]["events"].as_array().expect("a page of events");
+        audited.extend(
+            events
+                .iter()
+                .map(|e| e["eventId"].as_str().unwrap().to_owned()),
+        );
+        from = page["data"]["next"].as_u64();
+    }
+    assert_eq!(
+        audited, logged,
+        "the history shows exactly the log's events"
+    );
 }

@@ -127,6 +127,7 @@ pub static KEYS: &[Key] = &[
         Some("127.0.0.1:8080".into())
     }),
     key("USERLEDGER_STATUS_LISTEN", Public, unset),
+    key("USERLEDGER_HEALTH_LISTEN", Public, unset),
     key("DATABASE_URL", Url, unset),
     key("EVENTSTORE_URL", Url, unset),
     key("USERLEDGER_DATABASE_POOL", Public, || Some("32".into())),
@@ -386,6 +387,9 @@ pub struct Config {
     /// Where `userledger project` serves `/health`, `/projections/status` and `/metrics`;
     /// `None`: it serves nothing.
     pub status_listen: Option<SocketAddr>,
+    /// A port of its own for `GET /health`, served by a thread of its own so that liveness
+    /// probes are answered at once under any load; `None`: `/health` is on the API's port only.
+    pub health_listen: Option<SocketAddr>,
     /// PostgreSQL: the read models, idempotency keys, and the events without `EVENTSTORE_URL`.
     pub database_url: Option<SecretString>,
     /// EventStoreDB, the production event store.
@@ -735,6 +739,11 @@ impl Layers {
             "an address such as 0.0.0.0:8081",
             |v| v.parse::<SocketAddr>().ok(),
         )?;
+        let health_listen = parser.parse(
+            "USERLEDGER_HEALTH_LISTEN",
+            "an address such as 0.0.0.0:8082",
+            |v| v.parse::<SocketAddr>().ok(),
+        )?;
         let database_url = parser.url("DATABASE_URL", &["postgres", "postgresql"])?;
         let eventstore_url = parser.url("EVENTSTORE_URL", &["esdb", "esdb+discover"])?;
         let database_pool = parser.required(
@@ -888,6 +897,7 @@ impl Layers {
             file: self.file.clone(),
             listen,
             status_listen,
+            health_listen,
             database_url,
             eventstore_url,
             database_pool,

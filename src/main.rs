@@ -247,6 +247,7 @@ enum Role {
 
 async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
     let listen = config.listen;
+    serve_liveness(config)?;
     let Log {
         store,
         stored,
@@ -326,8 +327,18 @@ async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
     served
 }
 
+/// Serves `/health` on the liveness port (`USERLEDGER_HEALTH_LISTEN`), when one is set.
+fn serve_liveness(config: &Config) -> anyhow::Result<()> {
+    if let Some(listen) = config.health_listen {
+        let address = http_edge::health::serve_apart(listen, config.header_read_timeout)?;
+        tracing::info!(%address, "serving /health on a port and thread of its own");
+    }
+    Ok(())
+}
+
 /// Runs the projectors of every read model until Ctrl-C or SIGTERM.
 async fn project(config: &Config) -> anyhow::Result<()> {
+    serve_liveness(config)?;
     let Log {
         store,
         stored,

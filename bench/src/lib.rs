@@ -235,44 +235,60 @@ pub async fn raw_hash_rate(workers: usize, duration: Duration) -> anyhow::Result
     Ok(measured.per_second)
 }
 
-/// Runs `load` with a sequential reader of `GET {base}/health` beside it (every 2 ms, for as
-/// long as the load runs): the load's figures and the reader's.
+/// Runs `load` with a sequential reader of each of `probes` (URLs of `/health`) beside it,
+/// every 2 ms for as long as the load runs: the load's figures and each reader's. A reader is
+/// a prober from outside, as an orchestrator's is: a thread and runtime of its own, so that
+/// its figures are the service's latency and not this load generator's own queue.
 pub async fn with_health(
-    http: &reqwest::Client,
-    base: &str,
+    probes: &[String],
     load: impl Future<Output = Measurement>,
-) -> (Measurement, Measurement) {
+) -> (Measurement, Vec<Measurement>) {
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let health = {
-        let (http, url, done) = (http.clone(), format!("{base}/health"), done.clone());
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut latencies = Vec::new();
-            let mut errors = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let begun = Instant::now();
-                match http.get(&url).send().await {
-                    Ok(response) if response.status().is_success() => {
-                        latencies.push(begun.elapsed())
-                    }
-                    _ => errors += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            summarize(latencies, errors, started.elapsed())
+    let readers: Vec<_> = probes
+        .iter()
+        .map(|url| {
+            let (url, done) = (url.clone(), done.clone());
+            std::thread::spawn(move || probe(&url, &done))
         })
-    };
+        .collect();
     let measured = load.await;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let health = health.await.unwrap_or(Measurement {
-        operations: 0,
-        errors: 1,
-        seconds: 0.0,
-        per_second: 0.0,
-        p50_ms: f64::NAN,
-        p99_ms: f64::NAN,
-    });
+    let mut health = Vec::new();
+    for reader in readers {
+        let joined = tokio::task::spawn_blocking(move || reader.join()).await;
+        health.push(joined.ok().and_then(Result::ok).unwrap_or(Measurement {
+            operations: 0,
+            errors: 1,
+            seconds: 0.0,
+            per_second: 0.0,
+            p50_ms: f64::NAN,
+            p99_ms: f64::NAN,
+        }));
+    }
     (measured, health)
+}
+
+/// `GET url` one after the other, 2 ms apart, until `done`: the latencies.
+fn probe(url: &str, done: &std::sync::atomic::AtomicBool) -> Measurement {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for a health reader");
+    runtime.block_on(async move {
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let begun = Instant::now();
+            match http.get(url).send().await {
+                Ok(response) if response.status().is_success() => latencies.push(begun.elapsed()),
+                _ => errors += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        summarize(latencies, errors, started.elapsed())
+    })
 }
 
 /// Serves the write side over `store` with `settings` on a free 127.0.0.1 port, in this

@@ -15,6 +15,9 @@ use tokio::process::{Child, Command};
 /// A running `userledger` process; killed when dropped.
 pub struct Service {
     pub base: String,
+    /// The base URL of the liveness port (`USERLEDGER_HEALTH_LISTEN`): `/health` alone, on a
+    /// thread of its own.
+    pub liveness: String,
     process: Child,
 }
 
@@ -29,12 +32,17 @@ impl Service {
     ) -> anyhow::Result<Self> {
         let binary = build_release_binary()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let liveness_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let process = Command::new(&binary)
             .arg(subcommand)
             .env("DATABASE_URL", database_url)
             .env_remove("EVENTSTORE_URL")
             .env_remove("KAFKA_BROKERS")
             .env("USERLEDGER_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "USERLEDGER_HEALTH_LISTEN",
+                format!("127.0.0.1:{liveness_port}"),
+            )
             .env(
                 "USERLEDGER_TOKEN_SECRET",
                 String::from_utf8_lossy(TOKEN_SECRET).as_ref(),
@@ -67,7 +75,11 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(Self { base, process })
+        Ok(Self {
+            base,
+            liveness: format!("http://127.0.0.1:{liveness_port}"),
+            process,
+        })
     }
 
     /// The process's resident memory in MiB, now and at its peak (`VmRSS` and `VmHWM`).

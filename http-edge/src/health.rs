@@ -2,16 +2,19 @@
 //! event store and the database answer; where the read side is served, its `/ready` also wants
 //! the read models caught up (`query_service`), built from [`store_checks`] and [`readiness`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
 use events::store::EventStore;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::openapi::{schemas, Doc, Routes};
-use crate::EdgeState;
+use crate::{EdgeState, Server};
 
 /// `GET /health`, outside every limit.
 pub fn routes() -> Routes {
@@ -25,6 +28,41 @@ pub fn routes() -> Routes {
             ),
         health,
     )
+}
+
+/// Serves `GET /health` alone on `listen` from a thread with a runtime of its own, for the
+/// process's life; the address it listens on. On the API's port `/health` waits its turn
+/// behind every request that is ready to run, so a flood delays it like any request; here it
+/// waits for nothing but the operating system's scheduler, and a liveness probe is answered
+/// at once even while every API worker is busy.
+pub fn serve_apart(
+    listen: SocketAddr,
+    header_read_timeout: Duration,
+) -> anyhow::Result<SocketAddr> {
+    let (bound, address) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("liveness".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => return drop(bound.send(Err(anyhow::Error::from(error)))),
+            };
+            runtime.block_on(async move {
+                let router = Router::new().route("/health", get(health));
+                let server = match Server::liveness(listen, router, header_read_timeout).await {
+                    Ok(server) => server,
+                    Err(error) => return drop(bound.send(Err(error))),
+                };
+                let _ = bound.send(server.local_addr().map_err(anyhow::Error::from));
+                if let Err(error) = server.run_until_stopped(std::future::pending()).await {
+                    tracing::error!(error = format!("{error:#}"), "the liveness port stopped");
+                }
+            });
+        })?;
+    address.recv()?
 }
 
 /// `GET /ready` of a process without the read side (`userledger command`).

@@ -34,6 +34,9 @@ use crate::envelope::ApiError;
 use crate::openapi::{self, Routes};
 use crate::{cors, health, telemetry, EdgeSettings, EdgeState};
 
+/// Connections open at once on the liveness port: its probers, not its callers.
+const LIVENESS_CONNECTIONS: usize = 64;
+
 /// A bound server, ready to run.
 pub struct Server {
     listener: TcpListener,
@@ -70,6 +73,25 @@ impl Server {
             max_connections: edge.settings.max_connections,
             header_read_timeout: edge.settings.header_read_timeout,
             router: router(edge, routes),
+        })
+    }
+
+    /// Binds `listen` to serve `router` outside every edge (the liveness port,
+    /// [`health::serve_apart`]): a few connections, the edge's header timeout, the contract's
+    /// 404 for any other route.
+    pub(crate) async fn liveness(
+        listen: SocketAddr,
+        router: Router,
+        header_read_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        Ok(Self {
+            listener,
+            max_connections: LIVENESS_CONNECTIONS,
+            header_read_timeout,
+            router: router.fallback(unknown_route),
         })
     }
 

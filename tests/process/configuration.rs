@@ -303,6 +303,45 @@ async fn project_serves_its_status_for_health_checks_when_asked() {
     );
 }
 
+#[tokio::test]
+async fn serve_answers_health_on_a_port_of_its_own_when_asked() {
+    let database = TestDatabase::new().await.expect("a test database");
+    let liveness = free_address();
+    let service = test_support::process::Userledger::start(
+        env!("CARGO_BIN_EXE_userledger"),
+        "serve",
+        database.url(),
+        None,
+        &[("USERLEDGER_HEALTH_LISTEN", &liveness)],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://{liveness}/health"))
+        .send()
+        .await
+        .expect("the liveness port answers");
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.expect("JSON");
+    assert_eq!(body, serde_json::json!({ "ok": 1, "status": "UP" }));
+    let other = client
+        .get(format!("http://{liveness}/user/admin-api/list"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(
+        other.status(),
+        404,
+        "the liveness port serves /health alone"
+    );
+    let api = client
+        .get(format!("{}/health", service.base))
+        .send()
+        .await
+        .expect("the API's port answers");
+    assert_eq!(api.status(), 200, "/health stays on the API's port too");
+}
+
 fn free_address() -> String {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

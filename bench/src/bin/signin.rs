@@ -73,8 +73,8 @@ async fn main() -> anyhow::Result<()> {
                 async move { sign_in(&http, &base).await }
             }
         });
-        let (signins, health) = with_health(&http, &base, load).await;
-        rounds.push((hashes, signins, health));
+        let (signins, mut health) = with_health(&[format!("{base}/health")], load).await;
+        rounds.push((hashes, signins, health.remove(0)));
     }
     let hash_rate = rounds.iter().map(|(h, ..)| h).sum::<f64>() / ROUNDS as f64;
     let signin_rate = rounds.iter().map(|(_, s, _)| s.operations).sum::<u64>() as f64

@@ -553,6 +553,14 @@ async fn erase(config: &Config, user: UserId) -> anyhow::Result<()> {
             http_edge::envelope::ApiError::NotFound(_) => {
                 anyhow::anyhow!("no user has this id (or they were erased already)")
             }
+            http_edge::envelope::ApiError::ResourceConflict(info) => {
+                anyhow::anyhow!(
+                    "{} (in the clear: {} of {})",
+                    info["reason"],
+                    info["fields"],
+                    info["stream"]
+                )
+            }
             error => anyhow::anyhow!("{error}"),
         })
         .with_context(|| format!("erasing {user}"))?;

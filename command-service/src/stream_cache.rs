@@ -326,6 +326,10 @@ impl EventStore for StreamCache {
         self.store.open(events).await
     }
 
+    async fn in_the_clear(&self, stream: &str) -> Result<Vec<&'static str>, StoreError> {
+        self.store.in_the_clear(stream).await
+    }
+
     /// Also forgets the person's streams: their tails hold what was read of them, opened.
     async fn shred_key(&self, owner: UserId) -> Result<(), StoreError> {
         self.store.shred_key(owner).await?;

@@ -347,6 +347,16 @@ impl<S: EventStore + ?Sized> EventStore for Sealed<S> {
         self.keyring.shred(owner).await
     }
 
+    /// Read as stored, not opened: an opened field no longer tells how it was kept.
+    async fn in_the_clear(&self, stream: &str) -> Result<Vec<&'static str>, StoreError> {
+        let stored = self.inner.read_stream(stream, 0).await?;
+        let fields: std::collections::BTreeSet<&'static str> = stored
+            .iter()
+            .flat_map(|event| personal::unsealed_fields(stream, &event.data))
+            .collect();
+        Ok(fields.into_iter().collect())
+    }
+
     async fn read_stream(
         &self,
         stream: &str,

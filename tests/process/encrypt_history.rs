@@ -1,7 +1,8 @@
 //! `userledger encrypt-history` (issue 17): a log written before sealing began (personal data
 //! in the clear, chained over it) is sealed in place: every event keeps its id, position and
 //! revision; no personal field is left in the clear; the chains verify; readers see what they
-//! saw before; a second run finds nothing to do; a person erased afterwards reads as erased.
+//! saw before; a second run finds nothing to do. Erasing a person before it is refused (their
+//! data in the clear would stay); erased afterwards, they read as erased.
 
 use event_store::sealed::{Keyring, Sealed};
 use events::personal::{self, ERASED};
@@ -25,6 +26,30 @@ async fn the_history_is_sealed_in_place_and_still_verifies() {
     assert!(
         people(&before) > 10,
         "the history holds personal data in the clear"
+    );
+
+    // Erasing a person whose data is in the clear would leave it there: refused, nothing done.
+    let person = before
+        .iter()
+        .find(|e| e.event_type == "UserCreated" && e.stream.starts_with("user-"))
+        .expect("a user")
+        .stream
+        .clone();
+    let refused = Command::new(env!("CARGO_BIN_EXE_userledger"))
+        .args(["erase", person.trim_start_matches("user-")])
+        .env("DATABASE_URL", world.database.url())
+        .env_remove("EVENTSTORE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let told = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{told}");
+    assert!(told.contains("userledger encrypt-history"), "{told}");
+    assert_eq!(
+        world.log().await.len(),
+        before.len(),
+        "the refusal appended nothing"
     );
 
     let printed = userledger(world.database.url(), &["encrypt-history"]).await;
@@ -66,13 +91,8 @@ async fn the_history_is_sealed_in_place_and_still_verifies() {
     let again = userledger(world.database.url(), &["encrypt-history"]).await;
     assert!(again.contains(", 0 sealed (0 events rewritten)"), "{again}");
 
-    // A person erased afterwards reads as erased.
-    let user = after
-        .iter()
-        .find(|e| e.event_type == "UserCreated" && e.stream.starts_with("user-"))
-        .expect("a user")
-        .stream
-        .clone();
+    // The person whose erasure was refused can be erased now, and reads as erased.
+    let user = person;
     let id = user.trim_start_matches("user-");
     userledger(world.database.url(), &["erase", id]).await;
     let replayed = userledger(world.database.url(), &["replay", "--stream", &user]).await;

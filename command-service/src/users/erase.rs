@@ -6,7 +6,9 @@
 //! Scope `admin:profile:erase:write`, and by default the `super_admin` role
 //! (`USERLEDGER_ERASURE_SUPER_ADMIN_ONLY`); otherwise the caller must out-rank the user. An
 //! erasure cut off after its event (the person is gone, but their key is not) is finished by
-//! sending it again, which answers 404 like any request about a missing user.
+//! sending it again, which answers 404 like any request about a missing user. A person whose
+//! streams hold personal data in the clear (written before sealing began) is refused with 409
+//! until `userledger encrypt-history` has sealed it: destroying the key would not erase it.
 //!
 //! What else held the person goes too: the objects kept for answers, the revocation cache's
 //! entry, the stream cache's copies of their streams, the answers kept for repeated requests
@@ -14,9 +16,11 @@
 
 use axum::extract::State;
 use events::metadata::{CommandContext, EventFamily};
+use events::sign_in::SignIns;
 use events::store::Position;
 use events::user::{User, UserCommand, UserEvent};
 use events::values::{RoleId, UserId};
+use events::Aggregate;
 use serde_json::json;
 use utoipa::ToSchema;
 
@@ -90,6 +94,7 @@ pub async fn erase(
     checked_role: Option<RoleId>,
     context: &CommandContext,
 ) -> Result<Position, ApiError> {
+    refuse_data_in_the_clear(state, target).await?;
     let erased = execute::<User, _>(
         &*state.store,
         &target,
@@ -120,6 +125,25 @@ pub async fn erase(
     forget(state, target).await?;
     tracing::info!(user = %target, "erased");
     Ok(position)
+}
+
+/// 409 ResourceConflict when `target`'s streams hold personal data in the clear (written before
+/// sealing began): destroying their key would not erase it, so nothing is done until
+/// `userledger encrypt-history` has sealed it.
+async fn refuse_data_in_the_clear(state: &AppState, target: UserId) -> Result<(), ApiError> {
+    for stream in [User::stream_name(target), SignIns::stream_name(&target)] {
+        let fields = state.store.in_the_clear(&stream).await?;
+        if !fields.is_empty() {
+            return Err(ApiError::ResourceConflict(json!({
+                "reason": "this person's data written before sealing began is still in the \
+                           clear, and destroying their key would not erase it: run \
+                           `userledger encrypt-history`, then erase",
+                "stream": stream,
+                "fields": fields,
+            })));
+        }
+    }
+    Ok(())
 }
 
 /// When `target`'s stream ends with their erasure, destroys their key and forgets them (again,

@@ -78,6 +78,12 @@ pub fn router() -> Routes<AppState> {
         "no user has this `target` (or they were erased already)",
     )
     .error(
+        409,
+        "ResourceConflict",
+        "the person's data written before sealing began is still in the clear: run \
+         `userledger encrypt-history` first (nothing was done)",
+    )
+    .error(
         401,
         "InsufficientPrivileges",
         "the caller is not a super_admin (USERLEDGER_ERASURE_SUPER_ADMIN_ONLY), or does not \

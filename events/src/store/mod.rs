@@ -241,6 +241,14 @@ pub trait EventStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The personal fields that `stream` holds in the clear, each named once: written before
+    /// sealing began, and left so until `userledger encrypt-history` seals them (an erasure
+    /// would not reach them). A store that does not seal knows of none.
+    async fn in_the_clear(&self, stream: &str) -> Result<Vec<&'static str>, StoreError> {
+        let _ = stream;
+        Ok(Vec::new())
+    }
+
     /// Destroys the key `owner`'s personal data is sealed with (erasure, [`crate::personal`]):
     /// from now on it reads as erased, and nothing more can be sealed for them. Only a store
     /// that keeps people's keys can (by default this fails).

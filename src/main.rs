@@ -247,7 +247,6 @@ enum Role {
 
 async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
     let listen = config.listen;
-    serve_liveness(config)?;
     let Log {
         store,
         stored,
@@ -318,6 +317,7 @@ async fn serve(config: &Config, role: Role) -> anyhow::Result<()> {
             .await?
         }
     };
+    serve_liveness(config)?;
     tracing::info!(address = %app.local_addr()?, role = ?role, "userledger is serving");
     let served = app.run_until_stopped(shutdown_signal()).await;
     let _ = stop.send(true);
@@ -338,7 +338,6 @@ fn serve_liveness(config: &Config) -> anyhow::Result<()> {
 
 /// Runs the projectors of every read model until Ctrl-C or SIGTERM.
 async fn project(config: &Config) -> anyhow::Result<()> {
-    serve_liveness(config)?;
     let Log {
         store,
         stored,
@@ -348,6 +347,7 @@ async fn project(config: &Config) -> anyhow::Result<()> {
     let kafka = kafka_settings(config);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let read_models = projectors(&store, &stored, &url, kafka, stopped);
+    serve_liveness(config)?;
     tracing::info!("userledger is projecting");
     match config.status_listen {
         // Health checks see this process's projectors through the status routes.
@@ -556,9 +556,9 @@ async fn erase(config: &Config, user: UserId) -> anyhow::Result<()> {
             http_edge::envelope::ApiError::ResourceConflict(info) => {
                 anyhow::anyhow!(
                     "{} (in the clear: {} of {})",
-                    info["reason"],
+                    info["reason"].as_str().unwrap_or_default(),
                     info["fields"],
-                    info["stream"]
+                    info["stream"].as_str().unwrap_or_default()
                 )
             }
             error => anyhow::anyhow!("{error}"),

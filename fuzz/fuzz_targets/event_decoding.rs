@@ -1,9 +1,9 @@
 //! Stored events as every reader of the log decodes them: the first byte picks an aggregate,
 //! then each record is a byte picking one of its event types, the stored payload and the stored
-//! metadata (two JSON values). Each event is opened as a reader with and without the person's
-//! key opens it, decoded through the upcasters of its schema version, and folded into the
-//! aggregate (and, for users, into the user object the API shows). Whatever the bytes, nothing
-//! panics: a broken event is an error, never a crash of a projector.
+//! metadata (two JSON values). Each event is opened with the person's key and without it (as
+//! after their erasure), decoded through the upcasters of its schema version, and folded into
+//! the aggregate (and, with the key, into the user object the API shows). Whatever the bytes,
+//! nothing panics: a broken event is an error, never a crash of a projector.
 
 #![no_main]
 
@@ -47,14 +47,14 @@ fn records<'a>(
     })
 }
 
-/// Opens, decodes and folds the records of `input` as events of stream `stream`.
+/// Opens, decodes and folds the records of `input` as events of stream `stream`, twice: as a
+/// reader with the person's key sees them (each decoded event also goes to `each`), and as one
+/// after their erasure sees them (every personal field `"[erased]"`).
 fn replay<A: Aggregate>(stream: &str, input: &[u8], mut each: impl FnMut(&Decoded<A::Event>)) {
-    let mut state = A::State::default();
+    let mut states = [A::State::default(), A::State::default()];
     for (revision, (event_type, data, metadata)) in (0..).zip(records(A::Event::EVENT_TYPES, input))
     {
-        let mut erased = data.clone();
-        personal::open(None, stream, &mut erased);
-        let mut event = RecordedEvent {
+        let stored = RecordedEvent {
             stream: stream.to_owned(),
             revision,
             position: Position {
@@ -67,11 +67,17 @@ fn replay<A: Aggregate>(stream: &str, input: &[u8], mut each: impl FnMut(&Decode
             metadata,
             recorded_at: chrono::DateTime::UNIX_EPOCH,
         };
-        personal::open(Some(key()), stream, &mut event.data);
-        if let Ok(decoded) = decode::<A::Event>(&event) {
-            each(&decoded);
-            state = A::evolve(state, &decoded.event);
-            let _ = A::unique_values(&state);
+        for (reader, key) in [Some(key()), None].into_iter().enumerate() {
+            let mut event = stored.clone();
+            personal::open(key, stream, &mut event.data);
+            if let Ok(decoded) = decode::<A::Event>(&event) {
+                if key.is_some() {
+                    each(&decoded);
+                }
+                let state = std::mem::take(&mut states[reader]);
+                states[reader] = A::evolve(state, &decoded.event);
+                let _ = A::unique_values(&states[reader]);
+            }
         }
     }
 }

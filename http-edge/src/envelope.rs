@@ -39,7 +39,7 @@ impl Answer {
         }
     }
 
-    /// [`Answer::ok`] of a value already built, kept as it is (`ok` would copy it).
+    /// [`Answer::ok`] of a value already built, kept as it is.
     pub fn ok_value(data: Value) -> Self {
         Self {
             status: StatusCode::OK,

@@ -30,15 +30,33 @@ pub fn routes() -> Routes {
     )
 }
 
+/// How often the runtime that serves the API marks that it runs, for the liveness port.
+const BEAT_EVERY: Duration = Duration::from_millis(500);
+/// How long without a mark before the liveness port answers that the process is down.
+const STALE_AFTER: Duration = Duration::from_secs(10);
+
 /// Serves `GET /health` alone on `listen` from a thread with a runtime of its own, for the
-/// process's life; the address it listens on. On the API's port `/health` waits its turn
-/// behind every request that is ready to run, so a flood delays it like any request; here it
-/// waits for nothing but the operating system's scheduler, and a liveness probe is answered
-/// at once even while every API worker is busy.
+/// process's life; the address it listens on. Call it from the runtime that serves the API,
+/// once that serves. On the API's port `/health` waits its turn behind every request that is
+/// ready to run, so a flood delays it like any request; here it waits for nothing but the
+/// operating system's scheduler, and a liveness probe is answered at once even while every
+/// API worker is busy. It still tells whether the API's runtime runs: that runtime marks a
+/// heartbeat every 500 ms, and after 10 s without one the answer is 503 `{"ok":0,"status":
+/// "DOWN"}`.
 pub fn serve_apart(
     listen: SocketAddr,
     header_read_timeout: Duration,
 ) -> anyhow::Result<SocketAddr> {
+    let heartbeat = Arc::new(Heartbeat::new());
+    tokio::spawn({
+        let heartbeat = heartbeat.clone();
+        async move {
+            loop {
+                heartbeat.mark();
+                tokio::time::sleep(BEAT_EVERY).await;
+            }
+        }
+    });
     let (bound, address) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("liveness".into())
@@ -51,7 +69,13 @@ pub fn serve_apart(
                 Err(error) => return drop(bound.send(Err(anyhow::Error::from(error)))),
             };
             runtime.block_on(async move {
-                let router = Router::new().route("/health", get(health));
+                let router = Router::new().route(
+                    "/health",
+                    get(move || {
+                        let heartbeat = heartbeat.clone();
+                        async move { heartbeat.liveness() }
+                    }),
+                );
                 let server = match Server::liveness(listen, router, header_read_timeout).await {
                     Ok(server) => server,
                     Err(error) => return drop(bound.send(Err(error))),
@@ -63,6 +87,44 @@ pub fn serve_apart(
             });
         })?;
     address.recv()?
+}
+
+/// When the API's runtime last ran, in milliseconds since `since`.
+struct Heartbeat {
+    since: std::time::Instant,
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl Heartbeat {
+    fn new() -> Self {
+        Self {
+            since: std::time::Instant::now(),
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn mark(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `/health`'s answer: up while the API's runtime marked within [`STALE_AFTER`].
+    fn liveness(&self) -> (StatusCode, Json<Value>) {
+        let now = self.since.elapsed().as_millis() as u64;
+        let silent = now.saturating_sub(self.last.load(std::sync::atomic::Ordering::Relaxed));
+        if Duration::from_millis(silent) < STALE_AFTER {
+            (StatusCode::OK, health_body())
+        } else {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "ok": 0,
+                    "status": "DOWN",
+                    "reason": format!("the API's runtime has not run for {} s", silent / 1000),
+                })),
+            )
+        }
+    }
 }
 
 /// `GET /ready` of a process without the read side (`userledger command`).
@@ -82,6 +144,10 @@ pub fn ready_route() -> Routes {
 
 /// Our envelope's `ok` and Liquid's `status`, so that either kind of probe reads it.
 async fn health() -> Json<Value> {
+    health_body()
+}
+
+fn health_body() -> Json<Value> {
     Json(json!({ "ok": 1, "status": "UP" }))
 }
 
@@ -135,4 +201,26 @@ pub async fn store_checks(
         checks.push(("database", failure));
     }
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_liveness_port_answers_down_once_the_api_runtime_stops_marking() {
+        let heartbeat = Heartbeat::new();
+        heartbeat.mark();
+        assert_eq!(heartbeat.liveness().0, StatusCode::OK);
+        // A heartbeat last marked 20 s ago.
+        let stale = Heartbeat {
+            since: std::time::Instant::now()
+                .checked_sub(Duration::from_secs(20))
+                .expect("the clock goes back 20 s"),
+            last: std::sync::atomic::AtomicU64::new(0),
+        };
+        let (status, Json(body)) = stale.liveness();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "DOWN");
+    }
 }

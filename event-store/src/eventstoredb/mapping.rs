@@ -17,18 +17,20 @@ use events::store::{ExpectedRevision, NewEvent, Position, RecordedEvent, StoreEr
 
 use super::reservations::RESERVATION_PREFIX;
 
-/// Whether an `$all` event belongs to the domain log.
 /// The store's error for a failed EventStoreDB call. [`StoreError::Unreachable`] (503 with
 /// `Retry-After` for a caller) when the server could not be reached or cannot serve for now:
-/// no connection or a dropped one, no node found, a deadline passed, a follower asked to write
-/// without a known leader, gRPC `Unavailable`. [`StoreError::Backend`] (500) for anything else.
+/// no node found, a connection dropped (gRPC `Unavailable`, which the client reports as a
+/// `ServerError` of that status), a deadline passed, a follower asked to write without a known
+/// leader. [`StoreError::Backend`] (500) for anything else, `ConnectionClosed` included: the
+/// client's connection task has stopped and will not come back, which no retry mends.
 pub(super) fn store_error(error: eventstore::Error) -> StoreError {
     use eventstore::Error;
     let unreachable = match &error {
-        Error::ConnectionClosed
-        | Error::GrpcConnectionError(_)
-        | Error::DeadlineExceeded
-        | Error::NotLeaderException(_) => true,
+        Error::GrpcConnectionError(_) | Error::DeadlineExceeded | Error::NotLeaderException(_) => {
+            true
+        }
+        // `Error::from_grpc` keeps only the status's text (tonic's `status: Unavailable, ...`).
+        Error::ServerError(status) => status.starts_with("status: Unavailable"),
         Error::Grpc { code, .. } => matches!(
             code,
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
@@ -42,6 +44,7 @@ pub(super) fn store_error(error: eventstore::Error) -> StoreError {
     }
 }
 
+/// Whether an `$all` event belongs to the domain log.
 pub(super) fn is_ours(event: &EsRecordedEvent) -> bool {
     !event.stream_id.starts_with('$')
         && !event.event_type.starts_with('$')
@@ -150,6 +153,34 @@ mod tests {
                 prepare: 9,
             },
             created: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn an_outage_is_unreachable_and_a_dead_client_is_a_failure() {
+        let unavailable = tonic::Status::unavailable("connection reset");
+        for error in [
+            eventstore::Error::ServerError(unavailable.to_string()),
+            eventstore::Error::DeadlineExceeded,
+            eventstore::Error::GrpcConnectionError(
+                eventstore::GrpcConnectionError::MaxDiscoveryAttemptReached(3),
+            ),
+        ] {
+            assert!(
+                matches!(store_error(error), StoreError::Unreachable(_)),
+                "an outage"
+            );
+        }
+        let internal = tonic::Status::internal("boom");
+        for error in [
+            eventstore::Error::ServerError(internal.to_string()),
+            eventstore::Error::ConnectionClosed,
+            eventstore::Error::AccessDenied,
+        ] {
+            assert!(
+                matches!(store_error(error), StoreError::Backend(_)),
+                "not an outage"
+            );
         }
     }
 

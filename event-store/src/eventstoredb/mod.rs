@@ -203,13 +203,17 @@ mod tests {
             Err(StoreError::Unreachable(_))
         ));
 
-        // A store that connected once and whose server has gone since: its reads and appends
-        // are refused as unreachable (503 for a caller), not as a failure (500).
-        let settings: ClientSettings = url.parse().expect("a valid URL");
-        let store = EventStoreDbStore::from_client(Client::new(settings).expect("a client"));
-        let read = store.read_stream("user-1", 0).await;
+        // A store made without the start-up check: its reads and appends find no node, and
+        // are refused as unreachable (503 for a caller), not as a failure (500). (Once its
+        // discovery attempts are spent, the client's connection task stops, and later calls
+        // get `ConnectionClosed`: a failure, since no retry mends it. Hence a client each.)
+        let store = || {
+            let settings: ClientSettings = url.parse().expect("a valid URL");
+            EventStoreDbStore::from_client(Client::new(settings).expect("a client"))
+        };
+        let read = store().read_stream("user-1", 0).await;
         assert!(matches!(read, Err(StoreError::Unreachable(_))), "{read:?}");
-        let append = store
+        let append = store()
             .append(AppendRequest::new(
                 "user-1",
                 events::store::ExpectedRevision::NoStream,

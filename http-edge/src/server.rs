@@ -65,11 +65,8 @@ impl Server {
         edge: Arc<EdgeState>,
         routes: Routes,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
         Ok(Self {
-            listener,
+            listener: bound(listen).await?,
             max_connections: edge.settings.max_connections,
             header_read_timeout: edge.settings.header_read_timeout,
             router: router(edge, routes),
@@ -84,11 +81,8 @@ impl Server {
         router: Router,
         header_read_timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
         Ok(Self {
-            listener,
+            listener: bound(listen).await?,
             max_connections: LIVENESS_CONNECTIONS,
             header_read_timeout,
             router: router.fallback(unknown_route),
@@ -162,6 +156,13 @@ impl Server {
         graceful.shutdown().await;
         Ok(())
     }
+}
+
+/// A listener on `listen` (port 0 picks a free port).
+async fn bound(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))
 }
 
 /// `routes` with `/health` and the documentation beside them, under the edge's layers, and

@@ -35,16 +35,11 @@ async fn the_history_is_sealed_in_place_and_still_verifies() {
         .expect("a user")
         .stream
         .clone();
-    let refused = Command::new(env!("CARGO_BIN_EXE_userledger"))
-        .args(["erase", person.trim_start_matches("user-")])
-        .env("DATABASE_URL", world.database.url())
-        .env_remove("EVENTSTORE_URL")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
-    let told = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "{told}");
+    let told = userledger_refuses(
+        world.database.url(),
+        &["erase", person.trim_start_matches("user-")],
+    )
+    .await;
     assert!(told.contains("userledger encrypt-history"), "{told}");
     assert_eq!(
         world.log().await.len(),
@@ -122,16 +117,7 @@ async fn a_stream_whose_chain_is_broken_is_left_as_it_is() {
     .execute(&world.pool)
     .await
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_userledger"))
-        .arg("encrypt-history")
-        .env("DATABASE_URL", world.database.url())
-        .env_remove("EVENTSTORE_URL")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{text}");
+    let text = userledger_refuses(world.database.url(), &["encrypt-history"]).await;
     assert!(text.contains(&altered.stream), "{text}");
     let stored: serde_json::Value =
         sqlx::query_scalar("SELECT data FROM events WHERE position = $1")
@@ -148,4 +134,22 @@ async fn a_stream_whose_chain_is_broken_is_left_as_it_is() {
 /// `userledger <args>` on the database at `url`.
 async fn userledger(url: &str, args: &[&str]) -> String {
     process::run(env!("CARGO_BIN_EXE_userledger"), url, args).await
+}
+
+/// `userledger <args>` on the database at `url`, which must fail: what it told on stderr.
+async fn userledger_refuses(url: &str, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_userledger"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env_remove("EVENTSTORE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let told = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "userledger {args:?} succeeded: {told}"
+    );
+    told
 }
